@@ -1,0 +1,45 @@
+"""The ``crowdlearning`` command: one subcommand per job (``crowdlearning --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+# subcommand -> ("module:function", help); each function takes argv and returns an exit code.
+# Modules load lazily so that `crowdlearning --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("crowdlearning.sim.cli:run_main", "the main job: the expert drives a track, writes a PNG"),
+    "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
+    "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
+    "hedera-node": (
+        "crowdlearning.payments.local_network.cli:main",
+        "start the local Hedera-compatible network and print how to connect",
+    ),
+}
+
+
+def _load(target: str) -> Callable[[Sequence[str]], int]:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="crowdlearning", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
+    lines = "\n".join(f"  {name:<14} {helptext}" for name, (_, helptext) in COMMANDS.items())
+    parser.epilog = f"commands:\n{lines}"
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    if not argv or argv[0] in {"-h", "--help"}:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv[:1])
+    return int(_load(COMMANDS[args.command][0])(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Settlement on Hedera: the transport contract, the SDK transport, the local network."""
