@@ -17,5 +17,5 @@ def register_envs() -> None:
         id=RACE_ENV_ID,
         entry_point="crowdlearning.sim.env:RaceEnv",
         vector_entry_point="crowdlearning.sim.vector_env:RaceVectorEnv",
-        max_episode_steps=None,  # the env truncates itself (it knows its own step limit)
+        max_episode_steps=2400,  # 2 minutes at 20 Hz
     )

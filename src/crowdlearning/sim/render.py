@@ -8,12 +8,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from crowdlearning.sim.track import Track  # noqa: E402
+from crowdlearning.sim.track import Track
 
-__all__ = ["draw_track", "render_track_png"]
+__all__ = ["draw_track", "render_rgb", "render_track_png"]
 
 
 def draw_track(ax: plt.Axes, track: Track, *, title: str | None = None) -> None:
@@ -66,3 +66,18 @@ def render_track_png(
 def _area(polygon: np.ndarray) -> float:
     x, y = polygon[:, 0], polygon[:, 1]
     return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2.0
+
+
+def render_rgb(track: Track, path_m: np.ndarray, *, size_px: int = 480) -> np.ndarray:
+    """The track and one car's path as an (H, W, 3) uint8 image (gymnasium ``rgb_array``)."""
+    dpi = 80
+    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    try:
+        draw_track(ax, track)
+        if len(path_m):
+            ax.plot(path_m[:, 0], path_m[:, 1], color="tab:red", linewidth=1.2)
+            ax.plot(path_m[-1, 0], path_m[-1, 1], marker="o", color="black", markersize=4)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    finally:
+        plt.close(fig)

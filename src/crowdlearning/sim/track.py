@@ -184,17 +184,12 @@ class Track:
         pts = np.asarray(points_m, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3:
             raise TrackError(f"a loop needs at least 3 points of shape (N, 2), got {pts.shape}")
-        closed = np.vstack([pts, pts[:1]])
-        seg = np.hypot(*np.diff(closed, axis=0).T)
-        s = np.concatenate([[0.0], np.cumsum(seg)])
-        total = s[-1]
-        if not np.isfinite(total) or total <= 0:
-            raise TrackError("loop has zero or non-finite length")
-        n = max(_MIN_POINTS, int(round(total / spacing_m)))
-        s_new = np.arange(n) * (total / n)
-        x = np.interp(s_new, s, closed[:, 0])
-        y = np.interp(s_new, s, closed[:, 1])
-        return cls(name=name, centreline_m=np.stack([x, y], axis=1), width_m=width_m, seed=seed)
+        if not np.all(np.isfinite(pts)):
+            raise TrackError("loop contains NaN or infinite coordinates")
+        # at sharp corners chords are shorter than the arc: a few passes even them out
+        for _ in range(4):
+            pts = _resample_loop(pts, spacing_m)
+        return cls(name=name, centreline_m=pts, width_m=width_m, seed=seed)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
@@ -249,3 +244,16 @@ class Track:
 
     def __hash__(self) -> int:
         return hash(self.digest)
+
+
+def _resample_loop(pts: np.ndarray, spacing_m: float) -> np.ndarray:
+    """Points at equal distances along the closed polyline through ``pts``."""
+    closed = np.vstack([pts, pts[:1]])
+    seg = np.hypot(*np.diff(closed, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    total = s[-1]
+    if not np.isfinite(total) or total <= 0:
+        raise TrackError("loop has zero or non-finite length")
+    n = max(_MIN_POINTS, round(total / spacing_m))
+    s_new = np.arange(n) * (total / n)
+    return np.stack([np.interp(s_new, s, closed[:, 0]), np.interp(s_new, s, closed[:, 1])], axis=1)
