@@ -5,8 +5,8 @@ implementation drives ``hiero-sdk-python`` over gRPC (against the local network 
 or mainnet by settings); tests may pass an in-memory twin. Exactly-once settlement rests on this
 contract:
 
-1. ``prepare_transfer`` builds *and signs* a transfer with a client-chosen transaction id and returns
-   its bytes; the caller persists them (and the id) before anything is sent.
+1. ``prepare_transfer`` builds *and signs* a transfer with a client-chosen transaction id and
+   returns its bytes; the caller persists them (and the id) before anything is sent.
 2. ``submit`` sends those exact bytes; sending them again is safe: the network answers
    ``DUPLICATE_TRANSACTION`` for a transaction it has already seen, which counts as accepted.
 3. ``get_receipt`` tells the final status of a transaction id (``None`` while unknown).
