@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("crowdlearning.sim.cli:run_main", "the main job (the expert drives, writes a PNG)"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
+    "demo": ("crowdlearning.crowd.demo:demo_main",
+             "a simulated crowd improves the model; writes a report"),
     "hedera-node": (
         "crowdlearning.payments.local_network.cli:main",
         "start the local Hedera-compatible network and print how to connect",

@@ -1,8 +1,8 @@
 """The scripted expert: pure pursuit on the centreline with curvature-aware speed control.
 
-It reads the simulator's ground truth (pose, position on the track), never the observation, and is
-batched over all cars. It is the reference driver for tests, the source of gold labels, and the
-skill the simulated crowd imitates with noise.
+It reads ground truth (pose and position on the track, which a client can derive from the frames
+and the track JSON it is sent), never the observation, and is batched over all cars. It is the
+reference driver for tests, the source of gold labels, and the skill the simulated crowd imitates.
 
 Steering: aim at the centreline point ``lookahead = clip(k * v + base)`` metres ahead and turn the
 wheels by the pure-pursuit angle ``atan(2 L sin(alpha) / lookahead)``.
@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.params import CarParams
+from crowdlearning.sim.race_sim import RaceSim, curvature_ahead
+from crowdlearning.sim.track_bank import TrackBank
 
 __all__ = ["ExpertDriver"]
 
@@ -37,31 +39,34 @@ class ExpertDriver:
 
     def act(self, sim: RaceSim) -> np.ndarray:
         """Actions (steer, throttle) for every car of ``sim``."""
-        return np.stack([self.steer(sim), self.throttle(sim)], axis=1)
+        return self.act_on(sim.bank, sim.car, sim.pose, sim.idx, sim.track_of)
 
-    def steer(self, sim: RaceSim) -> np.ndarray:
-        b, car = sim.bank, sim.car
-        t = sim.track_of
-        speed = sim.pose[:, 3]
+    def act_on(self, bank: TrackBank, car: CarParams, pose: np.ndarray, idx: np.ndarray,
+               track_of: np.ndarray) -> np.ndarray:
+        """Actions for cars at ``pose`` (n, 5) nearest centreline points ``idx`` of ``track_of``."""
+        steer = self._steer(bank, car, pose, idx, track_of)
+        target = self._target_speed_mps(bank, car, idx, track_of)
+        throttle = np.clip(self.speed_gain * (target - pose[:, 3]), -1.0, 1.0)
+        return np.stack([steer, throttle], axis=1)
+
+    def _steer(self, bank: TrackBank, car: CarParams, pose: np.ndarray, idx: np.ndarray,
+               track_of: np.ndarray) -> np.ndarray:
+        speed = pose[:, 3]
         lookahead = np.clip(self.lookahead_gain_s * speed + self.lookahead_base_m,
                             self.lookahead_base_m, self.lookahead_max_m)
-        ahead = np.round(lookahead / b.spacing[t]).astype(np.int64)
-        target = b.centre[b.start[t] + (sim.idx + ahead) % b.count[t]]
-        dx, dy = target[:, 0] - sim.pose[:, 0], target[:, 1] - sim.pose[:, 1]
-        alpha = np.arctan2(dy, dx) - sim.pose[:, 2]
+        ahead = np.round(lookahead / bank.spacing[track_of]).astype(np.int64)
+        target = bank.centre[bank.start[track_of] + (idx + ahead) % bank.count[track_of]]
+        dx, dy = target[:, 0] - pose[:, 0], target[:, 1] - pose[:, 1]
+        alpha = np.arctan2(dy, dx) - pose[:, 2]
         dist = np.maximum(np.hypot(dx, dy), 1.0)
         wheel = np.arctan(2.0 * car.wheelbase_m * np.sin(alpha) / dist)
         return np.clip(wheel / car.max_steer_rad, -1.0, 1.0)
 
-    def target_speed_mps(self, sim: RaceSim) -> np.ndarray:
-        car = sim.car
+    def _target_speed_mps(self, bank: TrackBank, car: CarParams, idx: np.ndarray,
+                          track_of: np.ndarray) -> np.ndarray:
         distances = np.arange(0.0, self.horizon_m + 1e-9, self.horizon_step_m)
-        curvature = np.abs(sim.curvature_ahead(distances))
+        curvature = np.abs(curvature_ahead(bank, track_of, idx, distances))
         corner = np.sqrt(self.grip_fraction * car.grip_mps2 / np.maximum(curvature, 1e-4))
         brake = self.brake_fraction * car.max_brake_mps2
         reachable = np.sqrt(corner**2 + 2.0 * brake * distances[None, :])
         return np.minimum(reachable.min(axis=1), 0.97 * car.max_speed_mps)
-
-    def throttle(self, sim: RaceSim) -> np.ndarray:
-        error = self.target_speed_mps(sim) - sim.pose[:, 3]
-        return np.clip(self.speed_gain * error, -1.0, 1.0)

@@ -25,7 +25,7 @@ from crowdlearning.sim.params import DT_S, CarParams, SensorParams
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_bank import TrackBank
 
-__all__ = ["POSE_FIELDS", "RaceSim", "StepOutcome"]
+__all__ = ["POSE_FIELDS", "RaceSim", "StepOutcome", "curvature_ahead"]
 
 POSE_FIELDS = ("x_m", "y_m", "yaw_rad", "speed_mps", "steer_rad")
 EXIT_PENALTY = 10.0  # reward taken when the car leaves the track [m of progress]
@@ -180,10 +180,7 @@ class RaceSim:
 
     def curvature_ahead(self, distances_m: Sequence[float] | np.ndarray) -> np.ndarray:
         """Centreline curvature at the given distances ahead of each car, (num_cars, D) [1/m]."""
-        b = self.bank
-        t = self.track_of[:, None]
-        ahead = np.round(np.asarray(distances_m)[None, :] / b.spacing[t]).astype(np.int64)
-        return b.curvature[b.start[t] + (self.idx[:, None] + ahead) % b.count[t]]
+        return curvature_ahead(self.bank, self.track_of, self.idx, distances_m)
 
     def observe(self) -> np.ndarray:
         """The documented observation of every car, (num_cars, obs_dim) float32."""
@@ -192,3 +189,13 @@ class RaceSim:
                        self.curvature_ahead(self.sensors.preview_distances_m), self.car,
                        self.sensors)
         return np.clip(obs, self._obs_low, self._obs_high)
+
+
+def curvature_ahead(
+    bank: TrackBank, track_of: np.ndarray, idx: np.ndarray,
+    distances_m: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """Curvature [1/m] at ``distances_m`` ahead of centreline points ``idx`` of ``track_of``."""
+    t = np.asarray(track_of)[:, None]
+    ahead = np.round(np.asarray(distances_m)[None, :] / bank.spacing[t]).astype(np.int64)
+    return bank.curvature[bank.start[t] + (np.asarray(idx)[:, None] + ahead) % bank.count[t]]

@@ -1,0 +1,134 @@
+"""Scripted players: they play through the same ``Frame`` -> ``PlayerInputs`` interface as humans.
+
+Each persona handles a set of sessions (rows of the batch) and returns, for those rows, its
+input (steer, throttle), the tick the input answers, and whether it holds control (takeover mode).
+A persona sees only the frame: pose, observation, the policy's proposal and the public track.
+
+==============  ======================================================================
+expert          the scripted expert's action every tick; in takeover mode it steps in
+                when the policy strays (disagrees, or the car drifts off line)
+noisy-<s>       the expert plus Gaussian noise of std ``s`` on both controls
+late-<d>        the expert reacting ``d`` ticks late: at tick t it answers with what the
+                expert would have done at t - d (and reports t, as a browser would)
+lazy            copies the policy's proposal (adds nothing)
+random          uniform random controls
+adversary       steers toward the nearest edge at full throttle
+==============  ======================================================================
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crowdlearning.learning.session import Frame
+from crowdlearning.sim.expert import ExpertDriver
+
+__all__ = ["PERSONAS", "Persona", "make_persona"]
+
+_EXPERT = ExpertDriver()
+
+
+def _expert(frame: Frame, rows: np.ndarray) -> np.ndarray:
+    return _EXPERT.act_on(frame.bank, frame.car, frame.pose[rows], frame.centre_index[rows],
+                          frame.track_of[rows])
+
+
+@dataclass
+class Persona:
+    """Base: answers every tick in label mode; ``wants_control`` gates takeover mode."""
+
+    name: str
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    hold_ticks: int = 10  # once in control, keep it at least this long (0.5 s)
+    _held: dict[int, int] = field(default_factory=dict)
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Takeover gate; by default a human steps in when the policy disagrees or drifts."""
+        disagree = np.abs(action[:, 0] - frame.proposed[rows, 0]) > 0.3
+        half = frame.bank.half_width[frame.track_of[rows]]
+        drifting = np.abs(frame.lateral_m[rows]) > 0.5 * half
+        return disagree | drifting
+
+    def act(self, frame: Frame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(player (k, 2), input_tick (k,), intervention (k,)) for ``rows``."""
+        action = np.clip(self.action(frame, rows), -1.0, 1.0)
+        gate = self.wants_control(frame, rows, action)
+        hold = np.array([self._held.get(int(r), 0) for r in rows])
+        hold = np.where(gate, self.hold_ticks, np.maximum(hold - 1, 0))
+        self._held.update(zip(rows.tolist(), hold.tolist(), strict=True))
+        return action, np.full(len(rows), frame.tick, np.int64), hold > 0
+
+
+@dataclass
+class ExpertPlayer(Persona):
+    noise_std: float = 0.0
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        act = _expert(frame, rows)
+        if self.noise_std > 0:
+            act = act + self.rng.normal(0.0, self.noise_std, size=act.shape)
+        return act
+
+
+@dataclass
+class LateReactor(Persona):
+    delay_ticks: int = 6
+    _past: deque = field(default_factory=deque)
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        now = _expert(frame, np.arange(len(frame.alive)))
+        self._past.append(now)
+        while len(self._past) > self.delay_ticks + 1:
+            self._past.popleft()
+        return self._past[0][rows]  # what the expert wanted delay_ticks ago
+
+
+@dataclass
+class LazyPlayer(Persona):
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        return frame.proposed[rows].copy()
+
+    def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return self.rng.random(len(rows)) < 0.1  # "takes over" now and then, changing nothing
+
+
+@dataclass
+class RandomPlayer(Persona):
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, size=(len(rows), 2))
+
+    def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return self.rng.random(len(rows)) < 0.2
+
+
+@dataclass
+class Adversary(Persona):
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        toward_edge = np.where(frame.lateral_m[rows] >= 0, 1.0, -1.0)
+        return np.stack([toward_edge, np.ones(len(rows))], axis=1)
+
+    def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return self.rng.random(len(rows)) < 0.3
+
+
+PERSONAS = ("expert", "noisy-0.1", "noisy-0.3", "late-6", "lazy", "random", "adversary")
+
+
+def make_persona(name: str, rng: np.random.Generator) -> Persona:
+    """A persona by name: expert, noisy-<std>, late-<ticks>, lazy, random, adversary."""
+    if name == "expert":
+        return ExpertPlayer(name, rng)
+    if name.startswith("noisy-"):
+        return ExpertPlayer(name, rng, noise_std=float(name.split("-", 1)[1]))
+    if name.startswith("late-"):
+        return LateReactor(name, rng, delay_ticks=int(name.split("-", 1)[1]))
+    simple = {"lazy": LazyPlayer, "random": RandomPlayer, "adversary": Adversary}
+    if name in simple:
+        return simple[name](name, rng)
+    raise ValueError(f"unknown persona {name!r}; known: {PERSONAS}")

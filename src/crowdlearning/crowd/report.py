@@ -1,0 +1,74 @@
+"""The demo's report: a learning-curve picture and a markdown summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+__all__ = ["learning_curve_png", "markdown_report"]
+
+
+def learning_curve_png(report: dict, path: Path) -> Path:
+    """Lap completion on hidden tracks against labels: DAgger crowd vs behaviour cloning."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        dagger = report["dagger"]
+        ax.plot([p["labels"] for p in dagger], [100 * p["lap_completion"] for p in dagger],
+                marker="o", label="crowd DAgger (model versions)")
+        bc = report.get("behaviour_cloning") or []
+        if bc:
+            ax.plot([p["labels"] for p in bc], [100 * p["lap_completion"] for p in bc],
+                    marker="s", linestyle="--", label="behaviour cloning, same label budget")
+        ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("labels")
+        ax.set_ylabel("lap completion on hidden tracks [%]")
+        ax.set_ylim(0, 102)
+        ax.set_title("Learning curve")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def markdown_report(report: dict) -> str:
+    cfg = report["config"]
+    lines = [
+        "# CrowdLearning demo report", "",
+        f"Crowd: {cfg['crowd']}; {cfg['rounds']} rounds of {cfg['session_ticks']}-tick sessions; "
+        f"hidden suite: {cfg['eval_tracks']} tracks x 2 starts ({cfg['eval_runs']} runs); "
+        f"seed {cfg['seed']}.", "",
+        "![learning curve](learning_curve.png)", "",
+        "| version | labels | lap completion | mean progress | exits | mean lap time [s] |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in report["dagger"]:
+        lines.append(f"| {p['version']} | {p['labels']} | {_pct(p['lap_completion'])} | "
+                     f"{_pct(p['mean_progress'])} | {_pct(p['exit_rate'])} | "
+                     f"{_seconds(p['mean_lap_time_s'])} |")
+    bc = report.get("behaviour_cloning") or []
+    if bc:
+        lines += ["", "Behaviour cloning on the same number of expert-driven labels "
+                  f"(mean of {cfg.get('bc_seeds', 1)} training seeds):", "",
+                  "| labels | lap completion | mean progress | exits |", "|---:|---:|---:|---:|"]
+        for p in bc:
+            lines.append(f"| {p['labels']} | {_pct(p['lap_completion'])} | "
+                         f"{_pct(p['mean_progress'])} | {_pct(p['exit_rate'])} |")
+    lines += ["", "Labels per persona:", "", "| persona | contributions | labels |",
+              "|---|---:|---:|"]
+    for name, s in report["personas"].items():
+        lines.append(f"| {name} | {s['contributions']} | {s['labels']} |")
+    return "\n".join(lines) + "\n"

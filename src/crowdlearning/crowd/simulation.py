@@ -1,0 +1,70 @@
+"""Rounds of simulated play: a crowd of scripted players, one session each, in one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from crowdlearning.crowd.personas import Persona, make_persona
+from crowdlearning.learning.contribution import Contribution, Mode
+from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_gen import generate_track
+
+__all__ = ["CrowdMember", "make_crowd", "play_round", "play_track"]
+
+PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is served
+
+
+@cache
+def play_track(seed: int) -> Track:
+    return generate_track(seed)
+
+
+@dataclass
+class CrowdMember:
+    contributor_id: str
+    persona: Persona
+    mode: Mode = "label"
+    beta: float = 0.5
+
+
+def make_crowd(spec: dict[str, int], rng: np.random.Generator,
+               modes: Sequence[Mode] = ("label", "takeover")) -> list[CrowdMember]:
+    """``{"expert": 3, "random": 1}`` -> members named ``<persona>-<k>``, modes alternating."""
+    members = []
+    for persona, count in spec.items():
+        for k in range(count):
+            members.append(CrowdMember(f"{persona}-{k}", make_persona(persona, rng),
+                                       mode=modes[k % len(modes)]))
+    return members
+
+
+def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember],
+               rng: np.random.Generator, *, round_id: str, max_ticks: int = 600,
+               track_seeds: Sequence[int] = PLAY_TRACK_POOL) -> list[Contribution]:
+    """Every member plays one session on a random play track; their contributions."""
+    specs = []
+    for m in members:
+        track = play_track(int(rng.choice(track_seeds)))
+        specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
+                                 start_s_m=float(rng.uniform(0, track.length_m)),
+                                 mode=m.mode, beta=m.beta))
+    batch = SessionBatch(policy, specs, model_version=model_version, max_ticks=max_ticks)
+    groups: dict[int, list[int]] = {}
+    for row, m in enumerate(members):
+        groups.setdefault(id(m.persona), []).append(row)
+    personas = {id(m.persona): m.persona for m in members}
+    while not batch.done:
+        frame = batch.frame()
+        inputs = PlayerInputs.none(len(members))
+        for key, rows in groups.items():
+            idx = np.asarray(rows)
+            act, tick, held = personas[key].act(frame, idx)
+            inputs.player[idx], inputs.input_tick[idx], inputs.intervention[idx] = act, tick, held
+        batch.advance(inputs)
+    return batch.contributions()

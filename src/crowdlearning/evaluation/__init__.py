@@ -1,0 +1,1 @@
+"""Closed-loop evaluation of policies on hidden tracks (and, later, verdicts on contributions)."""

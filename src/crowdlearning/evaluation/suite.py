@@ -1,0 +1,134 @@
+"""Hidden evaluation tracks and closed-loop, vectorized, deterministic rollouts on them.
+
+Seed spaces: tracks served to players come from ``[0, PLAY_SEED_LIMIT)``; hidden evaluation
+tracks from ``[HIDDEN_SEED_BASE, HIDDEN_SEED_BASE + HIDDEN_SEED_SPAN)``, which is disjoint, so no
+player ever drives a hidden track. A suite is drawn from its ``rotation`` number: rotating the
+suite changes the tracks without changing the rules.
+
+A rollout places one car per (track, start), starts at ``start_speed_mps``, and lets the policy
+drive until it completes ``laps`` laps, leaves the track or runs out of ``max_steps`` ticks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from crowdlearning.errors import SimulationError
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_gen import generate_track
+
+__all__ = [
+    "HIDDEN_SEED_BASE",
+    "PLAY_SEED_LIMIT",
+    "EvalResult",
+    "EvalSuite",
+    "evaluate",
+    "is_play_seed",
+]
+
+PLAY_SEED_LIMIT = 1_000_000_000
+HIDDEN_SEED_BASE = 1_500_000_000
+HIDDEN_SEED_SPAN = 500_000_000
+
+
+def is_play_seed(seed: int) -> bool:
+    """Whether a track seed may be served to players (never a hidden evaluation seed)."""
+    return 0 <= seed < PLAY_SEED_LIMIT
+
+
+@cache
+def _track(seed: int) -> Track:
+    return generate_track(seed)
+
+
+@dataclass(frozen=True)
+class EvalSuite:
+    """Which hidden tracks, which starts, and the rollout limits."""
+
+    track_seeds: tuple[int, ...]
+    starts_per_track: int = 2
+    start_speed_mps: float = 8.0
+    laps: int = 1
+    max_steps: int = 3000  # 150 s at 20 Hz
+
+    def __post_init__(self) -> None:
+        if not self.track_seeds:
+            raise SimulationError("an evaluation suite needs at least one track")
+        leaked = [s for s in self.track_seeds if is_play_seed(s)]
+        if leaked:
+            raise SimulationError(f"evaluation seeds {leaked[:3]} are play seeds: never evaluate "
+                                  "on tracks players can drive")
+
+    @classmethod
+    def hidden(cls, size: int = 24, rotation: int = 0, **kwargs: object) -> EvalSuite:
+        """The suite of ``size`` hidden tracks for ``rotation``."""
+        rng = np.random.default_rng([int(rotation), 0x5EED])
+        offsets = rng.choice(HIDDEN_SEED_SPAN, size=size, replace=False)
+        return cls(tuple(int(HIDDEN_SEED_BASE + o) for o in offsets), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def tracks(self) -> list[Track]:
+        return [_track(s) for s in self.track_seeds]
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.track_seeds) * self.starts_per_track
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """Per-run outcomes (one row per track and start) and their summary."""
+
+    track_seed: np.ndarray
+    start_s_m: np.ndarray
+    completed: np.ndarray  # bool: finished the laps
+    progress_frac: np.ndarray  # progress / (laps * track length), in [0, 1]
+    exited: np.ndarray  # bool: left the track
+    lap_time_s: np.ndarray  # first lap's time, NaN if none
+    laps: np.ndarray
+
+    @property
+    def lap_completion(self) -> float:
+        return float(self.completed.mean())
+
+    def summary(self) -> dict[str, float | int | None]:
+        times = self.lap_time_s[np.isfinite(self.lap_time_s)]
+        return {
+            "lap_completion": self.lap_completion,
+            "mean_progress": float(self.progress_frac.mean()),
+            "exit_rate": float(self.exited.mean()),
+            "mean_lap_time_s": float(times.mean()) if len(times) else None,
+            "runs": len(self.completed),
+        }
+
+
+def evaluate(policy: Policy, suite: EvalSuite) -> EvalResult:
+    """Drive ``policy`` on every (track, start) of ``suite`` at once; deterministic."""
+    tracks = suite.tracks
+    k = suite.starts_per_track
+    n = len(tracks) * k
+    track_index = np.repeat(np.arange(len(tracks)), k)
+    lengths = np.array([t.length_m for t in tracks])[track_index]
+    start_s = lengths * np.tile(np.arange(k) / k, len(tracks))
+    sim = RaceSim(tracks, n, max_steps=suite.max_steps)
+    sim.reset_cars(np.arange(n), track_index=track_index, start_s_m=start_s,
+                   speed_mps=suite.start_speed_mps)
+    exited = np.zeros(n, dtype=bool)
+    while sim.alive.any():
+        out = sim.step(policy.act(sim.observe()))
+        exited |= out.terminated
+        sim.alive &= sim.laps < suite.laps
+    return EvalResult(
+        track_seed=np.asarray(suite.track_seeds)[track_index],
+        start_s_m=start_s,
+        completed=sim.laps >= suite.laps,
+        progress_frac=np.clip(sim.progress_m / (suite.laps * lengths), 0.0, 1.0),
+        exited=exited,
+        lap_time_s=np.where(sim.laps >= 1, sim.best_lap_time_s, np.nan),
+        laps=sim.laps.copy(),
+    )

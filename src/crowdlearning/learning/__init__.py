@@ -1,0 +1,1 @@
+"""Contributions, labels (DAgger and HG-DAgger), the aggregated dataset, training, the registry."""

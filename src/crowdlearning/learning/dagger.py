@@ -1,0 +1,84 @@
+"""DAgger dataset aggregation: contributions in, the next model version out.
+
+``DaggerTrainer`` ties the aggregated dataset and the model registry together. ``merge`` appends
+the labels of accepted contributions (label mode and takeover mode alike, see ``labels``) to the
+dataset, fine-tunes the current model on *all* data aggregated so far (DAgger aggregates; it never
+trains on the newest round alone), and registers the result as a new version whose metadata names
+exactly the contributions merged into it and the dataset it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from crowdlearning.learning.contribution import Contribution
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.labels import LabelConfig, LabelSet, extract_labels
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.learning.train import TrainConfig, fit
+from crowdlearning.policy.checkpoint import ModelMeta
+from crowdlearning.policy.network import Policy, PolicyNet
+
+__all__ = ["DaggerTrainer"]
+
+BASE_DATA_ID = "initial-demonstrations"
+
+
+class DaggerTrainer:
+    """Aggregate contributions and train model versions (see the module docstring)."""
+
+    def __init__(self, registry: ModelRegistry, dataset: AggregatedDataset, *,
+                 labels: LabelConfig | None = None, train: TrainConfig | None = None) -> None:
+        self.registry, self.dataset = registry, dataset
+        self.label_config = labels or LabelConfig()
+        self.train_config = train or TrainConfig()
+        self._rounds = 0
+
+    def start(self, net: PolicyNet, demonstrations: LabelSet, training: dict) -> ModelMeta:
+        """Register the initial model and seed the dataset with its demonstrations."""
+        if self.registry.versions():
+            raise ValueError("registry already has models: start() is for a fresh one")
+        self.dataset.append(BASE_DATA_ID, "platform", demonstrations)
+        meta = self.registry.register(net, parent_version=None, contributions=[BASE_DATA_ID],
+                                      dataset_digest=self.dataset.digest(), training=training)
+        self.registry.set_champion(meta.version)
+        return meta
+
+    @property
+    def champion(self) -> tuple[PolicyNet, ModelMeta]:
+        version = self.registry.champion
+        if version is None:
+            raise ValueError("no champion yet: call start() first")
+        return self.registry.load(version)
+
+    def labels_for(self, contributions: Sequence[Contribution]) -> list[LabelSet]:
+        return [extract_labels(c, self.label_config) for c in contributions]
+
+    def train_candidate(self, extra: Sequence[LabelSet], seed: int) -> PolicyNet:
+        """The champion fine-tuned on the aggregate plus ``extra`` (nothing is stored)."""
+        net, _ = self.champion
+        data = LabelSet.concat([self.dataset.load(), *extra])
+        return fit(net, data, replace(self.train_config, seed=seed))
+
+    def merge(self, contributions: Sequence[Contribution], *, metrics: dict | None = None,
+              promote: bool = True) -> ModelMeta:
+        """Append the contributions' labels, train on everything, register the new version."""
+        parent, parent_meta = self.champion
+        for c, labels in zip(contributions, self.labels_for(contributions), strict=True):
+            self.dataset.append(c.contribution_id, c.contributor_id, labels)
+        self._rounds += 1
+        seed = self.train_config.seed + 1000 * (parent_meta.version + 1)
+        net = fit(parent, self.dataset.load(), replace(self.train_config, seed=seed))
+        meta = self.registry.register(
+            net, parent_version=parent_meta.version,
+            contributions=[c.contribution_id for c in contributions],
+            dataset_digest=self.dataset.digest(), metrics=metrics,
+            training={"kind": "dagger", "rows": len(self.dataset),
+                      **replace(self.train_config, seed=seed).to_dict()})
+        if promote:
+            self.registry.set_champion(meta.version)
+        return meta
+
+    def policy(self) -> Policy:
+        return Policy(self.champion[0])

@@ -1,0 +1,120 @@
+"""From contributions to training labels: the two DAgger modes and the reaction-delay correction.
+
+- **label mode** (DAgger): every player input labels a state the learner visited; weight 1.
+- **takeover mode** (HG-DAgger): only ticks where the player held control are labels, weighted
+  ``intervention_weight`` (intervention-weighted regression: the few states where a human had to
+  step in matter more than the many where the policy was fine).
+
+Reaction delay: an input that answers tick ``k`` (the newest frame the player had seen) was decided
+on what the player saw about ``delay`` ticks earlier, so it labels the state of tick
+``k - reaction_delay_ticks``. When several inputs land on one state, the latest wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdlearning.learning.contribution import Contribution
+
+__all__ = ["LabelConfig", "LabelSet", "extract_labels", "labels_of", "mix_actions"]
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    reaction_delay_ticks: int = 0
+    intervention_weight: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.reaction_delay_ticks < 0:
+            raise ValueError(f"reaction_delay_ticks must be >= 0, got {self.reaction_delay_ticks}")
+        if self.intervention_weight <= 0:
+            raise ValueError(f"intervention_weight must be > 0, got {self.intervention_weight}")
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSet:
+    """Training rows: observation, target action, per-dimension mask, weight, source id."""
+
+    observations: np.ndarray  # (N, obs_dim) float32
+    targets: np.ndarray  # (N, 2) float32 (0 where masked)
+    mask: np.ndarray  # (N, 2) bool: which dimensions are labelled
+    weights: np.ndarray  # (N,) float32
+    sources: np.ndarray  # (N,) str: contribution id of each row
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    @classmethod
+    def empty(cls, obs_dim: int = 18) -> LabelSet:
+        return cls(np.zeros((0, obs_dim), np.float32), np.zeros((0, 2), np.float32),
+                   np.zeros((0, 2), bool), np.zeros(0, np.float32), np.zeros(0, dtype="<U64"))
+
+    @classmethod
+    def concat(cls, parts: Sequence[LabelSet]) -> LabelSet:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("observations", "targets", "mask", "weights", "sources")))
+
+    def select(self, rows: np.ndarray) -> LabelSet:
+        return LabelSet(self.observations[rows], self.targets[rows], self.mask[rows],
+                        self.weights[rows], self.sources[rows])
+
+    @classmethod
+    def from_actions(cls, observations: np.ndarray, actions: np.ndarray, source: str,
+                     weight: float = 1.0) -> LabelSet:
+        """Fully labelled rows (e.g. expert demonstrations)."""
+        n = len(observations)
+        return cls(np.asarray(observations, np.float32), np.asarray(actions, np.float32),
+                   np.ones((n, 2), bool), np.full(n, weight, np.float32),
+                   np.full(n, source, dtype="<U64"))
+
+
+def extract_labels(contribution: Contribution, config: LabelConfig | None = None) -> LabelSet:
+    """The labels a contribution provides under its mode (see the module docstring)."""
+    cfg = config or LabelConfig()
+    c = contribution
+    rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
+    state_rows = c.input_tick[rows] - cfg.reaction_delay_ticks - c.ticks[0]
+    keep = state_rows >= 0
+    rows, state_rows = rows[keep], state_rows[keep]
+    # the latest input per labelled state wins
+    _, last = np.unique(state_rows[::-1], return_index=True)
+    pick = len(rows) - 1 - last
+    rows, state_rows = rows[pick], state_rows[pick]
+    player = c.player[rows]
+    mask = np.isfinite(player)
+    weight = cfg.intervention_weight if c.mode == "takeover" else 1.0
+    return LabelSet(
+        observations=c.observations[state_rows].astype(np.float32),
+        targets=np.where(mask, player, 0.0).astype(np.float32),
+        mask=mask,
+        weights=np.full(len(rows), weight, np.float32),
+        sources=np.full(len(rows), c.contribution_id, dtype="<U64"),
+    )
+
+
+def labels_of(contributions: Iterable[Contribution], config: LabelConfig | None = None
+              ) -> LabelSet:
+    return LabelSet.concat([extract_labels(c, config) for c in contributions])
+
+
+def mix_actions(takeover: np.ndarray, proposed: np.ndarray, player: np.ndarray,
+                intervention: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """The action the server executes for each session (rows), per its mode.
+
+    label mode: ``beta * player + (1 - beta) * policy`` for each dimension the player gave, else
+    the policy; takeover mode: the player's input while intervening (the policy for dimensions
+    not given), else the policy.
+    """
+    given = np.isfinite(player)
+    safe = np.where(given, player, proposed)
+    b = np.asarray(beta, dtype=np.float64).reshape(-1, 1)
+    label = np.where(given, b * safe + (1.0 - b) * proposed, proposed)
+    held = np.asarray(intervention, dtype=bool)[:, None]
+    return np.where(np.asarray(takeover, dtype=bool)[:, None],
+                    np.where(held, safe, proposed), label)

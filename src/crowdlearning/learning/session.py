@@ -1,0 +1,156 @@
+"""Play sessions: the server's game loop for many players at once, recording contributions.
+
+Each tick, for all live sessions together: observe, one batched policy inference (the proposed
+action), take each player's latest input (tagged with the tick it answers), mix per the session's
+mode (``labels.mix_actions``), record the tick, and step the simulator once. A session ends when
+its car leaves the track or its tick budget runs out; its recording becomes a ``Contribution``.
+Players, human or scripted, see only what a client is sent: the ``Frame``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdlearning.errors import SimulationError
+from crowdlearning.learning.contribution import Contribution, Mode
+from crowdlearning.learning.labels import mix_actions
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.params import CarParams
+from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.replay import EpisodeStart
+from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_bank import TrackBank
+
+__all__ = ["Frame", "PlayerInputs", "SessionBatch", "SessionSpec"]
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Who plays, where, how."""
+
+    contributor_id: str
+    session_id: str
+    track: Track
+    start_s_m: float = 0.0
+    start_speed_mps: float = 8.0
+    mode: Mode = "label"
+    beta: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """What every client is sent at a tick (one row per session), plus the public track data."""
+
+    tick: int
+    alive: np.ndarray  # (n,) bool
+    pose: np.ndarray  # (n, 5)
+    observation: np.ndarray  # (n, obs_dim) the policy's input
+    proposed: np.ndarray  # (n, 2) the policy's intended action
+    lateral_m: np.ndarray  # (n,) offset from the centreline, left positive
+    # public geometry a client has (the track JSON) and derives (its nearest centreline point):
+    bank: TrackBank
+    car: CarParams
+    track_of: np.ndarray
+    centre_index: np.ndarray
+
+
+@dataclass
+class PlayerInputs:
+    """The latest input of each session's player (NaN / -1 / False where none)."""
+
+    player: np.ndarray  # (n, 2)
+    input_tick: np.ndarray  # (n,) int64
+    intervention: np.ndarray  # (n,) bool
+
+    @classmethod
+    def none(cls, n: int) -> PlayerInputs:
+        return cls(np.full((n, 2), np.nan), np.full(n, -1, np.int64), np.zeros(n, bool))
+
+
+class SessionBatch:
+    """``len(specs)`` sessions played in lockstep with one policy."""
+
+    def __init__(self, policy: Policy, specs: Sequence[SessionSpec], *, model_version: int,
+                 max_ticks: int = 1200) -> None:
+        if not specs:
+            raise SimulationError("a session batch needs at least one session")
+        self.policy, self.specs, self.model_version = policy, list(specs), model_version
+        tracks = list({s.track.digest: s.track for s in specs}.values())
+        index = {t.digest: i for i, t in enumerate(tracks)}
+        n = len(specs)
+        self.sim = RaceSim(tracks, n, max_steps=max_ticks)
+        self.sim.reset_cars(np.arange(n), track_index=[index[s.track.digest] for s in specs],
+                            start_s_m=[s.start_s_m for s in specs],
+                            speed_mps=[s.start_speed_mps for s in specs])
+        self._takeover = np.array([s.mode == "takeover" for s in specs])
+        self._beta = np.array([s.beta for s in specs])
+        self.tick = 0
+        obs_dim = self.sim.observe().shape[1]
+        self._rec = {
+            "states": np.zeros((n, max_ticks, 5)), "observations": np.zeros(
+                (n, max_ticks, obs_dim), np.float32),
+            "proposed": np.zeros((n, max_ticks, 2)), "executed": np.zeros((n, max_ticks, 2)),
+            "player": np.full((n, max_ticks, 2), np.nan),
+            "input_tick": np.full((n, max_ticks), -1, np.int64),
+            "intervention": np.zeros((n, max_ticks), bool),
+        }
+        self._length = np.zeros(n, np.int64)
+        self._frame: Frame | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.sim.alive.any()
+
+    def frame(self) -> Frame:
+        """This tick's frame (observation and the policy's proposal for every session)."""
+        if self._frame is None or self._frame.tick != self.tick:
+            obs = self.sim.observe()
+            self._frame = Frame(
+                tick=self.tick, alive=self.sim.alive.copy(), pose=self.sim.pose.copy(),
+                observation=obs, proposed=self.policy.act(obs),
+                lateral_m=self.sim.frenet[:, 1].copy(), bank=self.sim.bank, car=self.sim.car,
+                track_of=self.sim.track_of, centre_index=self.sim.idx.copy())
+        return self._frame
+
+    def advance(self, inputs: PlayerInputs) -> None:
+        """Apply the players' inputs, record the tick for live sessions, step the simulator."""
+        frame = self.frame()
+        player = np.clip(inputs.player, -1.0, 1.0)
+        executed = mix_actions(self._takeover, frame.proposed, player,
+                               inputs.intervention & self._takeover, self._beta)
+        live = np.flatnonzero(frame.alive)
+        row = self._length[live]
+        rec = self._rec
+        rec["states"][live, row] = frame.pose[live]
+        rec["observations"][live, row] = frame.observation[live]
+        rec["proposed"][live, row] = frame.proposed[live]
+        rec["executed"][live, row] = executed[live]
+        rec["player"][live, row] = player[live]
+        given = np.isfinite(player[live]).any(axis=1)
+        rec["input_tick"][live, row] = np.where(given, inputs.input_tick[live], -1)
+        rec["intervention"][live, row] = (inputs.intervention & self._takeover)[live] & given
+        self._length[live] += 1
+        self.sim.step(executed)
+        self.tick += 1
+
+    def contributions(self, id_prefix: str = "") -> list[Contribution]:
+        """One contribution per session that played at least one tick."""
+        out = []
+        for i, spec in enumerate(self.specs):
+            n = int(self._length[i])
+            if n == 0:
+                continue
+            start = EpisodeStart(spec.track.digest, float(spec.start_s_m),
+                                 float(spec.start_speed_mps))
+            arrays = {k: v[i, :n] for k, v in self._rec.items()}
+            out.append(Contribution(
+                contribution_id=f"{id_prefix}{spec.session_id}", contributor_id=spec.contributor_id,
+                session_id=spec.session_id, mode=spec.mode, model_version=self.model_version,
+                beta=float(spec.beta), start=start, ticks=np.arange(n), **arrays,
+                meta={"laps": int(self.sim.laps[i]), "progress_m": float(self.sim.progress_m[i]),
+                      "left_track": bool(self.sim.steps[i] < self.sim.max_steps)},
+            ))
+        return out

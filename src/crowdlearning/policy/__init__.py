@@ -1,0 +1,1 @@
+"""The driving policy: network, batched inference, checkpoints (weights + JSON, never pickles)."""

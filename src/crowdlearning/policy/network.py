@@ -1,0 +1,71 @@
+"""The policy network and its batched inference.
+
+An MLP from the documented observation (``crowdlearning.sim.observation``) to the action
+(steer, throttle), each squashed to [-1, 1] by tanh. Small on purpose: one batched call serves
+thousands of cars per tick on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Architecture", "Policy", "PolicyNet"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape of the network; stored in every checkpoint so weights are never misread."""
+
+    obs_dim: int = 18
+    hidden: tuple[int, ...] = (128, 128)
+    act_dim: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Architecture:
+        return cls(obs_dim=int(data["obs_dim"]), hidden=tuple(int(h) for h in data["hidden"]),
+                   act_dim=int(data["act_dim"]))
+
+
+class PolicyNet(nn.Module):
+    """MLP with tanh-squashed outputs."""
+
+    def __init__(self, arch: Architecture | None = None) -> None:
+        super().__init__()
+        self.arch = arch or Architecture()
+        layers: list[nn.Module] = []
+        width = self.arch.obs_dim
+        for h in self.arch.hidden:
+            layers += [nn.Linear(width, h), nn.Tanh()]
+            width = h
+        layers.append(nn.Linear(width, self.arch.act_dim))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.body(obs))
+
+
+class Policy:
+    """Batched, gradient-free inference: numpy observations in, numpy actions out."""
+
+    def __init__(self, net: PolicyNet) -> None:
+        self.net = net.eval()
+
+    @property
+    def arch(self) -> Architecture:
+        return self.net.arch
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        """Actions (n, 2) float64 for observations (n, obs_dim)."""
+        obs = np.asarray(observations, dtype=np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.arch.obs_dim:
+            raise ValueError(f"observations must have shape (n, {self.arch.obs_dim}), "
+                             f"got {obs.shape}")
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(obs)).numpy().astype(np.float64)
