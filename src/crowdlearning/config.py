@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -27,6 +27,63 @@ class Settings(BaseSettings):
 
     # --- simulator -------------------------------------------------------------------------
     sim_max_episode_steps: int = Field(default=2400, gt=0, description="Truncation [ticks].")
+
+    # --- ledger and payments API -----------------------------------------------------------
+    database_url: str = Field(
+        default="sqlite:///var/crowdlearning.db",
+        description="Ledger database: a SQLite file by default, postgresql+psycopg://... by URL.",
+    )
+    ledger_stake_minimum_tinybar: int = Field(
+        default=100_000_000, gt=0, description="Locked stake needed for paid mode [tinybar]."
+    )
+    ledger_hold_tinybar: int = Field(
+        default=10_000_000, gt=0, description="Stake held per contribution being judged [tinybar]."
+    )
+    ledger_transaction_attempts: int = Field(
+        default=8, gt=0, le=100, description="Retries of a conflicting DB transaction [count]."
+    )
+    settlement_max_payouts_per_run: int = Field(
+        default=1000, gt=0, description="Bound on payouts batched by one settlement run [count]."
+    )
+    settlement_max_attempts: int = Field(
+        default=5, gt=0, description="Hedera transactions tried per payout before voiding it."
+    )
+    settlement_expiry_margin_s: int = Field(
+        default=10, ge=0, description="Clock-skew margin before a window counts as expired [s]."
+    )
+    payments_api_history_limit: int = Field(
+        default=100, gt=0, le=1000, description="Most transfers one history page returns [count]."
+    )
+
+    # --- hedera ----------------------------------------------------------------------------
+    hedera_network: Literal["local", "testnet", "mainnet"] = Field(
+        default="local", description="local = the embedded local network (development only)."
+    )
+    hedera_local_host: str = Field(default="127.0.0.1", description="Local network gRPC host.")
+    hedera_local_port: int = Field(
+        default=50211, ge=0, le=65535, description="Local network gRPC port (0 = ephemeral)."
+    )
+    hedera_local_state_file: Path | None = Field(
+        default=None, description="Where the local network keeps its state (None = in memory)."
+    )
+    hedera_operator_id: str = Field(
+        default="", description="Operator (treasury) account, shard.realm.num; from the env."
+    )
+    hedera_operator_key: SecretStr = Field(
+        default=SecretStr(""), description="Operator key: DER hex, or ed25519:/ecdsa:<raw hex>."
+    )
+    hedera_audit_topic_id: str = Field(
+        default="", description="HCS audit topic; empty = create one on first publish."
+    )
+    hedera_max_transfers_per_tx: int = Field(
+        default=10, ge=2, le=10, description="Hbar balance adjustments per CryptoTransfer [count]."
+    )
+    hedera_valid_duration_s: int = Field(
+        default=120, ge=15, le=180, description="Transaction valid-duration window [s]."
+    )
+    hedera_request_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Bound on one SDK call, retries included [s]."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,10 @@
     ├── ConfigurationError      a setting is missing or invalid
     ├── TrackError              a track is malformed or cannot be generated
     ├── SimulationError         the simulator was driven outside its contract
-    └── ReplayMismatchError     a claimed trajectory does not replay from its action log
+    ├── ReplayMismatchError     a claimed trajectory does not replay from its action log
+    └── HederaError             a Hedera network operation failed
+        ├── HederaRequestError      what was asked cannot be sent (bad ids, sums, sizes)
+        └── HederaUnavailableError  the network did not answer in time; retry later
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "CrowdLearningError",
+    "HederaError",
+    "HederaRequestError",
+    "HederaUnavailableError",
     "ReplayMismatchError",
     "SimulationError",
     "TrackError",
@@ -36,3 +42,15 @@ class SimulationError(CrowdLearningError, ValueError):
 
 class ReplayMismatchError(CrowdLearningError):
     """A claimed trajectory differs from the one its action log re-simulates to."""
+
+
+class HederaError(CrowdLearningError):
+    """A Hedera network operation failed."""
+
+
+class HederaRequestError(HederaError, ValueError):
+    """A Hedera request cannot be sent: malformed id, amounts not summing to zero, too many legs."""
+
+
+class HederaUnavailableError(HederaError):
+    """The Hedera network could not be reached or did not answer in time; retrying is safe."""

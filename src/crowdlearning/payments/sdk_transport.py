@@ -1,0 +1,409 @@
+"""``HederaTransport`` over the official Python SDK (``hiero-sdk-python``).
+
+The network is a settings choice: ``local`` (the embedded local network, see
+``crowdlearning.payments.local_network``), ``testnet`` or ``mainnet``; the operator account id and
+key always come from the environment (``CROWDLEARNING_HEDERA_OPERATOR_ID`` / ``_KEY``).
+
+Errors (``crowdlearning.errors``)::
+
+    HederaError                 a transaction reached consensus with a failure where none may fail
+    ├── HederaRequestError      bad input: malformed id, amounts not summing to zero, too many legs
+    └── HederaUnavailableError  no answer in time (gRPC failure, retries exhausted); retry later
+
+A pre-check rejection of ``submit`` is not an error: it is reported in ``SubmitOutcome.status``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from hiero_sdk_python import (
+    AccountCreateTransaction,
+    AccountId,
+    Client,
+    CryptoGetAccountBalanceQuery,
+    Hbar,
+    PrivateKey,
+    PublicKey,
+    TopicCreateTransaction,
+    TopicId,
+    TopicMessageSubmitTransaction,
+    TransactionGetReceiptQuery,
+    TransactionId,
+    TransactionRecordQuery,
+    TransferTransaction,
+)
+from hiero_sdk_python.exceptions import MaxAttemptsError, PrecheckError, ReceiptStatusError
+from hiero_sdk_python.hapi.services import timestamp_pb2
+from hiero_sdk_python.logger.log_level import LogLevel
+from hiero_sdk_python.logger.logger import Logger
+from hiero_sdk_python.response_code import ResponseCode
+from hiero_sdk_python.transaction.transaction import Transaction
+
+from crowdlearning.config import Settings
+from crowdlearning.errors import (
+    ConfigurationError,
+    HederaError,
+    HederaRequestError,
+    HederaUnavailableError,
+)
+from crowdlearning.payments.local_network import LocalNetworkInfo
+from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
+
+__all__ = ["SdkHederaTransport", "client_for_network"]
+
+log = logging.getLogger(__name__)
+
+_ENTITY_ID = re.compile(r"^\d{1,10}\.\d{1,10}\.\d{1,19}$")
+_NS_PER_S = 1_000_000_000
+VALID_START_BACKDATE_S = 5  # like the SDK: tolerate a node clock slightly behind ours [s]
+MAX_MEMO_BYTES = 100
+MAX_AUDIT_MESSAGE_BYTES = 1024  # one HCS chunk; audit messages are hashes
+# Receipt answers meaning "not known yet" rather than a final status.
+_PENDING = {"RECEIPT_NOT_FOUND", "UNKNOWN", "BUSY", "OK", "PLATFORM_NOT_ACTIVE"}
+
+
+def client_for_network(
+    network: str, *, local_address: str = "", node_account_id: str = "0.0.3"
+) -> Client:
+    """An SDK client (no operator yet) for ``local`` (at ``local_address``), testnet or mainnet."""
+    if network == "local":
+        if not local_address:
+            raise ConfigurationError("hedera_network=local needs the local node's host:port")
+        return Client.for_network({local_address: AccountId.from_string(node_account_id)})
+    if network == "testnet":
+        return Client.for_testnet()
+    if network == "mainnet":
+        return Client.for_mainnet()
+    raise ConfigurationError(f"hedera_network={network!r}: expected local, testnet or mainnet")
+
+
+def _entity(account_id: str) -> AccountId:
+    if not isinstance(account_id, str) or not _ENTITY_ID.match(account_id):
+        raise HederaRequestError(
+            f"malformed Hedera account id {account_id!r}: expected shard.realm.num"
+        )
+    return AccountId.from_string(account_id)
+
+
+def _format_tx_id(tx_id: TransactionId) -> str:
+    start = tx_id.valid_start
+    return f"{tx_id.account_id}@{start.seconds}.{start.nanos:09d}"
+
+
+def _parse_tx_id(transaction_id: str) -> TransactionId:
+    payer, _, start = transaction_id.partition("@")
+    seconds, _, nanos = start.partition(".")
+    if not (seconds.isdigit() and nanos.isdigit()):
+        raise HederaRequestError(
+            f"malformed transaction id {transaction_id!r}: payer@seconds.nanos"
+        )
+    stamp = timestamp_pb2.Timestamp(seconds=int(seconds), nanos=int(nanos))
+    return TransactionId(_entity(payer), stamp)
+
+
+def _status_name(status: Any) -> str:
+    return ResponseCode(status).name
+
+
+class SdkHederaTransport:
+    """Payouts, receipts, balances and the audit topic through the SDK.
+
+    Transaction ids stay unique when ``prepare_transfer`` is called from several threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        operator_id: str,
+        operator_key: PrivateKey,
+        max_transfers_per_transaction: int = 10,
+        valid_duration_s: int = 120,
+        audit_topic_id: str = "",
+        request_timeout_s: float = 30.0,
+        fetch_consensus_time: bool = False,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if not 2 <= max_transfers_per_transaction <= 10:
+            raise ConfigurationError(
+                f"max_transfers_per_transaction={max_transfers_per_transaction}"
+            )
+        if not 15 <= valid_duration_s <= 180:
+            raise ConfigurationError(f"valid_duration_s={valid_duration_s} outside [15, 180]")
+        self._client = client.set_operator(_entity(operator_id), operator_key)
+        self._client.set_grpc_deadline(min(10.0, request_timeout_s))  # per attempt [s]
+        self._client.set_request_timeout(request_timeout_s)
+        # Our single-attempt receipt probes make the SDK log an ERROR per "not found yet"; every
+        # real failure is raised to the caller as a HederaError, so the SDK's own log stays quiet.
+        self._client.logger = Logger(LogLevel.DISABLED, "crowdlearning.payments.sdk")
+        self._operator_id, self._operator_key = operator_id, operator_key
+        self._max_transfers = max_transfers_per_transaction
+        self._valid_duration_s = valid_duration_s
+        self._audit_topic_id = audit_topic_id
+        self._timeout_s = request_timeout_s
+        self._fetch_consensus_time = fetch_consensus_time
+        self._clock_ns = clock_ns
+        self._lock = threading.Lock()
+        self._last_start_ns = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SdkHederaTransport:
+        """Build from ``CROWDLEARNING_HEDERA_*``; the operator must be configured."""
+        if settings.environment == "production" and settings.hedera_network == "local":
+            raise ConfigurationError("hedera_network=local is for development, not production")
+        key_text = settings.hedera_operator_key.get_secret_value()
+        if not settings.hedera_operator_id or not key_text:
+            raise ConfigurationError(
+                "set CROWDLEARNING_HEDERA_OPERATOR_ID and CROWDLEARNING_HEDERA_OPERATOR_KEY "
+                "(for hedera_network=local, `crowdlearning hedera-node` prints them)"
+            )
+        address = f"{settings.hedera_local_host}:{settings.hedera_local_port}"
+        return cls(
+            client=client_for_network(settings.hedera_network, local_address=address),
+            operator_id=settings.hedera_operator_id,
+            operator_key=_private_key(key_text),
+            max_transfers_per_transaction=settings.hedera_max_transfers_per_tx,
+            valid_duration_s=settings.hedera_valid_duration_s,
+            audit_topic_id=settings.hedera_audit_topic_id,
+            request_timeout_s=settings.hedera_request_timeout_s,
+        )
+
+    @classmethod
+    def for_local_network(cls, info: LocalNetworkInfo, **options: Any) -> SdkHederaTransport:
+        """A transport whose operator is the local network's funded development account."""
+        client = client_for_network(
+            "local", local_address=info.address, node_account_id=info.node_account_id
+        )
+        key = PrivateKey.from_string_der(info.operator_private_key_der_hex)
+        return cls(client=client, operator_id=info.operator_account_id, operator_key=key, **options)
+
+    def close(self) -> None:
+        """Close the SDK's gRPC channels."""
+        self._client.close()
+
+    # --- HederaTransport ---------------------------------------------------------------------
+
+    @property
+    def treasury_account_id(self) -> str:
+        return self._operator_id
+
+    @property
+    def max_transfers_per_transaction(self) -> int:
+        return self._max_transfers
+
+    @property
+    def operator_public_key(self) -> PublicKey:
+        """The operator's public key (also the audit topic's submit key)."""
+        return self._operator_key.public_key()
+
+    @property
+    def audit_topic_id(self) -> str:
+        """The audit topic in use (created on first publish when the setting was empty)."""
+        return self._audit_topic_id
+
+    def prepare_transfer(self, transfers: dict[str, int], *, memo: str = "") -> PreparedTransaction:
+        """Build, freeze and sign (operator key) a CryptoTransfer with a fresh transaction id."""
+        self._check_transfers(transfers, memo)
+        tx = TransferTransaction()
+        for account_id, amount in transfers.items():
+            tx.add_hbar_transfer(_entity(account_id), amount)
+        valid_start_ns = self._next_valid_start_ns()
+        stamp = timestamp_pb2.Timestamp(
+            seconds=valid_start_ns // _NS_PER_S, nanos=valid_start_ns % _NS_PER_S
+        )
+        tx_id = TransactionId(_entity(self._operator_id), stamp)
+        tx.set_transaction_id(tx_id).set_transaction_memo(memo)
+        tx.set_transaction_valid_duration(self._valid_duration_s)
+        tx.freeze_with(self._client).sign(self._operator_key)
+        return PreparedTransaction(
+            _format_tx_id(tx_id), valid_start_ns, self._valid_duration_s, tx.to_bytes()
+        )
+
+    def submit(self, prepared: PreparedTransaction) -> SubmitOutcome:
+        """Send the exact signed bytes; a duplicate answer counts as accepted."""
+        try:
+            tx = Transaction.from_bytes(prepared.body)
+        except ValueError as err:
+            raise HederaRequestError(f"{prepared.transaction_id}: unreadable body: {err}") from err
+        try:
+            self._call(
+                lambda: tx.execute(self._client, timeout=self._timeout_s, wait_for_receipt=False)
+            )
+        except PrecheckError as err:
+            status = _status_name(err.status)
+            return SubmitOutcome(prepared.transaction_id, status == "DUPLICATE_TRANSACTION", status)
+        return SubmitOutcome(prepared.transaction_id, True, "OK")
+
+    def get_receipt(self, transaction_id: str) -> TransferReceipt | None:
+        """The final status, or ``None`` while the network does not know the transaction."""
+        tx_id = _parse_tx_id(transaction_id)
+        query = TransactionGetReceiptQuery().set_transaction_id(tx_id)
+        query.set_max_attempts(1).set_min_backoff(0).set_max_backoff(0)
+        try:
+            receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except HederaUnavailableError as err:
+            if _is_pending(getattr(err.__cause__, "last_error", None)):
+                return None
+            raise
+        except PrecheckError as err:
+            raise HederaError(f"receipt of {transaction_id}: {_status_name(err.status)}") from err
+        status = _status_name(receipt.status)
+        timestamp = self._consensus_ns(tx_id) if self._fetch_consensus_time else None
+        return TransferReceipt(transaction_id, status, timestamp)
+
+    def account_balance(self, account_id: str) -> int:
+        query = CryptoGetAccountBalanceQuery().set_account_id(_entity(account_id))
+        try:
+            balance = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except PrecheckError as err:
+            raise HederaRequestError(
+                f"balance of {account_id}: {_status_name(err.status)}"
+            ) from err
+        return int(balance.hbars.to_tinybars())
+
+    def publish_audit(self, message: bytes) -> str:
+        """Submit ``message`` to the audit topic (created once if none is configured).
+
+        At-least-once: a retry after an error may publish the message twice; readers dedupe by
+        content (audit messages are hashes).
+        """
+        if not 0 < len(message) <= MAX_AUDIT_MESSAGE_BYTES:
+            raise HederaRequestError(
+                f"audit message of {len(message)} bytes: 1..{MAX_AUDIT_MESSAGE_BYTES}"
+            )
+        topic = TopicId.from_string(self._ensure_audit_topic())
+        tx = TopicMessageSubmitTransaction().set_topic_id(topic).set_message(message)
+        tx.freeze_with(self._client)
+        self._execute_successfully(tx, "audit message")
+        return _format_tx_id(tx.transaction_id)
+
+    # --- helpers for demos and tests -----------------------------------------------------
+
+    def create_account(self, public_key: PublicKey, initial_balance_tinybar: int = 0) -> str:
+        """Create an account (paid by the operator) holding ``public_key``; returns its id."""
+        tx = AccountCreateTransaction().set_key_without_alias(public_key)
+        tx.set_initial_balance(Hbar.from_tinybars(initial_balance_tinybar))
+        receipt = self._execute_successfully(tx, "account creation")
+        return str(receipt.account_id)
+
+    def wait_for_receipt(
+        self, transaction_id: str, *, timeout_s: float, poll_s: float = 0.05
+    ) -> TransferReceipt:
+        """Poll ``get_receipt`` until final; ``HederaUnavailableError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (receipt := self.get_receipt(transaction_id)) is None:
+            if time.monotonic() > deadline:
+                raise HederaUnavailableError(
+                    f"no receipt for {transaction_id} within {timeout_s} s"
+                )
+            time.sleep(poll_s)
+        return receipt
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check_transfers(self, transfers: dict[str, int], memo: str) -> None:
+        if not transfers or len(transfers) > self._max_transfers:
+            raise HederaRequestError(
+                f"{len(transfers)} transfers: need 1..{self._max_transfers} per transaction"
+            )
+        for account_id, amount in transfers.items():
+            _entity(account_id)
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+                raise HederaRequestError(
+                    f"amount {amount!r} for {account_id}: a non-zero int of tinybars"
+                )
+            if abs(amount) >= 2**63:
+                raise HederaRequestError(
+                    f"amount {amount} for {account_id} overflows int64 tinybars"
+                )
+        if sum(transfers.values()) != 0:
+            raise HederaRequestError(f"transfers sum to {sum(transfers.values())} tinybars, not 0")
+        if len(memo.encode()) > MAX_MEMO_BYTES:
+            raise HederaRequestError(f"memo of {len(memo.encode())} bytes exceeds {MAX_MEMO_BYTES}")
+
+    def _next_valid_start_ns(self) -> int:
+        """Now minus a small backdate, strictly increasing so that every id is new."""
+        with self._lock:
+            start = max(
+                self._clock_ns() - VALID_START_BACKDATE_S * _NS_PER_S, self._last_start_ns + 1
+            )
+            self._last_start_ns = start
+            return start
+
+    def _ensure_audit_topic(self) -> str:
+        with self._lock:
+            if not self._audit_topic_id:
+                public = self._operator_key.public_key()
+                tx = TopicCreateTransaction().set_memo("crowdlearning audit")
+                tx.set_admin_key(public).set_submit_key(public)
+                receipt = self._execute_successfully(tx, "audit topic creation")
+                self._audit_topic_id = str(receipt.topic_id)
+                log.warning(
+                    "created audit topic %s; set CROWDLEARNING_HEDERA_AUDIT_TOPIC_ID",
+                    self._audit_topic_id,
+                )
+            return self._audit_topic_id
+
+    def _execute_successfully(self, tx: Any, what: str) -> Any:
+        """Execute with receipt; anything but SUCCESS raises ``HederaError``."""
+        try:
+            receipt = self._call(lambda: tx.execute(self._client, timeout=self._timeout_s))
+        except (PrecheckError, ReceiptStatusError) as err:
+            raise HederaError(f"{what} failed: {_status_name(err.status)}") from err
+        if _status_name(receipt.status) != "SUCCESS":
+            raise HederaError(f"{what} failed: {_status_name(receipt.status)}")
+        return receipt
+
+    def _consensus_ns(self, tx_id: TransactionId) -> int | None:
+        """Consensus time from the (paid) record query; ``None`` if it cannot be had now."""
+        query = TransactionRecordQuery().set_transaction_id(tx_id)
+        try:
+            record = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except (PrecheckError, HederaUnavailableError) as err:
+            log.warning("no record for %s: %s", _format_tx_id(tx_id), err)
+            return None
+        stamp = record.consensus_timestamp
+        return None if stamp is None else stamp.seconds * _NS_PER_S + stamp.nanos
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run an SDK call, turning transport failures into ``HederaUnavailableError``."""
+        try:
+            return action()
+        except (PrecheckError, ReceiptStatusError):
+            raise
+        except (MaxAttemptsError, grpc.RpcError, RuntimeError) as err:
+            # RuntimeError: the SDK's "All nodes are unhealthy" after gRPC failures
+            raise HederaUnavailableError(f"Hedera network unavailable: {err}") from err
+
+
+def _is_pending(error: BaseException | None) -> bool:
+    status = getattr(error, "status", None)
+    return status is not None and _status_name(status) in _PENDING
+
+
+def _private_key(text: str) -> PrivateKey:
+    """Parse an operator key: DER hex, or ``ed25519:<raw hex>`` / ``ecdsa:<raw hex>``.
+
+    A bare 32-byte raw key is refused: it could be either type, and guessing wrong only shows up
+    later as INVALID_SIGNATURE.
+    """
+    kind, sep, raw = text.strip().partition(":")
+    parsers = {"ed25519": PrivateKey.from_string_ed25519, "ecdsa": PrivateKey.from_string_ecdsa}
+    try:
+        if sep and kind in parsers:
+            return parsers[kind](raw.strip().removeprefix("0x"))
+        if not sep:
+            return PrivateKey.from_string_der(kind.removeprefix("0x"))
+    except ValueError:
+        pass
+    raise ConfigurationError(
+        "CROWDLEARNING_HEDERA_OPERATOR_KEY must be a DER hex private key, "
+        "or ed25519:<hex> / ecdsa:<hex> for a raw one"
+    )
