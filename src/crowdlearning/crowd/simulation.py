@@ -46,11 +46,17 @@ def make_crowd(spec: dict[str, int], rng: np.random.Generator,
 
 def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember],
                rng: np.random.Generator, *, round_id: str, max_ticks: int = 600,
-               track_seeds: Sequence[int] = PLAY_TRACK_POOL) -> list[Contribution]:
-    """Every member plays one session on a random play track; their contributions."""
+               track_seeds: Sequence[int] = PLAY_TRACK_POOL,
+               catalog: dict[str, Track] | None = None) -> list[Contribution]:
+    """Every member plays one session on a random play track; their contributions.
+
+    ``catalog`` (track digest -> track), if given, learns every track served.
+    """
     specs = []
     for m in members:
         track = play_track(int(rng.choice(track_seeds)))
+        if catalog is not None:
+            catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
                                  start_s_m=float(rng.uniform(0, track.length_m)),
                                  mode=m.mode, beta=m.beta))

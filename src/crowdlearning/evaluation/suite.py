@@ -88,6 +88,7 @@ class EvalResult:
     start_s_m: np.ndarray
     completed: np.ndarray  # bool: finished the laps
     progress_frac: np.ndarray  # progress / (laps * track length), in [0, 1]
+    progress_m: np.ndarray  # distance driven along the centreline before stopping [m]
     exited: np.ndarray  # bool: left the track
     lap_time_s: np.ndarray  # first lap's time, NaN if none
     laps: np.ndarray
@@ -128,6 +129,7 @@ def evaluate(policy: Policy, suite: EvalSuite) -> EvalResult:
         start_s_m=start_s,
         completed=sim.laps >= suite.laps,
         progress_frac=np.clip(sim.progress_m / (suite.laps * lengths), 0.0, 1.0),
+        progress_m=sim.progress_m.copy(),
         exited=exited,
         lap_time_s=np.where(sim.laps >= 1, sim.best_lap_time_s, np.nan),
         laps=sim.laps.copy(),

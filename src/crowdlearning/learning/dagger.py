@@ -67,12 +67,16 @@ class DaggerTrainer:
         parent, parent_meta = self.champion
         for c, labels in zip(contributions, self.labels_for(contributions), strict=True):
             self.dataset.append(c.contribution_id, c.contributor_id, labels)
+        # everything in the dataset the parent has not seen: this round's contributions, and
+        # those of a candidate that was not promoted (their data stays in the aggregate)
+        seen = set(self.registry.contributions_in(parent_meta.version))
+        new_ids = [i for i in self.dataset.contribution_ids if i not in seen]
         self._rounds += 1
         seed = self.train_config.seed + 1000 * (parent_meta.version + 1)
         net = fit(parent, self.dataset.load(), replace(self.train_config, seed=seed))
         meta = self.registry.register(
             net, parent_version=parent_meta.version,
-            contributions=[c.contribution_id for c in contributions],
+            contributions=new_ids,
             dataset_digest=self.dataset.digest(), metrics=metrics,
             training={"kind": "dagger", "rows": len(self.dataset),
                       **replace(self.train_config, seed=seed).to_dict()})

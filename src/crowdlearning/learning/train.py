@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from crowdlearning.learning.labels import LabelSet
-from crowdlearning.policy.network import Architecture, PolicyNet
+from crowdlearning.policy.network import Architecture, PolicyNet, single_threaded_torch
 
 __all__ = ["TrainConfig", "fit", "new_network"]
 
@@ -50,16 +50,12 @@ def fit(net: PolicyNet, data: LabelSet, config: TrainConfig | None = None) -> Po
     weight = torch.from_numpy(np.ascontiguousarray(data.weights, np.float32))
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(cfg.updates):
-            rows = torch.randint(len(obs), (min(cfg.batch_size, len(obs)),), generator=gen)
-            err = (model(obs[rows]) - target[rows]) ** 2 * mask[rows]
-            loss = (err.sum(dim=1) * weight[rows]).sum() / weight[rows].sum().clamp_min(1e-8)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    single_threaded_torch()
+    for _ in range(cfg.updates):
+        rows = torch.randint(len(obs), (min(cfg.batch_size, len(obs)),), generator=gen)
+        err = (model(obs[rows]) - target[rows]) ** 2 * mask[rows]
+        loss = (err.sum(dim=1) * weight[rows]).sum() / weight[rows].sum().clamp_min(1e-8)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return model.eval()

@@ -13,7 +13,19 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Architecture", "Policy", "PolicyNet"]
+__all__ = ["Architecture", "Policy", "PolicyNet", "single_threaded_torch"]
+
+
+def single_threaded_torch() -> None:
+    """Run torch on one thread in this process (idempotent).
+
+    Our batches are small (an 18-128-128-2 MLP); a thread pool only adds synchronisation, and on
+    a shared 2-core machine its spinning fights the simulator: the hidden-suite evaluation took
+    4.5 s with 2 threads against 0.19 s with 1 under load (``/tmp``-free figure in
+    docs/benchmarks.md, "verdict latency"). Process-wide on purpose: the platform is the process.
+    """
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class Policy:
 
     def __init__(self, net: PolicyNet) -> None:
         self.net = net.eval()
+        single_threaded_torch()
 
     @property
     def arch(self) -> Architecture:

@@ -40,6 +40,7 @@ class Trajectory:
     terminated: bool
     truncated: bool
     laps: int
+    observations: np.ndarray | None = None  # (T, obs_dim) before each action, if asked for
 
     @property
     def steps(self) -> int:
@@ -62,8 +63,12 @@ def simulate(
     *,
     car: CarParams | None = None,
     max_steps: int = 2400,
+    observe: bool = False,
 ) -> Trajectory:
-    """Drive one car through ``actions`` (T, 2); actions after the episode ended are an error."""
+    """Drive one car through ``actions`` (T, 2); actions after the episode ended are an error.
+
+    With ``observe`` the observation before each action is recorded too.
+    """
     if start.track_digest != track.digest:
         raise ReplayMismatchError(
             f"episode was played on track {start.track_digest[:12]}, not {track.digest[:12]}")
@@ -74,14 +79,18 @@ def simulate(
     poses = np.empty((len(actions) + 1, 5))
     poses[0] = sim.pose[0]
     rewards = np.empty(len(actions))
+    observations = [] if observe else None
     for t, action in enumerate(actions):
         if not sim.alive[0]:
             raise SimulationError(f"action log continues after the episode ended at tick {t}")
+        if observations is not None:
+            observations.append(sim.observe()[0])
         out = sim.step(action[None, :])
         poses[t + 1], rewards[t] = sim.pose[0], out.reward[0]
     done = not sim.alive[0]
     return Trajectory(poses, rewards, terminated=done and sim.steps[0] < max_steps,
-                      truncated=done and sim.steps[0] >= max_steps, laps=int(sim.laps[0]))
+                      truncated=done and sim.steps[0] >= max_steps, laps=int(sim.laps[0]),
+                      observations=None if observations is None else np.array(observations))
 
 
 def verify(

@@ -1,0 +1,143 @@
+"""Verdicts: separate data from noise, decide with confidence, price, reproduce, resist gaming."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from crowdlearning.crowd.personas import make_persona
+from crowdlearning.evaluation.screening import ScreenConfig, Screener
+from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, VerdictConfig
+from crowdlearning.learning.bootstrap import (
+    INITIAL_DEMO_TICKS,
+    INITIAL_DEMO_TRACKS,
+    expert_demonstrations,
+    train_initial_model,
+)
+from crowdlearning.learning.finetune import FinetuneConfig
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.track_gen import named_track
+from tests.learning.factories import play
+
+CONFIG = VerdictConfig(suite_size=12, tracks_per_look=4, starts_per_track=3, window_ticks=300,
+                       finetune=FinetuneConfig(updates=200))
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    net, _ = train_initial_model(0)
+    return Judge(net, 0, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),
+                 config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def plays(judge: Judge) -> dict:
+    policy = Policy(judge.champion)
+    rng = np.random.default_rng(3)
+    return {name: play(policy, make_persona(name, rng), ticks=400, track_name="hairpin-valley",
+                       session_id=name) for name in ("expert", "lazy", "random", "adversary")}
+
+
+def test_random_and_adversarial_data_is_judged_worse_and_penalized(judge: Judge, plays) -> None:  # noqa: ANN001
+    for name in ("random", "adversary"):
+        verdict = judge.judge(plays[name])
+        assert verdict.decision is Decision.WORSE, (name, verdict.effect_bp)
+        assert verdict.ci_high_m < 0
+        assert -judge.prices.penalty_cap_tinybar <= verdict.price_tinybar < 0
+
+
+def test_expert_data_is_never_judged_worse(judge: Judge, plays) -> None:  # noqa: ANN001
+    verdict = judge.judge(plays["expert"])
+    assert verdict.decision in (Decision.IMPROVED, Decision.NO_EFFECT), verdict.effect_bp
+    assert verdict.price_tinybar >= 0
+
+
+def test_lazy_copying_is_not_paid_and_not_evaluated(judge: Judge, plays) -> None:  # noqa: ANN001
+    verdict = judge.judge(plays["lazy"])
+    assert verdict.decision is Decision.NO_EFFECT
+    assert verdict.price_tinybar == 0 and verdict.runs == 0
+    assert "copy the policy" in verdict.reason
+
+
+def test_rejudging_reproduces_the_verdict_exactly(judge: Judge, plays) -> None:  # noqa: ANN001
+    first = judge.judge(plays["random"])
+    again = Judge(judge.champion, 0, judge.base, config=CONFIG).judge(plays["random"])
+    assert first == again  # every field but the elapsed time
+    record = json.loads(first.to_json())
+    assert record["scores_with_m"] == first.scores_with_m and record["seed"] == judge.seed
+    public = first.public()
+    assert "scores_with_m" not in public and public["effect_pct"] == round(
+        first.effect_bp / 100, 1)
+
+
+def test_sequential_test_stops_early_when_the_answer_is_clear(judge: Judge, plays) -> None:  # noqa: ANN001
+    verdict = judge.judge(plays["adversary"])
+    assert verdict.looks < 3 and verdict.runs < len(judge.without_m)
+
+
+def test_price_schedule_caps_rewards_and_penalties() -> None:
+    prices = PriceSchedule(reward_tinybar_per_bp=10, reward_cap_tinybar=500,
+                           penalty_tinybar_per_bp=20, penalty_cap_tinybar=300)
+    assert prices.price(Decision.IMPROVED, 30) == 300
+    assert prices.price(Decision.IMPROVED, 3000) == 500
+    assert prices.price(Decision.WORSE, -10) == -200
+    assert prices.price(Decision.WORSE, -1000) == -300
+    assert prices.price(Decision.NO_EFFECT, 500) == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _screener(clock: _Clock, **kwargs: object) -> Screener:
+    track = named_track("hairpin-valley")
+    tracks = {track.digest: track}
+    return Screener(tracks.__getitem__, config=ScreenConfig(**kwargs), clock=clock)  # type: ignore[arg-type]
+
+
+def test_screen_rejects_forged_states(plays) -> None:  # noqa: ANN001
+    screen = _screener(_Clock())
+    c = plays["expert"]
+    assert screen.check(c) == ""
+    forged_states = c.states.copy()
+    forged_states[10, 0] += 0.5
+    forged = dataclasses.replace(c, states=forged_states, session_id="x")
+    assert "replay mismatch" in screen.check(forged)
+    forged_obs = c.observations.copy()
+    forged_obs[5, 3] = 0.0
+    assert "replay mismatch" in screen.check(dataclasses.replace(c, observations=forged_obs))
+
+
+def test_screen_rejects_duplicates_and_near_duplicates(plays) -> None:  # noqa: ANN001
+    screen = _screener(_Clock())
+    c = plays["expert"]
+    screen.accept(c)
+    copy = dataclasses.replace(c, contribution_id="other", contributor_id="sybil")
+    assert "duplicate" in screen.check(copy)
+    # the same states and answers with one tick's label nudged: a near duplicate
+    player = c.player.copy()
+    player[0, 0] = np.clip(player[0, 0] + 0.5, -1, 1)
+    assert "near duplicate" in screen.check(dataclasses.replace(c, player=player))
+
+
+def test_screen_rate_limits_per_contributor(plays) -> None:  # noqa: ANN001
+    clock = _Clock()
+    screen = _screener(clock, max_per_window=2, window_s=60.0)
+    c = plays["random"]
+    assert "rate limit" not in screen.check(c)
+    assert "rate limit" not in screen.check(c)
+    assert "rate limit" in screen.check(c)
+    clock.now = 61.0
+    assert "rate limit" not in screen.check(c)
+
+
+def test_screen_rejects_unknown_tracks(plays) -> None:  # noqa: ANN001
+    screen = Screener(lambda digest: {}[digest])
+    assert "unknown track" in screen.check(plays["expert"])
