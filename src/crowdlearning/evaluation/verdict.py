@@ -50,7 +50,7 @@ class VerdictConfig:
     suite_size: int = 24  # hidden tracks in the verdict suite
     starts_per_track: int = 4
     window_ticks: int = 400  # each run: 20 s of driving
-    tracks_per_look: int = 6
+    tracks_per_look: int = 12  # two looks: clear cases stop at half the suite
     rotation: int = 0  # which hidden suite (rotates)
     lazy_threshold: float = 0.02  # mean |label - policy| below this adds nothing
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
