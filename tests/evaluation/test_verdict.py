@@ -41,7 +41,7 @@ def plays(judge: Judge) -> dict:
                        session_id=name) for name in ("expert", "lazy", "random", "adversary")}
 
 
-def test_random_and_adversarial_data_is_judged_worse_and_penalized(judge: Judge, plays) -> None:  # noqa: ANN001
+def test_random_and_adversarial_data_is_judged_worse_and_penalized(judge: Judge, plays) -> None:
     for name in ("random", "adversary"):
         verdict = judge.judge(plays[name])
         assert verdict.decision is Decision.WORSE, (name, verdict.effect_bp)
@@ -49,20 +49,20 @@ def test_random_and_adversarial_data_is_judged_worse_and_penalized(judge: Judge,
         assert -judge.prices.penalty_cap_tinybar <= verdict.price_tinybar < 0
 
 
-def test_expert_data_is_never_judged_worse(judge: Judge, plays) -> None:  # noqa: ANN001
+def test_expert_data_is_never_judged_worse(judge: Judge, plays) -> None:
     verdict = judge.judge(plays["expert"])
     assert verdict.decision in (Decision.IMPROVED, Decision.NO_EFFECT), verdict.effect_bp
     assert verdict.price_tinybar >= 0
 
 
-def test_lazy_copying_is_not_paid_and_not_evaluated(judge: Judge, plays) -> None:  # noqa: ANN001
+def test_lazy_copying_is_not_paid_and_not_evaluated(judge: Judge, plays) -> None:
     verdict = judge.judge(plays["lazy"])
     assert verdict.decision is Decision.NO_EFFECT
     assert verdict.price_tinybar == 0 and verdict.runs == 0
     assert "copy the policy" in verdict.reason
 
 
-def test_rejudging_reproduces_the_verdict_exactly(judge: Judge, plays) -> None:  # noqa: ANN001
+def test_rejudging_reproduces_the_verdict_exactly(judge: Judge, plays) -> None:
     first = judge.judge(plays["random"])
     again = Judge(judge.champion, 0, judge.base, config=CONFIG).judge(plays["random"])
     assert first == again  # every field but the elapsed time
@@ -73,7 +73,7 @@ def test_rejudging_reproduces_the_verdict_exactly(judge: Judge, plays) -> None: 
         first.effect_bp / 100, 1)
 
 
-def test_sequential_test_stops_early_when_the_answer_is_clear(judge: Judge, plays) -> None:  # noqa: ANN001
+def test_sequential_test_stops_early_when_the_answer_is_clear(judge: Judge, plays) -> None:
     verdict = judge.judge(plays["adversary"])
     assert verdict.looks < 3 and verdict.runs < len(judge.without_m)
 
@@ -102,7 +102,7 @@ def _screener(clock: _Clock, **kwargs: object) -> Screener:
     return Screener(tracks.__getitem__, config=ScreenConfig(**kwargs), clock=clock)  # type: ignore[arg-type]
 
 
-def test_screen_rejects_forged_states(plays) -> None:  # noqa: ANN001
+def test_screen_rejects_forged_states(plays) -> None:
     screen = _screener(_Clock())
     c = plays["expert"]
     assert screen.check(c) == ""
@@ -115,7 +115,7 @@ def test_screen_rejects_forged_states(plays) -> None:  # noqa: ANN001
     assert "replay mismatch" in screen.check(dataclasses.replace(c, observations=forged_obs))
 
 
-def test_screen_rejects_duplicates_and_near_duplicates(plays) -> None:  # noqa: ANN001
+def test_screen_rejects_duplicates_and_near_duplicates(plays) -> None:
     screen = _screener(_Clock())
     c = plays["expert"]
     screen.accept(c)
@@ -127,7 +127,7 @@ def test_screen_rejects_duplicates_and_near_duplicates(plays) -> None:  # noqa: 
     assert "near duplicate" in screen.check(dataclasses.replace(c, player=player))
 
 
-def test_screen_rate_limits_per_contributor(plays) -> None:  # noqa: ANN001
+def test_screen_rate_limits_per_contributor(plays) -> None:
     clock = _Clock()
     screen = _screener(clock, max_per_window=2, window_s=60.0)
     c = plays["random"]
@@ -138,6 +138,6 @@ def test_screen_rate_limits_per_contributor(plays) -> None:  # noqa: ANN001
     assert "rate limit" not in screen.check(c)
 
 
-def test_screen_rejects_unknown_tracks(plays) -> None:  # noqa: ANN001
+def test_screen_rejects_unknown_tracks(plays) -> None:
     screen = Screener(lambda digest: {}[digest])
     assert "unknown track" in screen.check(plays["expert"])
