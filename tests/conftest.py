@@ -31,3 +31,9 @@ def postgres_url() -> str:
 def redis_url() -> str:
     """URL of a Redis server the tests may write to."""
     return _service_url("CROWDLEARNING_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Path of Debian's chromium for Playwright browser tests."""
+    return _service_url("CROWDLEARNING_TEST_CHROMIUM", "Chromium")

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     settlement_expiry_margin_s: int = Field(
         default=10, ge=0, description="Clock-skew margin before a window counts as expired [s]."
     )
+    settlement_receipt_ttl_s: int = Field(
+        default=180, ge=0, description="How long the network keeps receipts; 0 = forever [s]."
+    )
     payments_api_history_limit: int = Field(
         default=100, gt=0, le=1000, description="Most transfers one history page returns [count]."
     )
@@ -83,6 +86,63 @@ class Settings(BaseSettings):
     )
     hedera_request_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="Bound on one SDK call, retries included [s]."
+    )
+
+    # --- server ----------------------------------------------------------------------------
+    server_host: str = Field(default="127.0.0.1", description="Where `crowdlearning serve` binds.")
+    server_port: int = Field(default=8000, ge=0, le=65535, description="HTTP port (0 = ephemeral).")
+    server_database_url: str = Field(
+        default="sqlite:///var/server.db", description="Users, sessions, runs (the web server's)."
+    )
+    server_tick_hz: float = Field(default=20.0, gt=0, le=100, description="Game loop rate [Hz].")
+    server_max_players: int = Field(
+        default=512, gt=0, le=10_000, description="Simultaneous runs (simulator slots) [count]."
+    )
+    server_run_ticks: int = Field(
+        default=1200, ge=20, le=36_000, description="Longest run [ticks] (1200 = 60 s)."
+    )
+    server_play_tracks: int = Field(
+        default=8, gt=0, le=256, description="Play tracks served: play seeds 0..N-1 [count]."
+    )
+    server_ws_max_message_bytes: int = Field(
+        default=1024, ge=64, le=65536, description="Largest client WebSocket message [bytes]."
+    )
+    server_ws_max_inputs_per_s: float = Field(
+        default=60.0, gt=0, description="Client messages allowed per second (token bucket)."
+    )
+    server_ws_max_errors: int = Field(
+        default=20, gt=0, description="Protocol errors tolerated before the socket is closed."
+    )
+    server_ws_send_queue: int = Field(
+        default=8, gt=0, le=1024, description="Frames queued per client; oldest dropped [count]."
+    )
+    server_watch_hz: float = Field(default=10.0, gt=0, le=20, description="Spectator rate [Hz].")
+    server_watch_max_runs: int = Field(
+        default=64, gt=0, description="Live runs listed in one spectator frame [count]."
+    )
+    server_verdict_queue: int = Field(
+        default=256, gt=0, description="Contributions waiting for a verdict [count]."
+    )
+    server_settle_interval_s: float = Field(
+        default=2.0, gt=0, description="How often pending payouts are settled [s]."
+    )
+    server_round_interval_s: float = Field(
+        default=600.0, gt=0, description="How often improving contributions are merged [s]."
+    )
+    server_token_ttl_s: int = Field(
+        default=7 * 24 * 3600, gt=0, description="Session token lifetime [s]."
+    )
+    server_challenge_ttl_s: int = Field(
+        default=300, gt=0, description="Hedera link challenge lifetime [s]."
+    )
+    server_dev_deposit_max_tinybar: int = Field(
+        default=100 * 100_000_000, gt=0, description="Largest development deposit [tinybar]."
+    )
+    server_reward_budget_tinybar: int = Field(
+        default=10_000 * 100_000_000, gt=0, description="Reward budget funded at first start."
+    )
+    server_eval_tracks: int = Field(
+        default=8, gt=0, le=64, description="Hidden tracks for the champion's lap times [count]."
     )
 
 

@@ -1,8 +1,14 @@
 """``crowdlearning demo``: a simulated crowd improves the model, round by round, on one machine.
 
-Reads top to bottom: arguments, the initial model, the rounds (play -> labels -> new version ->
-hidden-suite evaluation), the behaviour-cloning baseline at the same label budgets, the report
-(markdown, learning-curve PNG, and with ``--json`` the figures as JSON).
+Default: the whole loop (``crowd.market``): play, verdicts, ledger, payouts on the local Hedera
+network; the report has the learning curve and earnings per persona.
+
+``--accept-all``: plain DAgger without verdicts (every contribution is merged), with the
+behaviour-cloning baseline at the same label budgets: the proof that the crowd's DAgger data beats
+expert demonstrations label for label.
+
+Both write ``report.md`` and ``learning_curve.png`` into ``--out``; ``--json PATH`` also writes
+the figures as JSON.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ from crowdlearning.learning.bootstrap import (
 )
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
-from crowdlearning.learning.labels import LabelConfig
+from crowdlearning.learning.labels import LabelConfig, LabelSet
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.train import TrainConfig, fit, new_network
 from crowdlearning.policy.network import Policy
 
-__all__ = ["DemoConfig", "demo_main", "run_demo"]
+__all__ = ["DemoConfig", "demo_main", "run_dagger_demo"]
 
 
 @dataclass
@@ -55,7 +61,7 @@ def _evaluate(policy: Policy, suite: EvalSuite) -> dict:
     return evaluate(policy, suite).summary()
 
 
-def run_demo(cfg: DemoConfig) -> dict:
+def run_dagger_demo(cfg: DemoConfig) -> dict:
     """Run the rounds and the baseline; return the report as plain data."""
     rng = np.random.default_rng(cfg.seed)
     suite = EvalSuite.hidden(cfg.eval_tracks)
@@ -94,12 +100,21 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 
 def _bc_baseline(cfg: DemoConfig, suite: EvalSuite, budgets: Sequence[int]) -> list[dict]:
-    """Behaviour cloning from scratch on exactly ``budget`` expert-driven labels, per budget."""
+    """Behaviour cloning from scratch on exactly ``budget`` expert-driven labels, per budget.
+
+    The labels are collected the way the crowd's are: the initial demonstrations, then sessions
+    of ``session_ticks`` on random play tracks from random starts, in order, with the expert
+    driving (its own states: no DAgger). So both curves see the same kind and number of labels.
+    """
     rng = np.random.default_rng(cfg.seed + 7)
-    seeds = rng.choice(PLAY_TRACK_POOL, size=16, replace=False)
-    starts = [float(rng.uniform(0, 500)) for _ in seeds]
-    ticks = int(np.ceil(max(budgets) / len(seeds))) + 1
-    pool = expert_demonstrations(seeds, ticks, start_s_m=starts, source="bc")
+    sessions = int(np.ceil(max(budgets) / cfg.session_ticks)) + 1
+    seeds = rng.choice(PLAY_TRACK_POOL, size=sessions, replace=True)
+    starts = [float(rng.uniform(0, 400)) for _ in seeds]
+    parts = [expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS)]
+    for seed, start in zip(seeds, starts, strict=True):
+        parts.append(expert_demonstrations([seed], cfg.session_ticks, start_s_m=[start],
+                                           source="bc"))
+    pool = LabelSet.concat(parts)
     out = []
     for budget in tqdm(budgets, desc="BC baseline", unit="budget"):
         data = pool.select(np.arange(min(budget, len(pool))))
@@ -126,7 +141,7 @@ def write_report(report: dict, out_dir: Path, json_path: Path | None = None) -> 
     paths.append(md)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, default=float))
+        json_path.write_text(json.dumps(report, indent=2))
         paths.append(json_path)
     return paths
 
@@ -140,29 +155,54 @@ def _parse_crowd(text: str) -> dict[str, int]:
 
 
 def demo_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="crowdlearning demo", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=DemoConfig.rounds)
+    parser = argparse.ArgumentParser(prog="crowdlearning demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--crowd", type=_parse_crowd, default=None,
-                        help="persona:count list, e.g. expert:4,noisy-0.1:2")
-    parser.add_argument("--ticks", type=int, default=DemoConfig.session_ticks,
-                        help="ticks per session (20 per second)")
-    parser.add_argument("--eval-tracks", type=int, default=DemoConfig.eval_tracks)
-    parser.add_argument("--seed", type=int, default=DemoConfig.seed)
+                        help="persona:count list, e.g. expert:2,lazy:1,random:1")
+    parser.add_argument("--ticks", type=int, default=None, help="ticks per session (20/s)")
+    parser.add_argument("--eval-tracks", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accept-all", action="store_true",
+                        help="plain DAgger, no verdicts, with the behaviour-cloning baseline")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--bc-seeds", type=int, default=DemoConfig.bc_seeds)
-    parser.add_argument("--out", type=Path, default=DemoConfig.out_dir)
+    parser.add_argument("--out", type=Path, default=Path("var/demo"))
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
     args = parser.parse_args(argv)
-    cfg = DemoConfig(rounds=args.rounds, session_ticks=args.ticks, eval_tracks=args.eval_tracks,
-                     seed=args.seed, baseline=not args.no_baseline, bc_seeds=args.bc_seeds,
-                     out_dir=args.out,
-                     json_path=args.json_path)
-    if args.crowd:
-        cfg.crowd = args.crowd
-    report = run_demo(cfg)
-    for path in write_report(report, cfg.out_dir, cfg.json_path):
+    report = _dagger(args) if args.accept_all else _market(args)
+    for path in write_report(report, args.out, args.json_path):
         print(f"wrote {path}")
+    return 0
+
+
+def _dagger(args: argparse.Namespace) -> dict:
+    cfg = DemoConfig(seed=args.seed, baseline=not args.no_baseline, bc_seeds=args.bc_seeds,
+                     out_dir=args.out, json_path=args.json_path)
+    for name, value in (("rounds", args.rounds), ("session_ticks", args.ticks),
+                        ("eval_tracks", args.eval_tracks), ("crowd", args.crowd)):
+        if value is not None:
+            setattr(cfg, name, value)
+    report = run_dagger_demo(cfg)
     first, last = report["dagger"][0], report["dagger"][-1]
     print(f"lap completion on hidden tracks: {first['lap_completion']:.0%} (v0) -> "
           f"{last['lap_completion']:.0%} (v{last['version']}) with {last['labels']} labels")
-    return 0
+    return report
+
+
+def _market(args: argparse.Namespace) -> dict:
+    from crowdlearning.crowd.market import MarketConfig, run_market
+
+    cfg = MarketConfig(seed=args.seed)
+    for name, value in (("rounds", args.rounds), ("session_ticks", args.ticks),
+                        ("eval_tracks", args.eval_tracks), ("crowd", args.crowd)):
+        if value is not None:
+            setattr(cfg, name, value)
+    report = run_market(cfg, args.out / f"run-{int(time.time())}")
+    for name, book in report["personas"].items():
+        print(f"{name:<12} contributions {book['contributions']:>3}  paid {book['paid']:>3}  "
+              f"penalized {book['penalized']:>3}  net {book['net_tinybar'] / 1e8:+.4f} HBAR")
+    first, last = report["learning_curve"][0], report["learning_curve"][-1]
+    print(f"champion lap completion: {first['lap_completion']:.0%} -> "
+          f"{last['lap_completion']:.0%} (v{last['version']})")
+    return report

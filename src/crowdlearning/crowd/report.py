@@ -16,9 +16,11 @@ def learning_curve_png(report: dict, path: Path) -> Path:
     """Lap completion on hidden tracks against labels: DAgger crowd vs behaviour cloning."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
-        dagger = report["dagger"]
+        dagger = report.get("dagger") or report["learning_curve"]
+        label = ("crowd DAgger (model versions)" if "dagger" in report
+                 else "champion (merged after verdicts)")
         ax.plot([p["labels"] for p in dagger], [100 * p["lap_completion"] for p in dagger],
-                marker="o", label="crowd DAgger (model versions)")
+                marker="o", label=label)
         bc = report.get("behaviour_cloning") or []
         if bc:
             ax.plot([p["labels"] for p in bc], [100 * p["lap_completion"] for p in bc],
@@ -45,6 +47,40 @@ def _seconds(value: float | None) -> str:
 
 
 def markdown_report(report: dict) -> str:
+    return _market_md(report) if "learning_curve" in report else _dagger_md(report)
+
+
+def _market_md(report: dict) -> str:
+    cfg = report["config"]
+    lines = [
+        "# CrowdLearning demo report: play, verdicts, payments", "",
+        f"Crowd: {cfg['crowd']}; {cfg['rounds']} rounds of {cfg['session_ticks']}-tick "
+        f"sessions; verdicts at {cfg['verdict']['confidence']:.0%} confidence with a "
+        f"{cfg['verdict']['margin_pct']}% margin on {cfg['verdict']['suite_size']} hidden "
+        f"tracks; seed {cfg['seed']}.", "",
+        "![learning curve](learning_curve.png)", "",
+        "| persona | contributions | paid | penalized | no effect | rejected | net HBAR |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, b in report["personas"].items():
+        lines.append(f"| {name} | {b['contributions']} | {b['paid']} | {b['penalized']} | "
+                     f"{b['no_effect']} | {b['rejected']} | {b['net_tinybar'] / 1e8:+.4f} |")
+    lines += ["", "| round | champion | labels | lap completion | mean progress | promoted |",
+              "|---:|---:|---:|---:|---:|---|"]
+    for p in report["learning_curve"]:
+        lines.append(f"| {p['round']} | v{p['version']} | {p['labels']} | "
+                     f"{_pct(p['lap_completion'])} | {_pct(p['mean_progress'])} | "
+                     f"{p.get('promoted', '-')} |")
+    lat, st = report["verdict_latency_s"], report["settlement"]
+    lines += ["", f"Verdict latency: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s "
+              f"over {lat['count']} contributions.", "",
+              f"Settlement: {st['paid_on_chain_tinybar'] / 1e8:.4f} HBAR on the players' Hedera "
+              f"accounts; transactions still live: {st['live_after']}; books: {st['books']}; "
+              f"reconciliation: {st['reconciliation']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _dagger_md(report: dict) -> str:
     cfg = report["config"]
     lines = [
         "# CrowdLearning demo report", "",

@@ -65,8 +65,7 @@ _NS_PER_S = 1_000_000_000
 VALID_START_BACKDATE_S = 5  # like the SDK: tolerate a node clock slightly behind ours [s]
 MAX_MEMO_BYTES = 100
 MAX_AUDIT_MESSAGE_BYTES = 1024  # one HCS chunk; audit messages are hashes
-# Receipt answers meaning "not known yet" rather than a final status.
-_PENDING = {"RECEIPT_NOT_FOUND", "UNKNOWN", "BUSY", "OK", "PLATFORM_NOT_ACTIVE"}
+_NOT_FINAL = {"RECEIPT_NOT_FOUND", "UNKNOWN", "OK"}  # receipt answers that are not an outcome
 
 
 def client_for_network(
@@ -249,7 +248,11 @@ class SdkHederaTransport:
         try:
             receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
         except HederaUnavailableError as err:
-            if _is_pending(getattr(err.__cause__, "last_error", None)):
+            # None means "no final status": the network does not know the transaction, or it
+            # awaits consensus (UNKNOWN, seconds at most). Settlement re-issues a payout whose
+            # window passed with None, so a *busy* node (BUSY, PLATFORM_NOT_ACTIVE) must raise
+            # (retry later) instead: the transaction may well have executed.
+            if _status_of(getattr(err.__cause__, "last_error", None)) in _NOT_FINAL:
                 return None
             raise
         except PrecheckError as err:
@@ -383,9 +386,9 @@ class SdkHederaTransport:
             raise HederaUnavailableError(f"Hedera network unavailable: {err}") from err
 
 
-def _is_pending(error: BaseException | None) -> bool:
+def _status_of(error: BaseException | None) -> str | None:
     status = getattr(error, "status", None)
-    return status is not None and _status_name(status) in _PENDING
+    return None if status is None else _status_name(status)
 
 
 def _private_key(text: str) -> PrivateKey:

@@ -1,0 +1,183 @@
+"""The whole loop on embedded defaults: a simulated crowd plays, is judged, paid and penalized.
+
+Reads top to bottom: start the local Hedera network and the SQLite ledger; fund the reward
+budget; give every simulated player a Hedera account, a deposit and a locked stake; then, per
+round, the crowd plays one session each against the champion, every contribution goes through the
+verdict service (screen, judge, price, ledger, payout request, audit hash), the round's improving
+contributions are merged into a candidate that is promoted only if not worse, and pending payouts
+are settled on the local network. At the end the books are checked and reconciled against the
+network's receipts, and the report lists earnings per persona and the champion's learning curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hiero_sdk_python import PrivateKey
+from tqdm import tqdm
+
+from crowdlearning.config import Settings
+from crowdlearning.crowd.simulation import make_crowd, play_round
+from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.suite import EvalSuite, evaluate
+from crowdlearning.evaluation.verdict import Decision, PriceSchedule, VerdictConfig
+from crowdlearning.learning.bootstrap import (
+    INITIAL_DEMO_TICKS,
+    INITIAL_DEMO_TRACKS,
+    expert_demonstrations,
+    train_initial_model,
+)
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.learning.train import TrainConfig
+from crowdlearning.ledger import Ledger, open_ledger, player_account
+from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.payments.local_network.server import running_local_network
+from crowdlearning.payments.sdk_transport import SdkHederaTransport
+from crowdlearning.payments.settlement import Settler, reconcile
+from crowdlearning.platform.service import Outcome, VerdictService
+from crowdlearning.sim.track import Track
+
+__all__ = ["MarketConfig", "run_market"]
+
+HBAR = 100_000_000  # tinybar
+
+
+@dataclass
+class MarketConfig:
+    rounds: int = 6
+    crowd: dict[str, int] = field(default_factory=lambda: {
+        "expert": 2, "noisy-0.1": 2, "noisy-0.3": 1, "late-6": 1, "lazy": 2, "random": 1,
+        "adversary": 1})
+    session_ticks: int = 600  # 30 s sessions
+    eval_tracks: int = 16  # hidden tracks for the champion's learning curve (2 starts each)
+    seed: int = 0
+    train_updates: int = 1500
+    deposit_tinybar: int = 5 * HBAR  # each player's deposit
+    stake_tinybar: int = 2 * HBAR  # locked stake (paid mode)
+    reward_budget_tinybar: int = 1000 * HBAR
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    prices: PriceSchedule = field(default_factory=lambda: PriceSchedule(
+        penalty_cap_tinybar=10_000_000))
+
+
+@dataclass
+class PersonaBook:
+    contributions: int = 0
+    paid: int = 0
+    penalized: int = 0
+    no_effect: int = 0
+    rejected: int = 0
+    earned_tinybar: int = 0
+    penalties_tinybar: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.contributions += 1
+        decision = outcome.verdict.decision
+        self.paid += outcome.reward_tinybar > 0
+        self.penalized += outcome.penalty_tinybar > 0
+        self.no_effect += decision is Decision.NO_EFFECT
+        self.rejected += decision is Decision.REJECTED
+        self.earned_tinybar += outcome.reward_tinybar
+        self.penalties_tinybar += outcome.penalty_tinybar
+
+    def as_dict(self) -> dict:
+        return {"contributions": self.contributions, "paid": self.paid,
+                "penalized": self.penalized, "no_effect": self.no_effect,
+                "rejected": self.rejected, "earned_tinybar": self.earned_tinybar,
+                "penalties_tinybar": self.penalties_tinybar,
+                "net_tinybar": self.earned_tinybar - self.penalties_tinybar}
+
+
+def _persona(contributor_id: str) -> str:
+    return contributor_id.rsplit("-", 1)[0]
+
+
+def _open_players(ledger: Ledger, transport: SdkHederaTransport, ids: list[str],
+                  cfg: MarketConfig) -> dict[str, str]:
+    """Ledger accounts, a deposit and a locked stake per player; a Hedera account to pay to."""
+    accounts = {}
+    for pid in ids:
+        ledger.open_player(pid)
+        ledger.deposit(f"deposit:{pid}", player_account(pid, AccountKind.AVAILABLE),
+                       cfg.deposit_tinybar)
+        ledger.lock_stake(f"stake:{pid}", pid, cfg.stake_tinybar)
+        accounts[pid] = transport.create_account(PrivateKey.generate_ed25519().public_key())
+    return accounts
+
+
+def run_market(cfg: MarketConfig, work: Path) -> dict:
+    """Run the loop (see the module docstring) in ``work``; return the report as plain data."""
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    with running_local_network() as info:
+        transport = SdkHederaTransport.for_local_network(info)
+        try:
+            return _run(cfg, work, rng, transport)
+        finally:
+            transport.close()
+
+
+def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
+         transport: SdkHederaTransport) -> dict:
+    ledger = open_ledger(Settings(database_url=f"sqlite:///{work / 'ledger.db'}"))
+    ledger.deposit("operator-funding", "treasury", cfg.reward_budget_tinybar)
+    ledger.fund_reward_budget("reward-budget", cfg.reward_budget_tinybar)
+    trainer = DaggerTrainer(ModelRegistry(work / "models"), AggregatedDataset(work / "dataset"),
+                            train=TrainConfig(updates=cfg.train_updates, seed=cfg.seed))
+    net, training = train_initial_model(cfg.seed)
+    trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
+    crowd = make_crowd(cfg.crowd, rng)
+    accounts = _open_players(ledger, transport, [m.contributor_id for m in crowd], cfg)
+    catalog: dict[str, Track] = {}
+    settler = Settler(ledger, transport)
+    suite = EvalSuite.hidden(cfg.eval_tracks)
+    service = VerdictService(
+        trainer, Screener(catalog.__getitem__), verdict_config=cfg.verdict, prices=cfg.prices,
+        champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
+        hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl")
+    books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
+    curve = [_point(trainer, 0, suite)]
+    latencies: list[float] = []
+    for r in tqdm(range(cfg.rounds), desc="rounds", unit="round"):
+        version = trainer.registry.champion or 0
+        contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
+                                   max_ticks=cfg.session_ticks, catalog=catalog)
+        for c in contributions:
+            outcome = service.submit(c)
+            books[_persona(c.contributor_id)].add(outcome)
+            latencies.append(outcome.verdict.elapsed_s)
+        result = service.close_round()
+        service.settle()
+        curve.append(_point(trainer, r + 1, suite, promoted=result.promoted,
+                            merged=len(result.merged)))
+    final = settler.run_until_settled(max_runs=20, pause_s=0.05)
+    summary = ledger.check_books()
+    recon = reconcile(ledger, transport)
+    return {
+        "config": {"rounds": cfg.rounds, "crowd": cfg.crowd, "session_ticks": cfg.session_ticks,
+                   "eval_tracks": cfg.eval_tracks, "seed": cfg.seed,
+                   "verdict": {"confidence": cfg.verdict.confidence,
+                               "margin_pct": cfg.verdict.margin_pct,
+                               "suite_size": cfg.verdict.suite_size}},
+        "learning_curve": curve,
+        "personas": {name: book.as_dict() for name, book in books.items()},
+        "verdict_latency_s": {"median": float(np.median(latencies)),
+                              "p95": float(np.percentile(latencies, 95)),
+                              "count": len(latencies)},
+        "settlement": {"live_after": final.live, "books": str(summary),
+                       "reconciliation": str(recon),
+                       "paid_on_chain_tinybar": sum(transport.account_balance(a)
+                                                    for a in accounts.values())},
+        "work_dir": str(work),
+    }
+
+
+def _point(trainer: DaggerTrainer, rounds: int, suite: EvalSuite, **extra: object) -> dict:
+    version = trainer.registry.champion or 0
+    labels = len(trainer.dataset.load(trainer.registry.contributions_in(version)))
+    return {"round": rounds, "version": version, "labels": labels,
+            **evaluate(trainer.policy(), suite).summary(), **extra}

@@ -1,0 +1,149 @@
+"""Third-party clients of the payments API and their API keys (stored as SHA-256 hashes).
+
+A key is ``cl_<prefix>_<secret>`` with 32 random bytes of secret: a fast hash is enough for keys
+of that entropy (no dictionary to attack), and lets every request be checked with one indexed
+lookup. Only the hash and the short prefix (to tell keys apart in listings) are stored.
+
+A client may charge a player only within a *mandate* the player granted (through the game, not
+the API): ``grant_mandate`` sets how much in total the client may still take.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+
+from crowdlearning.ledger.accounts import AccountKind, client_account, player_account
+from crowdlearning.ledger.errors import ChargeNotAuthorizedError, UnknownAccountError
+from crowdlearning.ledger.postings import get_transfer, lock_accounts, open_account, post
+from crowdlearning.ledger.records import Transfer, TransferSpec
+from crowdlearning.ledger.schema import api_clients, api_keys, charge_mandates
+from crowdlearning.ledger.validation import check_amount
+
+__all__ = [
+    "authenticate",
+    "charge",
+    "grant_mandate",
+    "hash_key",
+    "issue_key",
+    "open_client",
+    "revoke_key",
+]
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def open_client(conn: sa.Connection, client_id: str, *, now_ns: int) -> str:
+    """Create the client and its ledger account (idempotent); return the account code."""
+    code = client_account(client_id)
+    open_account(conn, code, AccountKind.CLIENT, now_ns=now_ns)
+    exists = conn.execute(sa.select(api_clients.c.id).where(api_clients.c.id == client_id)).first()
+    if exists is None:
+        account_id = lock_accounts(conn, [code])[code].id
+        conn.execute(
+            api_clients.insert().values(id=client_id, account_id=account_id, created_at_ns=now_ns)
+        )
+    return code
+
+
+def issue_key(conn: sa.Connection, client_id: str, *, now_ns: int) -> str:
+    """A new API key for an existing client; the plaintext is returned once, never stored."""
+    _require_client(conn, client_id)
+    prefix = secrets.token_hex(4)
+    key = f"cl_{prefix}_{secrets.token_urlsafe(32)}"
+    conn.execute(
+        api_keys.insert().values(
+            key_hash=hash_key(key), client_id=client_id, prefix=prefix, created_at_ns=now_ns
+        )
+    )
+    return key
+
+
+def revoke_key(conn: sa.Connection, key: str, *, now_ns: int) -> None:
+    """Revoke a key (idempotent)."""
+    conn.execute(
+        api_keys.update()
+        .where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at_ns.is_(None))
+        .values(revoked_at_ns=now_ns)
+    )
+
+
+def authenticate(conn: sa.Connection, key: str) -> str | None:
+    """The client id owning a live key, or ``None``."""
+    return conn.execute(
+        sa.select(api_keys.c.client_id).where(
+            api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at_ns.is_(None)
+        )
+    ).scalar_one_or_none()
+
+
+def grant_mandate(
+    conn: sa.Connection, player_id: str, client_id: str, allowance_tinybar: int, *, now_ns: int
+) -> None:
+    """Let ``client_id`` charge ``player_id`` up to ``allowance_tinybar`` more (0 revokes)."""
+    if allowance_tinybar != 0:
+        check_amount(allowance_tinybar, what="allowance_tinybar")
+    player_account(player_id, AccountKind.AVAILABLE)  # validates the id
+    _require_client(conn, client_id)
+    row = _locked_mandate(conn, client_id, player_id)
+    if row is None:
+        conn.execute(
+            charge_mandates.insert().values(
+                client_id=client_id,
+                player_id=player_id,
+                limit_tinybar=allowance_tinybar,
+                used_tinybar=0,
+                updated_at_ns=now_ns,
+            )
+        )
+        return
+    conn.execute(
+        _mandate_update(client_id, player_id).values(
+            limit_tinybar=row.used_tinybar + allowance_tinybar, updated_at_ns=now_ns
+        )
+    )
+
+
+def charge(
+    conn: sa.Connection, client_id: str, player_id: str, spec: TransferSpec, *, now_ns: int
+) -> Transfer:
+    """Post ``spec`` (player -> client) within the player's mandate; replays consume nothing."""
+    row = _locked_mandate(conn, client_id, player_id)  # serializes charges of this pair
+    if get_transfer(conn, spec.id) is not None:
+        return post(conn, spec, now_ns=now_ns)  # a replay (or an id conflict) is post's call
+    left = 0 if row is None else row.limit_tinybar - row.used_tinybar
+    if spec.amount_tinybar > left:
+        raise ChargeNotAuthorizedError(
+            f"player {player_id} allows client {client_id} to charge {left} more tinybar, "
+            f"not {spec.amount_tinybar}"
+        )
+    conn.execute(
+        _mandate_update(client_id, player_id).values(
+            used_tinybar=charge_mandates.c.used_tinybar + spec.amount_tinybar, updated_at_ns=now_ns
+        )
+    )
+    return post(conn, spec, now_ns=now_ns)
+
+
+def _require_client(conn: sa.Connection, client_id: str) -> None:
+    query = sa.select(api_clients.c.id).where(api_clients.c.id == client_id)
+    if conn.execute(query).first() is None:
+        raise UnknownAccountError(f"unknown API client: {client_id!r}")
+
+
+def _locked_mandate(conn: sa.Connection, client_id: str, player_id: str) -> sa.Row | None:
+    query = sa.select(charge_mandates).where(
+        charge_mandates.c.client_id == client_id, charge_mandates.c.player_id == player_id
+    )
+    return conn.execute(query.with_for_update()).first()
+
+
+def _mandate_update(client_id: str, player_id: str) -> sa.Update:
+    return charge_mandates.update().where(
+        charge_mandates.c.client_id == client_id, charge_mandates.c.player_id == player_id
+    )

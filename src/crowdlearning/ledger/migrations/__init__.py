@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger database (``env.py``, ``versions/``); see ``ledger.migrate``."""

@@ -1,0 +1,1 @@
+"""Alembic revisions, oldest first: tables, then the database-side invariants (triggers)."""

@@ -1,0 +1,175 @@
+"""The ledger's tables (SQLAlchemy Core); the migrations in ``ledger/migrations`` create them.
+
+    ledger_accounts           one row per account; ``balance_tinybar`` is kept by a trigger on legs
+    ledger_transfers          immutable headers; ``pending_id`` links a post/void to its pending
+    ledger_legs               immutable signed legs; the legs of a transfer sum to zero
+    ledger_holds              stake held behind a contribution until its verdict
+    ledger_payouts            two-phase payouts to a Hedera account: pending -> posted | voided
+    settlement_transactions   signed Hedera transactions, stored before they are submitted
+    settlement_tx_payouts     which payouts a settlement transaction pays
+    api_clients / api_keys    third-party clients of the payments API; keys stored as SHA-256 hashes
+    api_charge_mandates       how much a player allows a client to charge (and how much it did)
+
+Timestamps are integer epoch nanoseconds (``*_ns``) taken from the caller's clock.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "accounts",
+    "api_clients",
+    "api_keys",
+    "charge_mandates",
+    "holds",
+    "legs",
+    "metadata",
+    "payouts",
+    "settlement_transactions",
+    "settlement_tx_payouts",
+    "transfers",
+]
+
+metadata = sa.MetaData()
+_ID = sa.String(128)
+_PK_INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("id", _PK_INT, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(160), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("allow_negative", sa.Boolean(), nullable=False),
+    sa.Column("balance_tinybar", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("allow_negative OR balance_tinybar >= 0", name="ck_account_not_negative"),
+)
+
+transfers = sa.Table(
+    "ledger_transfers",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
+    sa.Column("pending_id", _ID, sa.ForeignKey("ledger_transfers.id"), unique=True),
+    sa.Column("memo", sa.String(256), nullable=False, server_default=""),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("amount_tinybar > 0", name="ck_transfer_amount_positive"),
+    sa.CheckConstraint("kind IN ('single', 'pending', 'post', 'void')", name="ck_transfer_kind"),
+    sa.CheckConstraint(
+        "(kind IN ('post', 'void')) = (pending_id IS NOT NULL)", name="ck_transfer_pending_link"
+    ),
+)
+
+legs = sa.Table(
+    "ledger_legs",
+    metadata,
+    sa.Column(
+        "transfer_id",
+        _ID,
+        sa.ForeignKey("ledger_transfers.id", deferrable=True, initially="DEFERRED"),
+        primary_key=True,
+    ),
+    sa.Column("leg_no", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("account_id", _PK_INT, sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("amount_tinybar <> 0", name="ck_leg_amount_nonzero"),
+    sa.Index("ix_ledger_legs_account", "account_id"),
+)
+
+holds = sa.Table(
+    "ledger_holds",
+    metadata,
+    sa.Column("contribution_id", _ID, primary_key=True),
+    sa.Column("player_id", _ID, nullable=False),
+    sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("penalty_tinybar", sa.BigInteger()),
+    sa.Column("reward_tinybar", sa.BigInteger()),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("settled_at_ns", sa.BigInteger()),
+    sa.CheckConstraint("amount_tinybar > 0", name="ck_hold_amount_positive"),
+    sa.CheckConstraint("state IN ('open', 'settled')", name="ck_hold_state"),
+    sa.Index("ix_ledger_holds_player_state", "player_id", "state"),
+)
+
+settlement_transactions = sa.Table(
+    "settlement_transactions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("valid_start_ns", sa.BigInteger(), nullable=False),
+    sa.Column("valid_duration_s", sa.Integer(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("last_status", sa.String(64)),
+    sa.Column("receipt_status", sa.String(64)),
+    sa.Column("consensus_ns", sa.BigInteger()),
+    sa.Column("submit_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at_ns", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint(
+        "state IN ('prepared', 'submitted', 'succeeded', 'failed', 'expired')",
+        name="ck_settlement_state",
+    ),
+    sa.Index("ix_settlement_transactions_state", "state"),
+)
+
+payouts = sa.Table(
+    "ledger_payouts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("from_account_id", _PK_INT, sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("pending_transfer_id", _ID, sa.ForeignKey("ledger_transfers.id"), nullable=False),
+    sa.Column("resolve_transfer_id", _ID, sa.ForeignKey("ledger_transfers.id")),
+    sa.Column("settlement_tx_id", _ID, sa.ForeignKey("settlement_transactions.id")),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failure", sa.String(256)),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("resolved_at_ns", sa.BigInteger()),
+    sa.CheckConstraint("amount_tinybar > 0", name="ck_payout_amount_positive"),
+    sa.CheckConstraint("state IN ('pending', 'posted', 'voided')", name="ck_payout_state"),
+    sa.Index("ix_ledger_payouts_state", "state"),
+)
+
+settlement_tx_payouts = sa.Table(
+    "settlement_tx_payouts",
+    metadata,
+    sa.Column("tx_id", _ID, sa.ForeignKey("settlement_transactions.id"), primary_key=True),
+    sa.Column("payout_id", _ID, sa.ForeignKey("ledger_payouts.id"), primary_key=True),
+)
+
+api_clients = sa.Table(
+    "api_clients",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("account_id", _PK_INT, sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", _ID, sa.ForeignKey("api_clients.id"), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("revoked_at_ns", sa.BigInteger()),
+)
+
+charge_mandates = sa.Table(
+    "api_charge_mandates",
+    metadata,
+    sa.Column("client_id", _ID, sa.ForeignKey("api_clients.id"), primary_key=True),
+    sa.Column("player_id", _ID, primary_key=True),
+    sa.Column("limit_tinybar", sa.BigInteger(), nullable=False),
+    sa.Column("used_tinybar", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("updated_at_ns", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint(
+        "used_tinybar >= 0 AND used_tinybar <= limit_tinybar", name="ck_mandate_used"
+    ),
+)

@@ -1,0 +1,275 @@
+"""The payments HTTP API for third parties: pay, charge, balance, history (``create_app``).
+
+Each client owns one ledger account (``client:<id>``) and authenticates with an ``X-API-Key``
+header (keys are stored hashed: ``ledger.clients``). Request ids are the client's idempotency keys,
+namespaced per client: resending a request returns the original transfer (status 200 instead of
+201); reusing an id for a different request is a 409. Domain errors map to statuses here only:
+
+    InvalidInputError 422 · UnknownAccountError, UnknownTransferError 404 ·
+    IdempotencyConflictError, InsufficientFundsError, TransferStateError 409 ·
+    ChargeNotAuthorizedError 403 · ConcurrencyError 503 · missing or unknown key 401
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from crowdlearning.config import Settings, get_settings
+from crowdlearning.ledger import (
+    ChargeNotAuthorizedError,
+    ConcurrencyError,
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    InvalidInputError,
+    Ledger,
+    LedgerError,
+    Transfer,
+    TransferSpec,
+    TransferStateError,
+    UnknownAccountError,
+    UnknownTransferError,
+    client_account,
+    clients,
+    open_ledger,
+    player_account,
+)
+from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.ledger.clients import authenticate
+from crowdlearning.ledger.validation import INT64_MAX
+
+__all__ = ["create_app", "router"]
+
+_REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+_PLAYER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,63}$"
+Amount = Annotated[
+    StrictInt, Field(gt=0, le=INT64_MAX, description="Integer tinybars (1 HBAR = 10^8).")
+]
+
+
+# --- schemas ---------------------------------------------------------------------------------
+class PaymentCreate(BaseModel):
+    """Pay a player from the client's account."""
+
+    model_config = ConfigDict(extra="forbid")
+    payment_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
+    to_player: str = Field(pattern=_PLAYER_ID)
+    amount_tinybar: Amount
+    memo: str = Field(default="", max_length=200)
+
+
+class ChargeCreate(BaseModel):
+    """Charge a player, crediting the client's account."""
+
+    model_config = ConfigDict(extra="forbid")
+    charge_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
+    from_player: str = Field(pattern=_PLAYER_ID)
+    amount_tinybar: Amount
+    memo: str = Field(default="", max_length=200)
+
+
+class TransferPublic(BaseModel):
+    """A transfer as seen from the client's account."""
+
+    id: str = Field(description="Your request id.")
+    kind: str
+    amount_tinybar: int
+    delta_tinybar: int = Field(description="What it moved into (+) or out of (-) your account.")
+    counterparty: str
+    memo: str
+    created_at_ns: int
+
+
+class BalancePublic(BaseModel):
+    """The client's balance."""
+
+    client_id: str
+    balance_tinybar: int
+
+
+class HistoryPublic(BaseModel):
+    """A page of the client's transfers, newest first."""
+
+    items: list[TransferPublic]
+    limit: int
+    offset: int
+
+
+class ErrorPublic(BaseModel):
+    """Every 4xx/5xx the API raises on purpose."""
+
+    code: str
+    detail: str
+
+
+# --- dependencies ----------------------------------------------------------------------------
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your client API key.")
+
+
+class _UnauthorizedError(Exception):
+    """No or an unknown API key."""
+
+
+def get_ledger(request: Request) -> Ledger:
+    """The ledger the app was built with."""
+    return request.app.state.ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+
+
+def current_client(ledger: LedgerDep, key: Annotated[str | None, Depends(_api_key)]) -> str:
+    """The client id owning the request's API key."""
+    client_id = ledger.run(lambda c: authenticate(c, key)) if key else None
+    if client_id is None:
+        raise _UnauthorizedError
+    return client_id
+
+
+ClientDep = Annotated[str, Depends(current_client)]
+
+
+# --- routes ----------------------------------------------------------------------------------
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 422, 503)
+}
+router = APIRouter(prefix="/v1", tags=["payments"], responses=_ERRORS)
+
+
+def _public(transfer: Transfer, account: str, client_id: str) -> TransferPublic:
+    other = next(leg.account for leg in transfer.spec.legs if leg.account != account)
+    prefix = f"api:{client_id}:"
+    return TransferPublic(
+        id=transfer.id.split(":", 2)[2] if transfer.id.startswith(prefix) else transfer.id,
+        kind=transfer.spec.kind.value,
+        amount_tinybar=transfer.amount_tinybar,
+        delta_tinybar=transfer.leg_for(account),
+        counterparty=other,
+        memo=transfer.spec.memo,
+        created_at_ns=transfer.created_at_ns,
+    )
+
+
+def _replay_status(ledger: Ledger, transfer_id: str, response: Response) -> None:
+    if ledger.get_transfer(transfer_id) is not None:
+        response.status_code = status.HTTP_200_OK  # a replay: same transfer, nothing new
+
+
+@router.post("/payments", status_code=201, response_model=TransferPublic)
+def pay(
+    body: PaymentCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+) -> TransferPublic:
+    """Move ``amount_tinybar`` from your account to a player's available balance."""
+    spec = TransferSpec.move(
+        f"api:{client_id}:{body.payment_id}",
+        client_account(client_id),
+        player_account(body.to_player, AccountKind.AVAILABLE),
+        body.amount_tinybar,
+        memo=body.memo,
+    )
+    _replay_status(ledger, spec.id, response)
+    return _public(ledger.transfer(spec), client_account(client_id), client_id)
+
+
+@router.post("/charges", status_code=201, response_model=TransferPublic)
+def charge(
+    body: ChargeCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+) -> TransferPublic:
+    """Move ``amount_tinybar`` from a player's available balance to your account.
+
+    Allowed only within the charge mandate the player granted you (else 403).
+    """
+    spec = TransferSpec.move(
+        f"api:{client_id}:{body.charge_id}",
+        player_account(body.from_player, AccountKind.AVAILABLE),
+        client_account(client_id),
+        body.amount_tinybar,
+        memo=body.memo,
+    )
+    _replay_status(ledger, spec.id, response)
+    transfer = ledger.run(
+        lambda c: clients.charge(c, client_id, body.from_player, spec, now_ns=ledger.clock())
+    )
+    return _public(transfer, client_account(client_id), client_id)
+
+
+@router.get("/balance", response_model=BalancePublic)
+def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
+    """Your account's balance."""
+    return BalancePublic(
+        client_id=client_id, balance_tinybar=ledger.balance(client_account(client_id))
+    )
+
+
+@router.get("/history", response_model=HistoryPublic)
+def history(
+    ledger: LedgerDep,
+    client_id: ClientDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+) -> HistoryPublic:
+    """Transfers touching your account, newest first (``limit`` is capped by the server)."""
+    limit = min(limit, request.app.state.history_limit)
+    account = client_account(client_id)
+    items = ledger.history(account, limit=limit, offset=offset)
+    return HistoryPublic(
+        items=[_public(t, account, client_id) for t in items], limit=limit, offset=offset
+    )
+
+
+# --- errors ----------------------------------------------------------------------------------
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (InvalidInputError, 422, "invalid_input"),
+    (UnknownAccountError, 404, "unknown_account"),
+    (UnknownTransferError, 404, "unknown_transfer"),
+    (ChargeNotAuthorizedError, 403, "charge_not_authorized"),
+    (IdempotencyConflictError, 409, "idempotency_conflict"),
+    (InsufficientFundsError, 409, "insufficient_funds"),
+    (TransferStateError, 409, "invalid_state"),
+    (ConcurrencyError, 503, "busy"),
+    (LedgerError, 400, "ledger_error"),
+]
+
+
+def _error(status_code: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(ErrorPublic(code=code, detail=detail).model_dump(), status_code=status_code)
+
+
+def _ledger_error(_request: Request, exc: Exception) -> JSONResponse:
+    status_code, code = next((s, c) for cls, s, c in _STATUS if isinstance(exc, cls))
+    return _error(status_code, code, str(exc))
+
+
+def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return _error(422, "invalid_input", "; ".join(parts))
+
+
+def _unauthorized(_request: Request, _exc: Exception) -> JSONResponse:
+    response = _error(401, "unauthorized", "missing or unknown X-API-Key")
+    response.headers["WWW-Authenticate"] = "APIKey"
+    return response
+
+
+def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """The payments API app over ``ledger`` (default: the ledger at ``settings.database_url``)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="CrowdLearning payments API",
+        version="1",
+        description=__doc__,
+    )
+    app.state.ledger = ledger or open_ledger(settings)
+    app.state.history_limit = settings.payments_api_history_limit
+    app.include_router(router)
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(_UnauthorizedError, _unauthorized)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    return app

@@ -1,0 +1,200 @@
+"""The verdict service: contribution -> screen -> judge -> price -> ledger -> Hedera -> next model.
+
+One object ties the domains together; the web server and the demo both drive it.
+
+``submit`` (one contribution, almost real time): refuse it if screening says so (a rejected paid
+contribution releases its hold and costs nothing); otherwise judge it against the current
+champion (``evaluation.verdict``), apply the price through the ledger (penalty from the stake held
+behind it, reward from the reward budget, never more penalty than was held), request a payout of
+the reward to the player's Hedera account, and publish the verdict's hash on the audit topic.
+
+``close_round``: merge the contributions judged *improved* since the last round into a candidate
+version; the candidate becomes champion only if it is not worse than the champion on the hidden
+suite. Every verdict of a round was judged against the same champion, so verdicts are fair and
+can run in parallel.
+
+``settle``: one run of the exactly-once settlement job (pending payouts -> Hedera).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from crowdlearning.errors import CrowdLearningError
+from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.suite import EvalSuite, evaluate
+from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, Verdict, VerdictConfig
+from crowdlearning.learning.contribution import Contribution
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.labels import LabelConfig
+from crowdlearning.ledger import Ledger, RewardBudgetExhaustedError, player_account
+from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.payments.settlement import SettlementReport, Settler
+from crowdlearning.payments.transport import HederaTransport
+from crowdlearning.policy.network import Policy
+
+__all__ = ["Outcome", "RoundResult", "VerdictService"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A verdict and what it moved: the money actually booked (tinybars)."""
+
+    verdict: Verdict
+    paid_mode: bool
+    reward_tinybar: int = 0
+    penalty_tinybar: int = 0
+    payout_id: str | None = None
+    note: str = ""
+    audit_transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    merged: list[str]
+    candidate_version: int | None
+    promoted: bool
+    champion_version: int
+    champion_metrics: dict
+    candidate_metrics: dict | None = None
+
+
+@dataclass
+class VerdictService:
+    """See the module docstring. ``ledger``/``settler``/``transport`` may be None (practice)."""
+
+    trainer: DaggerTrainer
+    screener: Screener
+    verdict_config: VerdictConfig = field(default_factory=VerdictConfig)
+    prices: PriceSchedule = field(default_factory=PriceSchedule)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    champion_suite: EvalSuite = field(default_factory=lambda: EvalSuite.hidden(24))
+    ledger: Ledger | None = None
+    settler: Settler | None = None
+    transport: HederaTransport | None = None
+    hedera_account_of: Callable[[str], str | None] = lambda player_id: None
+    verdict_log: Path | None = None
+    _judge: Judge | None = field(default=None, init=False)
+    _accepted: list[Contribution] = field(default_factory=list, init=False)
+
+    # ------------------------------------------------------------------ judging
+    def judge_for_champion(self) -> Judge:
+        """The judge of the current champion (built once per champion version)."""
+        net, meta = self.trainer.champion
+        if self._judge is None or self._judge.champion_version != meta.version:
+            ids = self.trainer.registry.contributions_in(meta.version)
+            data = self.trainer.dataset.load(ids)
+            self._judge = Judge(net, meta.version, data, config=self.verdict_config,
+                                prices=self.prices, labels=self.labels)
+        return self._judge
+
+    def hold(self, contribution: Contribution) -> bool:
+        """Hold stake behind a paid contribution at submission; False means practice mode."""
+        if self.ledger is None or not self.ledger.is_paid_mode(contribution.contributor_id):
+            return False
+        self.ledger.hold_for_contribution(contribution.contributor_id,
+                                          contribution.contribution_id)
+        return True
+
+    def submit(self, contribution: Contribution, *, paid: bool | None = None) -> Outcome:
+        """Screen, judge, price and book one contribution."""
+        paid_mode = self.hold(contribution) if paid is None else paid
+        judge = self.judge_for_champion()
+        reason = self.screener.check(contribution)
+        if reason:
+            verdict = judge.rejected(contribution, reason)
+        else:
+            verdict = judge.judge(contribution)
+            self.screener.accept(contribution)
+            if verdict.decision is Decision.IMPROVED:
+                self._accepted.append(contribution)
+        outcome = self._book(verdict, paid_mode) if paid_mode else Outcome(verdict, False)
+        outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
+        self._log(outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ money
+    def _book(self, verdict: Verdict, paid_mode: bool) -> Outcome:
+        assert self.ledger is not None
+        price = verdict.price_tinybar
+        held = self.ledger.player_balances(verdict.contributor_id).held_tinybar
+        penalty = min(max(-price, 0), self.ledger.hold_tinybar, held)
+        reward, note = max(price, 0), ""
+        try:
+            self.ledger.settle_contribution(verdict.contribution_id, reward_tinybar=reward,
+                                            penalty_tinybar=penalty)
+        except RewardBudgetExhaustedError as exc:
+            note, reward = f"reward not paid: {exc}", 0
+            self.ledger.settle_contribution(verdict.contribution_id, reward_tinybar=0,
+                                            penalty_tinybar=penalty)
+        payout_id = self._request_payout(verdict, reward)
+        return Outcome(verdict, paid_mode, reward, penalty, payout_id, note)
+
+    def _request_payout(self, verdict: Verdict, reward: int) -> str | None:
+        destination = self.hedera_account_of(verdict.contributor_id)
+        if reward <= 0 or destination is None or self.ledger is None:
+            return None
+        payout_id = f"reward:{verdict.contribution_id}"
+        source = player_account(verdict.contributor_id, AccountKind.AVAILABLE)
+        self.ledger.request_payout(payout_id, source, destination, reward)
+        return payout_id
+
+    def settle(self) -> SettlementReport | None:
+        """One settlement run: pending payouts go to Hedera (exactly once)."""
+        return None if self.settler is None else self.settler.run_once()
+
+    def _publish(self, outcome: Outcome) -> str | None:
+        if self.transport is None:
+            return None
+        digest = hashlib.sha256(outcome.verdict.to_json().encode()).hexdigest()
+        message = json.dumps({"kind": "verdict", "contribution": outcome.verdict.contribution_id,
+                              "sha256": digest, "reward_tinybar": outcome.reward_tinybar,
+                              "penalty_tinybar": outcome.penalty_tinybar,
+                              "payout": outcome.payout_id}, sort_keys=True)
+        try:
+            return self.transport.publish_audit(message.encode())
+        except CrowdLearningError as exc:  # the books are right; the audit trail retries later
+            log.warning("audit publish failed for %s: %s", outcome.verdict.contribution_id, exc)
+            return None
+
+    def _log(self, outcome: Outcome) -> None:
+        if self.verdict_log is None:
+            return
+        self.verdict_log.parent.mkdir(parents=True, exist_ok=True)
+        record = {"verdict": json.loads(outcome.verdict.to_json()),
+                  "reward_tinybar": outcome.reward_tinybar,
+                  "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,
+                  "note": outcome.note, "audit": outcome.audit_transaction_id}
+        with self.verdict_log.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    # ------------------------------------------------------------------ rounds
+    def close_round(self) -> RoundResult:
+        """Merge this round's improving contributions; promote the result if not worse."""
+        _, champion_meta = self.trainer.champion
+        champion_metrics = evaluate(self.trainer.policy(), self.champion_suite).summary()
+        accepted, self._accepted = self._accepted, []
+        if not accepted:
+            return RoundResult([], None, False, champion_meta.version, champion_metrics)
+        meta = self.trainer.merge(accepted, promote=False)
+        candidate_net, _ = self.trainer.registry.load(meta.version)
+        metrics = evaluate(Policy(candidate_net), self.champion_suite).summary()
+        promoted = _not_worse(metrics, champion_metrics)
+        if promoted:
+            self.trainer.registry.set_champion(meta.version)
+        return RoundResult([c.contribution_id for c in accepted], meta.version, promoted,
+                           meta.version if promoted else champion_meta.version,
+                           champion_metrics, metrics)
+
+
+def _not_worse(candidate: dict, champion: dict) -> bool:
+    """A new champion must match the old one's lap completion and mean progress."""
+    return (candidate["lap_completion"] >= champion["lap_completion"]
+            and candidate["mean_progress"] >= champion["mean_progress"] - 1e-9)
