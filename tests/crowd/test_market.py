@@ -1,0 +1,35 @@
+"""The whole loop on embedded defaults: play, verdicts, ledger, payouts on the local network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crowdlearning.crowd.market import MarketConfig, run_market
+from crowdlearning.evaluation.verdict import VerdictConfig
+from crowdlearning.learning.finetune import FinetuneConfig
+
+
+@pytest.mark.slow
+def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
+    # GIVEN a small crowd and a small verdict suite
+    cfg = MarketConfig(rounds=1, crowd={"expert": 2, "lazy": 1, "random": 1},
+                       session_ticks=300, eval_tracks=4, train_updates=400,
+                       verdict=VerdictConfig(suite_size=8, starts_per_track=3, window_ticks=300,
+                                             tracks_per_look=4,
+                                             finetune=FinetuneConfig(updates=200)))
+    # WHEN the loop runs
+    report = run_market(cfg, tmp_path)
+    books = report["personas"]
+    # THEN verdicts moved money as priced, and the chain received exactly the rewards
+    assert books["random"]["penalized"] == 1 and books["random"]["net_tinybar"] < 0
+    assert books["lazy"]["paid"] == 0 and books["lazy"]["net_tinybar"] == 0
+    assert books["expert"]["penalized"] == 0
+    earned = sum(b["earned_tinybar"] for b in books.values())
+    settlement = report["settlement"]
+    assert settlement["paid_on_chain_tinybar"] == earned
+    assert settlement["live_after"] == 0
+    assert "mismatches=()" in settlement["reconciliation"]
+    assert (tmp_path / "verdicts.jsonl").read_text().count("\n") == 4
+    assert len(report["learning_curve"]) == 2
