@@ -65,11 +65,12 @@ def _market_md(report: dict) -> str:
     for name, b in report["personas"].items():
         lines.append(f"| {name} | {b['contributions']} | {b['paid']} | {b['penalized']} | "
                      f"{b['no_effect']} | {b['rejected']} | {b['net_tinybar'] / 1e8:+.4f} |")
-    lines += ["", "| round | champion | labels | lap completion | mean progress | promoted |",
-              "|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| round | champion | labels | lap completion | mean progress | "
+              "mean lap time [s] | merged | promoted |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in report["learning_curve"]:
         lines.append(f"| {p['round']} | v{p['version']} | {p['labels']} | "
                      f"{_pct(p['lap_completion'])} | {_pct(p['mean_progress'])} | "
+                     f"{_seconds(p['mean_lap_time_s'])} | {p.get('merged', '-')} | "
                      f"{p.get('promoted', '-')} |")
     lat, st = report["verdict_latency_s"], report["settlement"]
     lines += ["", f"Verdict latency: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s "

@@ -86,13 +86,19 @@ class VerdictService:
 
     # ------------------------------------------------------------------ judging
     def judge_for_champion(self) -> Judge:
-        """The judge of the current champion (built once per champion version)."""
+        """The judge of the current champion (built once per champion version).
+
+        The hidden verdict suite rotates with every new champion (``rotation`` + version), so
+        nobody can tune data to one fixed set of hidden tracks.
+        """
         net, meta = self.trainer.champion
         if self._judge is None or self._judge.champion_version != meta.version:
             ids = self.trainer.registry.contributions_in(meta.version)
             data = self.trainer.dataset.load(ids)
-            self._judge = Judge(net, meta.version, data, config=self.verdict_config,
-                                prices=self.prices, labels=self.labels)
+            config = replace(self.verdict_config,
+                             rotation=self.verdict_config.rotation + meta.version)
+            self._judge = Judge(net, meta.version, data, config=config, prices=self.prices,
+                                labels=self.labels)
         return self._judge
 
     def hold(self, contribution: Contribution) -> bool:
