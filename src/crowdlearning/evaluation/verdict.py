@@ -198,10 +198,8 @@ class Judge:
                  looks: int, n_labels: int, started: float) -> Verdict:
         without = self.without_m[: len(scores)]
         diffs = np.asarray(scores) - without
-        low, high = self._interval(diffs, max(looks, 1)) if len(scores) > 1 else (0.0, 0.0)
         n_looks = int(np.ceil(self.config.suite_size / self.config.tracks_per_look))
-        if len(scores) > 1:
-            low, high = self._interval(diffs, n_looks)
+        low, high = self._interval(diffs, n_looks) if len(scores) > 1 else (0.0, 0.0)
         mean = float(diffs.mean()) if len(scores) else 0.0
         effect_bp = int(np.trunc(mean / max(float(without.mean()), 1e-9) * 10_000)) if len(
             scores) else 0
