@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,5 +32,7 @@ def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
     assert settlement["paid_on_chain_tinybar"] == earned
     assert settlement["live_after"] == 0
     assert "mismatches=()" in settlement["reconciliation"]
-    assert (tmp_path / "verdicts.jsonl").read_text().count("\n") == 4
+    records = [json.loads(line) for line in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    assert all(r["audit"] for r in records)  # every verdict's hash is on the audit topic
     assert len(report["learning_curve"]) == 2

@@ -32,7 +32,12 @@ from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, Ver
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.labels import LabelConfig
-from crowdlearning.ledger import Ledger, RewardBudgetExhaustedError, player_account
+from crowdlearning.ledger import (
+    Ledger,
+    RewardBudgetExhaustedError,
+    player_account,
+    settlement_store,
+)
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.settlement import SettlementReport, Settler
 from crowdlearning.payments.transport import HederaTransport
@@ -41,6 +46,7 @@ from crowdlearning.policy.network import Policy
 __all__ = ["Outcome", "RoundResult", "VerdictService"]
 
 log = logging.getLogger(__name__)
+AUDIT_SCAN_LIMIT = 1000  # settled transactions looked at per settlement run
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class VerdictService:
     verdict_log: Path | None = None
     _judge: Judge | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
+    _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
 
     # ------------------------------------------------------------------ judging
     def judge_for_champion(self) -> Judge:
@@ -153,21 +160,44 @@ class VerdictService:
         return payout_id
 
     def settle(self) -> SettlementReport | None:
-        """One settlement run: pending payouts go to Hedera (exactly once)."""
-        return None if self.settler is None else self.settler.run_once()
+        """One settlement run: pending payouts go to Hedera (exactly once); each settled
+        transaction's payouts are then published as a hash on the audit topic."""
+        if self.settler is None:
+            return None
+        report = self.settler.run_once()
+        self._publish_settled()
+        return report
+
+    def _publish_settled(self) -> None:
+        if self.ledger is None or self.transport is None:
+            return
+        settled = self.ledger.run(lambda c: settlement_store.list_transactions(
+            c, ("succeeded",), AUDIT_SCAN_LIMIT))
+        for stored in settled:
+            if stored.id in self._audited:
+                continue
+            payouts = self.ledger.run(lambda c, i=stored.id: settlement_store.payouts_of(c, i))
+            body = json.dumps([[p.id, p.destination, p.amount_tinybar] for p in payouts])
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            if self._audit({"kind": "payouts", "transaction": stored.id, "sha256": digest,
+                            "payouts": len(payouts)}, stored.id):
+                self._audited.add(stored.id)
 
     def _publish(self, outcome: Outcome) -> str | None:
+        digest = hashlib.sha256(outcome.verdict.to_json().encode()).hexdigest()
+        return self._audit({"kind": "verdict", "contribution": outcome.verdict.contribution_id,
+                            "sha256": digest, "reward_tinybar": outcome.reward_tinybar,
+                            "penalty_tinybar": outcome.penalty_tinybar,
+                            "payout": outcome.payout_id}, outcome.verdict.contribution_id)
+
+    def _audit(self, record: dict, subject: str) -> str | None:
+        """Publish one audit record (JSON with a hash) on the topic; None if not published."""
         if self.transport is None:
             return None
-        digest = hashlib.sha256(outcome.verdict.to_json().encode()).hexdigest()
-        message = json.dumps({"kind": "verdict", "contribution": outcome.verdict.contribution_id,
-                              "sha256": digest, "reward_tinybar": outcome.reward_tinybar,
-                              "penalty_tinybar": outcome.penalty_tinybar,
-                              "payout": outcome.payout_id}, sort_keys=True)
         try:
-            return self.transport.publish_audit(message.encode())
+            return self.transport.publish_audit(json.dumps(record, sort_keys=True).encode())
         except CrowdLearningError as exc:  # the books are right; the audit trail retries later
-            log.warning("audit publish failed for %s: %s", outcome.verdict.contribution_id, exc)
+            log.warning("audit publish failed for %s: %s", subject, exc)
             return None
 
     def _log(self, outcome: Outcome) -> None:
