@@ -28,6 +28,34 @@ class Settings(BaseSettings):
     # --- simulator -------------------------------------------------------------------------
     sim_max_episode_steps: int = Field(default=2400, gt=0, description="Truncation [ticks].")
 
+    # --- learning and verdicts (see docs/learning.md, docs/verdict.md) ---------------------
+    reaction_delay_ticks: int = Field(
+        default=0, ge=0, le=40, description="Human reaction delay corrected in labels [ticks].")
+    intervention_weight: float = Field(
+        default=3.0, gt=0, le=100, description="Weight of takeover (HG-DAgger) labels.")
+    verdict_confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="Confidence of improved / worse decisions.")
+    verdict_margin_pct: float = Field(
+        default=0.5, ge=0, le=50, description="Effect an improvement must clear [% distance].")
+    verdict_suite_size: int = Field(default=24, ge=2, le=500, description="Hidden tracks.")
+    verdict_starts_per_track: int = Field(default=4, ge=1, le=32, description="Runs per track.")
+    verdict_window_ticks: int = Field(default=400, ge=20, le=6000, description="Run [ticks].")
+    verdict_tracks_per_look: int = Field(
+        default=12, ge=1, le=500, description="Tracks evaluated between early-stop looks.")
+    verdict_finetune_updates: int = Field(
+        default=300, ge=1, le=100_000, description="Gradient steps of each paired fine-tune.")
+    price_reward_tinybar_per_bp: int = Field(
+        default=100_000, ge=0, description="Reward per basis point of improvement [tinybar].")
+    price_reward_cap_tinybar: int = Field(default=100_000_000, ge=0, description="[tinybar]")
+    price_penalty_tinybar_per_bp: int = Field(
+        default=100_000, ge=0, description="Penalty per basis point of harm [tinybar].")
+    price_penalty_cap_tinybar: int = Field(
+        default=10_000_000, ge=0, description="Penalty cap; never above the hold [tinybar].")
+    screen_max_per_hour: int = Field(
+        default=30, ge=1, le=100_000, description="Submissions per player per hour.")
+    screen_near_duplicate_overlap: float = Field(
+        default=0.9, gt=0, le=1.0, description="Overlap with accepted data that is refused.")
+
     # --- ledger and payments API -----------------------------------------------------------
     database_url: str = Field(
         default="sqlite:///var/crowdlearning.db",

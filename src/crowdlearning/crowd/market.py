@@ -18,9 +18,9 @@ import numpy as np
 from hiero_sdk_python import PrivateKey
 from tqdm import tqdm
 
-from crowdlearning.config import Settings
+from crowdlearning.config import Settings, get_settings
 from crowdlearning.crowd.simulation import make_crowd, play_round
-from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.screening import Screener, screen_config
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, VerdictConfig
 from crowdlearning.learning.bootstrap import (
@@ -31,6 +31,7 @@ from crowdlearning.learning.bootstrap import (
 )
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.train import TrainConfig
 from crowdlearning.ledger import Ledger, open_ledger, player_account
@@ -59,9 +60,10 @@ class MarketConfig:
     deposit_tinybar: int = 5 * HBAR  # each player's deposit
     stake_tinybar: int = 2 * HBAR  # locked stake (paid mode)
     reward_budget_tinybar: int = 1000 * HBAR
-    verdict: VerdictConfig = field(default_factory=VerdictConfig)
-    prices: PriceSchedule = field(default_factory=lambda: PriceSchedule(
-        penalty_cap_tinybar=10_000_000))
+    verdict: VerdictConfig = field(default_factory=lambda: VerdictConfig.from_settings(
+        get_settings()))
+    prices: PriceSchedule = field(default_factory=lambda: PriceSchedule.from_settings(
+        get_settings()))
 
 
 @dataclass
@@ -135,8 +137,11 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     catalog: dict[str, Track] = {}
     settler = Settler(ledger, transport)
     suite = EvalSuite.hidden(cfg.eval_tracks)
+    settings = get_settings()
     service = VerdictService(
-        trainer, Screener(catalog.__getitem__), verdict_config=cfg.verdict, prices=cfg.prices,
+        trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
+        verdict_config=cfg.verdict, prices=cfg.prices,
+        labels=LabelConfig.from_settings(settings),
         champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
         hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl")
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}

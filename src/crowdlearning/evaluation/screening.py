@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdlearning.config import Settings
 from crowdlearning.errors import ReplayMismatchError, SimulationError
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.sim.replay import simulate
 from crowdlearning.sim.track import Track
 
-__all__ = ["ScreenConfig", "Screener"]
+__all__ = ["ScreenConfig", "Screener", "screen_config"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class ScreenConfig:
     near_duplicate_overlap: float = 0.9  # share of labelled pairs already seen
     quantum: float = 0.05  # quantization of observations and labels for fingerprints
     max_episode_steps: int = 20 * 60 * 30
+
+
+def screen_config(settings: Settings) -> ScreenConfig:
+    """The screening limits from the platform settings."""
+    return ScreenConfig(max_per_window=settings.screen_max_per_hour, window_s=3600.0,
+                        near_duplicate_overlap=settings.screen_near_duplicate_overlap)
 
 
 class Screener:

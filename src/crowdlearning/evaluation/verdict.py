@@ -27,6 +27,7 @@ from enum import StrEnum
 import numpy as np
 from scipy import stats
 
+from crowdlearning.config import Settings
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.finetune import FinetuneConfig, finetune
@@ -55,6 +56,16 @@ class VerdictConfig:
     lazy_threshold: float = 0.02  # mean |label - policy| below this adds nothing
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VerdictConfig:
+        return cls(confidence=settings.verdict_confidence,
+                   margin_pct=settings.verdict_margin_pct,
+                   suite_size=settings.verdict_suite_size,
+                   starts_per_track=settings.verdict_starts_per_track,
+                   window_ticks=settings.verdict_window_ticks,
+                   tracks_per_look=settings.verdict_tracks_per_look,
+                   finetune=FinetuneConfig(updates=settings.verdict_finetune_updates))
+
     def suite(self) -> EvalSuite:
         return EvalSuite.hidden(self.suite_size, rotation=self.rotation,
                                 starts_per_track=self.starts_per_track, laps=10_000,
@@ -68,7 +79,14 @@ class PriceSchedule:
     reward_tinybar_per_bp: int = 100_000
     reward_cap_tinybar: int = 100_000_000
     penalty_tinybar_per_bp: int = 100_000
-    penalty_cap_tinybar: int = 50_000_000
+    penalty_cap_tinybar: int = 10_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PriceSchedule:
+        return cls(reward_tinybar_per_bp=settings.price_reward_tinybar_per_bp,
+                   reward_cap_tinybar=settings.price_reward_cap_tinybar,
+                   penalty_tinybar_per_bp=settings.price_penalty_tinybar_per_bp,
+                   penalty_cap_tinybar=settings.price_penalty_cap_tinybar)
 
     def price(self, decision: Decision, effect_bp: int) -> int:
         """Signed amount: > 0 reward, < 0 penalty, 0 for no effect or rejection."""

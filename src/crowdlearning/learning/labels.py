@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdlearning.config import Settings
 from crowdlearning.learning.contribution import Contribution
 
 __all__ = ["LabelConfig", "LabelSet", "extract_labels", "labels_of", "mix_actions"]
@@ -26,6 +27,11 @@ __all__ = ["LabelConfig", "LabelSet", "extract_labels", "labels_of", "mix_action
 class LabelConfig:
     reaction_delay_ticks: int = 0
     intervention_weight: float = 3.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelConfig:
+        return cls(reaction_delay_ticks=settings.reaction_delay_ticks,
+                   intervention_weight=settings.intervention_weight)
 
     def __post_init__(self) -> None:
         if self.reaction_delay_ticks < 0:
