@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
     "demo": ("crowdlearning.crowd.demo:demo_main",
              "a simulated crowd improves the model; writes a report"),
+    "payments": ("crowdlearning.payments.cli:main",
+                 "third-party payments API: serve, issue-key, revoke-key"),
     "hedera-node": (
         "crowdlearning.payments.local_network.cli:main",
         "start the local Hedera-compatible network and print how to connect",

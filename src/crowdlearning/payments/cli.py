@@ -1,0 +1,47 @@
+"""``crowdlearning payments``: serve the third-party payments API, issue and revoke API keys."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from crowdlearning.config import get_settings
+from crowdlearning.ledger import clients as ledger_clients
+from crowdlearning.ledger import open_ledger
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="crowdlearning payments", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    serve = sub.add_parser("serve", help="serve the payments API (OpenAPI at /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8001)
+    issue = sub.add_parser("issue-key", help="open a client account and print a new API key")
+    issue.add_argument("client_id")
+    revoke = sub.add_parser("revoke-key", help="revoke an API key")
+    revoke.add_argument("key")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    ledger = open_ledger(settings)
+    if args.action == "serve":
+        import uvicorn
+
+        from crowdlearning.payments.api import create_app
+
+        uvicorn.run(create_app(ledger, settings=settings), host=args.host, port=args.port)
+        return 0
+    if args.action == "issue-key":
+        key = ledger.run(lambda c: _issue(c, args.client_id))
+        print(f"client {args.client_id}: API key (shown once, stored hashed): {key}")
+        return 0
+    ledger.run(lambda c: ledger_clients.revoke_key(c, args.key, now_ns=time.time_ns()))
+    print("revoked")
+    return 0
+
+
+def _issue(conn, client_id: str) -> str:
+    ledger_clients.open_client(conn, client_id, now_ns=time.time_ns())
+    return ledger_clients.issue_key(conn, client_id, now_ns=time.time_ns())
