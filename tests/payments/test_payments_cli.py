@@ -12,7 +12,7 @@ from crowdlearning.config import Settings, get_settings
 from crowdlearning.payments.cli import main
 
 
-def test_issued_key_authenticates_against_the_api(tmp_path: Path, monkeypatch,  # noqa: ANN001
+def test_issued_key_authenticates_against_the_api(tmp_path: Path, monkeypatch,
                                                    capsys: pytest.CaptureFixture) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     monkeypatch.setenv("CROWDLEARNING_DATABASE_URL", url)
