@@ -55,8 +55,14 @@ class Persona:
         drifting = np.abs(frame.lateral_m[rows]) > 0.5 * half
         return disagree | drifting
 
+    def reset(self) -> None:
+        """Forget per-session state: a new batch of sessions starts."""
+        self._held.clear()
+
     def act(self, frame: Frame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(player (k, 2), input_tick (k,), intervention (k,)) for ``rows``."""
+        if frame.tick == 0:
+            self.reset()
         action = np.clip(self.action(frame, rows), -1.0, 1.0)
         gate = self.wants_control(frame, rows, action)
         hold = np.array([self._held.get(int(r), 0) for r in rows])
@@ -80,6 +86,10 @@ class ExpertPlayer(Persona):
 class LateReactor(Persona):
     delay_ticks: int = 6
     _past: deque = field(default_factory=deque)
+
+    def reset(self) -> None:
+        super().reset()
+        self._past.clear()
 
     def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
         now = _expert(frame, np.arange(len(frame.alive)))
