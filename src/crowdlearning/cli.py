@@ -12,7 +12,9 @@ __all__ = ["main"]
 # subcommand -> ("module:function", help); each function takes argv and returns an exit code.
 # Modules load lazily so that `crowdlearning --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("crowdlearning.sim.cli:run_main", "the main job (the expert drives, writes a PNG)"),
+    "serve": ("crowdlearning.server.cli:serve_main",
+              "the game on http://127.0.0.1:8000 (embedded defaults): the main job"),
+    "run": ("crowdlearning.sim.cli:run_main", "the expert drives a track, writes a PNG"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
     "demo": ("crowdlearning.crowd.demo:demo_main",

@@ -145,8 +145,14 @@ class Settings(BaseSettings):
         default=8, gt=0, le=1024, description="Frames queued per client; oldest dropped [count]."
     )
     server_watch_hz: float = Field(default=10.0, gt=0, le=20, description="Spectator rate [Hz].")
+    server_max_watchers: int = Field(
+        default=256, gt=0, description="Simultaneous spectator sockets [count]."
+    )
     server_watch_max_runs: int = Field(
         default=64, gt=0, description="Live runs listed in one spectator frame [count]."
+    )
+    server_judge_process: bool = Field(
+        default=True, description="Judge in a child process (False: in a server thread)."
     )
     server_verdict_queue: int = Field(
         default=256, gt=0, description="Contributions waiting for a verdict [count]."

@@ -1,0 +1,57 @@
+"""The FastAPI application: routers per resource, the game loop and background jobs, the pages.
+
+``create_app(settings)`` opens the embedded runtime (``runtime.open_runtime``) when the app
+starts and closes it when the app stops; tests may pass a ready ``runtime``. While the app runs,
+three asyncio tasks live beside the requests: the game loop (``server_tick_hz``), settlement
+(``server_settle_interval_s``) and round closing (``server_round_interval_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from crowdlearning.config import Settings
+from crowdlearning.server.errors import install_error_handlers
+from crowdlearning.server.referee import Referee
+from crowdlearning.server.routes import auth, game, league, models, wallet, watch
+from crowdlearning.server.runtime import Runtime, open_runtime
+
+__all__ = ["WEB_DIR", "create_app"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The app; it builds (and owns) the embedded runtime unless ``runtime`` is given."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.ExitStack() as stack:
+            rt = runtime or stack.enter_context(open_runtime(settings))
+            app.state.runtime, app.state.watchers = rt, 0
+            app.state.referee = referee = Referee(rt, asyncio.get_running_loop())
+            gc.freeze()  # the startup heap (torch, numba, ...) is never collected: no long pauses
+            tasks = [asyncio.create_task(rt.game.run_forever(settings.server_tick_hz)),
+                     asyncio.create_task(referee.settle_forever()),
+                     asyncio.create_task(referee.rounds_forever())]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(title="CrowdLearning", version="0.1.0", lifespan=lifespan,
+                  description="Play, correct the self-driving policy, get paid in HBAR.")
+    install_error_handlers(app)
+    for module in (auth, game, wallet, league, models, watch):
+        app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

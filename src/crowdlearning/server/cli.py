@@ -1,0 +1,47 @@
+"""``crowdlearning serve``: the game on http://127.0.0.1:8000 with embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from crowdlearning.config import Settings, get_settings
+from crowdlearning.server.app import create_app
+
+__all__ = ["serve_main"]
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """Serve until interrupted; returns the exit code."""
+    base = get_settings()
+    parser = argparse.ArgumentParser(prog="crowdlearning serve", description=__doc__)
+    parser.add_argument("--host", default=base.server_host)
+    parser.add_argument("--port", type=int, default=base.server_port)
+    parser.add_argument("--data-dir", type=Path, default=base.data_dir,
+                        help="models, dataset, SQLite files, local Hedera state")
+    args = parser.parse_args(list(argv))
+    settings = with_data_dir(base, args.data_dir).model_copy(
+        update={"server_host": args.host, "server_port": args.port})
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    print(f"CrowdLearning: starting (first start trains the initial model) on "
+          f"http://{args.host}:{args.port}", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port,
+                ws_max_size=64 * 1024, ws_per_message_deflate=False,  # frames are tiny
+                limit_concurrency=settings.server_max_players + settings.server_max_watchers + 256,
+                log_level=settings.log_level.lower())
+    return 0
+
+
+def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
+    """Settings whose default SQLite files live under ``data_dir`` (explicit URLs are kept)."""
+    update: dict[str, object] = {"data_dir": data_dir}
+    defaults = Settings.model_fields
+    if settings.database_url == defaults["database_url"].default:
+        update["database_url"] = f"sqlite:///{data_dir / 'crowdlearning.db'}"
+    if settings.server_database_url == defaults["server_database_url"].default:
+        update["server_database_url"] = f"sqlite:///{data_dir / 'server.db'}"
+    return settings.model_copy(update=update)

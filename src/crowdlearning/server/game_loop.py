@@ -1,0 +1,386 @@
+"""The server-authoritative game loop: every live run stepped together, 20 times a second.
+
+One ``GameLoop`` owns one ``RaceSim`` with a fixed number of car slots (``server_max_players``)
+plus one extra car: the champion, driven by the policy alone for spectators. A run joins by
+taking a free slot (``RaceSim.reset_cars`` places its car) and leaves by freeing it. Each tick
+(``step``), for all slots at once:
+
+1. observe every car; ONE batched policy inference gives each live car its proposed action;
+2. mix each run's latest player input with the proposal per its mode (``labels.mix_actions``);
+3. record the tick (state, observation, proposed, executed, input, the tick the input answers);
+4. send each run its frame (``Frame`` below, via the run's ``Outbox``) and step the simulator.
+
+Ticks are run-local: a run's first frame is tick 0. An input answers the newest frame its sender
+had seen: it may not name a tick that was never sent, nor go back before the run's previous input.
+A run ends when its car leaves the track, its tick budget runs out, or its player stops; the
+recording becomes a ``Contribution`` handed to ``on_finish``. An abandoned run records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crowdlearning.errors import CrowdLearningError
+from crowdlearning.learning.contribution import Contribution, Mode
+from crowdlearning.learning.labels import mix_actions
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.params import SensorParams
+from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.replay import EpisodeStart
+from crowdlearning.sim.track import Track
+
+__all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Outbox", "RunSpec"]
+
+log = logging.getLogger(__name__)
+START_SPEED_MPS = 8.0
+_FRAME = ('{"type": "frame", "tick": %d, "pose": %s, "policy": %s, "action": %s, '
+          '"driver": "%s", "rays": %s, "progress_m": %r, "laps": %d}')
+
+
+class GameFullError(CrowdLearningError):
+    """Every simulator slot is taken."""
+
+
+class InputRejectedError(CrowdLearningError):
+    """An input names a tick it cannot answer; ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Outbox:
+    """What is waiting to be sent to one client: frames (the oldest dropped past the bound) and
+    events (never dropped; past ``max_events`` the client is too slow and ``overflowed`` is set)."""
+
+    def __init__(self, max_frames: int, max_events: int = 64) -> None:
+        self._items: deque[tuple[bool, str]] = deque()
+        self._frames, self.max_frames, self.max_events = 0, max_frames, max_events
+        self._wake = asyncio.Event()
+        self.dropped_frames = 0
+        self.overflowed = False
+
+    def frame(self, text: str) -> None:
+        if self._frames >= self.max_frames:
+            for i, (is_frame, _) in enumerate(self._items):
+                if is_frame:
+                    del self._items[i]
+                    break
+            self._frames -= 1
+            self.dropped_frames += 1
+        self._items.append((True, text))
+        self._frames += 1
+        self._wake.set()
+
+    def event(self, message: dict | str) -> None:
+        """A control message (a dict, or JSON text already encoded)."""
+        if len(self._items) - self._frames >= self.max_events:
+            self.overflowed = True
+        text = message if isinstance(message, str) else json.dumps(message)
+        self._items.append((False, text))
+        self._wake.set()
+
+    async def take(self) -> list[str]:
+        """Everything queued, in order (waits until there is something)."""
+        await self._wake.wait()
+        self._wake.clear()
+        items = [text for _, text in self._items]
+        self._items.clear()
+        self._frames = 0
+        return items
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Who plays which track how."""
+
+    run_id: str
+    player_id: str
+    username: str
+    track_seed: int
+    mode: Mode = "label"
+    paid: bool = False
+    beta: float = 1.0
+
+
+@dataclass
+class _Run:
+    spec: RunSpec
+    outbox: Outbox
+    model_version: int
+    last_input_tick: int = -1
+    stop_reason: str = ""
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    spec: RunSpec
+    reason: str  # "left_track", "time_up", "stopped"
+    contribution: Contribution
+    outbox: Outbox
+
+
+class GameLoop:
+    """See the module docstring. ``tracks`` maps play seed -> track."""
+
+    def __init__(self, policy: Policy, model_version: int, tracks: dict[int, Track], *,
+                 capacity: int, run_ticks: int,
+                 on_finish: Callable[[FinishedRun], None] = lambda run: None) -> None:
+        self.policy, self.model_version = policy, model_version
+        self.seeds = list(tracks)
+        self._track_index = {seed: i for i, seed in enumerate(self.seeds)}
+        self.capacity, self.run_ticks, self.on_finish = capacity, run_ticks, on_finish
+        n = capacity + 1  # the last car is the champion's
+        self.champion_slot = capacity
+        self.sim = RaceSim([tracks[s] for s in self.seeds], n, max_steps=run_ticks)
+        self._runs: list[_Run | None] = [None] * capacity
+        self._free = list(range(capacity - 1, -1, -1))
+        self._player = np.full((n, 2), np.nan)
+        self._input_tick = np.full(n, -1, np.int64)
+        self._intervene = np.zeros(n, bool)
+        self._takeover = np.zeros(n, bool)
+        self._beta = np.ones(n)
+        self._length = np.zeros(n, np.int64)
+        self._rec = _Recording(n, run_ticks, self.sim.observe().shape[1],
+                               {seed: t.digest for seed, t in tracks.items()})
+        self.tick_count = 0
+        self.tick_s: deque[float] = deque(maxlen=2000)
+        self.last_proposed = np.zeros((n, 2))
+        self.last_driver = np.zeros(n, bool)
+        self._reset_champion()
+
+    # --- joining and leaving ----------------------------------------------------------------
+    @property
+    def players(self) -> int:
+        return self.capacity - len(self._free)
+
+    def join(self, spec: RunSpec, outbox: Outbox) -> int:
+        """Place a new run on a free slot; returns the slot."""
+        if not self._free:
+            raise GameFullError(f"all {self.capacity} places are taken; try again shortly")
+        slot = self._free.pop()
+        self._runs[slot] = _Run(spec, outbox, self.model_version)
+        self.sim.reset_cars(np.array([slot]), track_index=self._track_index[spec.track_seed],
+                            speed_mps=START_SPEED_MPS)
+        self._player[slot], self._input_tick[slot], self._intervene[slot] = np.nan, -1, False
+        self._takeover[slot], self._beta[slot] = spec.mode == "takeover", spec.beta
+        self._length[slot] = 0
+        return slot
+
+    def stop(self, slot: int) -> None:
+        """The player ends the run; it finishes (and is judged) before the next tick."""
+        run = self._runs[slot]
+        if run is not None:
+            run.stop_reason = "stopped"
+
+    def abandon(self, slot: int) -> None:
+        """Free the slot without recording anything (the client went away)."""
+        if self._runs[slot] is not None:
+            self._release(slot)
+
+    def _release(self, slot: int) -> None:
+        self._runs[slot] = None
+        self.sim.alive[slot] = False
+        self._free.append(slot)
+
+    def run_at(self, slot: int) -> RunSpec | None:
+        run = self._runs[slot]
+        return None if run is None else run.spec
+
+    # --- inputs -----------------------------------------------------------------------------
+    def set_input(self, slot: int, tick: int, steer: float | None, throttle: float | None,
+                  intervene: bool) -> None:
+        """The player's latest input, answering frame ``tick`` (raises ``InputRejectedError``)."""
+        run = self._runs[slot]
+        if run is None:
+            raise InputRejectedError("no_run", "no run is in progress; send a start message first")
+        sent = int(self._length[slot]) - 1
+        if tick > sent:
+            raise InputRejectedError(
+                "future_tick", f"tick {tick} was never sent (newest is {sent}); input ignored")
+        if tick < max(run.last_input_tick, 0):
+            raise InputRejectedError(
+                "out_of_order", f"tick {tick} is older than the previous input's tick "
+                f"{run.last_input_tick}; input ignored")
+        run.last_input_tick = tick
+        self._player[slot] = [np.nan if steer is None else steer,
+                              np.nan if throttle is None else throttle]
+        self._intervene[slot] = intervene and steer is not None
+        self._input_tick[slot] = tick if steer is not None or throttle is not None else -1
+
+    # --- the tick ---------------------------------------------------------------------------
+    def step(self) -> None:
+        """One tick for every live car (see the module docstring)."""
+        started = time.perf_counter()
+        self._finish_stopped()
+        sim = self.sim
+        obs = sim.observe()
+        live = np.flatnonzero(sim.alive)
+        proposed = np.zeros((sim.num_cars, 2))
+        if live.size:
+            proposed[live] = self.policy.act(obs[live])
+        given = np.isfinite(self._player)
+        executed = mix_actions(self._takeover, proposed, self._player,
+                               self._intervene & self._takeover, self._beta)
+        players = live[live != self.champion_slot]
+        self._record(players, obs, proposed, executed, given)
+        self.last_proposed = proposed
+        self.last_driver = np.where(self._takeover, self._intervene,
+                                    given[:, 0] & (self._beta > 0))
+        self._send_frames(players, obs, proposed, executed)
+        sim.step(executed)
+        self._finish_ended()
+        if not sim.alive[self.champion_slot]:
+            self._reset_champion()
+        self.tick_count += 1
+        self.tick_s.append(time.perf_counter() - started)
+
+    def _record(self, rows: np.ndarray, obs: np.ndarray, proposed: np.ndarray,
+                executed: np.ndarray, given: np.ndarray) -> None:
+        at = self._length[rows]
+        has = given[rows].any(axis=1)
+        self._rec.write(rows, at, self.sim.pose[rows], obs[rows], proposed[rows], executed[rows],
+                        self._player[rows], np.where(has, self._input_tick[rows], -1),
+                        (self._intervene & self._takeover)[rows] & given[rows, 0])
+        self._length[rows] += 1
+
+    def _send_frames(self, rows: np.ndarray, obs: np.ndarray, proposed: np.ndarray,
+                     executed: np.ndarray) -> None:
+        if not rows.size:
+            return
+        ray_range = SensorParams().ray_max_range_m
+        n_rays = len(SensorParams().ray_angles_deg)
+        pose = np.round(self.sim.pose[rows], 3).tolist()
+        prop = np.round(proposed[rows], 3).tolist()
+        execd = np.round(executed[rows], 3).tolist()
+        rays = np.round(obs[rows, :n_rays].astype(np.float64) * ray_range, 2).tolist()
+        prog = np.round(self.sim.progress_m[rows], 2).tolist()
+        ticks = (self._length[rows] - 1).tolist()
+        laps = self.sim.laps[rows].tolist()
+        driver = self.last_driver[rows].tolist()
+        for i, slot in enumerate(rows.tolist()):
+            run = self._runs[slot]
+            if run is None:
+                continue
+            # str() of a list of finite floats is JSON, and much cheaper than json.dumps
+            run.outbox.frame(_FRAME % (ticks[i], pose[i], prop[i], execd[i],
+                                       "player" if driver[i] else "policy", rays[i], prog[i],
+                                       laps[i]))
+
+    def _finish_stopped(self) -> None:
+        for slot, run in enumerate(self._runs):
+            if run is not None and run.stop_reason:
+                self._finish(slot, run, run.stop_reason)
+
+    def _finish_ended(self) -> None:
+        for slot in np.flatnonzero(~self.sim.alive[: self.capacity]).tolist():
+            run = self._runs[slot]
+            if run is not None:
+                done = self.sim.steps[slot] >= self.run_ticks
+                self._finish(slot, run, "time_up" if done else "left_track")
+
+    def _finish(self, slot: int, run: _Run, reason: str) -> None:
+        n = int(self._length[slot])
+        contribution = None
+        if n > 0:
+            contribution = self._rec.contribution(slot, n, run, self._meta(slot))
+        self._release(slot)
+        if contribution is None:
+            run.outbox.event({"type": "end", "reason": reason, "ticks": 0, "submitted": False})
+            return
+        run.outbox.event({"type": "end", "reason": reason, "ticks": n, "submitted": True,
+                          **contribution.meta})
+        self.on_finish(FinishedRun(run.spec, reason, contribution, run.outbox))
+
+    def _meta(self, slot: int) -> dict:
+        best = float(self.sim.best_lap_time_s[slot])
+        return {"laps": int(self.sim.laps[slot]), "progress_m": float(self.sim.progress_m[slot]),
+                "left_track": bool(self.sim.steps[slot] < self.sim.max_steps),
+                "best_lap_s": None if np.isnan(best) else round(best, 3)}
+
+    def _reset_champion(self) -> None:
+        c = self.champion_slot
+        self.sim.reset_cars(np.array([c]), track_index=(self.tick_count // 1200) % len(self.seeds),
+                            speed_mps=START_SPEED_MPS)
+
+    # --- spectators -------------------------------------------------------------------------
+    def snapshot(self, max_runs: int) -> dict:
+        """Live runs and the champion, for spectators (at most ``max_runs`` runs)."""
+        cars = []
+        for slot, run in enumerate(self._runs):
+            if run is not None and len(cars) < max_runs:
+                cars.append(self._car(slot, run.spec.run_id, run.spec.username,
+                                      run.spec.track_seed))
+        champ = self._car(self.champion_slot, "champion", f"champion v{self.model_version}",
+                          self.seeds[int(self.sim.track_of[self.champion_slot])])
+        return {"type": "watch", "tick": self.tick_count, "players": self.players,
+                "runs": cars, "champion": champ}
+
+    def _car(self, slot: int, run_id: str, name: str, seed: int) -> dict:
+        return {"run_id": run_id, "name": name, "track_seed": seed,
+                "pose": np.round(self.sim.pose[slot], 2).tolist(),
+                "policy": np.round(self.last_proposed[slot], 3).tolist(),
+                "driver": "player" if self.last_driver[slot] else "policy",
+                "progress_m": round(float(self.sim.progress_m[slot]), 1),
+                "laps": int(self.sim.laps[slot])}
+
+    # --- the task ---------------------------------------------------------------------------
+    async def run_forever(self, tick_hz: float) -> None:
+        """Tick at ``tick_hz`` until cancelled; a late tick is not made up for."""
+        period = 1.0 / tick_hz
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                self.step()
+            except Exception:  # a bug in one tick must not stop the game for everyone
+                log.exception("game tick %d failed", self.tick_count)
+            next_at += period
+            now = loop.time()
+            if next_at < now - period:
+                next_at = now
+            await asyncio.sleep(max(0.0, next_at - now))
+
+    def tick_ms(self) -> dict:
+        values = np.array(self.tick_s or [0.0]) * 1000
+        return {"p50": round(float(np.percentile(values, 50)), 3),
+                "p99": round(float(np.percentile(values, 99)), 3)}
+
+
+class _Recording:
+    """Per-slot preallocated arrays, written for all live slots at once."""
+
+    def __init__(self, n: int, ticks: int, obs_dim: int, digests: dict[int, str]) -> None:
+        self.digests = digests  # play seed -> track digest
+        self.states = np.zeros((n, ticks, 5))
+        self.observations = np.zeros((n, ticks, obs_dim), np.float32)
+        self.proposed = np.zeros((n, ticks, 2))
+        self.executed = np.zeros((n, ticks, 2))
+        self.player = np.full((n, ticks, 2), np.nan)
+        self.input_tick = np.full((n, ticks), -1, np.int64)
+        self.intervention = np.zeros((n, ticks), bool)
+
+    _FIELDS = ("states", "observations", "proposed", "executed", "player", "input_tick",
+               "intervention")
+
+    def write(self, rows: np.ndarray, at: np.ndarray, *values: np.ndarray) -> None:
+        for name, value in zip(self._FIELDS, values, strict=True):
+            getattr(self, name)[rows, at] = value
+
+    def contribution(self, slot: int, n: int, run: _Run, meta: dict) -> Contribution:
+        spec = run.spec
+        return Contribution(
+            contribution_id=spec.run_id, contributor_id=spec.player_id, session_id=spec.run_id,
+            mode=spec.mode, model_version=run.model_version, beta=float(spec.beta),
+            start=EpisodeStart(self.digests[spec.track_seed], 0.0, START_SPEED_MPS),
+            ticks=np.arange(n), meta=meta,
+            **{k: getattr(self, k)[slot, :n].copy() for k in self._FIELDS})

@@ -1,0 +1,200 @@
+"""Judging behind the game: verdicts, settlement and rounds, in this process or in a child one.
+
+``LocalJudge`` calls the verdict service directly (tests, small installations). ``JudgeProcess``
+runs the same ``LocalJudge`` in a child process (``spawn``) and talks to it over a pipe:
+judging is CPU-bound Python, and on the server's own interpreter it would take the GIL from the
+game loop for seconds at a time (measured in docs/benchmarks.md, "game server"). Both are called
+from the runtime's single worker thread only, one request at a time.
+
+Requests: ``submit(spec, contribution bytes)`` -> the ``verdict`` message; ``settle(payout ids)``
+-> ``settled`` messages for those that reached a final state; ``close_round()`` -> the new
+champion version if one was promoted, else None; ``champion_curve(tracks)`` -> the champion's
+versions on the hidden suite (evaluations are CPU-bound too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from crowdlearning.config import Settings
+from crowdlearning.evaluation.suite import EvalSuite, evaluate
+from crowdlearning.learning.contribution import Contribution
+from crowdlearning.ledger import Ledger, PayoutState
+from crowdlearning.payments.local_network.server import LocalNetworkInfo
+from crowdlearning.platform.service import Outcome, VerdictService
+from crowdlearning.policy.network import Policy
+from crowdlearning.server.game_loop import RunSpec
+from crowdlearning.server.store import RunRecord, Store
+
+__all__ = ["JudgeProcess", "LocalJudge", "verdict_message"]
+
+log = logging.getLogger(__name__)
+JUDGE_NICENESS = 10  # the judge yields the CPU to the game loop
+
+
+@dataclass
+class LocalJudge:
+    """The verdict service, the ledger and the run store, called directly."""
+
+    service: VerdictService
+    ledger: Ledger
+    store: Store
+    curve_cache: dict[tuple[int, int], dict] = field(default_factory=dict)
+
+    def submit(self, spec: RunSpec, contribution_bytes: bytes) -> dict:
+        contribution = Contribution.from_bytes(contribution_bytes)
+        outcome = self.service.submit(contribution, paid=None if spec.paid else False)
+        self.store.add_run(_record(spec, contribution, outcome))
+        balances = self.ledger.player_balances(spec.player_id)
+        return verdict_message(outcome, contribution.num_ticks) | {
+            "balance_tinybar": balances.available_tinybar,
+            "stake_tinybar": balances.stake_tinybar}
+
+    def settle(self, payout_ids: list[str]) -> list[dict]:
+        self.service.settle()
+        done = []
+        for payout_id in payout_ids:
+            payout = self.ledger.get_payout(payout_id)
+            if payout.state is not PayoutState.PENDING:
+                done.append({"type": "settled", "payout_id": payout_id,
+                             "state": payout.state.value,
+                             "transaction_id": payout.settlement_tx_id,
+                             "amount_tinybar": payout.amount_tinybar})
+        return done
+
+    def close_round(self) -> int | None:
+        result = self.service.close_round()
+        log.info("round closed: merged %d, promoted=%s", len(result.merged), result.promoted)
+        return result.champion_version if result.promoted else None
+
+    def champion_curve(self, suite_tracks: int) -> list[dict]:
+        """Each champion version (oldest first) on ``suite_tracks`` hidden tracks (cached)."""
+        registry = self.service.trainer.registry
+        if registry.champion is None:
+            return []
+        suite = EvalSuite.hidden(suite_tracks)
+        out = []
+        for meta in reversed(registry.lineage(registry.champion)):
+            key = (meta.version, suite_tracks)
+            if key not in self.curve_cache:
+                net, _ = registry.load(meta.version)
+                self.curve_cache[key] = evaluate(Policy(net), suite).summary()
+            out.append({"version": meta.version, "created_at": meta.created_at,
+                        **self.curve_cache[key]})
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class JudgeProcess:
+    """A ``LocalJudge`` in a child process (see the module docstring)."""
+
+    def __init__(self, settings: Settings, network: LocalNetworkInfo | None,
+                 start_timeout_s: float = 120.0) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_child_main, args=(settings, network, child),
+                                 name="crowdlearning-judge", daemon=True)
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(start_timeout_s):
+            self._proc.kill()
+            raise RuntimeError("the judge process did not start in time")
+        self._expect(self._conn.recv())
+
+    def _call(self, op: str, *args: Any) -> Any:
+        self._conn.send((op, args))
+        return self._expect(self._conn.recv())
+
+    @staticmethod
+    def _expect(reply: tuple[str, Any]) -> Any:
+        status, value = reply
+        if status != "ok":
+            raise RuntimeError(f"judge process: {value}")
+        return value
+
+    def submit(self, spec: RunSpec, contribution_bytes: bytes) -> dict:
+        return self._call("submit", spec, contribution_bytes)
+
+    def settle(self, payout_ids: list[str]) -> list[dict]:
+        return self._call("settle", payout_ids)
+
+    def close_round(self) -> int | None:
+        return self._call("close_round")
+
+    def champion_curve(self, suite_tracks: int) -> list[dict]:
+        return self._call("champion_curve", suite_tracks)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(("stop", ()))
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
+
+
+def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Connection) -> None:
+    from crowdlearning.server.runtime import local_judge  # the child builds its own stack
+
+    _yield_cpu()
+    try:
+        judge, closer = local_judge(settings, network)
+    except Exception as exc:
+        conn.send(("error", f"could not start: {exc!r}"))
+        return
+    conn.send(("ok", None))
+    try:
+        _serve(judge, conn)
+    finally:
+        closer()
+
+
+def _yield_cpu() -> None:
+    """Frames cannot wait, verdicts can: the judge runs only on CPU the game leaves idle
+    (Linux SCHED_IDLE), or at least at a low priority."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(JUDGE_NICENESS)
+
+
+def _serve(judge: LocalJudge, conn: Connection) -> None:
+    while True:
+        try:
+            op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if op == "stop":
+            return
+        try:
+            conn.send(("ok", getattr(judge, op)(*args)))
+        except Exception as exc:
+            log.exception("judge request %s failed", op)
+            conn.send(("error", repr(exc)))
+
+
+def verdict_message(outcome: Outcome, ticks: int) -> dict:
+    """The ``verdict`` message a player is sent."""
+    return {"type": "verdict", **outcome.verdict.public(), "ticks": ticks,
+            "paid_mode": outcome.paid_mode, "reward_tinybar": outcome.reward_tinybar,
+            "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,
+            "audit_transaction_id": outcome.audit_transaction_id, "note": outcome.note}
+
+
+def _record(spec: RunSpec, contribution: Contribution, outcome: Outcome) -> RunRecord:
+    v = outcome.verdict
+    return RunRecord(
+        run_id=spec.run_id, user_id=int(spec.player_id[1:]), track_seed=spec.track_seed,
+        mode=spec.mode, paid=outcome.paid_mode, ticks=contribution.num_ticks,
+        decision=v.decision.value, effect_bp=v.effect_bp, reward_tinybar=outcome.reward_tinybar,
+        penalty_tinybar=outcome.penalty_tinybar, payout_id=outcome.payout_id,
+        audit_tx=outcome.audit_transaction_id, created_at=time.time())

@@ -1,0 +1,197 @@
+"""One player's WebSocket (``/ws/play``): an explicit state machine over the game loop.
+
+States: ``IDLE`` (connected, no run) -> ``PLAYING`` (a slot in the game loop) -> ``IDLE`` again
+when the run ends (the verdict follows on its own) -> ``CLOSED``. Every client message is bounded
+(size, rate); a bad one gets an ``error`` message with a code and changes nothing; after
+``server_ws_max_errors`` errors the socket closes with 1008. A disconnect during a run abandons
+it: nothing is recorded or judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import time
+import uuid
+
+from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from crowdlearning.config import Settings
+from crowdlearning.server.game_loop import GameFullError, InputRejectedError, Outbox, RunSpec
+from crowdlearning.server.messages import Input, Start, Stop, parse_client_message
+from crowdlearning.server.runtime import Runtime
+from crowdlearning.server.store import User
+
+__all__ = ["PlaySocket", "SessionState", "pump"]
+
+
+class SessionState(enum.Enum):
+    IDLE = "idle"
+    PLAYING = "playing"
+    CLOSED = "closed"
+
+
+class _TooManyErrorsError(Exception):
+    pass
+
+
+class TokenBucket:
+    """``rate_per_s`` messages a second, bursts up to one second's worth."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self.rate, self.tokens, self.at = rate_per_s, rate_per_s, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+async def pump(ws: WebSocket, outbox: Outbox) -> None:
+    """Send whatever the outbox holds, in order, until the socket goes away."""
+    try:
+        while True:
+            for text in await outbox.take():
+                await ws.send_text(text)
+            if outbox.overflowed:
+                await ws.close(code=1008, reason="client too slow to read its messages")
+                return
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the client went away; the receiving side cleans up
+
+
+class PlaySocket:
+    """See the module docstring."""
+
+    def __init__(self, ws: WebSocket, runtime: Runtime, user: User) -> None:
+        self.ws, self.runtime, self.user = ws, runtime, user
+        self.settings: Settings = runtime.settings
+        self.outbox = Outbox(self.settings.server_ws_send_queue)
+        self.bucket = TokenBucket(self.settings.server_ws_max_inputs_per_s)
+        self.state = SessionState.IDLE
+        self.slot: int | None = None
+        self.run_id: str | None = None
+        self.errors = 0
+
+    async def serve(self) -> None:
+        sender = asyncio.create_task(pump(self.ws, self.outbox))
+        self.outbox.event({"type": "hello", "user": self.user.username,
+                           "tracks": self.runtime.game.seeds,
+                           "tick_hz": self.settings.server_tick_hz,
+                           "run_ticks": self.settings.server_run_ticks,
+                           "model_version": self.runtime.game.model_version})
+        try:
+            await self._receive_all()
+        except _TooManyErrorsError:
+            await asyncio.sleep(0.05)  # let the last error message go out
+            await self.ws.close(code=1008, reason="too many protocol errors")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._leave()
+            sender.cancel()
+
+    async def _receive_all(self) -> None:
+        limit = self.settings.server_ws_max_message_bytes
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._error("binary_not_supported", "send JSON text messages")
+            elif len(text.encode()) > limit:
+                self._error("too_large", f"messages are at most {limit} bytes")
+            elif not self.bucket.take():
+                self._error("rate_limited", f"at most {self.bucket.rate:g} messages a second")
+            else:
+                await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            msg = parse_client_message(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            self._error("bad_message", f"{where}: {first['msg']}" if where else first["msg"])
+            return
+        self._sync_state()
+        if isinstance(msg, Start):
+            await self._start(msg)
+        elif isinstance(msg, Input):
+            self._input(msg)
+        elif isinstance(msg, Stop):
+            self._stop()
+        else:
+            self.outbox.event({"type": "pong", "tick": self.runtime.game.tick_count})
+
+    def _sync_state(self) -> None:
+        """A run the game loop has finished puts the socket back to IDLE."""
+        if self.state is SessionState.PLAYING and self.slot is not None:
+            spec = self.runtime.game.run_at(self.slot)
+            if spec is None or spec.run_id != self.run_id:
+                self.state, self.slot, self.run_id = SessionState.IDLE, None, None
+
+    async def _start(self, msg: Start) -> None:
+        game = self.runtime.game
+        if self.state is not SessionState.IDLE:
+            return self._error("already_playing", "a run is in progress; send stop first")
+        seed = msg.track_seed if msg.track_seed is not None else game.seeds[
+            int(time.time_ns()) % len(game.seeds)]
+        if seed not in game.seeds:
+            return self._error("unknown_track", f"track_seed must be one of {game.seeds}")
+        if msg.paid and not await asyncio.to_thread(
+                self.runtime.ledger.is_paid_mode, self.user.player_id):
+            return self._error("stake_required", "paid mode needs a locked stake of at least "
+                               f"{self.runtime.ledger.stake_minimum_tinybar} tinybar (Wallet)")
+        if self.state is not SessionState.IDLE:  # a second start raced the stake check
+            return self._error("already_playing", "a run is in progress; send stop first")
+        spec = RunSpec(f"run-{uuid.uuid4().hex[:20]}", self.user.player_id, self.user.username,
+                       seed, msg.mode, msg.paid)
+        try:
+            self.slot = game.join(spec, self.outbox)
+        except GameFullError as exc:
+            return self._error("full", str(exc))
+        self.state, self.run_id = SessionState.PLAYING, spec.run_id
+        head = json.dumps({"type": "start", "run_id": spec.run_id, "track_seed": seed,
+                           "mode": spec.mode, "paid": spec.paid,
+                           "model_version": game.model_version})
+        self.outbox.event(f'{head[:-1]}, "track": {self.runtime.track_json(seed)}}}')
+        return None
+
+    def _input(self, msg: Input) -> None:
+        if self.state is not SessionState.PLAYING or self.slot is None:
+            # inputs in flight when a run ends are normal: reported, not held against the client
+            self.outbox.event({"type": "error", "code": "no_run",
+                               "message": "no run is in progress; input ignored"})
+            return None
+        try:
+            self.runtime.game.set_input(self.slot, msg.tick, msg.steer, msg.throttle,
+                                        msg.intervene)
+        except InputRejectedError as exc:
+            self._error(exc.code, str(exc))
+        return None
+
+    def _stop(self) -> None:
+        if self.state is not SessionState.PLAYING or self.slot is None:
+            return self._error("no_run", "no run is in progress")
+        self.runtime.game.stop(self.slot)
+        return None
+
+    def _leave(self) -> None:
+        self._sync_state()
+        if self.state is SessionState.PLAYING and self.slot is not None:
+            self.runtime.game.abandon(self.slot)
+        self.state = SessionState.CLOSED
+
+    def _error(self, code: str, message: str) -> None:
+        self.errors += 1
+        self.outbox.event({"type": "error", "code": code, "message": message})
+        if self.errors >= self.settings.server_ws_max_errors:
+            raise _TooManyErrorsError

@@ -1,0 +1,1 @@
+"""One router per resource: auth, game, wallet, league, models, watch (HTTP and WebSocket)."""

@@ -1,0 +1,88 @@
+"""Sign up, sign in, sign out, who am I; link a Hedera account by signing a challenge."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep
+from crowdlearning.server.errors import NotSignedInError, UsernameTakenError
+from crowdlearning.server.schemas import (
+    ChallengePublic,
+    HederaLinkCreate,
+    SessionPublic,
+    UserCreate,
+    UserPublic,
+)
+from crowdlearning.server.security import (
+    KeyProofError,
+    hash_password,
+    hash_token,
+    new_challenge,
+    new_token,
+    verify_key_proof,
+    verify_password,
+)
+from crowdlearning.server.store import User
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def user_public(user: User) -> UserPublic:
+    return UserPublic(id=user.id, username=user.username, player_id=user.player_id,
+                      hedera_account=user.hedera_account)
+
+
+def _session(runtime: RuntimeDep, user: User, response: Response) -> SessionPublic:
+    token = new_token()
+    ttl = runtime.settings.server_token_ttl_s
+    runtime.store.add_token(hash_token(token), user.id, ttl)
+    response.set_cookie(COOKIE, token, max_age=ttl, httponly=True, samesite="strict",
+                        secure=runtime.settings.environment == "production")
+    return SessionPublic(user=user_public(user), token=token)
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+def signup(body: UserCreate, runtime: RuntimeDep, response: Response) -> SessionPublic:
+    user = runtime.store.add_user(body.username, hash_password(body.password))
+    if user is None:
+        raise UsernameTakenError(f"the name {body.username!r} is taken")
+    runtime.ledger.open_player(user.player_id)
+    return _session(runtime, user, response)
+
+
+@router.post("/login")
+def login(body: UserCreate, runtime: RuntimeDep, response: Response) -> SessionPublic:
+    user = runtime.store.user_by_name(body.username)
+    if user is None or not verify_password(user.password_hash, body.password):
+        raise NotSignedInError("unknown name or wrong password")
+    return _session(runtime, user, response)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(user: CurrentUser, store: StoreDep, response: Response) -> None:
+    store.drop_tokens_of(user.id)
+    response.delete_cookie(COOKIE)
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> UserPublic:
+    return user_public(user)
+
+
+@router.post("/hedera/challenge")
+def hedera_challenge(user: CurrentUser, runtime: RuntimeDep) -> ChallengePublic:
+    challenge, ttl = new_challenge(), runtime.settings.server_challenge_ttl_s
+    runtime.store.set_challenge(user.id, challenge, ttl)
+    return ChallengePublic(challenge=challenge, expires_in_s=ttl)
+
+
+@router.post("/hedera/link")
+def hedera_link(body: HederaLinkCreate, user: CurrentUser, store: StoreDep) -> UserPublic:
+    challenge = store.take_challenge(user.id)
+    if challenge is None:
+        raise KeyProofError("no open challenge: ask for one first (it is valid once)")
+    verify_key_proof(body.public_key, challenge, body.signature)
+    store.link_hedera(user.id, body.account_id, body.public_key.lower())
+    linked = store.user(user.id)
+    assert linked is not None
+    return user_public(linked)

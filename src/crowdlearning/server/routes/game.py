@@ -1,0 +1,68 @@
+"""The game: play tracks, loop figures, and the ``/ws/play`` WebSocket."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket
+
+from crowdlearning.server.deps import COOKIE, RuntimeDep
+from crowdlearning.server.errors import NotFoundError
+from crowdlearning.server.play_socket import PlaySocket
+from crowdlearning.server.runtime import Runtime
+from crowdlearning.server.security import hash_token
+from crowdlearning.server.store import User
+
+router = APIRouter(tags=["game"])
+
+
+@router.get("/api/game/tracks")
+def tracks(runtime: RuntimeDep) -> list[int]:
+    """The play seeds served (every one a play seed, never a hidden one)."""
+    return runtime.game.seeds
+
+
+@router.get("/api/game/tracks/{seed}")
+def track(seed: int, runtime: RuntimeDep) -> dict:
+    """A play track as canonical JSON (``Track.to_dict``)."""
+    if seed not in runtime.tracks:
+        raise NotFoundError(f"track {seed} is not served; see /api/game/tracks")
+    return runtime.tracks[seed].to_dict()
+
+
+@router.get("/api/game/stats")
+def stats(runtime: RuntimeDep) -> dict:
+    game = runtime.game
+    return {"players": game.players, "capacity": game.capacity, "tick": game.tick_count,
+            "tick_hz": runtime.settings.server_tick_hz, "tick_ms": game.tick_ms(),
+            "model_version": game.model_version}
+
+
+def socket_user(ws: WebSocket, runtime: Runtime) -> User | None:
+    """The user behind a socket: cookie, ``Authorization: Bearer`` or ``?token=``."""
+    header = ws.headers.get("authorization", "")
+    token = (header[7:] if header.lower().startswith("bearer ") else None) or \
+        ws.cookies.get(COOKIE) or ws.query_params.get("token")
+    return runtime.store.user_of_token(hash_token(token)) if token else None
+
+
+def same_origin(ws: WebSocket) -> bool:
+    """Browsers send Origin: refuse pages from other sites (bots send none)."""
+    origin = ws.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == ws.headers.get("host")
+
+
+@router.websocket("/ws/play")
+async def play(ws: WebSocket) -> None:
+    runtime: Runtime = ws.app.state.runtime
+    user = socket_user(ws, runtime)
+    await ws.accept()
+    if not same_origin(ws):
+        await ws.close(code=1008, reason="cross-origin WebSocket refused")
+        return
+    if user is None:
+        await ws.send_json({"type": "error", "code": "not_signed_in",
+                            "message": "sign in first (cookie, bearer token or ?token=)"})
+        await ws.close(code=4401, reason="not signed in")
+        return
+    await PlaySocket(ws, runtime, user).serve()

@@ -1,0 +1,39 @@
+"""The league: leaderboards per season, and the champion's lap times over its versions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query
+
+from crowdlearning.server.deps import RuntimeDep
+from crowdlearning.server.schemas import LeaderboardPublic
+
+router = APIRouter(prefix="/api/league", tags=["league"])
+
+
+def season_start(now: float) -> tuple[str, float]:
+    """Seasons are calendar months (UTC): the current season's name and start."""
+    d = datetime.fromtimestamp(now, UTC)
+    start = datetime(d.year, d.month, 1, tzinfo=UTC)
+    return start.strftime("%Y-%m"), start.timestamp()
+
+
+@router.get("/leaderboard")
+def leaderboard(runtime: RuntimeDep,
+                by: Literal["improvement", "earnings"] = "improvement",
+                limit: int = Query(default=20, ge=1, le=100)) -> LeaderboardPublic:
+    season, since = season_start(time.time())
+    return LeaderboardPublic(by=by, season=season,
+                             rows=runtime.store.leaderboard(since, by, limit))
+
+
+@router.get("/champion")
+async def champion(runtime: RuntimeDep) -> list[dict]:
+    """Each champion version (oldest first) on the hidden suite: lap times and completion."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(runtime.worker, runtime.judge.champion_curve,
+                                      runtime.settings.server_eval_tracks)

@@ -1,0 +1,120 @@
+"""The signed-in player's money: balances, history, deposit (development faucet), stake, withdraw.
+
+Only the owner reaches their wallet: every route acts on the session's user, never on an id
+from the request. Deposits in development are credited by the server and recorded on the
+Hedera audit topic (the ledger transfer id names that Hedera transaction); withdrawals become
+ledger payouts that the settlement job sends to the linked Hedera account.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, status
+
+from crowdlearning.ledger import player_account
+from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.server.deps import CurrentUser, RuntimeDep
+from crowdlearning.server.errors import (
+    DevelopmentOnlyError,
+    HederaLinkRequiredError,
+    NotFoundError,
+)
+from crowdlearning.server.schemas import (
+    AmountCreate,
+    HistoryPublic,
+    RunPublic,
+    TransferPublic,
+    WalletPublic,
+)
+from crowdlearning.server.store import User
+
+router = APIRouter(prefix="/api/wallet", tags=["wallet"])
+
+
+@router.get("")
+def wallet(user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
+    ledger = runtime.ledger
+    b = ledger.player_balances(user.player_id)
+    return WalletPublic(available_tinybar=b.available_tinybar, stake_tinybar=b.stake_tinybar,
+                        held_tinybar=b.held_tinybar,
+                        stake_minimum_tinybar=ledger.stake_minimum_tinybar,
+                        paid_mode=ledger.is_paid_mode(user.player_id),
+                        hedera_account=user.hedera_account)
+
+
+@router.get("/history")
+def history(user: CurrentUser, runtime: RuntimeDep,
+            limit: int = Query(default=50, ge=1, le=200)) -> HistoryPublic:
+    items = []
+    for kind in (AccountKind.AVAILABLE, AccountKind.STAKE, AccountKind.HELD):
+        account = player_account(user.player_id, kind)
+        for t in runtime.ledger.history(account, limit=limit):
+            items.append(TransferPublic(id=t.id, account=kind.value,
+                                        delta_tinybar=t.leg_for(account), memo=t.spec.memo,
+                                        created_at_ns=t.created_at_ns))
+    items.sort(key=lambda t: t.created_at_ns, reverse=True)
+    return HistoryPublic(items=items[:limit])
+
+
+@router.get("/runs")
+def runs(user: CurrentUser, runtime: RuntimeDep,
+         limit: int = Query(default=50, ge=1, le=200)) -> list[RunPublic]:
+    return [RunPublic(**{k: v for k, v in r.__dict__.items() if k != "user_id"
+                         and k != "effect_bp"}, effect_pct=round(r.effect_bp / 100, 1))
+            for r in runtime.store.runs_of(user.id, limit)]
+
+
+@router.post("/deposit", status_code=status.HTTP_201_CREATED)
+def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
+    settings = runtime.settings
+    if settings.environment == "production":
+        raise DevelopmentOnlyError("the faucet exists only in development; send HBAR instead")
+    if body.amount_tinybar > settings.server_dev_deposit_max_tinybar:
+        raise DevelopmentOnlyError(
+            f"faucet deposits are at most {settings.server_dev_deposit_max_tinybar} tinybar")
+    tx = runtime.transport.publish_audit(
+        f'{{"kind":"dev-deposit","player":"{user.player_id}",'
+        f'"amount_tinybar":{body.amount_tinybar}}}'.encode())
+    runtime.ledger.deposit(f"deposit:{tx}", player_account(user.player_id,
+                                                           AccountKind.AVAILABLE),
+                           body.amount_tinybar)
+    return wallet(user, runtime)
+
+
+@router.post("/stake")
+def stake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
+    runtime.ledger.lock_stake(f"stake:{uuid.uuid4().hex}", user.player_id, body.amount_tinybar)
+    return wallet(user, runtime)
+
+
+@router.post("/unstake")
+def unstake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
+    runtime.ledger.unlock_stake(f"unstake:{uuid.uuid4().hex}", user.player_id,
+                                body.amount_tinybar)
+    return wallet(user, runtime)
+
+
+@router.post("/withdraw", status_code=status.HTTP_202_ACCEPTED)
+def withdraw(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> dict:
+    destination = _linked(user)
+    payout_id = f"withdraw:{user.player_id}:{uuid.uuid4().hex[:16]}"
+    payout = runtime.ledger.withdraw(payout_id, user.player_id, destination,
+                                     body.amount_tinybar)
+    return {"payout_id": payout.id, "state": payout.state.value,
+            "destination": payout.destination, "amount_tinybar": payout.amount_tinybar}
+
+
+@router.get("/payouts/{payout_id}")
+def payout(payout_id: str, user: CurrentUser, runtime: RuntimeDep) -> dict:
+    p = runtime.ledger.get_payout(payout_id)
+    if p.from_account != player_account(user.player_id, AccountKind.AVAILABLE):
+        raise NotFoundError(f"no payout {payout_id} of yours")
+    return {"payout_id": p.id, "state": p.state.value, "transaction_id": p.settlement_tx_id,
+            "amount_tinybar": p.amount_tinybar, "destination": p.destination}
+
+
+def _linked(user: User) -> str:
+    if user.hedera_account is None:
+        raise HederaLinkRequiredError("link a Hedera account first (Wallet page)")
+    return user.hedera_account

@@ -1,0 +1,162 @@
+"""Everything the web server runs on, wired once: the embedded stack and the game.
+
+``open_runtime(settings)`` starts, in order: the local Hedera network (in-process, state in
+``data_dir``) or the configured network, the SQLite ledger (reward budget funded at first start),
+the model registry (the initial model trained if it is empty), the store of users and runs, the
+judge (the verdict service, in a child process unless ``server_judge_process`` is off) and the
+game loop on the play tracks (play seeds ``0..server_play_tracks-1``).
+
+Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
+slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
+evaluations. The verdict service is never used from two threads at once, and the
+tick loop never waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from crowdlearning.config import Settings
+from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.suite import EvalSuite, is_play_seed
+from crowdlearning.learning.bootstrap import (
+    INITIAL_DEMO_TICKS,
+    INITIAL_DEMO_TRACKS,
+    expert_demonstrations,
+    train_initial_model,
+)
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.ledger import Ledger, open_ledger
+from crowdlearning.payments.local_network.server import LocalNetworkInfo, running_local_network
+from crowdlearning.payments.sdk_transport import SdkHederaTransport
+from crowdlearning.payments.settlement import Settler
+from crowdlearning.payments.transport import HederaTransport
+from crowdlearning.platform.service import VerdictService
+from crowdlearning.server.game_loop import GameLoop
+from crowdlearning.server.judge import JudgeProcess, LocalJudge
+from crowdlearning.server.store import Store
+from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_gen import generate_track
+
+__all__ = ["Runtime", "open_runtime", "play_tracks"]
+
+
+@dataclass
+class Runtime:
+    """The server's collaborators (see the module docstring)."""
+
+    settings: Settings
+    store: Store
+    ledger: Ledger
+    transport: HederaTransport
+    trainer: DaggerTrainer
+    service: VerdictService
+    game: GameLoop
+    tracks: dict[int, Track]
+    judge: LocalJudge | JudgeProcess
+    worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="verdicts"))
+
+    _track_json: dict[int, str] = field(default_factory=dict)
+
+    def track_json(self, seed: int) -> str:
+        """A play track's canonical JSON, encoded once."""
+        if seed not in self._track_json:
+            self._track_json[seed] = self.tracks[seed].to_json()
+        return self._track_json[seed]
+
+
+def play_tracks(count: int) -> dict[int, Track]:
+    """The tracks players drive: play seeds ``0..count-1`` (never a hidden seed)."""
+    seeds = [s for s in range(count) if is_play_seed(s)]
+    return {s: generate_track(s) for s in seeds}
+
+
+@contextlib.contextmanager
+def open_runtime(settings: Settings, transport: HederaTransport | None = None
+                 ) -> Iterator[Runtime]:
+    """The runtime for the ``with`` block; ``transport`` overrides the embedded network."""
+    with contextlib.ExitStack() as stack:
+        network = None
+        if transport is None:
+            transport, network = stack.enter_context(_embedded_transport(settings))
+        runtime = build_runtime(settings, transport)
+        if settings.server_judge_process:
+            runtime.judge = JudgeProcess(settings, network)
+        stack.callback(runtime.judge.close)
+        stack.callback(runtime.worker.shutdown, wait=True, cancel_futures=True)
+        yield runtime
+
+
+def local_judge(settings: Settings, network: LocalNetworkInfo | None
+                ) -> tuple[LocalJudge, Callable[[], None]]:
+    """A judge on its own ledger, transport, store and registry handles (the judge process's)."""
+    transport = (SdkHederaTransport.for_local_network(network) if network is not None
+                 else SdkHederaTransport.from_settings(settings))
+    ledger, trainer = open_ledger(settings), _trainer(settings)
+    store = Store(settings.server_database_url)
+    service = _service(settings, ledger, transport, trainer, store)
+    return LocalJudge(service, ledger, store), transport.close
+
+
+@contextlib.contextmanager
+def _embedded_transport(settings: Settings
+                        ) -> Iterator[tuple[HederaTransport, LocalNetworkInfo | None]]:
+    if settings.hedera_network != "local" or settings.hedera_operator_id:
+        transport = SdkHederaTransport.from_settings(settings)
+        try:
+            yield transport, None
+        finally:
+            transport.close()
+        return
+    state = settings.hedera_local_state_file or settings.data_dir / "hedera-local.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    with running_local_network(host=settings.hedera_local_host,
+                               port=settings.hedera_local_port, state_path=state) as info:
+        transport = SdkHederaTransport.for_local_network(info)
+        try:
+            yield transport, info
+        finally:
+            transport.close()
+
+
+def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
+    """Wire the ledger, the model, the verdict service, the store and the game loop."""
+    ledger = open_ledger(settings)
+    budget = settings.server_reward_budget_tinybar
+    ledger.deposit("server-operator-funding", "treasury", budget)  # idempotent ids
+    ledger.fund_reward_budget("server-reward-budget", budget)
+    trainer = _trainer(settings)
+    store = Store(settings.server_database_url)
+    tracks = play_tracks(settings.server_play_tracks)
+    service = _service(settings, ledger, transport, trainer, store)
+    game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
+                    capacity=settings.server_max_players, run_ticks=settings.server_run_ticks)
+    return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
+                   LocalJudge(service, ledger, store))
+
+
+def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
+             trainer: DaggerTrainer, store: Store) -> VerdictService:
+    catalog = {t.digest: t for t in play_tracks(settings.server_play_tracks).values()}
+    return VerdictService(
+        trainer, Screener(catalog.__getitem__), ledger=ledger,
+        settler=Settler.from_settings(ledger, transport, settings), transport=transport,
+        champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
+        hedera_account_of=store.hedera_account_of_player,
+        verdict_log=settings.data_dir / "verdicts.jsonl")
+
+
+def _trainer(settings: Settings) -> DaggerTrainer:
+    root = settings.data_dir
+    trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"))
+    if not trainer.registry.versions():
+        net, training = train_initial_model(0)
+        trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),
+                      training)
+    return trainer

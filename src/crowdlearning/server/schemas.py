@@ -1,0 +1,123 @@
+"""Request (``...Create``) and response (``...Public``) bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+__all__ = [
+    "AmountCreate",
+    "ChallengePublic",
+    "ErrorPublic",
+    "HederaLinkCreate",
+    "HistoryPublic",
+    "LeaderboardPublic",
+    "ModelPublic",
+    "RunPublic",
+    "SessionPublic",
+    "TransferPublic",
+    "UserCreate",
+    "UserPublic",
+    "WalletPublic",
+]
+
+Tinybar = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, description="Integer tinybars.")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorPublic(BaseModel):
+    code: str
+    detail: str
+
+
+class UserCreate(_Strict):
+    """Sign up or sign in."""
+
+    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{3,32}$")
+    password: str = Field(min_length=8, max_length=256)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    player_id: str
+    hedera_account: str | None
+
+
+class SessionPublic(BaseModel):
+    """A signed-in session: the token also arrives as the ``cl_session`` cookie."""
+
+    user: UserPublic
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class ChallengePublic(BaseModel):
+    challenge: str = Field(description="Sign its UTF-8 bytes with your account's ED25519 key.")
+    expires_in_s: int
+
+
+class HederaLinkCreate(_Strict):
+    account_id: str = Field(pattern=r"^\d{1,10}\.\d{1,10}\.\d{1,19}$")
+    public_key: str = Field(pattern=r"^[0-9a-fA-F]{64,200}$", description="ED25519, hex.")
+    signature: str = Field(pattern=r"^[0-9a-fA-F]{128}$", description="Of the challenge, hex.")
+
+
+class AmountCreate(_Strict):
+    amount_tinybar: Tinybar
+
+
+class WalletPublic(BaseModel):
+    available_tinybar: int
+    stake_tinybar: int
+    held_tinybar: int
+    stake_minimum_tinybar: int
+    paid_mode: bool
+    hedera_account: str | None
+
+
+class TransferPublic(BaseModel):
+    id: str
+    account: str
+    delta_tinybar: int
+    memo: str
+    created_at_ns: int
+
+
+class HistoryPublic(BaseModel):
+    items: list[TransferPublic]
+
+
+class RunPublic(BaseModel):
+    run_id: str
+    track_seed: int
+    mode: str
+    paid: bool
+    ticks: int
+    decision: str
+    effect_pct: float
+    reward_tinybar: int
+    penalty_tinybar: int
+    payout_id: str | None
+    audit_tx: str | None
+    created_at: float
+
+
+class LeaderboardPublic(BaseModel):
+    by: Literal["improvement", "earnings"]
+    season: str
+    rows: list[dict]
+
+
+class ModelPublic(BaseModel):
+    version: int
+    parent_version: int | None
+    champion: bool
+    created_at: str
+    contributions: int
+    training: dict
+    metrics: dict

@@ -1,0 +1,74 @@
+"""Passwords, session tokens and Hedera key proofs.
+
+Passwords are hashed with Argon2id (``argon2-cffi``). A session token is 32 random bytes shown to
+the client once (cookie ``cl_session`` or ``Authorization: Bearer``); only its SHA-256 is stored.
+Linking a Hedera account: the server issues a random challenge; the client signs its UTF-8 bytes
+with the account's ED25519 key; the server verifies the signature with the public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from hiero_sdk_python import PublicKey
+
+from crowdlearning.errors import CrowdLearningError
+
+__all__ = [
+    "KeyProofError",
+    "hash_password",
+    "hash_token",
+    "new_challenge",
+    "new_token",
+    "verify_key_proof",
+    "verify_password",
+]
+
+_hasher = PasswordHasher()
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # DER header of a raw key
+
+
+class KeyProofError(CrowdLearningError):
+    """A Hedera key or signature is malformed or does not match the challenge."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_challenge() -> str:
+    return "crowdlearning-link:" + secrets.token_hex(24)
+
+
+def verify_key_proof(public_key_hex: str, challenge: str, signature_hex: str) -> None:
+    """Raise ``KeyProofError`` unless ``signature_hex`` signs ``challenge`` under the ED25519
+    key ``public_key_hex`` (32 raw bytes or DER, hex)."""
+    try:
+        raw = bytes.fromhex(public_key_hex)
+        der = _ED25519_SPKI_PREFIX + raw if len(raw) == 32 else raw
+        key = PublicKey.from_der(der)
+        signature = bytes.fromhex(signature_hex)
+    except (ValueError, TypeError) as exc:
+        raise KeyProofError(f"public key or signature is not valid hex / ED25519: {exc}") from exc
+    try:
+        key.verify(signature, challenge.encode())
+    except Exception as exc:  # the SDK raises the crypto library's InvalidSignature
+        raise KeyProofError("the signature does not match the challenge and key") from exc

@@ -1,0 +1,196 @@
+"""The web server's own tables: users, session tokens, link challenges, and the runs they played.
+
+Money is never here: balances live in the ledger (``crowdlearning.ledger``); a run row only
+remembers what its verdict moved, for the league tables. SQLAlchemy Core, one SQLite file by
+default (``server_database_url``); the tables are created on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["RunRecord", "Store", "User"]
+
+_meta = sa.MetaData()
+users = sa.Table(
+    "users", _meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(32), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("hedera_account", sa.String(40)),
+    sa.Column("hedera_public_key", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+tokens = sa.Table(
+    "tokens", _meta,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+challenges = sa.Table(
+    "challenges", _meta,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("challenge", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+runs = sa.Table(
+    "runs", _meta,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("track_seed", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("paid", sa.Boolean, nullable=False),
+    sa.Column("ticks", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("effect_bp", sa.Integer, nullable=False),
+    sa.Column("reward_tinybar", sa.BigInteger, nullable=False),
+    sa.Column("penalty_tinybar", sa.BigInteger, nullable=False),
+    sa.Column("payout_id", sa.String(128)),
+    sa.Column("audit_tx", sa.String(80)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    hedera_account: str | None
+    created_at: float
+
+    @property
+    def player_id(self) -> str:
+        """The user's id in the ledger and in contributions."""
+        return f"p{self.id}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    user_id: int
+    track_seed: int
+    mode: str
+    paid: bool
+    ticks: int
+    decision: str
+    effect_bp: int
+    reward_tinybar: int
+    penalty_tinybar: int
+    payout_id: str | None
+    audit_tx: str | None
+    created_at: float
+
+
+class Store:
+    """Users, tokens, challenges and runs (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, connect_args=args)
+        _meta.create_all(self.engine)
+
+    # --- users ------------------------------------------------------------------------------
+    def add_user(self, username: str, password_hash: str) -> User | None:
+        """The new user, or None if the name is taken."""
+        try:
+            with self.engine.begin() as c:
+                uid = c.execute(users.insert().values(
+                    username=username, password_hash=password_hash,
+                    created_at=time.time())).inserted_primary_key[0]
+        except sa.exc.IntegrityError:
+            return None
+        return self.user(int(uid))
+
+    def user(self, user_id: int) -> User | None:
+        return self._one(users.select().where(users.c.id == user_id))
+
+    def user_by_name(self, username: str) -> User | None:
+        return self._one(users.select().where(users.c.username == username))
+
+    def _one(self, query: sa.Select) -> User | None:
+        with self.engine.connect() as c:
+            row = c.execute(query).first()
+        return None if row is None else User(row.id, row.username, row.password_hash,
+                                             row.hedera_account, row.created_at)
+
+    def usernames(self, ids: list[int]) -> dict[int, str]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(users.c.id, users.c.username).where(users.c.id.in_(ids)))
+            return {r.id: r.username for r in rows}
+
+    def link_hedera(self, user_id: int, account: str, public_key: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(users.update().where(users.c.id == user_id).values(
+                hedera_account=account, hedera_public_key=public_key))
+
+    def hedera_account_of_player(self, player_id: str) -> str | None:
+        """The linked Hedera account of ledger player ``p<id>`` (the verdict service's lookup)."""
+        user = self.user(int(player_id[1:])) if player_id[1:].isdigit() else None
+        return None if user is None else user.hedera_account
+
+    # --- tokens and challenges ----------------------------------------------------------------
+    def add_token(self, token_hash: str, user_id: int, ttl_s: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(tokens.delete().where(tokens.c.expires_at < time.time()))
+            c.execute(tokens.insert().values(token_hash=token_hash, user_id=user_id,
+                                             expires_at=time.time() + ttl_s))
+
+    def user_of_token(self, token_hash: str) -> User | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(tokens.c.user_id).where(
+                tokens.c.token_hash == token_hash, tokens.c.expires_at > time.time())).first()
+        return None if row is None else self.user(row.user_id)
+
+    def drop_token(self, token_hash: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(tokens.delete().where(tokens.c.token_hash == token_hash))
+
+    def drop_tokens_of(self, user_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(tokens.delete().where(tokens.c.user_id == user_id))
+
+    def set_challenge(self, user_id: int, challenge: str, ttl_s: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(challenges.delete().where(challenges.c.user_id == user_id))
+            c.execute(challenges.insert().values(user_id=user_id, challenge=challenge,
+                                                 expires_at=time.time() + ttl_s))
+
+    def take_challenge(self, user_id: int) -> str | None:
+        """The user's open challenge (consumed: a challenge is answered at most once)."""
+        with self.engine.begin() as c:
+            row = c.execute(challenges.select().where(challenges.c.user_id == user_id)).first()
+            c.execute(challenges.delete().where(challenges.c.user_id == user_id))
+        return None if row is None or row.expires_at < time.time() else row.challenge
+
+    # --- runs ---------------------------------------------------------------------------------
+    def add_run(self, record: RunRecord) -> None:
+        with self.engine.begin() as c:
+            c.execute(runs.insert().values(**record.__dict__))
+
+    def runs_of(self, user_id: int, limit: int) -> list[RunRecord]:
+        query = (runs.select().where(runs.c.user_id == user_id)
+                 .order_by(runs.c.created_at.desc()).limit(limit))
+        with self.engine.connect() as c:
+            return [RunRecord(**row._mapping) for row in c.execute(query)]
+
+    def leaderboard(self, since: float, order: str, limit: int) -> list[dict[str, Any]]:
+        """Per user since ``since``: improvement (sum of improving effects) and net earnings."""
+        improved = sa.func.sum(sa.case((runs.c.decision == "improved", runs.c.effect_bp),
+                                       else_=0))
+        net = sa.func.sum(runs.c.reward_tinybar - runs.c.penalty_tinybar)
+        query = (sa.select(runs.c.user_id, users.c.username, improved.label("improvement_bp"),
+                           net.label("earnings_tinybar"), sa.func.count().label("runs"))
+                 .join(users, users.c.id == runs.c.user_id).where(runs.c.created_at >= since)
+                 .group_by(runs.c.user_id, users.c.username)
+                 .order_by(sa.desc("improvement_bp" if order == "improvement"
+                                   else "earnings_tinybar")).limit(limit))
+        with self.engine.connect() as c:
+            return [dict(row._mapping) for row in c.execute(query)]

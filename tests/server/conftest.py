@@ -1,0 +1,53 @@
+"""One embedded runtime per test session (local Hedera network, SQLite, initial model)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from crowdlearning.config import Settings
+from crowdlearning.server.app import create_app
+from crowdlearning.server.runtime import Runtime, open_runtime
+
+with warnings.catch_warnings():
+    # starlette wants the httpx2 package for its test client; httpx (a dependency) works
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+__all__ = ["TestClient", "server_settings", "signup"]
+
+
+def server_settings(root: Path, **overrides: object) -> Settings:
+    return Settings(
+        environment="test", data_dir=root, database_url=f"sqlite:///{root / 'ledger.db'}",
+        server_database_url=f"sqlite:///{root / 'server.db'}", hedera_local_port=0,
+        server_max_players=8, server_run_ticks=200, server_settle_interval_s=0.2,
+        server_ws_max_errors=6, server_play_tracks=3, server_eval_tracks=2,
+        ledger_stake_minimum_tinybar=100_000_000, server_judge_process=False, **overrides)
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    with open_runtime(server_settings(tmp_path_factory.mktemp("server"))) as rt:
+        yield rt
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime.settings, runtime)) as c:
+        yield c
+
+
+_counter = iter(range(1_000_000))
+
+
+def signup(client: TestClient, name: str | None = None) -> dict:
+    """A new user, signed in (the client keeps the cookie); returns the session body."""
+    name = name or f"player{next(_counter)}"
+    r = client.post("/api/auth/signup", json={"username": name, "password": "correct horse"})
+    assert r.status_code == 201, r.text
+    return r.json()

@@ -1,0 +1,127 @@
+"""The game loop without the network: slots, batched steps, recording, refused inputs."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+
+import numpy as np
+import pytest
+
+from crowdlearning.learning.bootstrap import train_initial_model
+from crowdlearning.policy.network import Policy
+from crowdlearning.server.game_loop import (
+    FinishedRun,
+    GameFullError,
+    GameLoop,
+    InputRejectedError,
+    Outbox,
+    RunSpec,
+)
+from crowdlearning.server.runtime import play_tracks
+from crowdlearning.sim.replay import simulate
+
+
+@cache
+def _policy() -> Policy:
+    return Policy(train_initial_model(0)[0])
+
+
+class CountingPolicy:
+    """The initial policy, counting its batched calls."""
+
+    def __init__(self) -> None:
+        self.calls, self.rows = 0, []
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self.rows.append(len(obs))
+        return _policy().act(obs)
+
+
+def make_loop(capacity: int = 4, run_ticks: int = 60) -> tuple[GameLoop, list[FinishedRun]]:
+    finished: list[FinishedRun] = []
+    loop = GameLoop(_policy(), 0, play_tracks(2), capacity=capacity, run_ticks=run_ticks,
+                    on_finish=finished.append)
+    return loop, finished
+
+
+def spec(i: int, mode: str = "label", seed: int = 0) -> RunSpec:
+    return RunSpec(f"run-{i}", f"p{i}", f"user{i}", seed, mode)  # type: ignore[arg-type]
+
+
+def test_one_batched_inference_per_tick_for_all_runs() -> None:
+    loop, _ = make_loop(capacity=4)
+    counting = CountingPolicy()
+    loop.policy = counting  # type: ignore[assignment]
+    for i in range(3):
+        loop.join(spec(i, seed=i % 2), Outbox(8))
+    for _ in range(5):
+        loop.step()
+    assert counting.calls == 5
+    assert counting.rows == [4] * 5  # three players and the champion, one call
+
+
+def test_a_full_loop_refuses_and_a_freed_slot_is_reused() -> None:
+    loop, _ = make_loop(capacity=2)
+    a = loop.join(spec(0), Outbox(8))
+    loop.join(spec(1), Outbox(8))
+    with pytest.raises(GameFullError):
+        loop.join(spec(2), Outbox(8))
+    loop.abandon(a)
+    assert loop.join(spec(3), Outbox(8)) == a
+
+
+def test_refused_inputs_change_nothing_and_the_recording_replays() -> None:
+    # GIVEN a run that got some frames
+    loop, finished = make_loop()
+    slot = loop.join(spec(0), Outbox(64))
+    for _ in range(5):
+        loop.step()
+    # WHEN a valid input, then an out-of-order one and a future one arrive
+    loop.set_input(slot, 4, 0.5, None, False)
+    for tick, code in ((2, "out_of_order"), (99, "future_tick")):
+        with pytest.raises(InputRejectedError) as refused:
+            loop.set_input(slot, tick, -0.9, None, False)
+        assert refused.value.code == code
+    for _ in range(3):
+        loop.step()
+    loop.stop(slot)
+    loop.step()
+    # THEN only the valid input is recorded, answering tick 4
+    c = finished[0].contribution
+    assert finished[0].reason == "stopped" and c.num_ticks == 8
+    assert np.all(np.isnan(c.player[:5])) and np.all(c.player[5:, 0] == 0.5)
+    assert np.all(c.input_tick[5:] == 4) and np.all(c.input_tick[:5] == -1)
+    # and the executed actions re-simulate to the recorded states, bit for bit
+    replay = simulate(play_tracks(1)[0], c.start, c.executed)
+    assert np.array_equal(replay.poses[: c.num_ticks], c.states)
+
+
+def test_takeover_mode_records_interventions_only_while_held() -> None:
+    loop, finished = make_loop()
+    slot = loop.join(spec(0, mode="takeover"), Outbox(64))
+    loop.step()
+    loop.set_input(slot, 0, -0.3, None, True)
+    loop.step()
+    loop.set_input(slot, 1, None, None, False)
+    loop.step()
+    loop.stop(slot)
+    loop.step()
+    c = finished[0].contribution
+    assert c.intervention.tolist() == [False, True, False]
+    assert c.executed[1, 0] == -0.3
+
+
+def test_a_run_ends_at_its_tick_budget() -> None:
+    loop, finished = make_loop(run_ticks=25)
+    outbox = Outbox(4)
+    loop.join(spec(0), outbox)
+    for _ in range(30):
+        loop.step()
+    assert finished and finished[0].contribution.num_ticks <= 25
+    assert finished[0].reason in {"time_up", "left_track"}
+    assert loop.players == 0
+    assert outbox.dropped_frames > 0  # only the newest 4 frames were kept for a slow reader
+    messages = asyncio.run(outbox.take())
+    assert '"type": "end"' in messages[-1]
