@@ -176,13 +176,18 @@ def demo_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _dagger(args: argparse.Namespace) -> dict:
-    cfg = DemoConfig(seed=args.seed, baseline=not args.no_baseline, bc_seeds=args.bc_seeds,
-                     out_dir=args.out, json_path=args.json_path)
+def _apply_common(cfg: object, args: argparse.Namespace) -> None:
+    """The options both demos share, where given on the command line."""
     for name, value in (("rounds", args.rounds), ("session_ticks", args.ticks),
                         ("eval_tracks", args.eval_tracks), ("crowd", args.crowd)):
         if value is not None:
             setattr(cfg, name, value)
+
+
+def _dagger(args: argparse.Namespace) -> dict:
+    cfg = DemoConfig(seed=args.seed, baseline=not args.no_baseline, bc_seeds=args.bc_seeds,
+                     out_dir=args.out, json_path=args.json_path)
+    _apply_common(cfg, args)
     report = run_dagger_demo(cfg)
     first, last = report["dagger"][0], report["dagger"][-1]
     print(f"lap completion on hidden tracks: {first['lap_completion']:.0%} (v0) -> "
@@ -194,10 +199,7 @@ def _market(args: argparse.Namespace) -> dict:
     from crowdlearning.crowd.market import MarketConfig, run_market
 
     cfg = MarketConfig(seed=args.seed)
-    for name, value in (("rounds", args.rounds), ("session_ticks", args.ticks),
-                        ("eval_tracks", args.eval_tracks), ("crowd", args.crowd)):
-        if value is not None:
-            setattr(cfg, name, value)
+    _apply_common(cfg, args)
     report = run_market(cfg, args.out / f"run-{int(time.time())}")
     for name, book in report["personas"].items():
         print(f"{name:<12} contributions {book['contributions']:>3}  paid {book['paid']:>3}  "

@@ -66,6 +66,11 @@ class VerdictConfig:
                    tracks_per_look=settings.verdict_tracks_per_look,
                    finetune=FinetuneConfig(updates=settings.verdict_finetune_updates))
 
+    @property
+    def looks(self) -> int:
+        """How many times the sequential test looks at the evidence."""
+        return int(np.ceil(self.suite_size / self.tracks_per_look))
+
     def suite(self) -> EvalSuite:
         return EvalSuite.hidden(self.suite_size, rotation=self.rotation,
                                 starts_per_track=self.starts_per_track, laps=10_000,
@@ -179,7 +184,7 @@ class Judge:
     def _sequential(self, policy: Policy) -> tuple[list[float], int, Decision]:
         cfg, suite = self.config, self.suite
         per_track = cfg.starts_per_track
-        n_looks = int(np.ceil(len(suite.track_seeds) / cfg.tracks_per_look))
+        n_looks = cfg.looks
         scores: list[float] = []
         decision = Decision.NO_EFFECT
         for look in range(n_looks):
@@ -216,7 +221,7 @@ class Judge:
                  looks: int, n_labels: int, started: float) -> Verdict:
         without = self.without_m[: len(scores)]
         diffs = np.asarray(scores) - without
-        n_looks = int(np.ceil(self.config.suite_size / self.config.tracks_per_look))
+        n_looks = self.config.looks
         low, high = self._interval(diffs, n_looks) if len(scores) > 1 else (0.0, 0.0)
         mean = float(diffs.mean()) if len(scores) else 0.0
         effect_bp = int(np.trunc(mean / max(float(without.mean()), 1e-9) * 10_000)) if len(
