@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import onnx
 from hiero_sdk_python import PrivateKey
 
 from crowdlearning.evaluation.suite import is_play_seed
@@ -131,7 +132,13 @@ def test_tracks_are_play_seeds_and_models_are_listed(client: TestClient) -> None
     assert models[0]["version"] == 0 and models[0]["champion"]
     weights = client.get("/api/models/0/weights")
     assert weights.status_code == 200 and len(weights.content) > 1000
-    assert client.get("/api/models/0/onnx").status_code == 501
+    exported = client.get("/api/models/0/onnx")
+    assert exported.status_code == 200
+    model = onnx.load_from_string(exported.content)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["crowdlearning.version"] == "0"
+    assert props["crowdlearning.weights_sha256"] == client.get("/api/models/0").json()[
+        "weights_sha256"]
     assert client.get("/api/models/99").status_code == 404
 
 

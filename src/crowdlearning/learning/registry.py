@@ -3,6 +3,7 @@
 Layout under ``root``::
 
     v00000/weights.safetensors, v00000/meta.json   one checkpoint per version
+    v00000/policy.onnx                             its ONNX export, made on first request
     champion.json                                  {"version": N}, replaced atomically
 
 A version number is claimed by creating its directory (atomic on every filesystem), so two
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,10 @@ from crowdlearning.policy.network import PolicyNet
 from crowdlearning.sim.observation import observation_fields
 from crowdlearning.sim.params import SensorParams
 
-__all__ = ["ModelRegistry", "RegistryError"]
+__all__ = ["ONNX_FILE", "ModelRegistry", "RegistryError"]
+
+ONNX_FILE = "policy.onnx"
+_onnx_lock = threading.Lock()  # one export at a time per process (each takes ~2 s of CPU)
 
 
 class RegistryError(CrowdLearningError):
@@ -117,6 +122,18 @@ class ModelRegistry:
             if contribution_id in self.meta(v).contributions:
                 return v
         return None
+
+    def onnx_path(self, version: int) -> Path:
+        """The version's ONNX export (``crowdlearning.policy.onnx_export``), exported once and
+        kept beside its weights: a version never changes, so neither does its export."""
+        from crowdlearning.policy.onnx_export import export_onnx  # needs onnx: import on use
+
+        path = self._dir(version) / ONNX_FILE
+        with _onnx_lock:
+            if not path.is_file():
+                net, meta = self.load(version)
+                export_onnx(net, meta, path)
+        return path
 
     @property
     def champion(self) -> int | None:

@@ -9,9 +9,6 @@ async function load() {
   $("champion").textContent = champ.version;
   $("download").href = `/api/models/${champ.version}/weights`;
   $("onnx").href = `/api/models/${champ.version}/onnx`;
-  fetch(`/api/models/${champ.version}/onnx`).then(async (r) => {
-    if (!r.ok) $("onnxNote").textContent = `(not available: ${(await r.json()).detail})`;
-  });
   const byVersion = Object.fromEntries(curve.map((c) => [c.version, c]));
   CL.lineChart($("chart"), curve.map((c) => "v" + c.version), [
     { name: "lap completion", color: "#3fb950", values: curve.map((c) => c.lap_completion) },
@@ -21,7 +18,7 @@ async function load() {
     versions.map((v) => `<tr><td>v${v.version}${v.champion ? " (champion)" : ""}</td><td>${v.parent_version ?? "-"}</td>
       <td>${v.created_at}</td><td>${v.contributions}</td>
       <td>${byVersion[v.version] ? (100 * byVersion[v.version].lap_completion).toFixed(0) + "%" : "-"}</td>
-      <td><a href="/api/models/${v.version}/weights">download</a></td></tr>`).join("");
+      <td><a href="/api/models/${v.version}/weights">safetensors</a> · <a href="/api/models/${v.version}/onnx">ONNX</a></td></tr>`).join("");
 }
 
 CL.nav("Model").then(load);

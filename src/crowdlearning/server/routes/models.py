@@ -7,7 +7,6 @@ from fastapi.responses import FileResponse
 
 from crowdlearning.policy.checkpoint import WEIGHTS_FILE
 from crowdlearning.server.deps import RuntimeDep
-from crowdlearning.server.errors import UnavailableError
 from crowdlearning.server.schemas import ModelPublic
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -27,6 +26,7 @@ def version(version: int, runtime: RuntimeDep) -> dict:
     return {**_public(runtime, version, registry.champion).model_dump(),
             "lineage": [m.version for m in registry.lineage(version)],
             "architecture": meta.architecture, "observation_fields": meta.observation_fields,
+            "weights_sha256": meta.weights_sha256,
             "contribution_ids": meta.contributions[-50:]}
 
 
@@ -40,11 +40,14 @@ def weights(version: int, runtime: RuntimeDep) -> FileResponse:
 
 
 @router.get("/{version}/onnx")
-def onnx(version: int, runtime: RuntimeDep) -> None:
-    runtime.trainer.registry.meta(version)
-    raise UnavailableError("ONNX export needs the 'onnx' package, which this installation "
-                           "lacks (torch.onnx refuses to export without it); download the "
-                           "safetensors weights instead")
+def onnx(version: int, runtime: RuntimeDep) -> FileResponse:
+    """The version as an ONNX model: ``observation[batch, 18]`` -> ``action[batch, 2]``; its
+    metadata names the observation fields and the weights' SHA-256. Exported on first request
+    (about 2 s, in a worker thread) and kept."""
+    runtime.trainer.registry.meta(version)  # 404 for an unknown version
+    path = runtime.trainer.registry.onnx_path(version)
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"crowdlearning-v{version}.onnx")
 
 
 def _public(runtime: RuntimeDep, v: int, champion: int | None) -> ModelPublic:
