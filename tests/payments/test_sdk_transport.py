@@ -262,3 +262,27 @@ def test_receipt_unknown_until_consensus_then_paid_once() -> None:
         assert transport.wait_for_receipt(prepared.transaction_id, timeout_s=5).status == "SUCCESS"
         assert transport.account_balance(player) == 250
         transport.close()
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "ecdsa"])
+def test_account_public_key_is_the_key_that_controls_the_account(
+    transport: SdkHederaTransport, key_type: str
+) -> None:
+    # GIVEN an account created with a key of either type
+    key = PrivateKey.generate(key_type).public_key()
+    account = transport.create_account(key)
+    treasury = transport.treasury_account_id
+    before = transport.account_balance(treasury)
+    # WHEN its info is queried (a paid query)
+    der = transport.account_public_key(account)
+    # THEN the network names exactly that key, and the query cost the operator something
+    assert der is not None and PublicKey.from_der(bytes.fromhex(der)) == key
+    assert PublicKey.from_der(bytes.fromhex(der)) != PrivateKey.generate(key_type).public_key()
+    assert transport.account_balance(treasury) < before
+
+
+def test_account_public_key_of_an_unknown_account_is_refused(
+    transport: SdkHederaTransport,
+) -> None:
+    with pytest.raises(HederaRequestError, match="INVALID_ACCOUNT_ID"):
+        transport.account_public_key("0.0.987654")

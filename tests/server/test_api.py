@@ -99,6 +99,39 @@ def test_link_hedera_account_by_signing_the_challenge(client: TestClient) -> Non
     assert replay.status_code == 400
 
 
+def _link(client: TestClient, account: str, key: PrivateKey, public_hex: str | None = None):
+    challenge = client.post("/api/auth/hedera/challenge").json()["challenge"]
+    return client.post("/api/auth/hedera/link", json={
+        "account_id": account,
+        "public_key": public_hex or key.public_key().to_bytes_raw().hex(),
+        "signature": key.sign(challenge.encode()).hex()})
+
+
+def test_link_needs_the_key_that_controls_the_account_on_chain(client: TestClient) -> None:
+    # GIVEN someone else's account on the network, and a key of one's own
+    signup(client)
+    transport = client.app.state.runtime.transport
+    victim = transport.create_account(PrivateKey.generate_ed25519().public_key())
+    mine = PrivateKey.generate_ed25519()
+    # WHEN claiming that account with a valid signature of one's own key, or an unknown account
+    claimed = _link(client, victim, mine)
+    unknown = _link(client, "0.0.987654", mine)
+    # THEN both are refused and nothing is linked
+    assert claimed.status_code == 400 and claimed.json()["code"] == "bad_key_proof"
+    assert "does not control" in claimed.json()["detail"]
+    assert unknown.status_code == 400 and "no such Hedera account" in unknown.json()["detail"]
+    assert client.get("/api/auth/me").json()["hedera_account"] is None
+
+
+def test_link_an_ecdsa_account(client: TestClient) -> None:
+    signup(client)
+    key = PrivateKey.generate_ecdsa()
+    account = client.app.state.runtime.transport.create_account(key.public_key())
+    linked = _link(client, account, key, key.public_key().to_bytes_ecdsa().hex())
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["hedera_account"] == account
+
+
 def test_withdraw_settles_on_hedera(client: TestClient) -> None:
     # GIVEN a linked user with a deposit
     signup(client)

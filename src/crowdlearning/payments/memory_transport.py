@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crowdlearning.errors import HederaRequestError
 from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
 
 __all__ = ["MemoryTransport"]
@@ -45,6 +46,7 @@ class MemoryTransport:
         self.receipts: dict[str, TransferReceipt] = {}
         self.executed: list[str] = []  # transaction ids that moved money, in order
         self.audit_messages: list[bytes] = []
+        self.public_keys: dict[str, str | None] = {}  # account -> DER hex (None: not one key)
         self.fail_next_submits = 0  # raise before the node sees the bytes
         self.lose_next_answers = 0  # execute, then raise as if the answer was lost
         self.ignore_next_submits = 0  # answer OK but never execute (lost before consensus)
@@ -156,6 +158,12 @@ class MemoryTransport:
     def account_balance(self, account_id: str) -> int:
         """Current balance in tinybars (0 for an account never seen)."""
         return self.balances.get(account_id, 0)
+
+    def account_public_key(self, account_id: str) -> str | None:
+        """The key registered in ``public_keys``; unknown accounts raise like the network."""
+        if account_id not in self.public_keys:
+            raise HederaRequestError(f"account {account_id}: INVALID_ACCOUNT_ID")
+        return self.public_keys[account_id]
 
     def publish_audit(self, message: bytes) -> str:
         """Record an audit message; return a transaction id."""

@@ -26,6 +26,7 @@ import grpc
 from hiero_sdk_python import (
     AccountCreateTransaction,
     AccountId,
+    AccountInfoQuery,
     Client,
     CryptoGetAccountBalanceQuery,
     Hbar,
@@ -270,6 +271,18 @@ class SdkHederaTransport:
                 f"balance of {account_id}: {_status_name(err.status)}"
             ) from err
         return int(balance.hbars.to_tinybars())
+
+    def account_public_key(self, account_id: str) -> str | None:
+        """The account's single public key (DER hex) from a (paid) CryptoGetInfo query."""
+        query = AccountInfoQuery(_entity(account_id))
+        try:
+            info = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except PrecheckError as err:
+            raise HederaRequestError(
+                f"account {account_id}: {_status_name(err.status)}"
+            ) from err
+        key = info.key
+        return key.to_string_der() if isinstance(key, PublicKey) else None
 
     def publish_audit(self, message: bytes) -> str:
         """Submit ``message`` to the audit topic (created once if none is configured).

@@ -89,6 +89,12 @@ class HederaTransport(Protocol):
         """Current balance in tinybars."""
         ...
 
+    def account_public_key(self, account_id: str) -> str | None:
+        """The DER hex of the one public key that controls ``account_id`` (the key the network
+        demands signatures from), or ``None`` when it is controlled otherwise (a key list, a
+        threshold key, a contract). Raises ``HederaRequestError`` for an unknown account."""
+        ...
+
     def publish_audit(self, message: bytes) -> str:
         """Publish ``message`` to the audit topic (HCS); return the transaction id."""
         ...

@@ -63,7 +63,8 @@ class ChallengePublic(BaseModel):
 
 class HederaLinkCreate(_Strict):
     account_id: str = Field(pattern=r"^\d{1,10}\.\d{1,10}\.\d{1,19}$")
-    public_key: str = Field(pattern=r"^[0-9a-fA-F]{64,200}$", description="ED25519, hex.")
+    public_key: str = Field(pattern=r"^[0-9a-fA-F]{64,200}$",
+                            description="The account key: raw ED25519 or ECDSA, or DER; hex.")
     signature: str = Field(pattern=r"^[0-9a-fA-F]{128}$", description="Of the challenge, hex.")
 
 

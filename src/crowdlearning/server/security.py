@@ -3,7 +3,9 @@
 Passwords are hashed with Argon2id (``argon2-cffi``). A session token is 32 random bytes shown to
 the client once (cookie ``cl_session`` or ``Authorization: Bearer``); only its SHA-256 is stored.
 Linking a Hedera account: the server issues a random challenge; the client signs its UTF-8 bytes
-with the account's ED25519 key; the server verifies the signature with the public key.
+with the account's key (ED25519 or ECDSA secp256k1, as Hedera wallets hold); the server verifies
+the signature with the public key, then (``routes/auth.py``) asks the network which key controls
+the account: the proof counts only if it is that key.
 """
 
 from __future__ import annotations
@@ -58,17 +60,26 @@ def new_challenge() -> str:
     return "crowdlearning-link:" + secrets.token_hex(24)
 
 
-def verify_key_proof(public_key_hex: str, challenge: str, signature_hex: str) -> None:
-    """Raise ``KeyProofError`` unless ``signature_hex`` signs ``challenge`` under the ED25519
-    key ``public_key_hex`` (32 raw bytes or DER, hex)."""
+def verify_key_proof(public_key_hex: str, challenge: str, signature_hex: str) -> PublicKey:
+    """The public key, if ``signature_hex`` signs ``challenge`` under it; else ``KeyProofError``.
+
+    ``public_key_hex``: raw ED25519 (32 bytes), raw ECDSA secp256k1 (33 compressed or 65
+    uncompressed bytes) or DER, in hex. ECDSA signatures are over the message's keccak-256, as
+    Hedera signs."""
     try:
         raw = bytes.fromhex(public_key_hex)
-        der = _ED25519_SPKI_PREFIX + raw if len(raw) == 32 else raw
-        key = PublicKey.from_der(der)
+        if len(raw) == 32:
+            key = PublicKey.from_der(_ED25519_SPKI_PREFIX + raw)
+        elif len(raw) in (33, 65):
+            key = PublicKey.from_bytes_ecdsa(raw)
+        else:
+            key = PublicKey.from_der(raw)
         signature = bytes.fromhex(signature_hex)
     except (ValueError, TypeError) as exc:
-        raise KeyProofError(f"public key or signature is not valid hex / ED25519: {exc}") from exc
+        raise KeyProofError(
+            f"public key or signature is not valid hex / ED25519 / ECDSA: {exc}") from exc
     try:
         key.verify(signature, challenge.encode())
     except Exception as exc:  # the SDK raises the crypto library's InvalidSignature
         raise KeyProofError("the signature does not match the challenge and key") from exc
+    return key

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["FEE_SCHEDULE_TINYBAR", "RECORD_QUERY_COST_TINYBAR", "fee_for"]
+__all__ = [
+    "ACCOUNT_INFO_QUERY_COST_TINYBAR",
+    "FEE_SCHEDULE_TINYBAR",
+    "RECORD_QUERY_COST_TINYBAR",
+    "fee_for",
+]
 
 # body type (TransactionBody "data" oneof name) -> fee [tinybar]
 FEE_SCHEDULE_TINYBAR = MappingProxyType(
@@ -22,6 +27,7 @@ FEE_SCHEDULE_TINYBAR = MappingProxyType(
     }
 )
 RECORD_QUERY_COST_TINYBAR = 100  # answer of a TransactionGetRecord query [tinybar]
+ACCOUNT_INFO_QUERY_COST_TINYBAR = 100  # answer of a CryptoGetInfo query [tinybar]
 
 
 def fee_for(body_type: str) -> int | None:

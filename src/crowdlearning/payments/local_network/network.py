@@ -137,6 +137,18 @@ class LocalNetwork:
             account = self._state.accounts.get(account_id)
             return None if account is None else account.balance_tinybar
 
+    def account_key(self, account_id: str) -> bytes | None:
+        """The account's key (a serialized ``Key`` protobuf), or ``None`` if there is no such
+        account."""
+        with self._settled():
+            account = self._state.accounts.get(account_id)
+            return None if account is None else account.key
+
+    def account_memo(self, account_id: str) -> str:
+        with self._settled():
+            account = self._state.accounts.get(account_id)
+            return "" if account is None else account.memo
+
     def outcomes_for_account(self, account_id: str) -> list[Outcome]:
         """Outcomes that moved hbar in or out of ``account_id``, oldest first."""
         with self._settled():

@@ -1,16 +1,19 @@
 """gRPC services of the local node, built on the SDK's own generated service definitions.
 
 Implemented: CryptoService ``createAccount``, ``cryptoTransfer``, ``cryptoGetBalance``,
-``getTransactionReceipts``, ``getTxRecordByTxID``; ConsensusService ``createTopic``,
-``submitMessage``. Every other method answers gRPC ``UNIMPLEMENTED`` (the generated default).
+``getAccountInfo`` (paid), ``getTransactionReceipts``, ``getTxRecordByTxID`` (paid);
+ConsensusService ``createTopic``, ``submitMessage``. Every other method answers gRPC
+``UNIMPLEMENTED`` (the generated default).
 """
 
 from __future__ import annotations
 
 import grpc
 from hiero_sdk_python.hapi.services import (
+    basic_types_pb2,
     consensus_service_pb2_grpc,
     crypto_get_account_balance_pb2,
+    crypto_get_info_pb2,
     crypto_service_pb2_grpc,
     query_header_pb2,
     query_pb2,
@@ -22,7 +25,7 @@ from hiero_sdk_python.hapi.services import (
     transaction_response_pb2,
 )
 
-from .fees import RECORD_QUERY_COST_TINYBAR
+from .fees import ACCOUNT_INFO_QUERY_COST_TINYBAR, RECORD_QUERY_COST_TINYBAR
 from .ids import account_key, transaction_id_key
 from .network import LocalNetwork
 from .records import code, receipt_proto, record_proto
@@ -73,6 +76,27 @@ class CryptoService(crypto_service_pb2_grpc.CryptoServiceServicer):
         )
         return response_pb2.Response(cryptogetAccountBalance=answer)
 
+    def getAccountInfo(  # noqa: N802 - gRPC method name
+        self, request: query_pb2.Query, context: grpc.ServicerContext
+    ) -> response_pb2.Response:
+        """The account's key, balance and memo (the fields the local network keeps)."""
+        query = request.cryptoGetInfo
+        account_id = account_key(query.accountID)
+        status = self._paid_query_status(query.header, ACCOUNT_INFO_QUERY_COST_TINYBAR)
+        key = self._network.account_key(account_id)
+        if status == "OK" and key is None:
+            status = "INVALID_ACCOUNT_ID"
+        answer = crypto_get_info_pb2.CryptoGetInfoResponse(
+            header=_header(status, query.header.responseType, cost=ACCOUNT_INFO_QUERY_COST_TINYBAR)
+        )
+        if status == "OK" and key is not None and query.header.responseType == _ANSWER_ONLY:
+            info = answer.accountInfo
+            info.accountID.CopyFrom(query.accountID)
+            info.key.CopyFrom(basic_types_pb2.Key.FromString(key))
+            info.balance = self._network.balance(account_id) or 0
+            info.memo = self._network.account_memo(account_id)
+        return response_pb2.Response(cryptoGetInfo=answer)
+
     def getTransactionReceipts(  # noqa: N802 - gRPC method name
         self, request: query_pb2.Query, context: grpc.ServicerContext
     ) -> response_pb2.Response:
@@ -94,7 +118,7 @@ class CryptoService(crypto_service_pb2_grpc.CryptoServiceServicer):
         self, request: query_pb2.Query, context: grpc.ServicerContext
     ) -> response_pb2.Response:
         query = request.transactionGetRecord
-        status = self._record_query_status(query.header)
+        status = self._paid_query_status(query.header, RECORD_QUERY_COST_TINYBAR)
         outcome = self._network.outcome(transaction_id_key(query.transactionID))
         if status == "OK" and outcome is None:
             status = "RECORD_NOT_FOUND"
@@ -105,12 +129,12 @@ class CryptoService(crypto_service_pb2_grpc.CryptoServiceServicer):
             answer.transactionRecord.CopyFrom(record_proto(outcome))
         return response_pb2.Response(transactionGetRecord=answer)
 
-    def _record_query_status(self, header: query_header_pb2.QueryHeader) -> str:
+    def _paid_query_status(self, header: query_header_pb2.QueryHeader, cost: int) -> str:
         """Cost questions are free; an answer needs a payment of at least the cost to the node."""
         if header.responseType != _ANSWER_ONLY:
             return "OK"
         paid = _payment_to_node(header.payment, self._network.node_account_id)
-        if paid < RECORD_QUERY_COST_TINYBAR:
+        if paid < cost:
             return "INSUFFICIENT_TX_FEE"
         return self._network.submit(header.payment)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from hiero_sdk_python import PublicKey
 
+from crowdlearning.errors import HederaRequestError
 from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep
 from crowdlearning.server.errors import NotSignedInError, UsernameTakenError
 from crowdlearning.server.schemas import (
@@ -77,12 +79,28 @@ def hedera_challenge(user: CurrentUser, runtime: RuntimeDep) -> ChallengePublic:
 
 
 @router.post("/hedera/link")
-def hedera_link(body: HederaLinkCreate, user: CurrentUser, store: StoreDep) -> UserPublic:
+def hedera_link(body: HederaLinkCreate, user: CurrentUser, runtime: RuntimeDep) -> UserPublic:
+    """Link the account whose controlling key signed the open challenge.
+
+    Two proofs: the signature shows the caller holds the key; the network's account info shows
+    that key controls the account (without it anyone could claim someone else's account id and
+    have "their" winnings sent there, or impersonate its owner in the league)."""
+    store = runtime.store
     challenge = store.take_challenge(user.id)
     if challenge is None:
         raise KeyProofError("no open challenge: ask for one first (it is valid once)")
-    verify_key_proof(body.public_key, challenge, body.signature)
-    store.link_hedera(user.id, body.account_id, body.public_key.lower())
+    proven = verify_key_proof(body.public_key, challenge, body.signature)
+    try:
+        on_chain = runtime.transport.account_public_key(body.account_id)
+    except HederaRequestError as exc:
+        raise KeyProofError(f"no such Hedera account {body.account_id}: {exc}") from exc
+    if on_chain is None:
+        raise KeyProofError(f"account {body.account_id} is controlled by a key list, threshold "
+                            "key or contract; only single-key accounts can be linked")
+    if PublicKey.from_der(bytes.fromhex(on_chain)) != proven:
+        raise KeyProofError(f"the key signed the challenge but does not control account "
+                            f"{body.account_id} on Hedera")
+    store.link_hedera(user.id, body.account_id, proven.to_string_der())
     linked = store.user(user.id)
     assert linked is not None
     return user_public(linked)
