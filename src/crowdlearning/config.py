@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     hedera_local_state_file: Path | None = Field(
         default=None, description="Where the local network keeps its state (None = in memory)."
     )
+    hedera_local_mirror_port: int = Field(
+        default=5551, ge=0, le=65535,
+        description="Embedded local network's mirror REST port, for deposits (0 = ephemeral).",
+    )
+    hedera_mirror_url: str = Field(
+        default="", description="Mirror node REST base (.../api/v1); empty = the network's own."
+    )
     hedera_operator_id: str = Field(
         default="", description="Operator (treasury) account, shard.realm.num; from the env."
     )
@@ -159,6 +166,9 @@ class Settings(BaseSettings):
     )
     server_settle_interval_s: float = Field(
         default=2.0, gt=0, description="How often pending payouts are settled [s]."
+    )
+    server_deposit_poll_s: float = Field(
+        default=2.0, gt=0, le=600, description="How often deposits are read from the mirror [s]."
     )
     server_round_interval_s: float = Field(
         default=600.0, gt=0, description="How often improving contributions are merged [s]."

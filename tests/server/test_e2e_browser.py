@@ -39,6 +39,7 @@ def free_port() -> int:
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data, port = tmp_path_factory.mktemp("serve"), free_port()
     env = {**os.environ, "CROWDLEARNING_HEDERA_LOCAL_PORT": "0",
+           "CROWDLEARNING_HEDERA_LOCAL_MIRROR_PORT": "0",
            "CROWDLEARNING_SERVER_RUN_TICKS": "400", "CROWDLEARNING_SERVER_PLAY_TRACKS": "2",
            "CROWDLEARNING_SERVER_EVAL_TRACKS": "2", "CROWDLEARNING_LOG_LEVEL": "WARNING"}
     code = ("import sys; from crowdlearning.server.cli import serve_main; "

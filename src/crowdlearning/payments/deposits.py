@@ -22,7 +22,7 @@ import httpx
 from crowdlearning.ledger import InvalidInputError, Ledger, UnknownAccountError, player_account
 from crowdlearning.ledger.accounts import AccountKind
 
-__all__ = ["Deposit", "DepositWatcher", "PollResult"]
+__all__ = ["MEMO_PREFIX", "Deposit", "DepositWatcher", "PollResult"]
 
 log = logging.getLogger(__name__)
 MEMO_PREFIX = "deposit:"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from crowdlearning.server.game_loop import FinishedRun, Outbox
-from crowdlearning.server.runtime import Runtime
+from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
 
 __all__ = ["Referee"]
 
@@ -90,7 +90,30 @@ class Referee:
         self.runtime.game.policy = policy  # type: ignore[assignment]
         self.runtime.game.model_version = version
 
-    async def _in_worker(self, fn: Callable[[], None]) -> None:
+    # --- deposits ---------------------------------------------------------------------------
+    async def deposits_forever(self) -> None:
+        if self.runtime.deposits is None:
+            return
+        while True:
+            await asyncio.sleep(self.runtime.settings.server_deposit_poll_s)
+            await self._in_worker(self.poll_deposits_once)
+
+    def poll_deposits_once(self) -> int:
+        """Credit new deposits seen on the mirror node; returns how many were credited.
+
+        The cursor is saved after the ledger writes: a crash in between re-reads a page, and the
+        ledger's transfer ids (``deposit:<transaction id>``) make that a no-op."""
+        watcher = self.runtime.deposits
+        if watcher is None:
+            return 0
+        result = watcher.poll()
+        self.runtime.store.set_cursor(DEPOSIT_CURSOR, watcher.cursor)
+        for d in result.unmatched:
+            log.warning("deposit %s of %d tinybar names no player: refund it by hand",
+                        d.transaction_id, d.amount_tinybar)
+        return len(result.credited)
+
+    async def _in_worker(self, fn: Callable[[], object]) -> None:
         try:
             await self.loop.run_in_executor(self.runtime.worker, fn)
         except Exception:

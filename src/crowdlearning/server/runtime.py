@@ -1,15 +1,17 @@
 """Everything the web server runs on, wired once: the embedded stack and the game.
 
 ``open_runtime(settings)`` starts, in order: the local Hedera network (in-process, state in
-``data_dir``) or the configured network, the SQLite ledger (reward budget funded at first start),
-the model registry (the initial model trained if it is empty), the store of users and runs, the
-judge (the verdict service, in a child process unless ``server_judge_process`` is off) and the
-game loop on the play tracks (play seeds ``0..server_play_tracks-1``).
+``data_dir``, with its mirror REST view) or the configured network, the SQLite ledger (reward
+budget funded at first start), the model registry (the initial model trained if it is empty), the
+store of users and runs, the judge (the verdict service, in a child process unless
+``server_judge_process`` is off), the game loop on the play tracks (play seeds
+``0..server_play_tracks-1``) and the deposit reader (``payments.deposits.DepositWatcher`` on the
+network's mirror node, resuming where it stopped).
 
 Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
 slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
-evaluations. The verdict service is never used from two threads at once, and the
-tick loop never waits.
+evaluations; it also reads deposits. The verdict service is never used from two threads at
+once, and the tick loop never waits.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.ledger import Ledger, open_ledger
+from crowdlearning.payments.deposits import DepositWatcher
 from crowdlearning.payments.local_network.server import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler
@@ -59,6 +62,8 @@ class Runtime:
     game: GameLoop
     tracks: dict[int, Track]
     judge: LocalJudge | JudgeProcess
+    deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
+    network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
     worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="verdicts"))
 
@@ -86,6 +91,10 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
         if transport is None:
             transport, network = stack.enter_context(_embedded_transport(settings))
         runtime = build_runtime(settings, transport)
+        runtime.network = network
+        runtime.deposits = _deposit_watcher(settings, runtime, network)
+        if runtime.deposits is not None:
+            stack.callback(runtime.deposits.http.close)
         if settings.server_judge_process:
             runtime.judge = JudgeProcess(settings, network)
         stack.callback(runtime.judge.close)
@@ -117,12 +126,40 @@ def _embedded_transport(settings: Settings
     state = settings.hedera_local_state_file or settings.data_dir / "hedera-local.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     with running_local_network(host=settings.hedera_local_host,
-                               port=settings.hedera_local_port, state_path=state) as info:
+                               port=settings.hedera_local_port, state_path=state,
+                               mirror_port=settings.hedera_local_mirror_port) as info:
         transport = SdkHederaTransport.for_local_network(info)
         try:
             yield transport, info
         finally:
             transport.close()
+
+
+PUBLIC_MIRRORS = {"testnet": "https://testnet.mirrornode.hedera.com/api/v1",
+                  "mainnet": "https://mainnet-public.mirrornode.hedera.com/api/v1"}
+DEPOSIT_CURSOR = "deposits"
+
+
+def mirror_url(settings: Settings, network: LocalNetworkInfo | None) -> str | None:
+    """Where deposits are read: the configured mirror, the embedded network's own, the public
+    mirror of testnet/mainnet, or (an external local node) its default mirror port."""
+    if settings.hedera_mirror_url:
+        return settings.hedera_mirror_url.rstrip("/")
+    if network is not None:
+        return network.mirror_rest_url
+    if settings.hedera_network in PUBLIC_MIRRORS:
+        return PUBLIC_MIRRORS[settings.hedera_network]
+    return f"http://{settings.hedera_local_host}:{settings.hedera_local_mirror_port}/api/v1"
+
+
+def _deposit_watcher(settings: Settings, runtime: Runtime, network: LocalNetworkInfo | None
+                     ) -> DepositWatcher | None:
+    url = mirror_url(settings, network)
+    if url is None:
+        return None
+    watcher = DepositWatcher(runtime.ledger, url, runtime.transport.treasury_account_id)
+    watcher.cursor = runtime.store.cursor(DEPOSIT_CURSOR) or watcher.cursor
+    return watcher
 
 
 def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:

@@ -79,6 +79,8 @@ class WalletPublic(BaseModel):
     stake_minimum_tinybar: int
     paid_mode: bool
     hedera_account: str | None
+    deposit_account: str  # send HBAR here ...
+    deposit_memo: str  # ... with this memo, to have it credited
 
 
 class TransferPublic(BaseModel):

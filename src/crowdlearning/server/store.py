@@ -1,4 +1,5 @@
-"""The web server's own tables: users, session tokens, link challenges, and the runs they played.
+"""The web server's own tables: users, session tokens, link challenges, the runs they played, and
+the cursors of background readers (where the deposit reader stopped in the mirror's history).
 
 Money is never here: balances live in the ledger (``crowdlearning.ledger``); a run row only
 remembers what its verdict moved, for the league tables. SQLAlchemy Core, one SQLite file by
@@ -37,6 +38,11 @@ challenges = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("challenge", sa.String(128), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+cursors = sa.Table(  # where a background reader (e.g. deposits) stopped
+    "cursors", _meta,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
 )
 runs = sa.Table(
     "runs", _meta,
@@ -169,6 +175,17 @@ class Store:
             row = c.execute(challenges.select().where(challenges.c.user_id == user_id)).first()
             c.execute(challenges.delete().where(challenges.c.user_id == user_id))
         return None if row is None or row.expires_at < time.time() else row.challenge
+
+    # --- cursors -------------------------------------------------------------------------------
+    def cursor(self, name: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(cursors.c.value).where(cursors.c.name == name)).scalar()
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self.engine.begin() as c:
+            if c.execute(cursors.update().where(cursors.c.name == name)
+                         .values(value=value)).rowcount == 0:
+                c.execute(cursors.insert().values(name=name, value=value))
 
     # --- runs ---------------------------------------------------------------------------------
     def add_run(self, record: RunRecord) -> None:

@@ -11,6 +11,8 @@ async function refresh() {
   $("minimum").textContent = CL.hbar(w.stake_minimum_tinybar);
   $("mode").innerHTML = w.paid_mode ? '<span class="good">paid mode available</span>' : "practice only";
   $("hedera").textContent = w.hedera_account || "not linked";
+  $("depositAccount").textContent = w.deposit_account;
+  $("depositMemo").textContent = w.deposit_memo;
   const runs = await CL.api("GET", "/api/wallet/runs?limit=20");
   $("runs").innerHTML = "<tr><th>run</th><th>track</th><th>mode</th><th>verdict</th><th>effect</th><th>money</th><th>Hedera tx</th></tr>" +
     runs.map((r) => `<tr><td class="mono">${r.run_id}</td><td>${r.track_seed}</td><td>${r.mode}${r.paid ? " · paid" : ""}</td>
@@ -48,6 +50,10 @@ $("link").onclick = action("/api/auth/hedera/link", () => ({
   signature: $("signature").value.trim() }));
 
 CL.nav("Wallet").then((user) => {
-  const show = () => { $("wallet").hidden = false; refresh(); };
+  const show = () => {
+    $("wallet").hidden = false; refresh();
+    // deposits arrive from Hedera on their own: look again every few seconds while visible
+    setInterval(() => { if (!document.hidden) refresh().catch(() => {}); }, 5000);
+  };
   if (user) show(); else CL.authForm($("auth"), show);
 });

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         default=settings.hedera_local_state_file,
         help="JSON state file (survives restarts)",
     )
-    parser.add_argument("--mirror-port", type=int, default=5551, help="mirror REST port (0 = any)")
+    parser.add_argument("--mirror-port", type=int, default=settings.hedera_local_mirror_port,
+                        help="mirror REST port (0 = any)")
     parser.add_argument(
         "--no-mirror", action="store_true", help="do not serve the mirror REST view"
     )

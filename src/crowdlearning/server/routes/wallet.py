@@ -1,9 +1,11 @@
-"""The signed-in player's money: balances, history, deposit (development faucet), stake, withdraw.
+"""The signed-in player's money: balances, history, deposit, stake, withdraw.
 
 Only the owner reaches their wallet: every route acts on the session's user, never on an id
-from the request. Deposits in development are credited by the server and recorded on the
-Hedera audit topic (the ledger transfer id names that Hedera transaction); withdrawals become
-ledger payouts that the settlement job sends to the linked Hedera account.
+from the request. A deposit is HBAR sent on Hedera to ``deposit_account`` with the memo
+``deposit_memo`` (both in ``GET /api/wallet``): the deposit reader (``payments.deposits``) sees
+it on the mirror node within seconds and credits it, once. In development there is also a
+faucet (``POST /api/wallet/deposit``), credited by the server and recorded on the Hedera audit
+topic. Withdrawals become ledger payouts that the settlement job sends to the linked account.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Query, status
 
 from crowdlearning.ledger import player_account
 from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.payments.deposits import MEMO_PREFIX
 from crowdlearning.server.deps import CurrentUser, RuntimeDep
 from crowdlearning.server.errors import (
     DevelopmentOnlyError,
@@ -40,7 +43,9 @@ def wallet(user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
                         held_tinybar=b.held_tinybar,
                         stake_minimum_tinybar=ledger.stake_minimum_tinybar,
                         paid_mode=ledger.is_paid_mode(user.player_id),
-                        hedera_account=user.hedera_account)
+                        hedera_account=user.hedera_account,
+                        deposit_account=runtime.transport.treasury_account_id,
+                        deposit_memo=MEMO_PREFIX + user.player_id)
 
 
 @router.get("/history")
