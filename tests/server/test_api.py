@@ -60,7 +60,7 @@ def test_deposit_stake_and_paid_mode(client: TestClient) -> None:
     too_much = client.post("/api/wallet/stake", json={"amount_tinybar": 10 * HBAR})
     assert too_much.status_code == 409
     history = client.get("/api/wallet/history").json()["items"]
-    assert {i["memo"] for i in history} >= {"deposit", "lock stake"}
+    assert {i["memo"] for i in history} >= {"deposit (faucet)", "lock stake"}
 
 
 def test_amounts_must_be_positive_integers(client: TestClient) -> None:

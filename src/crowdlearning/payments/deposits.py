@@ -1,4 +1,6 @@
-"""Deposit detection: hbar sent to the platform's treasury account, credited to the player.
+"""The treasury's history, read from a mirror node: deposits credited, network fees booked.
+
+Deposits: hbar sent to the platform's treasury account, credited to the player.
 
 A player deposits by sending hbar to the treasury account with the memo ``deposit:<player id>``
 (the wallet page shows it). ``DepositWatcher.poll`` reads the treasury's transactions from a
@@ -9,6 +11,14 @@ same transaction twice (a restart with an old cursor, an overlapping page) credi
 
 A transfer whose memo names no known player is reported as unmatched and credited to nobody: the
 money is on the treasury account and an operator refunds it; nothing is lost or guessed.
+
+Network fees: every transaction the treasury *paid for* (payouts, audit messages, paid queries,
+account creations) moved hbar to the network's system accounts (nodes, fee collection: numbers
+up to 1000, which Hedera reserves for them): that amount is booked as ``treasury ->
+network_fees`` under ``fee:<transaction id>``, again once. Anything else the treasury sent that
+the books do not know (not a settlement transaction of the ledger: e.g. an operator paying from
+the treasury by hand) is reported in ``PollResult.unbooked``, as is a fee the treasury's books
+could not cover: both show up as drift in ``payments.settlement.reconcile``.
 """
 
 from __future__ import annotations
@@ -19,13 +29,41 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from crowdlearning.ledger import InvalidInputError, Ledger, UnknownAccountError, player_account
+from crowdlearning.ledger import (
+    InsufficientFundsError,
+    InvalidInputError,
+    Ledger,
+    UnknownAccountError,
+    player_account,
+)
+from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.accounts import AccountKind
 
-__all__ = ["MEMO_PREFIX", "Deposit", "DepositWatcher", "PollResult"]
+__all__ = [
+    "MEMO_PREFIX",
+    "Deposit",
+    "DepositWatcher",
+    "Outflow",
+    "PollResult",
+    "is_system_account",
+    "sdk_transaction_id",
+]
 
 log = logging.getLogger(__name__)
 MEMO_PREFIX = "deposit:"
+LAST_SYSTEM_ACCOUNT = 1000  # 0.0.1 .. 0.0.1000 are Hedera's system accounts (nodes, fees)
+
+
+def is_system_account(account_id: str) -> bool:
+    """A network account (node, fee collection, staking reward): ``0.0.n`` with n <= 1000."""
+    shard, realm, num = (int(part) for part in account_id.split("."))
+    return shard == 0 and realm == 0 and num <= LAST_SYSTEM_ACCOUNT
+
+
+def sdk_transaction_id(mirror_id: str) -> str:
+    """``payer-seconds-nanos`` (mirror) -> ``payer@seconds.nanos`` (SDK, ledger)."""
+    payer, seconds, nanos = mirror_id.rsplit("-", 2)
+    return f"{payer}@{seconds}.{nanos}"
 
 
 @dataclass(frozen=True)
@@ -36,10 +74,21 @@ class Deposit:
     amount_tinybar: int
 
 
+@dataclass(frozen=True)
+class Outflow:
+    """Treasury money the books do not account for (see the module docstring)."""
+
+    transaction_id: str  # mirror form
+    amount_tinybar: int
+    reason: str  # "fee_not_covered" or "not_in_ledger"
+
+
 @dataclass
 class PollResult:
     credited: list[Deposit] = field(default_factory=list)
     unmatched: list[Deposit] = field(default_factory=list)
+    fees_booked_tinybar: int = 0
+    unbooked: list[Outflow] = field(default_factory=list)
 
 
 @dataclass
@@ -54,8 +103,18 @@ class DepositWatcher:
     max_pages: int = 50  # bound on one poll
     cursor: str = "0.000000000"  # consensus timestamp of the last transaction read
 
+    def start_at_end(self) -> None:
+        """Skip the history so far: the next poll reads only what comes after now. For a first
+        start, when the books open with the treasury's current balance."""
+        response = self.http.get(f"{self.mirror_url}/transactions", params={
+            "account.id": self.treasury_account_id, "order": "desc", "limit": 1})
+        response.raise_for_status()
+        newest = response.json().get("transactions", [])
+        if newest:
+            self.cursor = newest[0]["consensus_timestamp"]
+
     def poll(self) -> PollResult:
-        """Read new treasury transactions page by page; credit deposits; advance the cursor."""
+        """Read new treasury transactions page by page; credit deposits, book fees; advance."""
         result = PollResult()
         for _ in range(self.max_pages):
             page = self._page()
@@ -74,6 +133,8 @@ class DepositWatcher:
         return list(response.json().get("transactions", []))
 
     def _handle(self, tx: dict, result: PollResult) -> None:
+        if tx["transaction_id"].rsplit("-", 2)[0] == self.treasury_account_id:
+            self._book_costs(tx, result)
         if tx.get("result") != "SUCCESS" or tx.get("name") != "CRYPTOTRANSFER":
             return
         memo = base64.b64decode(tx.get("memo_base64") or "").decode(errors="replace")
@@ -93,3 +154,30 @@ class DepositWatcher:
                                             deposit.consensus_timestamp, None, received))
             return
         result.credited.append(deposit)
+
+    def _book_costs(self, tx: dict, result: PollResult) -> None:
+        """A transaction the treasury paid for: book what went to the network; report the rest
+        unless it is one of the ledger's own settlement transactions (payouts, posted by
+        settlement on its receipt)."""
+        legs = [(t["account"], int(t["amount"])) for t in tx.get("transfers", [])]
+        outflow = -sum(a for acc, a in legs if acc == self.treasury_account_id)
+        cost = sum(a for acc, a in legs
+                   if a > 0 and acc != self.treasury_account_id and is_system_account(acc))
+        tx_id = tx["transaction_id"]
+        if cost > 0:
+            try:
+                self.ledger.book_network_fee(f"fee:{tx_id}", cost)
+                result.fees_booked_tinybar += cost
+            except InsufficientFundsError:
+                log.error("network fee %d of %s exceeds the treasury's books: top them up",
+                          cost, tx_id)
+                result.unbooked.append(Outflow(tx_id, cost, "fee_not_covered"))
+        rest = outflow - cost
+        if rest > 0 and not self._settled_by_ledger(tx):
+            log.warning("treasury paid %d tinybar in %s outside the ledger", rest, tx_id)
+            result.unbooked.append(Outflow(tx_id, rest, "not_in_ledger"))
+
+    def _settled_by_ledger(self, tx: dict) -> bool:
+        sdk_id = sdk_transaction_id(tx["transaction_id"])
+        stored = self.ledger.run(lambda c: store.get_transaction(c, sdk_id))
+        return stored is not None and tx.get("result") == "SUCCESS"

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from crowdlearning.config import Settings
+from crowdlearning.errors import ConfigurationError
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite, is_play_seed
 from crowdlearning.learning.bootstrap import (
@@ -95,6 +96,7 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
         runtime.deposits = _deposit_watcher(settings, runtime, network)
         if runtime.deposits is not None:
             stack.callback(runtime.deposits.http.close)
+        open_books(runtime)
         if settings.server_judge_process:
             runtime.judge = JudgeProcess(settings, network)
         stack.callback(runtime.judge.close)
@@ -162,12 +164,37 @@ def _deposit_watcher(settings: Settings, runtime: Runtime, network: LocalNetwork
     return watcher
 
 
-def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
-    """Wire the ledger, the model, the verdict service, the store and the game loop."""
-    ledger = open_ledger(settings)
+OPENING_BALANCE_ID = "treasury-opening-balance"
+
+
+def open_books(runtime: Runtime) -> None:
+    """First start: the books open with the treasury's balance on chain, and the deposit reader
+    starts from that moment, so that from then on every change of the treasury on chain is
+    explained by the books (payouts, deposits, fees; ``reconcile`` shows what is not). The
+    reward budget is funded from it. Later starts find both done (idempotent transfer ids).
+
+    Nothing else moves the treasury at first start (the game and the judge are not serving yet),
+    so the balance read belongs to the cursor taken just before it."""
+    ledger, settings = runtime.ledger, runtime.settings
     budget = settings.server_reward_budget_tinybar
-    ledger.deposit("server-operator-funding", "treasury", budget)  # idempotent ids
+    if ledger.get_transfer(OPENING_BALANCE_ID) is None:
+        if runtime.deposits is not None:
+            runtime.deposits.start_at_end()
+            runtime.store.set_cursor(DEPOSIT_CURSOR, runtime.deposits.cursor)
+        treasury = runtime.transport.treasury_account_id
+        opening = runtime.transport.account_balance(treasury)
+        if opening < budget:
+            raise ConfigurationError(
+                f"the treasury {treasury} holds {opening} tinybar, less than the reward budget "
+                f"of {budget}: fund it or lower CROWDLEARNING_SERVER_REWARD_BUDGET_TINYBAR")
+        ledger.move(OPENING_BALANCE_ID, "world", "treasury", opening, memo="opening balance")
     ledger.fund_reward_budget("server-reward-budget", budget)
+
+
+def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
+    """Wire the ledger, the model, the verdict service, the store and the game loop (the money
+    is opened by ``open_books``)."""
+    ledger = open_ledger(settings)
     trainer = _trainer(settings)
     store = Store(settings.server_database_url)
     tracks = play_tracks(settings.server_play_tracks)

@@ -4,8 +4,9 @@ Only the owner reaches their wallet: every route acts on the session's user, nev
 from the request. A deposit is HBAR sent on Hedera to ``deposit_account`` with the memo
 ``deposit_memo`` (both in ``GET /api/wallet``): the deposit reader (``payments.deposits``) sees
 it on the mirror node within seconds and credits it, once. In development there is also a
-faucet (``POST /api/wallet/deposit``), credited by the server and recorded on the Hedera audit
-topic. Withdrawals become ledger payouts that the settlement job sends to the linked account.
+faucet (``POST /api/wallet/deposit``): the platform gives from its treasury (so the books still
+match the chain), recorded on the Hedera audit topic. Withdrawals become ledger payouts that the
+settlement job sends to the linked account.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> Walle
     tx = runtime.transport.publish_audit(
         f'{{"kind":"dev-deposit","player":"{user.player_id}",'
         f'"amount_tinybar":{body.amount_tinybar}}}'.encode())
-    runtime.ledger.deposit(f"deposit:{tx}", player_account(user.player_id,
-                                                           AccountKind.AVAILABLE),
-                           body.amount_tinybar)
+    # a gift from the platform's own funds: no hbar entered the treasury, so none is created
+    runtime.ledger.move(f"faucet:{tx}", "treasury",
+                        player_account(user.player_id, AccountKind.AVAILABLE),
+                        body.amount_tinybar, memo="deposit (faucet)")
     return wallet(user, runtime)
 
 
