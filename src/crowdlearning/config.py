@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         default=100_000, ge=0, description="Penalty per basis point of harm [tinybar].")
     price_penalty_cap_tinybar: int = Field(
         default=10_000_000, ge=0, description="Penalty cap; never above the hold [tinybar].")
+    judge_backend: Literal["inline", "ray"] = Field(
+        default="inline",
+        description="Where verdicts are computed: inline (this process) or ray (a Ray cluster).",
+    )
+    judge_workers: int = Field(
+        default=2, ge=1, le=4096, description="Ray judge actors (one CPU each) [count].")
+    ray_address: str = Field(
+        default="", description="Ray cluster to join ('auto': the local `ray start`); "
+        "empty = start a private one on this machine.")
     screen_max_per_hour: int = Field(
         default=30, ge=1, le=100_000, description="Submissions per player per hour.")
     screen_near_duplicate_overlap: float = Field(

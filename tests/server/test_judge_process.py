@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crowdlearning.evaluation.verdict import Decision
@@ -34,9 +37,10 @@ def _played_run(runtime: Runtime, name: str) -> FinishedRun:
     runtime.game.on_finish = finished.append
     spec = RunSpec(f"run-{name}", user.player_id, name, runtime.game.seeds[0], "label")
     slot = runtime.game.join(spec, Outbox(1000))
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # each player steers their own way
     for tick in range(40):
         runtime.game.step()
-        runtime.game.set_input(slot, tick, 0.1 * ((tick % 5) - 2), None, False)
+        runtime.game.set_input(slot, tick, float(rng.uniform(-0.5, 0.5)), None, False)
     runtime.game.stop(slot)
     runtime.game.step()
     assert len(finished) == 1
@@ -83,3 +87,37 @@ def test_close_stops_the_child(tmp_path: Path) -> None:
         judge = rt.judge
         assert isinstance(judge, JudgeProcess) and judge._proc.is_alive()
     assert not judge._proc.is_alive()
+
+
+def test_a_batch_is_judged_in_order_and_a_bad_run_fails_alone(runtime: Runtime) -> None:
+    runs = [_played_run(runtime, name) for name in ("batch_a", "batch_b")]
+    items = [(runs[0].spec, runs[0].contribution.to_bytes()), (runs[1].spec, b"garbage"),
+             (runs[1].spec, runs[1].contribution.to_bytes())]
+    messages = runtime.judge.submit_many(items)
+    assert [m["type"] for m in messages] == ["verdict", "error", "verdict"]
+    assert messages[1]["code"] == "verdict_failed"
+    assert [messages[0]["contribution_id"], messages[2]["contribution_id"]] == [
+        r.contribution.contribution_id for r in runs]
+
+
+def test_the_judge_process_can_judge_on_a_ray_pool(runtime: Runtime, tmp_path: Path) -> None:
+    # GIVEN a second server whose judge process spreads verdicts over two Ray workers
+    runs = [_played_run(runtime, name) for name in ("ray_a", "ray_b")]
+    settings = server_settings(tmp_path).model_copy(update={
+        "server_judge_process": True, "judge_backend": "ray", "judge_workers": 2})
+    with open_runtime(settings) as on_ray:
+        items = []
+        for run in runs:  # the same players, under their ids there
+            user = on_ray.store.add_user(run.spec.username, "not-a-real-hash")
+            assert user is not None
+            on_ray.ledger.open_player(user.player_id)
+            mine = dataclasses.replace(run.contribution, contributor_id=user.player_id)
+            items.append((dataclasses.replace(run.spec, player_id=user.player_id),
+                          mine.to_bytes()))
+        # WHEN the same recordings are judged there and by the inline judge process here
+        there = on_ray.judge.submit_many(items)
+    here = runtime.judge.submit_many([(r.spec, r.contribution.to_bytes()) for r in runs])
+    # THEN the verdicts agree (same initial champion, deterministic judging)
+    assert [m["type"] for m in there] == ["verdict", "verdict"]
+    key = ("contribution_id", "decision", "effect_pct", "price_tinybar")
+    assert [[m[k] for k in key] for m in there] == [[m[k] for k in key] for m in here]

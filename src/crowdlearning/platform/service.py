@@ -2,8 +2,10 @@
 
 One object ties the domains together; the web server and the demo both drive it.
 
-``submit`` (one contribution, almost real time): refuse it if screening says so (a rejected paid
-contribution releases its hold and costs nothing); otherwise judge it against the current
+``submit`` (one contribution, almost real time; ``submit_many`` for a batch, whose verdicts the
+judge pool computes together: in parallel on a Ray cluster, see ``evaluation.judge_pool``):
+refuse it if screening says so (a rejected paid contribution releases its hold and costs
+nothing); otherwise judge it against the current
 champion (``evaluation.verdict``), apply the price through the ledger (penalty from the stake held
 behind it, reward from the reward budget, never more penalty than was held), request a payout of
 the reward to the player's Hedera account, and publish the verdict's hash on the audit topic.
@@ -21,14 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crowdlearning.errors import CrowdLearningError
+from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
-from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, Verdict, VerdictConfig
+from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.labels import LabelConfig
@@ -87,26 +90,27 @@ class VerdictService:
     transport: HederaTransport | None = None
     hedera_account_of: Callable[[str], str | None] = lambda player_id: None
     verdict_log: Path | None = None
-    _judge: Judge | None = field(default=None, init=False)
+    pool: JudgePool = field(default_factory=InlineJudgePool)
+    _spec: JudgeSpec | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
 
     # ------------------------------------------------------------------ judging
-    def judge_for_champion(self) -> Judge:
-        """The judge of the current champion (built once per champion version).
+    def judge_spec(self) -> JudgeSpec:
+        """What the current champion's judge is built from (rebuilt once per champion version).
 
         The hidden verdict suite rotates with every new champion (``rotation`` + version), so
         nobody can tune data to one fixed set of hidden tracks.
         """
         net, meta = self.trainer.champion
-        if self._judge is None or self._judge.champion_version != meta.version:
+        if self._spec is None or self._spec.champion_version != meta.version:
             ids = self.trainer.registry.contributions_in(meta.version)
             data = self.trainer.dataset.load(ids)
             config = replace(self.verdict_config,
                              rotation=self.verdict_config.rotation + meta.version)
-            self._judge = Judge(net, meta.version, data, config=config, prices=self.prices,
-                                labels=self.labels)
-        return self._judge
+            self._spec = JudgeSpec.of(net, meta.version, data, config=config,
+                                      prices=self.prices, labels=self.labels)
+        return self._spec
 
     def hold(self, contribution: Contribution) -> bool:
         """Hold stake behind a paid contribution at submission; False means practice mode."""
@@ -118,20 +122,46 @@ class VerdictService:
 
     def submit(self, contribution: Contribution, *, paid: bool | None = None) -> Outcome:
         """Screen, judge, price and book one contribution."""
-        paid_mode = self.hold(contribution) if paid is None else paid
-        judge = self.judge_for_champion()
-        reason = self.screener.check(contribution)
-        if reason:
-            verdict = judge.rejected(contribution, reason)
-        else:
-            verdict = judge.judge(contribution)
-            self.screener.accept(contribution)
+        [result] = self.submit_many([(contribution, paid)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def submit_many(self, items: Sequence[tuple[Contribution, bool | None]]
+                    ) -> list[Outcome | CrowdLearningError]:
+        """Screen, judge, price and book a batch, in order; the verdicts are computed together
+        by the pool (in parallel on Ray). ``paid``: None = paid mode if the player's stake
+        allows, False = practice. One item's failure (e.g. a stake that cannot be held) is that
+        item's result; the others go on. Screening sees the batch in order, so the second of two
+        near-duplicates in one batch is refused as it would be one at a time."""
+        spec = self.judge_spec()
+        results: list[Outcome | CrowdLearningError | None] = [None] * len(items)
+        screened: list[tuple[int, Contribution, bool, str]] = []
+        for i, (contribution, paid) in enumerate(items):
+            try:
+                paid_mode = self.hold(contribution) if paid is None else paid
+            except CrowdLearningError as exc:
+                results[i] = exc
+                continue
+            reason = self.screener.check(contribution)
+            if not reason:
+                self.screener.accept(contribution)
+            screened.append((i, contribution, paid_mode, reason))
+        verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
+        for i, contribution, paid_mode, reason in screened:
+            verdict = (self.pool.rejected(spec, contribution, reason) if reason
+                       else next(verdicts))
             if verdict.decision is Decision.IMPROVED:
                 self._accepted.append(contribution)
-        outcome = self._book(verdict, paid_mode) if paid_mode else Outcome(verdict, False)
-        outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
-        self._log(outcome)
-        return outcome
+            outcome = self._book(verdict, paid_mode) if paid_mode else Outcome(verdict, False)
+            outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
+            self._log(outcome)
+            results[i] = outcome
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Release the judge pool (its Ray actors, if any)."""
+        self.pool.close()
 
     # ------------------------------------------------------------------ money
     def _book(self, verdict: Verdict, paid_mode: bool) -> Outcome:

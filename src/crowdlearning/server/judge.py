@@ -6,7 +6,9 @@ judging is CPU-bound Python, and on the server's own interpreter it would take t
 game loop for seconds at a time (measured in docs/benchmarks.md, "game server"). Both are called
 from the runtime's single worker thread only, one request at a time.
 
-Requests: ``submit(spec, contribution bytes)`` -> the ``verdict`` message; ``settle(payout ids)``
+Requests: ``submit(spec, contribution bytes)`` -> the ``verdict`` message; ``submit_many(runs)``
+-> one ``verdict`` (or ``error``) message per run, judged together by the service's judge pool
+(in parallel when it is a Ray pool: ``evaluation.judge_pool``); ``settle(payout ids)``
 -> ``settled`` messages for those that reached a final state; ``close_round()`` -> the new
 champion version if one was promoted, else None; ``champion_curve(tracks)`` -> the champion's
 versions on the hidden suite (evaluations are CPU-bound too).
@@ -51,6 +53,26 @@ class LocalJudge:
     def submit(self, spec: RunSpec, contribution_bytes: bytes) -> dict:
         contribution = Contribution.from_bytes(contribution_bytes)
         outcome = self.service.submit(contribution, paid=None if spec.paid else False)
+        return self._message(spec, contribution, outcome)
+
+    def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
+        """Judge a batch together (in parallel on a Ray pool); one message per run, in order:
+        its ``verdict``, or an ``error`` (``verdict_failed``) if that run alone failed."""
+        messages: list[dict | None] = [None] * len(runs)
+        decoded: list[tuple[int, RunSpec, Contribution]] = []
+        for i, (spec, data) in enumerate(runs):
+            try:
+                decoded.append((i, spec, Contribution.from_bytes(data)))
+            except Exception as exc:  # a malformed recording fails alone
+                messages[i] = _failed(exc)
+        results = self.service.submit_many(
+            [(c, None if spec.paid else False) for _, spec, c in decoded])
+        for (i, spec, contribution), result in zip(decoded, results, strict=True):
+            messages[i] = (_failed(result) if isinstance(result, Exception)
+                           else self._message(spec, contribution, result))
+        return [m for m in messages if m is not None]
+
+    def _message(self, spec: RunSpec, contribution: Contribution, outcome: Outcome) -> dict:
         self.store.add_run(_record(spec, contribution, outcome))
         balances = self.ledger.player_balances(spec.player_id)
         return verdict_message(outcome, contribution.num_ticks) | {
@@ -91,7 +113,7 @@ class LocalJudge:
         return out
 
     def close(self) -> None:
-        pass
+        self.service.close()
 
 
 class JudgeProcess:
@@ -123,6 +145,9 @@ class JudgeProcess:
 
     def submit(self, spec: RunSpec, contribution_bytes: bytes) -> dict:
         return self._call("submit", spec, contribution_bytes)
+
+    def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
+        return self._call("submit_many", runs)
 
     def settle(self, payout_ids: list[str]) -> list[dict]:
         return self._call("settle", payout_ids)
@@ -180,6 +205,11 @@ def _serve(judge: LocalJudge, conn: Connection) -> None:
         except Exception as exc:
             log.exception("judge request %s failed", op)
             conn.send(("error", repr(exc)))
+
+
+def _failed(exc: BaseException) -> dict:
+    return {"type": "error", "code": "verdict_failed",
+            "message": f"the verdict could not be computed: {exc}"}
 
 
 def verdict_message(outcome: Outcome, ticks: int) -> dict:

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
-from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, make_judge_pool
+from crowdlearning.evaluation.screening import Screener, screen_config
 from crowdlearning.evaluation.suite import EvalSuite, is_play_seed
+from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,
@@ -33,6 +35,7 @@ from crowdlearning.learning.bootstrap import (
 )
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.ledger import Ledger, open_ledger
 from crowdlearning.payments.deposits import DepositWatcher
@@ -111,8 +114,14 @@ def local_judge(settings: Settings, network: LocalNetworkInfo | None
                  else SdkHederaTransport.from_settings(settings))
     ledger, trainer = open_ledger(settings), _trainer(settings)
     store = Store(settings.server_database_url)
-    service = _service(settings, ledger, transport, trainer, store)
-    return LocalJudge(service, ledger, store), transport.close
+    pool = make_judge_pool(settings.judge_backend, settings.judge_workers, settings.ray_address)
+    service = _service(settings, ledger, transport, trainer, store, pool)
+
+    def close() -> None:
+        service.close()
+        transport.close()
+
+    return LocalJudge(service, ledger, store), close
 
 
 @contextlib.contextmanager
@@ -198,7 +207,10 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     trainer = _trainer(settings)
     store = Store(settings.server_database_url)
     tracks = play_tracks(settings.server_play_tracks)
-    service = _service(settings, ledger, transport, trainer, store)
+    # judging happens here only without a judge process; then the configured pool does it
+    pool = (None if settings.server_judge_process else make_judge_pool(
+        settings.judge_backend, settings.judge_workers, settings.ray_address))
+    service = _service(settings, ledger, transport, trainer, store, pool)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
@@ -206,10 +218,16 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
 
 
 def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
-             trainer: DaggerTrainer, store: Store) -> VerdictService:
+             trainer: DaggerTrainer, store: Store, pool: JudgePool | None = None
+             ) -> VerdictService:
+    """The verdict service on the configured verdict, price, label and screening settings;
+    ``pool`` computes its verdicts (inline by default)."""
     catalog = {t.digest: t for t in play_tracks(settings.server_play_tracks).values()}
     return VerdictService(
-        trainer, Screener(catalog.__getitem__), ledger=ledger,
+        trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
+        verdict_config=VerdictConfig.from_settings(settings),
+        prices=PriceSchedule.from_settings(settings), labels=LabelConfig.from_settings(settings),
+        pool=pool or InlineJudgePool(), ledger=ledger,
         settler=Settler.from_settings(ledger, transport, settings), transport=transport,
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
         hedera_account_of=store.hedera_account_of_player,
