@@ -30,7 +30,12 @@ class Settings(BaseSettings):
 
     # --- learning and verdicts (see docs/learning.md, docs/verdict.md) ---------------------
     reaction_delay_ticks: int = Field(
-        default=0, ge=0, le=40, description="Human reaction delay corrected in labels [ticks].")
+        default=0, ge=0, le=40,
+        description="Reaction delay corrected in labels when a run has no estimate [ticks].")
+    reaction_delay_estimate: bool = Field(
+        default=True, description="Estimate each run's reaction delay from the run itself.")
+    reaction_delay_max_ticks: int = Field(
+        default=15, ge=0, le=40, description="Largest reaction delay estimated [ticks].")
     intervention_weight: float = Field(
         default=3.0, gt=0, le=100, description="Weight of takeover (HG-DAgger) labels.")
     verdict_confidence: float = Field(

@@ -128,7 +128,10 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     ledger = open_ledger(Settings(database_url=f"sqlite:///{work / 'ledger.db'}"))
     ledger.deposit("operator-funding", "treasury", cfg.reward_budget_tinybar)
     ledger.fund_reward_budget("reward-budget", cfg.reward_budget_tinybar)
+    settings = get_settings()
+    labels = LabelConfig.from_settings(settings)  # the judge and the merges label alike
     trainer = DaggerTrainer(ModelRegistry(work / "models"), AggregatedDataset(work / "dataset"),
+                            labels=labels,
                             train=TrainConfig(updates=cfg.train_updates, seed=cfg.seed))
     net, training = train_initial_model(cfg.seed)
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
@@ -137,12 +140,10 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     catalog: dict[str, Track] = {}
     settler = Settler(ledger, transport)
     suite = EvalSuite.hidden(cfg.eval_tracks)
-    settings = get_settings()
     service = VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
         verdict_config=cfg.verdict, prices=cfg.prices,
-        labels=LabelConfig.from_settings(settings),
-        champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
+        labels=labels, champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
         hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl")
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
     curve = [_point(trainer, 0, suite)]

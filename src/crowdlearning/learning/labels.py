@@ -7,7 +7,9 @@
 
 Reaction delay: an input that answers tick ``k`` (the newest frame the player had seen) was decided
 on what the player saw about ``delay`` ticks earlier, so it labels the state of tick
-``k - reaction_delay_ticks``. When several inputs land on one state, the latest wins.
+``k - delay``. The delay is the run's own estimate (``meta["reaction_delay_ticks"]``, set by
+``learning.reaction`` when the platform accepts the run) when ``estimate_delay`` is on and there
+is one, else ``reaction_delay_ticks``. When several inputs land on one state, the latest wins.
 """
 
 from __future__ import annotations
@@ -20,22 +22,38 @@ import numpy as np
 from crowdlearning.config import Settings
 from crowdlearning.learning.contribution import Contribution
 
-__all__ = ["LabelConfig", "LabelSet", "extract_labels", "labels_of", "mix_actions"]
+__all__ = ["DELAY_META_KEY", "LabelConfig", "LabelSet", "extract_labels", "labels_of",
+           "mix_actions"]
+
+DELAY_META_KEY = "reaction_delay_ticks"
 
 
 @dataclass(frozen=True)
 class LabelConfig:
-    reaction_delay_ticks: int = 0
+    reaction_delay_ticks: int = 0  # when a run has no estimate of its own
     intervention_weight: float = 3.0
+    estimate_delay: bool = True  # estimate each run's delay (``learning.reaction``)
+    max_delay_ticks: int = 15  # the largest delay estimated or applied
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelConfig:
         return cls(reaction_delay_ticks=settings.reaction_delay_ticks,
-                   intervention_weight=settings.intervention_weight)
+                   intervention_weight=settings.intervention_weight,
+                   estimate_delay=settings.reaction_delay_estimate,
+                   max_delay_ticks=settings.reaction_delay_max_ticks)
+
+    def delay_of(self, contribution: Contribution) -> int:
+        """The delay applied to ``contribution``'s inputs (see the module docstring)."""
+        estimate = contribution.meta.get(DELAY_META_KEY) if self.estimate_delay else None
+        if isinstance(estimate, int) and 0 <= estimate <= self.max_delay_ticks:
+            return estimate
+        return self.reaction_delay_ticks
 
     def __post_init__(self) -> None:
         if self.reaction_delay_ticks < 0:
             raise ValueError(f"reaction_delay_ticks must be >= 0, got {self.reaction_delay_ticks}")
+        if not 0 <= self.max_delay_ticks <= 40:
+            raise ValueError(f"max_delay_ticks must be in [0, 40], got {self.max_delay_ticks}")
         if self.intervention_weight <= 0:
             raise ValueError(f"intervention_weight must be > 0, got {self.intervention_weight}")
 
@@ -85,7 +103,7 @@ def extract_labels(contribution: Contribution, config: LabelConfig | None = None
     cfg = config or LabelConfig()
     c = contribution
     rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
-    state_rows = c.input_tick[rows] - cfg.reaction_delay_ticks - c.ticks[0]
+    state_rows = c.input_tick[rows] - cfg.delay_of(c) - c.ticks[0]
     keep = state_rows >= 0
     rows, state_rows = rows[keep], state_rows[keep]
     # the latest input per labelled state wins

@@ -5,10 +5,11 @@ One object ties the domains together; the web server and the demo both drive it.
 ``submit`` (one contribution, almost real time; ``submit_many`` for a batch, whose verdicts the
 judge pool computes together: in parallel on a Ray cluster, see ``evaluation.judge_pool``):
 refuse it if screening says so (a rejected paid contribution releases its hold and costs
-nothing); otherwise judge it against the current
-champion (``evaluation.verdict``), apply the price through the ledger (penalty from the stake held
-behind it, reward from the reward budget, never more penalty than was held), request a payout of
-the reward to the player's Hedera account, and publish the verdict's hash on the audit topic.
+nothing); otherwise estimate the run's own reaction delay (``learning.reaction``), judge it
+against the current champion (``evaluation.verdict``), apply the price through the ledger
+(penalty from the stake held behind it, reward from the reward budget, never more penalty than
+was held), request a payout of the reward to the player's Hedera account, and publish the
+verdict's hash on the audit topic.
 
 ``close_round``: merge the contributions judged *improved* since the last round into a candidate
 version; the candidate becomes champion only if it is not worse than the champion on the hidden
@@ -35,6 +36,7 @@ from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, V
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.labels import LabelConfig
+from crowdlearning.learning.reaction import with_estimated_delay
 from crowdlearning.ledger import (
     Ledger,
     RewardBudgetExhaustedError,
@@ -146,6 +148,7 @@ class VerdictService:
             reason = self.screener.check(contribution)
             if not reason:
                 self.screener.accept(contribution)
+                contribution = self._with_delay(contribution)
             screened.append((i, contribution, paid_mode, reason))
         verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
         for i, contribution, paid_mode, reason in screened:
@@ -158,6 +161,13 @@ class VerdictService:
             self._log(outcome)
             results[i] = outcome
         return [r for r in results if r is not None]
+
+    def _with_delay(self, contribution: Contribution) -> Contribution:
+        """The run's own reaction delay, estimated on its (screened, hence known) track."""
+        if not self.labels.estimate_delay:
+            return contribution
+        track = self.screener.tracks(contribution.start.track_digest)
+        return with_estimated_delay(contribution, track, max_delay=self.labels.max_delay_ticks)
 
     def close(self) -> None:
         """Release the judge pool (its Ray actors, if any)."""

@@ -236,7 +236,8 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
 
 def _trainer(settings: Settings) -> DaggerTrainer:
     root = settings.data_dir
-    trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"))
+    trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"),
+                            labels=LabelConfig.from_settings(settings))
     if not trainer.registry.versions():
         net, training = train_initial_model(0)
         trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),
