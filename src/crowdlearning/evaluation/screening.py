@@ -64,10 +64,18 @@ class Screener:
         return (self._rate_limited(c) or self._duplicate(c) or self._replay(c)
                 or self._near_duplicate(c))
 
-    def accept(self, c: Contribution) -> None:
-        """Remember a judged contribution (its digest and fingerprints)."""
+    def accept(self, c: Contribution) -> set[int]:
+        """Remember a judged contribution; returns its fingerprints (to persist with its digest,
+        see ``remember``)."""
+        prints = self._fingerprint(c)
         self._digests.add(c.digest)
-        self._fingerprints.update(self._fingerprint(c))
+        self._fingerprints.update(prints)
+        return prints
+
+    def remember(self, digest: str, fingerprints: set[int]) -> None:
+        """Restore what ``accept`` learnt about a contribution (after a restart)."""
+        self._digests.add(digest)
+        self._fingerprints.update(fingerprints)
 
     def _rate_limited(self, c: Contribution) -> str:
         now, window = self.clock(), self._recent[c.contributor_id]

@@ -46,6 +46,7 @@ from crowdlearning.ledger import (
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.settlement import SettlementReport, Settler
 from crowdlearning.payments.transport import HederaTransport
+from crowdlearning.platform.round_state import RoundState
 from crowdlearning.policy.network import Policy
 
 __all__ = ["Outcome", "RoundResult", "VerdictService"]
@@ -92,10 +93,23 @@ class VerdictService:
     transport: HederaTransport | None = None
     hedera_account_of: Callable[[str], str | None] = lambda player_id: None
     verdict_log: Path | None = None
+    state: RoundState | None = None  # where the round and the screen's memory survive restarts
     pool: JudgePool = field(default_factory=InlineJudgePool)
     _spec: JudgeSpec | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
+
+    def __post_init__(self) -> None:
+        if self.state is not None:
+            for digest, prints in self.state.screened():
+                self.screener.remember(digest, prints)
+            pending = self.state.pending()
+            # a crash between registering a merge and forgetting its contributions
+            registry = self.trainer.registry
+            merged = {c.contribution_id for c in pending
+                      if registry.version_of_contribution(c.contribution_id) is not None}
+            self.state.drop_pending(merged)
+            self._accepted = [c for c in pending if c.contribution_id not in merged]
 
     # ------------------------------------------------------------------ judging
     def judge_spec(self) -> JudgeSpec:
@@ -147,7 +161,9 @@ class VerdictService:
                 continue
             reason = self.screener.check(contribution)
             if not reason:
-                self.screener.accept(contribution)
+                prints = self.screener.accept(contribution)
+                if self.state is not None:
+                    self.state.add_screened(contribution.digest, prints)
                 contribution = self._with_delay(contribution)
             screened.append((i, contribution, paid_mode, reason))
         verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
@@ -156,6 +172,8 @@ class VerdictService:
                        else next(verdicts))
             if verdict.decision is Decision.IMPROVED:
                 self._accepted.append(contribution)
+                if self.state is not None:  # kept before any money moves for it
+                    self.state.add_pending(contribution)
             outcome = self._book(verdict, paid_mode) if paid_mode else Outcome(verdict, False)
             outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
             self._log(outcome)
@@ -259,7 +277,17 @@ class VerdictService:
         accepted, self._accepted = self._accepted, []
         if not accepted:
             return RoundResult([], None, False, champion_meta.version, champion_metrics)
-        meta = self.trainer.merge(accepted, promote=False)
+        # labels already appended by a merge that then failed are in the dataset: that merge's
+        # retry picks them up from there (``DaggerTrainer.merge`` trains on all unseen data)
+        in_dataset = set(self.trainer.dataset.contribution_ids)
+        try:
+            meta = self.trainer.merge([c for c in accepted if c.contribution_id not in in_dataset],
+                                      promote=False)
+        except Exception:
+            self._accepted = accepted + self._accepted  # the next round tries again
+            raise
+        if self.state is not None:
+            self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
         metrics = evaluate(Policy(candidate_net), self.champion_suite).summary()
         promoted = _not_worse(metrics, champion_metrics)

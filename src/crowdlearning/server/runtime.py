@@ -43,6 +43,7 @@ from crowdlearning.payments.local_network.server import LocalNetworkInfo, runnin
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler
 from crowdlearning.payments.transport import HederaTransport
+from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.judge import JudgeProcess, LocalJudge
@@ -210,7 +211,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     # judging happens here only without a judge process; then the configured pool does it
     pool = (None if settings.server_judge_process else make_judge_pool(
         settings.judge_backend, settings.judge_workers, settings.ray_address))
-    service = _service(settings, ledger, transport, trainer, store, pool)
+    service = _service(settings, ledger, transport, trainer, store, pool,
+                       judging=not settings.server_judge_process)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
@@ -218,10 +220,11 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
 
 
 def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
-             trainer: DaggerTrainer, store: Store, pool: JudgePool | None = None
-             ) -> VerdictService:
+             trainer: DaggerTrainer, store: Store, pool: JudgePool | None = None, *,
+             judging: bool = True) -> VerdictService:
     """The verdict service on the configured verdict, price, label and screening settings;
-    ``pool`` computes its verdicts (inline by default)."""
+    ``pool`` computes its verdicts (inline by default). Only the service that judges
+    (``judging``) keeps the round's state in ``data_dir/round`` (one writer)."""
     catalog = {t.digest: t for t in play_tracks(settings.server_play_tracks).values()}
     return VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
@@ -231,7 +234,8 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
         settler=Settler.from_settings(ledger, transport, settings), transport=transport,
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
         hedera_account_of=store.hedera_account_of_player,
-        verdict_log=settings.data_dir / "verdicts.jsonl")
+        verdict_log=settings.data_dir / "verdicts.jsonl",
+        state=RoundState(settings.data_dir / "round") if judging else None)
 
 
 def _trainer(settings: Settings) -> DaggerTrainer:

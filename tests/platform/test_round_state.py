@@ -1,0 +1,110 @@
+"""A restart forgets nothing: the round's improved contributions and the screen's memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crowdlearning.crowd.personas import make_persona
+from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgeSpec
+from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.suite import EvalSuite
+from crowdlearning.evaluation.verdict import Decision, Verdict, VerdictConfig
+from crowdlearning.learning.bootstrap import (
+    INITIAL_DEMO_TICKS,
+    INITIAL_DEMO_TRACKS,
+    expert_demonstrations,
+    train_initial_model,
+)
+from crowdlearning.learning.contribution import Contribution
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.finetune import FinetuneConfig
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.learning.train import TrainConfig
+from crowdlearning.platform.round_state import RoundState
+from crowdlearning.platform.service import VerdictService
+from crowdlearning.sim.track_gen import named_track
+from tests.learning.factories import play
+
+TRACK = named_track("hairpin-valley")
+CONFIG = VerdictConfig(suite_size=2, tracks_per_look=2, starts_per_track=1, window_ticks=100,
+                       finetune=FinetuneConfig(updates=20))
+
+
+class ImprovingPool(InlineJudgePool):
+    """Real verdicts, every one declared *improved*: the persistence under test does not
+    depend on what the judge decides."""
+
+    def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
+        return [dataclasses.replace(v, decision=Decision.IMPROVED)
+                for v in super().judge(spec, contributions)]
+
+
+@pytest.fixture
+def trainer(tmp_path: Path) -> DaggerTrainer:
+    t = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"),
+                      train=TrainConfig(updates=20))
+    net, training = train_initial_model(0)
+    t.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
+    return t
+
+
+def service(trainer: DaggerTrainer, root: Path) -> VerdictService:
+    """A (re)started platform on the same disk."""
+    return VerdictService(trainer, Screener({TRACK.digest: TRACK}.__getitem__),
+                          verdict_config=CONFIG, pool=ImprovingPool(),
+                          champion_suite=EvalSuite.hidden(2), state=RoundState(root / "round"))
+
+
+def runs(trainer: DaggerTrainer, names: Sequence[str]) -> list[Contribution]:
+    rng = np.random.default_rng(0)
+    return [play(trainer.policy(), make_persona("noisy-0.3", rng), ticks=120,
+                 track_name="hairpin-valley", session_id=n) for n in names]
+
+
+def test_a_restart_keeps_the_round_and_the_screens_memory(trainer: DaggerTrainer,
+                                                          tmp_path: Path) -> None:
+    # GIVEN two improved contributions judged, then a restart before the round closes
+    first, second = runs(trainer, ["a", "b"])
+    before = service(trainer, tmp_path)
+    assert all(o.verdict.decision is Decision.IMPROVED
+               for o in before.submit_many([(first, False), (second, False)]))
+    after = service(trainer, tmp_path)
+    # WHEN the same data comes again, under another name, and the round closes
+    again = after.submit(dataclasses.replace(first, contribution_id="again"), paid=False)
+    result = after.close_round()
+    # THEN the copy is refused, and the round merges exactly the two judged before the restart
+    assert again.verdict.decision is Decision.REJECTED and "duplicate" in again.verdict.reason
+    assert result.merged == [first.contribution_id, second.contribution_id]
+    assert set(trainer.registry.meta(result.candidate_version).contributions) == {
+        first.contribution_id, second.contribution_id}
+    # AND once merged, nothing is pending for the next start
+    assert RoundState(tmp_path / "round").pending() == []
+    assert service(trainer, tmp_path).close_round().merged == []
+
+
+def test_a_crash_between_merge_and_cleanup_does_not_merge_twice(trainer: DaggerTrainer,
+                                                              tmp_path: Path) -> None:
+    # GIVEN an improved contribution pending, merged and registered, then a crash before the
+    # pending record is removed
+    [c] = runs(trainer, ["c"])
+    service(trainer, tmp_path).submit(c, paid=False)
+    trainer.merge([c], promote=False)
+    # WHEN the platform restarts and closes a round
+    restarted = service(trainer, tmp_path)
+    # THEN the contribution is not merged again (the dataset would refuse it) nor pending
+    assert restarted.close_round().merged == []
+    assert RoundState(tmp_path / "round").pending() == []
+
+
+def test_a_torn_screen_record_is_skipped(tmp_path: Path) -> None:
+    state = RoundState(tmp_path)
+    state.add_screened("d1", {1, 2, 2**64 - 1})
+    with (tmp_path / "screened.jsonl").open("a") as fh:
+        fh.write('{"digest": "d2", "fingerpr')  # the crash cut the line
+    assert list(RoundState(tmp_path).screened()) == [("d1", {1, 2, 2**64 - 1})]
