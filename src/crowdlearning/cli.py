@@ -14,6 +14,8 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("crowdlearning.server.cli:serve_main",
               "the game on http://127.0.0.1:8000 (embedded defaults): the main job"),
+    "judge": ("crowdlearning.server.judge_remote:judge_main",
+              "the shared judge of several game servers (over Redis)"),
     "run": ("crowdlearning.sim.cli:run_main", "the expert drives a track, writes a PNG"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     server_judge_process: bool = Field(
         default=True, description="Judge in a child process (False: in a server thread)."
     )
+    judge_url: str = Field(
+        default="", description="Redis URL of a shared judge (`crowdlearning judge`) for several "
+        "game servers; empty = this server judges its own runs.")
     server_verdict_queue: int = Field(
         default=256, gt=0, description="Contributions waiting for a verdict [count]."
     )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from crowdlearning.config import Settings
 from crowdlearning.server.app import create_app
+from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.runtime import Runtime, open_runtime
 
 with warnings.catch_warnings():
@@ -18,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-__all__ = ["TestClient", "server_settings", "signup"]
+__all__ = ["TestClient", "played_run", "server_settings", "signup"]
 
 
 def server_settings(root: Path, **overrides: object) -> Settings:
@@ -52,3 +55,22 @@ def signup(client: TestClient, name: str | None = None) -> dict:
     r = client.post("/api/auth/signup", json={"username": name, "password": "correct horse"})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def played_run(runtime: Runtime, name: str) -> FinishedRun:
+    """A user plays a short labelled run on the runtime's own game loop (stepped by hand)."""
+    user = runtime.store.add_user(name, "not-a-real-hash")
+    assert user is not None
+    runtime.ledger.open_player(user.player_id)
+    finished: list[FinishedRun] = []
+    runtime.game.on_finish = finished.append
+    spec = RunSpec(f"run-{name}", user.player_id, name, runtime.game.seeds[0], "label")
+    slot = runtime.game.join(spec, Outbox(1000))
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # each player steers their own way
+    for tick in range(40):
+        runtime.game.step()
+        runtime.game.set_input(slot, tick, float(rng.uniform(-0.5, 0.5)), None, False)
+    runtime.game.stop(slot)
+    runtime.game.step()
+    assert len(finished) == 1
+    return finished[0]

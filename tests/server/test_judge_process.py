@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from crowdlearning.evaluation.verdict import Decision
-from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.judge import JudgeProcess
 from crowdlearning.server.runtime import Runtime, open_runtime
-from tests.server.conftest import server_settings
+from tests.server.conftest import played_run, server_settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,29 +25,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         yield rt
 
 
-def _played_run(runtime: Runtime, name: str) -> FinishedRun:
-    """A user plays a short labelled run on the runtime's own game loop (stepped by hand)."""
-    user = runtime.store.add_user(name, "not-a-real-hash")
-    assert user is not None
-    runtime.ledger.open_player(user.player_id)
-    finished: list[FinishedRun] = []
-    runtime.game.on_finish = finished.append
-    spec = RunSpec(f"run-{name}", user.player_id, name, runtime.game.seeds[0], "label")
-    slot = runtime.game.join(spec, Outbox(1000))
-    rng = np.random.default_rng(zlib.crc32(name.encode()))  # each player steers their own way
-    for tick in range(40):
-        runtime.game.step()
-        runtime.game.set_input(slot, tick, float(rng.uniform(-0.5, 0.5)), None, False)
-    runtime.game.stop(slot)
-    runtime.game.step()
-    assert len(finished) == 1
-    return finished[0]
-
-
 def test_a_verdict_is_judged_in_the_child_and_recorded(runtime: Runtime) -> None:
     # GIVEN the judge runs in a child process
     assert isinstance(runtime.judge, JudgeProcess)
-    run = _played_run(runtime, "judged")
+    run = played_run(runtime, "judged")
     # WHEN the run's contribution is sent there
     message = runtime.judge.submit(run.spec, run.contribution.to_bytes())
     # THEN a verdict comes back and the child's writes are visible to this process
@@ -64,7 +42,7 @@ def test_a_verdict_is_judged_in_the_child_and_recorded(runtime: Runtime) -> None
 
 
 def test_a_bad_request_fails_alone_and_the_judge_keeps_serving(runtime: Runtime) -> None:
-    run = _played_run(runtime, "garbled")
+    run = played_run(runtime, "garbled")
     with pytest.raises(RuntimeError, match="judge process"):
         runtime.judge.submit(run.spec, b"not a contribution")
     assert runtime.judge.settle([]) == []  # still answering
@@ -90,7 +68,7 @@ def test_close_stops_the_child(tmp_path: Path) -> None:
 
 
 def test_a_batch_is_judged_in_order_and_a_bad_run_fails_alone(runtime: Runtime) -> None:
-    runs = [_played_run(runtime, name) for name in ("batch_a", "batch_b")]
+    runs = [played_run(runtime, name) for name in ("batch_a", "batch_b")]
     items = [(runs[0].spec, runs[0].contribution.to_bytes()), (runs[1].spec, b"garbage"),
              (runs[1].spec, runs[1].contribution.to_bytes())]
     messages = runtime.judge.submit_many(items)
@@ -102,7 +80,7 @@ def test_a_batch_is_judged_in_order_and_a_bad_run_fails_alone(runtime: Runtime) 
 
 def test_the_judge_process_can_judge_on_a_ray_pool(runtime: Runtime, tmp_path: Path) -> None:
     # GIVEN a second server whose judge process spreads verdicts over two Ray workers
-    runs = [_played_run(runtime, name) for name in ("ray_a", "ray_b")]
+    runs = [played_run(runtime, name) for name in ("ray_a", "ray_b")]
     settings = server_settings(tmp_path).model_copy(update={
         "server_judge_process": True, "judge_backend": "ray", "judge_workers": 2})
     with open_runtime(settings) as on_ray:

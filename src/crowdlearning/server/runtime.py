@@ -47,6 +47,7 @@ from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.judge import JudgeProcess, LocalJudge
+from crowdlearning.server.judge_remote import RemoteJudge
 from crowdlearning.server.store import Store
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
@@ -66,7 +67,7 @@ class Runtime:
     service: VerdictService
     game: GameLoop
     tracks: dict[int, Track]
-    judge: LocalJudge | JudgeProcess
+    judge: LocalJudge | JudgeProcess | RemoteJudge
     deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
     network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
     worker: ThreadPoolExecutor = field(
@@ -101,7 +102,10 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
         if runtime.deposits is not None:
             stack.callback(runtime.deposits.http.close)
         open_books(runtime)
-        if settings.server_judge_process:
+        if settings.judge_url:  # one of several game servers sharing one judge
+            runtime.judge = RemoteJudge(settings.judge_url,
+                                        champion=runtime.trainer.registry.champion)
+        elif settings.server_judge_process:
             runtime.judge = JudgeProcess(settings, network)
         stack.callback(runtime.judge.close)
         stack.callback(runtime.worker.shutdown, wait=True, cancel_futures=True)
@@ -209,10 +213,10 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     store = Store(settings.server_database_url)
     tracks = play_tracks(settings.server_play_tracks)
     # judging happens here only without a judge process; then the configured pool does it
-    pool = (None if settings.server_judge_process else make_judge_pool(
-        settings.judge_backend, settings.judge_workers, settings.ray_address))
-    service = _service(settings, ledger, transport, trainer, store, pool,
-                       judging=not settings.server_judge_process)
+    judging = not (settings.server_judge_process or settings.judge_url)
+    pool = make_judge_pool(settings.judge_backend, settings.judge_workers,
+                           settings.ray_address) if judging else None
+    service = _service(settings, ledger, transport, trainer, store, pool, judging=judging)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
