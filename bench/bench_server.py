@@ -3,13 +3,15 @@
 Starts ``crowdlearning serve`` (one process, embedded defaults, a temporary data dir), signs up a
 few accounts (bots share them: Argon2 hashing is deliberately slow), then ramps up bot players
 level by level. The bots run in this process, on the same 2 cores: their CPU share is printed
-next to the server's (judge process included). Each bot plays like a person would over
-``/ws/play`` (docs/protocol.md): it starts a practice run, answers about every other frame with
-the policy's steering plus noise (tagged with the frame's tick), and starts a new run when one
-ends (ended runs are judged by the server, as in real play). Per level, after a warm-up, it
-measures the interval between consecutive frames at each bot (all bots pooled) and reads the
-server's own tick time. A level passes when the 99th-percentile interval is <= 75 ms
-(20 Hz = 50 ms). Run:
+next to the server's (judge process included). They are lean clients (``Bot``: uvloop and the
+sans-I/O WebSocket core of ``websockets``) so that their own scheduling delays, which a real
+player's machine would not add, count as little as possible. Each bot plays like a person would
+over ``/ws/play`` (docs/protocol.md): it starts a practice run, parses every message, answers
+about every other frame with the policy's steering plus noise (tagged with the frame's tick),
+and starts a new run when one ends (ended runs are judged by the server, as in real play). Per
+level, after a warm-up, it measures the interval between consecutive frames at each bot (every
+frame, timed when its bytes are read; all bots pooled) and reads the server's own tick time. A
+level passes when the 99th-percentile interval is <= 75 ms (20 Hz = 50 ms). Run:
 
     .venv/bin/python bench/bench_server.py --levels 100 200 300 400 500 --measure-s 10
 
@@ -33,7 +35,10 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 import numpy as np
-from websockets.asyncio.client import connect
+import uvloop
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 P99_LIMIT_MS = 75.0
 
@@ -57,38 +62,82 @@ class Args:
             raise ValueError(f"measure_s must be in (0, 60], got {self.measure_s}")
 
 
-class Bot:
-    """One player: plays runs back to back, records when each frame arrived."""
+class Bot(asyncio.Protocol):
+    """One player: plays runs back to back, records when each frame arrived.
+
+    A lean client, so that 500 of them fit beside the server on 2 cores without their own
+    scheduling delays counting as server jitter: an asyncio protocol (uvloop) over the WebSocket
+    state machine of ``websockets`` (the sans-I/O core its clients use). Each frame is timed when
+    its bytes are read from the socket, before anything else is done with them, then parsed
+    (every message, JSON) and answered as a player would.
+    """
 
     def __init__(self, url: str, token: str, rng: random.Random, answer_prob: float) -> None:
         self.url, self.token, self.rng, self.answer_prob = url, token, rng, answer_prob
         self.arrivals: list[float] = []
         self.runs = self.verdicts = 0
         self.errors: dict[str, int] = {}
+        self.closed = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.conn = ClientProtocol(parse_uri(f"{url}/ws/play?token={token}"), max_size=2**20)
         self.task: asyncio.Task | None = None
 
     async def play(self) -> None:
-        async with connect(f"{self.url}/ws/play?token={self.token}", max_size=2**20) as ws:
-            await ws.send(json.dumps({"type": "start"}))
-            async for raw in ws:
-                await self._on(ws, json.loads(raw))
+        uri = self.conn.uri
+        await asyncio.get_running_loop().create_connection(lambda: self, uri.host, uri.port)
+        await asyncio.shield(self.closed)
 
-    async def _on(self, ws: object, msg: dict) -> None:
+    # --- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.conn.send_request(self.conn.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()  # arrival, before any parsing
+        self.conn.receive_data(data)
+        for event in self.conn.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self._on(json.loads(event.data), now)
+            elif event.status_code == 101:  # the handshake's response
+                self._send({"type": "start"})
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # --- playing ----------------------------------------------------------------------------
+    def _on(self, msg: dict, now: float) -> None:
         kind = msg["type"]
         if kind == "frame":
-            self.arrivals.append(time.perf_counter())
+            self.arrivals.append(now)
             if self.rng.random() < self.answer_prob:
                 steer = max(-1.0, min(1.0, msg["policy"][0] + self.rng.gauss(0, 0.1)))
-                await ws.send(json.dumps({"type": "input", "tick": msg["tick"],  # type: ignore[attr-defined]
-                                          "steer": round(steer, 3)}))
+                self._send({"type": "input", "tick": msg["tick"], "steer": round(steer, 3)})
         elif kind == "end":
             self.runs += 1
             self.arrivals.append(float("nan"))  # no interval across runs
-            await ws.send(json.dumps({"type": "start"}))  # type: ignore[attr-defined]
+            self._send({"type": "start"})
         elif kind == "verdict":
             self.verdicts += 1
         elif kind == "error":
             self.errors[msg["code"]] = self.errors.get(msg["code"], 0) + 1
+
+    def _send(self, msg: dict) -> None:
+        self.conn.send_text(json.dumps(msg).encode())
+
+    def _flush(self) -> None:
+        out = self.conn.data_to_send()
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+        if self.conn.close_expected() and self.transport is not None:
+            self.transport.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 def intervals_ms(bots: list[Bot], since: float) -> np.ndarray:
@@ -180,7 +229,7 @@ async def run_levels(args: Args, url: str, tokens: list[str], server_pid: int) -
         results.append(await _measure(url, bots, since, level) | cpu)
         print(json.dumps(results[-1]), flush=True)
     for bot in bots:
-        bot.task.cancel()  # type: ignore[union-attr]
+        bot.close()
     await asyncio.gather(*(b.task for b in bots), return_exceptions=True)
     return results
 
@@ -222,7 +271,7 @@ def main() -> int:
     proc, url, data = start_server(args.run_ticks, max(args.levels) + 8)
     gc.freeze()  # the bots' own collector pauses would count as server jitter
     try:
-        results = asyncio.run(run_levels(args, url, sign_up(url, args.accounts), proc.pid))
+        results = uvloop.run(run_levels(args, url, sign_up(url, args.accounts), proc.pid))
     finally:
         proc.terminate()
         proc.wait(timeout=20)

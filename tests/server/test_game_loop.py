@@ -7,9 +7,10 @@ from functools import cache
 
 import numpy as np
 import pytest
+import torch
 
 from crowdlearning.learning.bootstrap import train_initial_model
-from crowdlearning.policy.network import Policy
+from crowdlearning.policy.network import Policy, PolicyNet
 from crowdlearning.server.game_loop import (
     FinishedRun,
     GameFullError,
@@ -53,7 +54,7 @@ def spec(i: int, mode: str = "label", seed: int = 0) -> RunSpec:
 def test_one_batched_inference_per_tick_for_all_runs() -> None:
     loop, _ = make_loop(capacity=4)
     counting = CountingPolicy()
-    loop.policy = counting  # type: ignore[assignment]
+    loop.set_champion(counting, 0)  # type: ignore[arg-type]
     for i in range(3):
         loop.join(spec(i, seed=i % 2), Outbox(8))
     for _ in range(5):
@@ -125,3 +126,39 @@ def test_a_run_ends_at_its_tick_budget() -> None:
     assert outbox.dropped_frames > 0  # only the newest 4 frames were kept for a slow reader
     messages = asyncio.run(outbox.take())
     assert '"type": "end"' in messages[-1]
+
+
+def test_a_run_keeps_the_policy_it_started_with_when_the_champion_changes() -> None:
+    # GIVEN a run driven by version 0 for a few ticks
+    loop, finished = make_loop(capacity=4, run_ticks=200)
+    old = loop.policy
+    old_slot = loop.join(spec(0), Outbox(64))
+    for _ in range(5):
+        loop.step()
+    # WHEN the champion becomes version 1 (a different, randomly initialised network)
+    torch.manual_seed(1)
+    new = Policy(PolicyNet())
+    loop.set_champion(new, 1)
+    new_slot = loop.join(spec(1), Outbox(64))
+    for _ in range(5):
+        loop.step()
+    assert loop.policy_versions == [0, 1]
+    loop.stop(old_slot)
+    loop.stop(new_slot)
+    loop.step()
+    # THEN the old run was proposed version 0's actions throughout, and says so
+    runs = {f.spec.run_id: f.contribution for f in finished}
+    before, after = runs["run-0"], runs["run-1"]
+    assert before.model_version == 0 and before.num_ticks == 10
+    assert np.allclose(before.proposed, old.act(before.observations), atol=1e-5)
+    assert not np.allclose(before.proposed[5:], new.act(before.observations[5:]), atol=1e-2)
+    # and the run that joined after the swap was proposed version 1's
+    assert after.model_version == 1 and after.num_ticks == 5
+    assert np.allclose(after.proposed, new.act(after.observations), atol=1e-5)
+    assert not np.allclose(after.proposed, old.act(after.observations), atol=1e-2)
+    # as was the champion car; version 0's policy is dropped once no run uses it
+    champion_obs = loop.sim.observe()[[loop.champion_slot]]
+    loop.step()
+    assert np.allclose(loop.last_proposed[loop.champion_slot], new.act(champion_obs)[0],
+                       atol=1e-5)
+    assert loop.policy_versions == [1] and loop.model_version == 1

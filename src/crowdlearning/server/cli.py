@@ -12,7 +12,14 @@ import uvicorn
 from crowdlearning.config import Settings, get_settings
 from crowdlearning.server.app import create_app
 
-__all__ = ["serve_main"]
+__all__ = ["WS_PROTOCOL", "serve_main"]
+
+# uvloop, httptools and the sans-I/O websockets protocol (what "auto" picks with
+# uvicorn[standard] >= 0.35), named so that a missing extra fails loudly instead of silently
+# falling back to the asyncio loop / h11 / wsproto; the sans-I/O protocol writes each message
+# straight to the transport (the legacy "websockets" one goes through its own tasks and queues)
+WS_PROTOCOL = ("websockets-sansio" if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS
+               else "websockets")
 
 
 def serve_main(argv: Sequence[str]) -> int:
@@ -30,6 +37,7 @@ def serve_main(argv: Sequence[str]) -> int:
     print(f"CrowdLearning: starting (first start trains the initial model) on "
           f"http://{args.host}:{args.port}", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port,
+                loop="uvloop", http="httptools", ws=WS_PROTOCOL,
                 ws_max_size=64 * 1024, ws_per_message_deflate=False,  # frames are tiny
                 limit_concurrency=settings.server_max_players + settings.server_max_watchers + 256,
                 log_level=settings.log_level.lower())

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import FinishedRun, Outbox
 from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
 
@@ -43,8 +44,9 @@ class Referee:
                                          "was not judged and nothing was recorded"})
             return
         self.in_flight += 1
-        data = run.contribution.to_bytes()
-        future = self.runtime.worker.submit(self.runtime.judge.submit, run.spec, data)
+        judge = self.runtime.judge  # encoding the contribution is the worker's job, not the tick's
+        future = self.runtime.worker.submit(
+            lambda: judge.submit(run.spec, run.contribution.to_bytes()))
         future.add_done_callback(
             lambda f: self.loop.call_soon_threadsafe(self._deliver, run, f))
 
@@ -86,9 +88,8 @@ class Referee:
             policy = self.runtime.trainer.policy()
             self.loop.call_soon_threadsafe(self._swap, policy, version)
 
-    def _swap(self, policy: object, version: int) -> None:
-        self.runtime.game.policy = policy  # type: ignore[assignment]
-        self.runtime.game.model_version = version
+    def _swap(self, policy: Policy, version: int) -> None:
+        self.runtime.game.set_champion(policy, version)  # runs in progress keep their version
 
     # --- deposits ---------------------------------------------------------------------------
     async def deposits_forever(self) -> None:
