@@ -40,7 +40,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             gc.freeze()  # the startup heap (torch, numba, ...) is never collected: no long pauses
             tasks = [asyncio.create_task(rt.game.run_forever(settings.server_tick_hz)),
                      asyncio.create_task(referee.settle_forever()),
-                     asyncio.create_task(referee.rounds_forever())]
+                     asyncio.create_task(referee.rounds_forever()),
+                     asyncio.create_task(referee.deposits_forever())]
             try:
                 yield
             finally:

@@ -1,10 +1,12 @@
 """From a finished run to the player's screen: verdict, money moved, Hedera transaction id.
 
-The game loop calls ``Referee.on_finish`` inside a tick; the contribution goes to the judge
-(``judge.py``: in a child process by default) through the runtime's worker thread, and the
-answer comes back to the run's ``Outbox`` on the event loop. Background tasks settle pending
-payouts (pushing ``settled`` with the Hedera transaction id to the player who earned them) and
-close rounds (a promoted champion takes the wheel at once).
+The game loop calls ``Referee.on_finish`` inside a tick; finished runs queue up and go to the
+judge (``judge.py``: in a child process by default) in batches through the runtime's worker
+thread (a batch is as large as the judge has workers: one run at a time inline, several on a Ray
+pool or a shared judge), and each answer comes back to its run's ``Outbox`` on the event loop.
+Background tasks settle pending payouts (pushing ``settled`` with the Hedera transaction id to
+the player who earned them), close rounds (a promoted champion drives new runs at once) and read
+deposits.
 
 Messages pushed: ``verdict`` (decision, effect %, reward / penalty, balances, audit and payout
 ids), ``settled`` (payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``,
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import FinishedRun, Outbox
@@ -34,6 +37,15 @@ class Referee:
         self.runtime, self.loop = runtime, loop
         self.in_flight = 0
         self._awaiting: dict[str, Outbox] = {}  # payout id -> who to tell when it settles
+        self._queue: deque[FinishedRun] = deque()  # finished runs waiting for the judge
+        self._lock = threading.Lock()
+        self._deposit_lock = threading.Lock()
+        self._draining = False
+        settings = runtime.settings
+        # a batch is judged together: as many runs as the judge has workers (one at a time
+        # inline, where a bigger batch would only make the first run wait for the last)
+        self.batch_size = (settings.judge_workers
+                           if settings.judge_backend == "ray" or settings.judge_url else 1)
         runtime.game.on_finish = self.on_finish
 
     # --- verdicts ---------------------------------------------------------------------------
@@ -44,20 +56,46 @@ class Referee:
                                          "was not judged and nothing was recorded"})
             return
         self.in_flight += 1
-        judge = self.runtime.judge  # encoding the contribution is the worker's job, not the tick's
-        future = self.runtime.worker.submit(
-            lambda: judge.submit(run.spec, run.contribution.to_bytes()))
-        future.add_done_callback(
-            lambda f: self.loop.call_soon_threadsafe(self._deliver, run, f))
+        with self._lock:
+            self._queue.append(run)
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._schedule()
 
-    def _deliver(self, run: FinishedRun, future: Future) -> None:
-        self.in_flight -= 1
+    def _judge_batch(self) -> None:
+        """On the worker: judge up to ``batch_size`` queued runs together, then hand the worker
+        back (settlement and rounds interleave) and come again while runs are waiting."""
+        with self._lock:
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size,
+                                                               len(self._queue)))]
         try:
-            message = future.result()
+            # encoding the recordings is the worker's job, not the tick's
+            messages: list[dict | Exception] = list(self.runtime.judge.submit_many(
+                [(run.spec, run.contribution.to_bytes()) for run in batch]))
         except Exception as exc:
-            log.exception("verdict for %s failed", run.spec.run_id)
+            log.exception("verdicts for %d runs failed", len(batch))
+            messages = [exc] * len(batch)
+        for run, message in zip(batch, messages, strict=True):
+            self.loop.call_soon_threadsafe(self._deliver, run, message)
+        with self._lock:
+            more = bool(self._queue)
+            self._draining = more
+        if more:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            self.runtime.worker.submit(self._judge_batch)
+        except RuntimeError:  # the server is shutting down: these runs go unjudged
+            with self._lock:
+                self._draining = False
+
+    def _deliver(self, run: FinishedRun, message: dict | Exception) -> None:
+        self.in_flight -= 1
+        if isinstance(message, Exception):
             run.outbox.event({"type": "error", "code": "verdict_failed",
-                              "message": f"the verdict could not be computed: {exc}"})
+                              "message": f"the verdict could not be computed: {message}"})
             return
         if message.get("payout_id"):
             self._awaiting[message["payout_id"]] = run.outbox
@@ -107,8 +145,9 @@ class Referee:
         watcher = self.runtime.deposits
         if watcher is None:
             return 0
-        result = watcher.poll()
-        self.runtime.store.set_cursor(DEPOSIT_CURSOR, watcher.cursor)
+        with self._deposit_lock:  # one reader at a time moves the cursor
+            result = watcher.poll()
+            self.runtime.store.set_cursor(DEPOSIT_CURSOR, watcher.cursor)
         for d in result.unmatched:
             log.warning("deposit %s of %d tinybar names no player: refund it by hand",
                         d.transaction_id, d.amount_tinybar)
