@@ -179,8 +179,8 @@ class Settings(BaseSettings):
         default="", description="Redis URL of a shared judge (`crowdlearning judge`) for several "
         "game servers; empty = this server judges its own runs.")
     server_verdict_queue: int = Field(
-        default=256, gt=0, description="Contributions waiting for a verdict [count]."
-    )
+        default=10_000, gt=0,
+        description="Finished runs waiting for a verdict, kept on disk (~0.5 MB each) [count].")
     server_settle_interval_s: float = Field(
         default=2.0, gt=0, description="How often pending payouts are settled [s]."
     )

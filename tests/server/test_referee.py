@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 
 from crowdlearning.config import Settings
@@ -35,27 +36,90 @@ def _finished(i: int) -> FinishedRun:
                        contribution, Outbox(8))  # type: ignore[arg-type]
 
 
-def test_runs_are_judged_in_batches_of_the_judges_size_and_answered_in_order() -> None:
-    judge = SlowJudge()
-    settings = Settings(judge_backend="ray", judge_workers=2, server_verdict_queue=100)
-    worker = ThreadPoolExecutor(1)
-    runtime = SimpleNamespace(settings=settings, judge=judge, worker=worker,
-                              game=SimpleNamespace(on_finish=None))
+async def _messages_until_answer(outbox: Outbox) -> list[dict]:
+    seen: list[dict] = []
+    while not seen or seen[-1]["type"] == "queued":
+        seen += [json.loads(m) for m in await asyncio.wait_for(outbox.take(), 10)]
+    return seen
 
-    async def play() -> list[list[str]]:
+
+def _runtime(tmp_path: Path, judge: object) -> SimpleNamespace:
+    settings = Settings(judge_backend="ray", judge_workers=2, server_verdict_queue=100,
+                        data_dir=tmp_path)
+    return SimpleNamespace(settings=settings, judge=judge, worker=ThreadPoolExecutor(1),
+                           game=SimpleNamespace(on_finish=None))
+
+
+def test_runs_are_judged_in_batches_of_the_judges_size_and_answered_in_order(
+        tmp_path: Path) -> None:
+    judge = SlowJudge()
+    runtime = _runtime(tmp_path, judge)
+
+    async def play() -> list[list[dict]]:
         referee = Referee(runtime, asyncio.get_running_loop())  # type: ignore[arg-type]
         runs = [_finished(i) for i in range(5)]
         for run in runs:
             referee.on_finish(run)
         judge.release.set()
-        answers = [await asyncio.wait_for(run.outbox.take(), 10) for run in runs]
-        assert referee.in_flight == 0
+        answers = [await _messages_until_answer(run.outbox) for run in runs]
+        assert referee.in_flight == 0 and len(referee.backlog) == 0
         return answers
 
     answers = asyncio.run(play())
-    worker.shutdown(wait=True)
+    runtime.worker.shutdown(wait=True)
     # the first run went alone (the worker was idle), the rest in batches of at most 2
     assert judge.batches == [["run-0"], ["run-1", "run-2"], ["run-3", "run-4"]]
-    assert [json.loads(a[0])["run"] for a in answers[:3]] == ["run-0", "run-1", "run-2"]
-    assert '"verdict_failed"' in answers[3][0]  # one run's failure is that run's alone
-    assert [json.loads(a) for a in answers[4]] == [{"type": "verdict", "run": "run-4"}]
+    assert [a[-1]["run"] for a in answers[:3]] == ["run-0", "run-1", "run-2"]
+    assert answers[3][-1]["code"] == "verdict_failed"  # one run's failure is that run's alone
+    assert answers[4][-1] == {"type": "verdict", "run": "run-4"}
+    # runs behind a full batch were told their place in the line
+    assert [m["position"] for m in answers[3] if m["type"] == "queued"] == [3]
+
+
+class DownJudge:
+    def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
+        raise RuntimeError("the judge process is gone")
+
+
+def test_runs_survive_a_restart_and_a_dead_judge_gives_up_clearly(tmp_path: Path) -> None:
+    # GIVEN a server that stops before its judge answers: the runs stay in the backlog
+    down = _runtime(tmp_path, DownJudge())
+
+    async def finish_two_and_stop() -> None:
+        referee = Referee(down, asyncio.get_running_loop())  # type: ignore[arg-type]
+        down.worker.shutdown(wait=True)  # the server stops: no batch is taken
+        for i in range(2):
+            referee.on_finish(_finished(i))
+        referee.close()
+
+    asyncio.run(finish_two_and_stop())
+    # WHEN the server starts again with a working judge
+    judge = SlowJudge()
+    judge.release.set()
+    again = _runtime(tmp_path, judge)
+
+    async def restart() -> int:
+        referee = Referee(again, asyncio.get_running_loop())  # type: ignore[arg-type]
+        assert referee.in_flight == 2
+        for _ in range(100):
+            if referee.in_flight == 0:
+                break
+            await asyncio.sleep(0.05)
+        return len(referee.backlog)
+
+    left = asyncio.run(restart())
+    again.worker.shutdown(wait=True)
+    # THEN the runs from before the restart are judged, in order
+    assert judge.batches == [["run-0", "run-1"]] and left == 0
+    # AND a judge that keeps failing is given up on with an error, the run not kept forever
+    dead = _runtime(tmp_path, DownJudge())
+
+    async def dead_judge() -> list[dict]:
+        referee = Referee(dead, asyncio.get_running_loop())  # type: ignore[arg-type]
+        run = _finished(9)
+        referee.on_finish(run)
+        return await _messages_until_answer(run.outbox)
+
+    answer = asyncio.run(dead_judge())
+    dead.worker.shutdown(wait=True)
+    assert answer[-1]["code"] == "verdict_failed" and "gone" in answer[-1]["message"]

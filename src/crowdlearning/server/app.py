@@ -48,6 +48,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                # no new run finishes now; the worker stops with the runtime (after this)
+                stack.callback(referee.close)
 
     app = FastAPI(title="CrowdLearning", version="0.1.0", lifespan=lifespan,
                   description="Play, correct the self-driving policy, get paid in HBAR.")

@@ -1,33 +1,45 @@
 """From a finished run to the player's screen: verdict, money moved, Hedera transaction id.
 
-The game loop calls ``Referee.on_finish`` inside a tick; finished runs queue up and go to the
-judge (``judge.py``: in a child process by default) in batches through the runtime's worker
-thread (a batch is as large as the judge has workers: one run at a time inline, several on a Ray
-pool or a shared judge), and each answer comes back to its run's ``Outbox`` on the event loop.
+The game loop calls ``Referee.on_finish`` inside a tick; the runtime's worker thread writes each
+finished run into the verdict backlog on disk (``backlog.py``: a busy judge or a restart loses
+no run) and feeds the oldest to the judge (``judge.py``: in a child process by default) in
+batches as large as the judge has workers (one run at a time inline, several on a Ray pool or a
+shared judge); each answer comes back to its run's ``Outbox`` on the event loop.
 Background tasks settle pending payouts (pushing ``settled`` with the Hedera transaction id to
 the player who earned them), close rounds (a promoted champion drives new runs at once) and read
 deposits.
 
-Messages pushed: ``verdict`` (decision, effect %, reward / penalty, balances, audit and payout
-ids), ``settled`` (payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``,
-``verdict_failed``).
+Messages pushed: ``queued`` (place in the line for a verdict, when others are ahead),
+``verdict`` (decision, effect %, reward / penalty, balances, audit and payout ids), ``settled``
+(payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``, ``verdict_failed``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
+from crowdlearning.config import Settings
 from crowdlearning.policy.network import Policy
-from crowdlearning.server.game_loop import FinishedRun, Outbox
+from crowdlearning.server.backlog import VerdictBacklog
+from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
 
-__all__ = ["Referee"]
+__all__ = ["Referee", "backlog_dir"]
 
 log = logging.getLogger(__name__)
+MAX_JUDGE_ATTEMPTS = 3  # a batch the judge fails this often is answered with an error
+
+
+def backlog_dir(settings: Settings) -> Path:
+    """This server's verdict backlog (several game servers may share one data directory)."""
+    return settings.data_dir / "verdict-backlog" / f"{socket.gethostname()}-{settings.server_port}"
 
 
 class Referee:
@@ -35,21 +47,31 @@ class Referee:
 
     def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
         self.runtime, self.loop = runtime, loop
-        self.in_flight = 0
         self._awaiting: dict[str, Outbox] = {}  # payout id -> who to tell when it settles
-        self._queue: deque[FinishedRun] = deque()  # finished runs waiting for the judge
+        self._arrived: deque[FinishedRun] = deque()  # finished, not yet in the backlog
+        self._outboxes: dict[str, Outbox] = {}  # run id -> who waits for its verdict
+        self._attempts: dict[str, int] = {}  # backlog key -> judge failures so far
         self._lock = threading.Lock()
         self._deposit_lock = threading.Lock()
         self._draining = False
         settings = runtime.settings
+        self.backlog = VerdictBacklog(backlog_dir(settings))
+        # runs not yet answered: the backlog left by the last start, plus what finishes now
+        self.in_flight = len(self.backlog)
         # a batch is judged together: as many runs as the judge has workers (one at a time
         # inline, where a bigger batch would only make the first run wait for the last)
         self.batch_size = (settings.judge_workers
                            if settings.judge_backend == "ray" or settings.judge_url else 1)
         runtime.game.on_finish = self.on_finish
+        if len(self.backlog):
+            log.info("%d finished runs from the last start wait for their verdict",
+                     len(self.backlog))
+            self._draining = True
+            self._schedule()
 
     # --- verdicts ---------------------------------------------------------------------------
     def on_finish(self, run: FinishedRun) -> None:
+        """In the tick: hand the run on (the worker writes it down and judges it)."""
         if self.in_flight >= self.runtime.settings.server_verdict_queue:
             run.outbox.event({"type": "error", "code": "verdict_queue_full",
                               "message": "too many runs are waiting for a verdict; this run "
@@ -57,49 +79,84 @@ class Referee:
             return
         self.in_flight += 1
         with self._lock:
-            self._queue.append(run)
+            self._arrived.append(run)
             start = not self._draining
             self._draining = True
         if start:
             self._schedule()
 
     def _judge_batch(self) -> None:
-        """On the worker: judge up to ``batch_size`` queued runs together, then hand the worker
-        back (settlement and rounds interleave) and come again while runs are waiting."""
+        """On the worker: write the runs that arrived into the backlog (encoding them is the
+        worker's job, not the tick's), judge the oldest ``batch_size`` together, then hand the
+        worker back (settlement and rounds interleave) and come again while runs wait."""
         with self._lock:
-            batch = [self._queue.popleft() for _ in range(min(self.batch_size,
-                                                               len(self._queue)))]
-        try:
-            # encoding the recordings is the worker's job, not the tick's
-            messages: list[dict | Exception] = list(self.runtime.judge.submit_many(
-                [(run.spec, run.contribution.to_bytes()) for run in batch]))
-        except Exception as exc:
-            log.exception("verdicts for %d runs failed", len(batch))
-            messages = [exc] * len(batch)
-        for run, message in zip(batch, messages, strict=True):
-            self.loop.call_soon_threadsafe(self._deliver, run, message)
+            arrived = list(self._arrived)
+            self._arrived.clear()
+        for run in arrived:
+            self._outboxes[run.spec.run_id] = run.outbox
+            place = self.backlog.push(run.spec, run.contribution.to_bytes())
+            if place > self.batch_size:
+                self.loop.call_soon_threadsafe(run.outbox.event, {
+                    "type": "queued", "position": place,
+                    "message": f"{place - 1} runs are ahead of yours for a verdict; it will "
+                               "arrive here, and in your wallet's run history"})
+        batch = self.backlog.head(self.batch_size)
+        if batch:
+            self._judge(batch)
         with self._lock:
-            more = bool(self._queue)
+            more = bool(self._arrived) or len(self.backlog) > 0
             self._draining = more
         if more:
             self._schedule()
 
+    def close(self) -> None:
+        """At shutdown (the worker stopped): write down runs that finished but were not yet in
+        the backlog, so that the next start judges them."""
+        with self._lock:
+            arrived = list(self._arrived)
+            self._arrived.clear()
+        for run in arrived:
+            self.backlog.push(run.spec, run.contribution.to_bytes())
+        if arrived:
+            log.info("%d finished runs kept for the next start", len(arrived))
+
+    def _judge(self, batch: list[tuple[str, RunSpec, bytes]]) -> None:
+        try:
+            messages: list[dict] = list(self.runtime.judge.submit_many(
+                [(spec, data) for _, spec, data in batch]))
+        except Exception as exc:  # the judge failed as a whole (e.g. it did not answer)
+            log.exception("verdicts for %d runs failed", len(batch))
+            for key, spec, _ in batch:
+                self._attempts[key] = self._attempts.get(key, 0) + 1
+                if self._attempts[key] >= MAX_JUDGE_ATTEMPTS:  # given up: tell the player
+                    self._finish(key, spec, {
+                        "type": "error", "code": "verdict_failed",
+                        "message": f"the verdict could not be computed: {exc}"})
+            time.sleep(min(5.0, 0.5 * max(self._attempts.values(), default=1)))
+            return
+        for (key, spec, _), message in zip(batch, messages, strict=True):
+            self._finish(key, spec, message)
+
+    def _finish(self, key: str, spec: RunSpec, message: dict) -> None:
+        self.backlog.remove(key)
+        self._attempts.pop(key, None)
+        self.loop.call_soon_threadsafe(self._deliver, spec.run_id, message)
+
     def _schedule(self) -> None:
         try:
             self.runtime.worker.submit(self._judge_batch)
-        except RuntimeError:  # the server is shutting down: these runs go unjudged
+        except RuntimeError:  # shutting down: the backlog keeps the runs for the next start
             with self._lock:
                 self._draining = False
 
-    def _deliver(self, run: FinishedRun, message: dict | Exception) -> None:
+    def _deliver(self, run_id: str, message: dict) -> None:
         self.in_flight -= 1
-        if isinstance(message, Exception):
-            run.outbox.event({"type": "error", "code": "verdict_failed",
-                              "message": f"the verdict could not be computed: {message}"})
+        outbox = self._outboxes.pop(run_id, None)
+        if outbox is None:  # judged after a restart: the run history shows it
             return
         if message.get("payout_id"):
-            self._awaiting[message["payout_id"]] = run.outbox
-        run.outbox.event(message)
+            self._awaiting[message["payout_id"]] = outbox
+        outbox.event(message)
 
     # --- settlement and rounds ------------------------------------------------------------
     async def settle_forever(self) -> None:

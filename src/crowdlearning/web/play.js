@@ -24,6 +24,8 @@ function handle(msg) {
     case "end": setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
       $("verdict").textContent =
       `run over (${msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
+    case "queued": $("verdict").textContent =
+      `judging… ${msg.position - 1} runs ahead of yours (the verdict also lands in your wallet's run history)`; break;
     case "verdict": showVerdict(msg); break;
     case "settled":
       $("txid").textContent = `payout ${msg.state} on Hedera: ${msg.transaction_id}`; refreshWallet(); break;

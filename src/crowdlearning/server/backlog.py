@@ -1,0 +1,94 @@
+"""Finished runs waiting for their verdict, kept on disk in arrival order.
+
+A run a player finished is work the platform owes them a verdict for: a judge that is busy (more
+runs finish per second than it judges, e.g. 500 players on one 2-core machine) or a server
+restart must not lose it. The referee writes each finished run here before judging it and removes
+it once its verdict is delivered; a restart judges what is left. One file per run::
+
+    <sequence, 12 digits>.run    4-byte big-endian length, the RunSpec as JSON, the contribution
+
+written atomically (temporary file, fsync, rename). A file that cannot be read is moved aside
+(``*.bad``) and reported, never judged and never silently deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from crowdlearning.server.game_loop import RunSpec
+
+__all__ = ["VerdictBacklog"]
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct(">I")
+
+
+class VerdictBacklog:
+    """See the module docstring. Thread-safe (the worker writes and judges; shutdown writes
+    what is left)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self._lock = threading.RLock()
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._keys = sorted(p.stem for p in self.root.glob("*.run"))
+        self._next = int(self._keys[-1]) + 1 if self._keys else 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def push(self, spec: RunSpec, contribution: bytes) -> int:
+        """Keep a finished run; returns its place in the line (1 = next)."""
+        with self._lock:
+            key = f"{self._next:012d}"
+            self._next += 1
+        header = json.dumps(asdict(spec)).encode()
+        path = self.root / f"{key}.run"
+        tmp = self.root / f"{key}.tmp"
+        with tmp.open("wb") as fh:
+            fh.write(_HEADER.pack(len(header)) + header + contribution)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with self._lock:
+            self._keys.append(key)
+            self._keys.sort()
+            return len(self._keys)
+
+    def head(self, n: int) -> list[tuple[str, RunSpec, bytes]]:
+        """The oldest ``n`` runs (unreadable files are set aside)."""
+        out: list[tuple[str, RunSpec, bytes]] = []
+        with self._lock:
+            keys = list(self._keys)
+        for key in keys:
+            if len(out) >= n:
+                break
+            path = self.root / f"{key}.run"
+            try:
+                raw = path.read_bytes()
+                (size,) = _HEADER.unpack_from(raw)
+                spec = RunSpec(**json.loads(raw[_HEADER.size:_HEADER.size + size]))
+                out.append((key, spec, raw[_HEADER.size + size:]))
+            except (OSError, ValueError, TypeError, struct.error) as exc:
+                log.error("unreadable backlog entry %s (%s): set aside as %s.bad", key, exc, key)
+                if path.exists():
+                    path.replace(path.with_suffix(".bad"))
+                self._drop(key)
+        return out
+
+    def remove(self, key: str) -> None:
+        """The run's verdict was delivered (or failed for good): forget it."""
+        (self.root / f"{key}.run").unlink(missing_ok=True)
+        self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        with self._lock:
+            if key in self._keys:
+                self._keys.remove(key)
