@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     server_token_ttl_s: int = Field(
         default=7 * 24 * 3600, gt=0, description="Session token lifetime [s]."
     )
+    server_auth_per_ip_per_min: int = Field(
+        default=30, gt=0, description="Sign-up and sign-in attempts per client address [/min].")
+    server_login_failures: int = Field(
+        default=10, gt=0, description="Failed sign-ins per name and address per 15 min [count].")
     server_challenge_ttl_s: int = Field(
         default=300, gt=0, description="Hedera link challenge lifetime [s]."
     )

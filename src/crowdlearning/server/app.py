@@ -22,6 +22,7 @@ from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.referee import Referee
 from crowdlearning.server.routes import auth, game, league, models, wallet, watch
 from crowdlearning.server.runtime import Runtime, open_runtime
+from crowdlearning.server.throttle import Throttle
 
 __all__ = ["WEB_DIR", "create_app"]
 
@@ -54,6 +55,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="CrowdLearning", version="0.1.0", lifespan=lifespan,
                   description="Play, correct the self-driving policy, get paid in HBAR.")
     install_error_handlers(app)
+    app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
+    app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
     for module in (auth, game, wallet, league, models, watch):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

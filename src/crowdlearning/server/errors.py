@@ -4,11 +4,13 @@
     UnknownAccountError, UnknownTransferError, RegistryError, NotFoundError 404 ·
     InsufficientFundsError (StakeRequiredError, RewardBudgetExhaustedError), UsernameTakenError,
     IdempotencyConflictError, TransferStateError 409 · DevelopmentOnlyError 403 ·
-    ConcurrencyError, HederaError 503 · UnavailableError 501
+    ConcurrencyError, HederaError 503 · UnavailableError 501 · TooManyRequestsError 429 (with
+    ``Retry-After``)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -26,6 +28,7 @@ from crowdlearning.ledger import (
     UnknownTransferError,
 )
 from crowdlearning.server.security import KeyProofError
+from crowdlearning.server.throttle import TooManyRequestsError
 
 __all__ = [
     "DevelopmentOnlyError", "HederaLinkRequiredError", "NotFoundError", "NotSignedInError",
@@ -80,6 +83,13 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def install_error_handlers(app: FastAPI) -> None:
     for exc_type, status, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(status, code))
+    app.add_exception_handler(TooManyRequestsError, _too_many)
+
+
+async def _too_many(request: Request, exc: Exception) -> JSONResponse:
+    wait = getattr(exc, "retry_after_s", 1.0)
+    return JSONResponse({"code": "too_many_requests", "detail": str(exc)}, status_code=429,
+                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def _handler(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

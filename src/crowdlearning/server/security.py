@@ -20,6 +20,7 @@ from hiero_sdk_python import PublicKey
 from crowdlearning.errors import CrowdLearningError
 
 __all__ = [
+    "DUMMY_HASH",
     "KeyProofError",
     "hash_password",
     "hash_token",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 _hasher = PasswordHasher()
+DUMMY_HASH = _hasher.hash("not any player's password")  # verified for unknown names
 _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # DER header of a raw key
 
 

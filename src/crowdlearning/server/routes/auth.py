@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from hiero_sdk_python import PublicKey
 
 from crowdlearning.errors import HederaRequestError
@@ -16,6 +16,7 @@ from crowdlearning.server.schemas import (
     UserPublic,
 )
 from crowdlearning.server.security import (
+    DUMMY_HASH,
     KeyProofError,
     hash_password,
     hash_token,
@@ -25,6 +26,7 @@ from crowdlearning.server.security import (
     verify_password,
 )
 from crowdlearning.server.store import User
+from crowdlearning.server.throttle import Throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -43,8 +45,21 @@ def _session(runtime: RuntimeDep, user: User, response: Response) -> SessionPubl
     return SessionPublic(user=user_public(user), token=token)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _count_attempt(request: Request) -> None:
+    """Every sign-up and sign-in counts against the client's address (``throttle.py``)."""
+    per_ip: Throttle = request.app.state.auth_per_ip
+    per_ip.check(_client(request), "sign-up and sign-in attempts from your address")
+    per_ip.hit(_client(request))
+
+
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
-def signup(body: UserCreate, runtime: RuntimeDep, response: Response) -> SessionPublic:
+def signup(body: UserCreate, runtime: RuntimeDep, request: Request,
+           response: Response) -> SessionPublic:
+    _count_attempt(request)
     user = runtime.store.add_user(body.username, hash_password(body.password))
     if user is None:
         raise UsernameTakenError(f"the name {body.username!r} is taken")
@@ -53,10 +68,19 @@ def signup(body: UserCreate, runtime: RuntimeDep, response: Response) -> Session
 
 
 @router.post("/login")
-def login(body: UserCreate, runtime: RuntimeDep, response: Response) -> SessionPublic:
+def login(body: UserCreate, runtime: RuntimeDep, request: Request,
+          response: Response) -> SessionPublic:
+    _count_attempt(request)
+    failures: Throttle = request.app.state.login_failures
+    key = (body.username, _client(request))
+    failures.check(key, "failed sign-ins for this name")
     user = runtime.store.user_by_name(body.username)
-    if user is None or not verify_password(user.password_hash, body.password):
+    # an unknown name costs the same hashing as a wrong password: timing tells no names
+    known = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
+    if user is None or not known:
+        failures.hit(key)
         raise NotSignedInError("unknown name or wrong password")
+    failures.reset(key)
     return _session(runtime, user, response)
 
 
