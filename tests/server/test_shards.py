@@ -5,7 +5,7 @@ the shared judge (`crowdlearning judge`, Redis), and two game servers (`crowdlea
 sharing the data directory (models) and PostgreSQL (ledger, users; a fresh schema each). A player
 signs up on the first server and plays a run there; another signs up on the second and plays
 there. Both get their verdicts from the one judge; each server sees both players (one user
-store), and the shared ledger holds both.
+store), the shared ledger holds both, and spectators on either server see both servers.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ def test_two_servers_share_one_judge_one_ledger_and_one_user_store(cluster: list
                 for url, name in ((east, "east_player"), (west, "west_player"))}
     # THEN both runs were judged by the shared judge
     assert all(v["type"] == "verdict" for v in verdicts.values()), verdicts
+    # AND spectators on either server hear from both servers
+    for url in (east, west):
+        assert httpx.get(f"{url}/api/watch").json()["servers"] == 2
     # AND either server knows both players and both runs (one store, one ledger)
     for url in (east, west):
         for name, token in players.items():

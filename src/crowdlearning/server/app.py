@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from crowdlearning.server.referee import Referee
 from crowdlearning.server.routes import auth, game, league, models, wallet, watch
 from crowdlearning.server.runtime import Runtime, open_runtime
 from crowdlearning.server.throttle import Throttle
+from crowdlearning.server.watch_feed import WatchFeed
 
 __all__ = ["WEB_DIR", "create_app"]
 
@@ -38,11 +40,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             rt = runtime or stack.enter_context(open_runtime(settings))
             app.state.runtime, app.state.watchers = rt, 0
             app.state.referee = referee = Referee(rt, asyncio.get_running_loop())
+            app.state.feed = feed = WatchFeed(
+                rt.game, hz=settings.server_watch_hz, max_runs=settings.server_watch_max_runs,
+                redis_url=settings.judge_url,
+                server_id=f"{socket.gethostname()}:{settings.server_port}")
             gc.freeze()  # the startup heap (torch, numba, ...) is never collected: no long pauses
             tasks = [asyncio.create_task(rt.game.run_forever(settings.server_tick_hz)),
                      asyncio.create_task(referee.settle_forever()),
                      asyncio.create_task(referee.rounds_forever()),
-                     asyncio.create_task(referee.deposits_forever())]
+                     asyncio.create_task(referee.deposits_forever()),
+                     asyncio.create_task(feed.run_forever())]
             try:
                 yield
             finally:

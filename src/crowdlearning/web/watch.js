@@ -22,9 +22,9 @@ async function show(snap) {
   }
   ctx.fillStyle = "#fff"; ctx.font = "16px sans-serif";
   ctx.fillText(`${car.name} · ${car.progress_m} m · lap ${car.laps} · ${car.driver} drives`, 12, 22);
-  $("count").textContent = `(${snap.players} playing)`;
+  $("count").textContent = `(${snap.players} playing${snap.servers > 1 ? ` on ${snap.servers} servers` : ""})`;
   $("runs").innerHTML = cars.map((c) => `<li><a href="#" data-run="${c.run_id}">${c.name}</a>
-    <span class="muted">track ${c.track_seed}, ${c.progress_m} m</span></li>`).join("");
+    <span class="muted">track ${c.track_seed}, ${c.progress_m} m${c.server && snap.servers > 1 ? ` · ${c.server}` : ""}</span></li>`).join("");
 }
 
 $("runs").addEventListener("click", (e) => {

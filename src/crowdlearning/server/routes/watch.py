@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 
 from crowdlearning.server.deps import RuntimeDep
 from crowdlearning.server.runtime import Runtime
+from crowdlearning.server.watch_feed import WatchFeed
 
 router = APIRouter(tags=["watch"])
 
 
 @router.get("/api/watch")
-def snapshot(runtime: RuntimeDep) -> dict:
-    return runtime.game.snapshot(runtime.settings.server_watch_max_runs)
+def snapshot(runtime: RuntimeDep, request: Request) -> dict:
+    """The newest spectator snapshot (every game server's runs when several share a judge)."""
+    feed: WatchFeed = request.app.state.feed
+    return feed.snapshot or runtime.game.snapshot(runtime.settings.server_watch_max_runs)
 
 
 @router.websocket("/ws/watch")
 async def watch(ws: WebSocket) -> None:
-    """Snapshots at ``server_watch_hz``; anything the spectator sends is ignored."""
+    """Snapshots at ``server_watch_hz`` (the feed's, built once for all spectators); anything
+    the spectator sends is ignored; a slow spectator skips to the newest snapshot."""
     runtime: Runtime = ws.app.state.runtime
     state = ws.app.state
     await ws.accept()
@@ -29,12 +32,17 @@ async def watch(ws: WebSocket) -> None:
         return
     state.watchers += 1
     listener = asyncio.create_task(_drain(ws))
-    period = 1.0 / runtime.settings.server_watch_hz
+    feed: WatchFeed = state.feed
+    version = 0
     try:
         while not listener.done():
-            snap = runtime.game.snapshot(runtime.settings.server_watch_max_runs)
-            await ws.send_text(json.dumps(snap, separators=(",", ":")))
-            await asyncio.sleep(period)
+            nxt = asyncio.ensure_future(feed.next(version))
+            await asyncio.wait({nxt, listener}, return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                nxt.cancel()
+                break
+            version, text = nxt.result()
+            await ws.send_text(text)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
