@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crowdlearning.evaluation.verdict import Decision
+from crowdlearning.learning.registry import ONNX_FILE
 from crowdlearning.server.judge import JudgeProcess
 from crowdlearning.server.runtime import Runtime, open_runtime
 from tests.server.conftest import played_run, server_settings
@@ -99,3 +101,13 @@ def test_the_judge_process_can_judge_on_a_ray_pool(runtime: Runtime, tmp_path: P
     assert [m["type"] for m in there] == ["verdict", "verdict"]
     key = ("contribution_id", "decision", "effect_pct", "price_tinybar")
     assert [[m[k] for k in key] for m in there] == [[m[k] for k in key] for m in here]
+
+
+def test_the_judge_exports_the_champion_for_download(runtime: Runtime) -> None:
+    # the judge process writes the champion's ONNX file, so the game server never has to
+    registry = runtime.trainer.registry
+    path = registry.root / f"v{registry.champion:05d}" / ONNX_FILE
+    deadline = time.monotonic() + 60
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.is_file() and path.stat().st_size > 1000

@@ -94,7 +94,20 @@ class LocalJudge:
     def close_round(self) -> int | None:
         result = self.service.close_round()
         log.info("round closed: merged %d, promoted=%s", len(result.merged), result.promoted)
+        if result.promoted:
+            self.export_champion()
         return result.champion_version if result.promoted else None
+
+    def export_champion(self) -> None:
+        """The champion's ONNX file, made here (at idle priority in the judge process) so that
+        the Model page's download never makes the game server export it (seconds of CPU)."""
+        registry = self.service.trainer.registry
+        if registry.champion is None:
+            return
+        try:
+            registry.onnx_path(registry.champion)
+        except Exception:  # a missing export is made on first download instead
+            log.exception("ONNX export of v%s failed", registry.champion)
 
     def champion_curve(self, suite_tracks: int) -> list[dict]:
         """Each champion version (oldest first) on ``suite_tracks`` hidden tracks (cached)."""
@@ -177,6 +190,7 @@ def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Conn
         conn.send(("error", f"could not start: {exc!r}"))
         return
     conn.send(("ok", None))
+    judge.export_champion()
     try:
         _serve(judge, conn)
     finally:
