@@ -206,6 +206,7 @@ def judge_main(argv: list[str]) -> int:
     judge, close = local_judge(settings, None)  # the Hedera network comes from the settings
     server = JudgeServer(judge, redis.Redis.from_url(args.url),
                          round_interval_s=settings.server_round_interval_s)
+    judge.export_champion()
     print(f"CrowdLearning judge: serving game servers on {args.url}", flush=True)
     try:
         server.serve_forever()
