@@ -7,7 +7,9 @@ async function board(by) {
   $("season").textContent = b.season;
   $(by).innerHTML = "<tr><th>#</th><th>player</th><th>improvement</th><th>earnings</th><th>runs</th></tr>" +
     b.rows.map((r, i) => `<tr><td>${i + 1}</td><td>${r.username}</td><td>${(r.improvement_bp / 100).toFixed(1)}%</td>
-      <td>${CL.hbar(r.earnings_tinybar)}</td><td>${r.runs}</td></tr>`).join("");
+      <td>${CL.hbar(r.earnings_tinybar)}</td><td>${r.runs}</td></tr>`).join("") +
+    (b.rows.length ? "" : '<tr><td colspan="5" class="muted">No judged runs this season yet: ' +
+     '<a href="/play.html">play one</a> and be the first on the board.</td></tr>');
 }
 
 async function champion() {
