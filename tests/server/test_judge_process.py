@@ -111,3 +111,18 @@ def test_the_judge_exports_the_champion_for_download(runtime: Runtime) -> None:
     while not path.is_file() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_a_retried_run_gets_its_recorded_verdict_and_is_not_judged_again(
+        runtime: Runtime) -> None:
+    # GIVEN a run judged once (its answer lost on the way back, say)
+    run = played_run(runtime, "retried")
+    item = (run.spec, run.contribution.to_bytes())
+    [first] = runtime.judge.submit_many([item])
+    # WHEN the game server sends it again
+    [again] = runtime.judge.submit_many([item])
+    # THEN the same verdict comes back, marked as a retry, and there is still one record
+    assert again["decision"] == first["decision"] and again["effect_pct"] == first["effect_pct"]
+    assert again["reward_tinybar"] == first["reward_tinybar"] and "retry" in again["note"]
+    user = runtime.store.user_by_name("retried")
+    assert user is not None and len(runtime.store.runs_of(user.id, 10)) == 1

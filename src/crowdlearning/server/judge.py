@@ -57,10 +57,16 @@ class LocalJudge:
 
     def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
         """Judge a batch together (in parallel on a Ray pool); one message per run, in order:
-        its ``verdict``, or an ``error`` (``verdict_failed``) if that run alone failed."""
+        its ``verdict``, or an ``error`` (``verdict_failed``) if that run alone failed. A run
+        judged before (a retry after a lost answer or a restart) gets its recorded verdict, and
+        nothing is judged or booked again."""
         messages: list[dict | None] = [None] * len(runs)
         decoded: list[tuple[int, RunSpec, Contribution]] = []
         for i, (spec, data) in enumerate(runs):
+            recorded = self.store.run(spec.run_id)
+            if recorded is not None:  # a retry (lost answer, restart): judged once, told again
+                messages[i] = self._recorded(spec, recorded)
+                continue
             try:
                 decoded.append((i, spec, Contribution.from_bytes(data)))
             except Exception as exc:  # a malformed recording fails alone
@@ -71,6 +77,18 @@ class LocalJudge:
             messages[i] = (_failed(result) if isinstance(result, Exception)
                            else self._message(spec, contribution, result))
         return [m for m in messages if m is not None]
+
+    def _recorded(self, spec: RunSpec, r: RunRecord) -> dict:
+        balances = self.ledger.player_balances(spec.player_id)
+        return {"type": "verdict", "contribution_id": r.run_id, "decision": r.decision,
+                "effect_pct": round(r.effect_bp / 100, 1),
+                "price_tinybar": r.reward_tinybar - r.penalty_tinybar, "champion_version": None,
+                "reason": "", "ticks": r.ticks, "paid_mode": r.paid,
+                "reward_tinybar": r.reward_tinybar, "penalty_tinybar": r.penalty_tinybar,
+                "payout_id": r.payout_id, "audit_transaction_id": r.audit_tx,
+                "note": "judged before (this is a retry): its recorded verdict",
+                "balance_tinybar": balances.available_tinybar,
+                "stake_tinybar": balances.stake_tinybar}
 
     def _message(self, spec: RunSpec, contribution: Contribution, outcome: Outcome) -> dict:
         self.store.add_run(_record(spec, contribution, outcome))

@@ -192,6 +192,11 @@ class Store:
         with self.engine.begin() as c:
             c.execute(runs.insert().values(**record.__dict__))
 
+    def run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as c:
+            row = c.execute(runs.select().where(runs.c.run_id == run_id)).first()
+        return None if row is None else RunRecord(**row._mapping)
+
     def runs_of(self, user_id: int, limit: int) -> list[RunRecord]:
         query = (runs.select().where(runs.c.user_id == user_id)
                  .order_by(runs.c.created_at.desc()).limit(limit))
