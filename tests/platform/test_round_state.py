@@ -108,3 +108,43 @@ def test_a_torn_screen_record_is_skipped(tmp_path: Path) -> None:
     with (tmp_path / "screened.jsonl").open("a") as fh:
         fh.write('{"digest": "d2", "fingerpr')  # the crash cut the line
     assert list(RoundState(tmp_path).screened()) == [("d1", {1, 2, 2**64 - 1})]
+
+
+class FailingOncePool(ImprovingPool):
+    """Fails its first batch (a worker died), then judges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a judge worker died")
+        return super().judge(spec, contributions)
+
+
+def test_a_failed_judging_leaves_nothing_behind_and_the_retry_is_judged(
+        trainer: DaggerTrainer, tmp_path: Path) -> None:
+    [c] = runs(trainer, ["flaky"])
+    platform = service(trainer, tmp_path)
+    platform.pool = FailingOncePool()
+    with pytest.raises(RuntimeError, match="died"):
+        platform.submit(c, paid=False)
+    outcome = platform.submit(c, paid=False)
+    assert outcome.verdict.decision is Decision.IMPROVED  # judged, not "duplicate"
+    assert service(trainer, tmp_path).close_round().merged == [c.contribution_id]
+
+
+def test_a_retry_gets_the_recorded_outcome_also_after_a_restart(trainer: DaggerTrainer,
+                                                                tmp_path: Path) -> None:
+    [c] = runs(trainer, ["twice"])
+    log = tmp_path / "verdicts.jsonl"
+    first = dataclasses.replace(service(trainer, tmp_path), verdict_log=log)
+    outcome = first.submit(c, paid=False)
+    again = first.submit(c, paid=False)
+    restarted = dataclasses.replace(service(trainer, tmp_path), verdict_log=log)
+    after_restart = restarted.submit(c, paid=False)
+    assert again is outcome
+    assert after_restart.verdict == outcome.verdict and after_restart.paid_mode is False
+    assert len(log.read_text().splitlines()) == 1  # decided (and logged) once

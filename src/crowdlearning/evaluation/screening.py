@@ -65,12 +65,18 @@ class Screener:
                 or self._near_duplicate(c))
 
     def accept(self, c: Contribution) -> set[int]:
-        """Remember a judged contribution; returns its fingerprints (to persist with its digest,
-        see ``remember``)."""
-        prints = self._fingerprint(c)
+        """Remember a judged contribution; returns the fingerprints it added (to persist with
+        its digest, see ``remember``; or to take back, see ``forget``)."""
+        prints = self._fingerprint(c) - self._fingerprints
         self._digests.add(c.digest)
         self._fingerprints.update(prints)
         return prints
+
+    def forget(self, digest: str, added: set[int]) -> None:
+        """Take back an ``accept`` whose verdict was never booked (``added``: what it returned),
+        so that the contribution can be judged when it comes again."""
+        self._digests.discard(digest)
+        self._fingerprints.difference_update(added)
 
     def remember(self, digest: str, fingerprints: set[int]) -> None:
         """Restore what ``accept`` learnt about a contribution (after a restart)."""

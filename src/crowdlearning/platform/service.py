@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,6 +54,7 @@ __all__ = ["Outcome", "RoundResult", "VerdictService"]
 
 log = logging.getLogger(__name__)
 AUDIT_SCAN_LIMIT = 1000  # settled transactions looked at per settlement run
+DECIDED_KEPT = 100_000  # outcomes remembered for answering retries
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,12 @@ class VerdictService:
     _spec: JudgeSpec | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
+    # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
+    # judged or booked again (older retries are answered from the game server's run records)
+    _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
 
     def __post_init__(self) -> None:
+        self._decided = _outcomes_in(self.verdict_log)
         if self.state is not None:
             for digest, prints in self.state.screened():
                 self.screener.remember(digest, prints)
@@ -147,13 +153,26 @@ class VerdictService:
                     ) -> list[Outcome | CrowdLearningError]:
         """Screen, judge, price and book a batch, in order; the verdicts are computed together
         by the pool (in parallel on Ray). ``paid``: None = paid mode if the player's stake
-        allows, False = practice. One item's failure (e.g. a stake that cannot be held) is that
-        item's result; the others go on. Screening sees the batch in order, so the second of two
-        near-duplicates in one batch is refused as it would be one at a time."""
+        allows, False = practice.
+
+        - One item's failure (a stake that cannot be held, a booking error) is that item's
+          result; the others go on. If the pool fails, the whole call raises.
+        - Idempotent per contribution id: a contribution decided before (a retry after a lost
+          answer) gets its recorded outcome; nothing is judged or booked twice.
+        - The screen learns a contribution only once its outcome is booked: a failure leaves
+          nothing behind, so a retry is judged, not refused as a duplicate. It sees the batch in
+          order, so the second of two near-duplicates in one batch is refused as it would be one
+          at a time.
+        """
         spec = self.judge_spec()
         results: list[Outcome | CrowdLearningError | None] = [None] * len(items)
         screened: list[tuple[int, Contribution, bool, str]] = []
+        learnt: dict[int, tuple[str, set[int]]] = {}  # item -> what the screen learnt from it
         for i, (contribution, paid) in enumerate(items):
+            decided = self._decided.get(contribution.contribution_id)
+            if decided is not None:
+                results[i] = decided
+                continue
             try:
                 paid_mode = self.hold(contribution) if paid is None else paid
             except CrowdLearningError as exc:
@@ -161,24 +180,49 @@ class VerdictService:
                 continue
             reason = self.screener.check(contribution)
             if not reason:
-                prints = self.screener.accept(contribution)
-                if self.state is not None:
-                    self.state.add_screened(contribution.digest, prints)
+                learnt[i] = (contribution.digest, self.screener.accept(contribution))
                 contribution = self._with_delay(contribution)
             screened.append((i, contribution, paid_mode, reason))
-        verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
+        try:
+            verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
+        except Exception:
+            for digest, prints in learnt.values():
+                self.screener.forget(digest, prints)
+            raise
         for i, contribution, paid_mode, reason in screened:
             verdict = (self.pool.rejected(spec, contribution, reason) if reason
                        else next(verdicts))
-            if verdict.decision is Decision.IMPROVED:
-                self._accepted.append(contribution)
-                if self.state is not None:  # kept before any money moves for it
-                    self.state.add_pending(contribution)
-            outcome = self._book(verdict, paid_mode) if paid_mode else Outcome(verdict, False)
-            outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
-            self._log(outcome)
-            results[i] = outcome
+            try:
+                results[i] = self._decide(contribution, verdict, paid_mode, learnt.get(i))
+            except CrowdLearningError as exc:  # e.g. the ledger refused: this item alone
+                log.exception("booking the verdict of %s failed", contribution.contribution_id)
+                if i in learnt:
+                    self.screener.forget(*learnt[i])
+                results[i] = exc
         return [r for r in results if r is not None]
+
+    def _decide(self, contribution: Contribution, verdict: Verdict, paid_mode: bool,
+                learnt: tuple[str, set[int]] | None) -> Outcome:
+        """Book one verdict; then make it permanent (round, screen journal, decided, log)."""
+        if verdict.decision is Decision.IMPROVED and self.state is not None:
+            self.state.add_pending(contribution)  # kept before any money moves for it
+        try:
+            outcome = (self._book(verdict, paid_mode) if paid_mode
+                       else Outcome(verdict, False))
+        except Exception:
+            if verdict.decision is Decision.IMPROVED and self.state is not None:
+                self.state.drop_pending([contribution.contribution_id])
+            raise
+        if verdict.decision is Decision.IMPROVED:
+            self._accepted.append(contribution)
+        if learnt is not None and self.state is not None:
+            self.state.add_screened(*learnt)
+        outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
+        self._decided[contribution.contribution_id] = outcome
+        while len(self._decided) > DECIDED_KEPT:
+            self._decided.popitem(last=False)
+        self._log(outcome)
+        return outcome
 
     def _with_delay(self, contribution: Contribution) -> Contribution:
         """The run's own reaction delay, estimated on its (screened, hence known) track."""
@@ -263,7 +307,7 @@ class VerdictService:
             return
         self.verdict_log.parent.mkdir(parents=True, exist_ok=True)
         record = {"verdict": json.loads(outcome.verdict.to_json()),
-                  "reward_tinybar": outcome.reward_tinybar,
+                  "paid_mode": outcome.paid_mode, "reward_tinybar": outcome.reward_tinybar,
                   "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,
                   "note": outcome.note, "audit": outcome.audit_transaction_id}
         with self.verdict_log.open("a") as f:
@@ -296,6 +340,30 @@ class VerdictService:
         return RoundResult([c.contribution_id for c in accepted], meta.version, promoted,
                            meta.version if promoted else champion_meta.version,
                            champion_metrics, metrics)
+
+
+def _outcomes_in(verdict_log: Path | None) -> OrderedDict[str, Outcome]:
+    """The last ``DECIDED_KEPT`` outcomes in the verdict log (``_log``), by contribution id;
+    torn lines skipped."""
+    found: OrderedDict[str, Outcome] = OrderedDict()
+    if verdict_log is None or not verdict_log.is_file():
+        return found
+    with verdict_log.open() as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+                v = record["verdict"]
+                verdict = Verdict(**{**v, "decision": Decision(v["decision"])})
+            except (ValueError, KeyError, TypeError):
+                continue
+            found[verdict.contribution_id] = Outcome(
+                verdict, record.get("paid_mode", record.get("penalty_tinybar", 0) > 0
+                                    or record.get("reward_tinybar", 0) > 0),
+                record["reward_tinybar"], record["penalty_tinybar"], record.get("payout_id"),
+                record.get("note", ""), record.get("audit"))
+            if len(found) > DECIDED_KEPT:
+                found.popitem(last=False)
+    return found
 
 
 def _not_worse(candidate: dict, champion: dict) -> bool:
