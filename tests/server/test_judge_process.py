@@ -126,3 +126,14 @@ def test_a_retried_run_gets_its_recorded_verdict_and_is_not_judged_again(
     assert again["reward_tinybar"] == first["reward_tinybar"] and "retry" in again["note"]
     user = runtime.store.user_by_name("retried")
     assert user is not None and len(runtime.store.runs_of(user.id, 10)) == 1
+
+
+def test_a_dead_judge_process_is_started_again(runtime: Runtime) -> None:
+    # (last in this module: it replaces the module's judge process)
+    judge = runtime.judge
+    assert isinstance(judge, JudgeProcess)
+    judge._proc.kill()
+    judge._proc.join(timeout=10)
+    # the next request finds it dead: it is started again and the request is served
+    assert judge.settle([]) == []
+    assert judge.restarts == 1 and judge._proc.is_alive()

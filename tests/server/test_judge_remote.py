@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from crowdlearning.evaluation.verdict import Decision
-from crowdlearning.server.judge import LocalJudge
-from crowdlearning.server.judge_remote import JudgeServer, RemoteJudge, RemoteJudgeError
+from crowdlearning.server.judge import JudgeUnavailableError, LocalJudge
+from crowdlearning.server.judge_remote import JudgeServer, RemoteJudge
 from crowdlearning.server.runtime import Runtime, open_runtime
 from tests.server.conftest import played_run, server_settings
 
@@ -117,7 +117,7 @@ def test_bad_requests_are_answered_or_dropped_and_serving_goes_on(
 def test_a_shard_without_a_judge_times_out_clearly(runtime: Runtime, redis_url: str,
                                                    prefix: str) -> None:
     shard = _shard(redis_url, prefix, runtime, timeout_s=1)
-    with pytest.raises(RemoteJudgeError, match="did not answer"):
+    with pytest.raises(JudgeUnavailableError, match="did not answer"):
         shard.settle([])
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from crowdlearning.config import Settings
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
+from crowdlearning.server.judge import JudgeUnavailableError
 from crowdlearning.server.referee import Referee
 
 
@@ -67,18 +68,21 @@ def test_runs_are_judged_in_batches_of_the_judges_size_and_answered_in_order(
 
     answers = asyncio.run(play())
     runtime.worker.shutdown(wait=True)
-    # the first run went alone (the worker was idle), the rest in batches of at most 2
-    assert judge.batches == [["run-0"], ["run-1", "run-2"], ["run-3", "run-4"]]
+    # in order, in batches of at most the judge's size (2)
+    assert [r for b in judge.batches for r in b] == [f"run-{i}" for i in range(5)]
+    assert max(len(b) for b in judge.batches) == 2
     assert [a[-1]["run"] for a in answers[:3]] == ["run-0", "run-1", "run-2"]
     assert answers[3][-1]["code"] == "verdict_failed"  # one run's failure is that run's alone
     assert answers[4][-1] == {"type": "verdict", "run": "run-4"}
     # runs behind a full batch were told their place in the line
-    assert [m["position"] for m in answers[3] if m["type"] == "queued"] == [3]
+    assert any(m["type"] == "queued" and m["position"] >= 3 for a in answers for m in a)
 
 
 class DownJudge:
+    """Fails every batch (a bug on the judge's side, not a lost judge)."""
+
     def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
-        raise RuntimeError("the judge process is gone")
+        raise RuntimeError("the judge broke on this batch")
 
 
 def test_runs_survive_a_restart_and_a_dead_judge_gives_up_clearly(tmp_path: Path) -> None:
@@ -122,4 +126,62 @@ def test_runs_survive_a_restart_and_a_dead_judge_gives_up_clearly(tmp_path: Path
 
     answer = asyncio.run(dead_judge())
     dead.worker.shutdown(wait=True)
-    assert answer[-1]["code"] == "verdict_failed" and "gone" in answer[-1]["message"]
+    assert answer[-1]["code"] == "verdict_failed" and "broke" in answer[-1]["message"]
+
+
+class LostJudge:
+    """Unreachable for its first calls (its process died and restarts), then judges."""
+
+    def __init__(self, down_for: int) -> None:
+        self.down_for, self.calls = down_for, 0
+
+    def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
+        self.calls += 1
+        if self.calls <= self.down_for:
+            raise JudgeUnavailableError("the judge process died; it was started again")
+        return [{"type": "verdict", "run": spec.run_id} for spec, _ in runs]
+
+
+class ShortJudge:
+    """Answers one message short (a bug): counted as a failed batch, never a stuck worker."""
+
+    def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
+        return [{"type": "verdict", "run": spec.run_id} for spec, _ in runs[1:]]
+
+
+def test_an_unreachable_judge_keeps_the_runs_until_it_is_back(tmp_path: Path) -> None:
+    # GIVEN a judge that cannot be reached for more calls than a run's failure limit
+    judge = LostJudge(down_for=4)
+    runtime = _runtime(tmp_path, judge)
+
+    async def play() -> list[dict]:
+        referee = Referee(runtime, asyncio.get_running_loop())  # type: ignore[arg-type]
+        run = _finished(0)
+        referee.on_finish(run)
+        return await asyncio.wait_for(_messages_until_answer(run.outbox), 60)
+
+    answer = asyncio.run(play())
+    runtime.worker.shutdown(wait=True)
+    # THEN the run was kept and judged when the judge came back
+    assert answer[-1] == {"type": "verdict", "run": "run-0"} and judge.calls == 5
+
+
+def test_a_judge_answering_short_fails_the_batch_and_judging_goes_on(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, ShortJudge())
+
+    async def play() -> list[dict]:
+        referee = Referee(runtime, asyncio.get_running_loop())  # type: ignore[arg-type]
+        runs = [_finished(i) for i in range(2)]
+        for run in runs:
+            referee.on_finish(run)
+        answers = [await asyncio.wait_for(_messages_until_answer(r.outbox), 60) for r in runs]
+        for _ in range(200):  # the worker winds down (it backs off after a failed batch)
+            if not referee._draining:
+                break
+            await asyncio.sleep(0.05)
+        assert referee.in_flight == 0 and not referee._draining and len(referee.backlog) == 0
+        return answers
+
+    answers = asyncio.run(play())
+    runtime.worker.shutdown(wait=True)
+    assert all(a[-1]["code"] == "verdict_failed" for a in answers)

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from crowdlearning.config import Settings
+from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.ledger import Ledger, PayoutState
@@ -35,7 +36,7 @@ from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import RunSpec
 from crowdlearning.server.store import RunRecord, Store
 
-__all__ = ["JudgeProcess", "LocalJudge", "verdict_message"]
+__all__ = ["JudgeProcess", "JudgeUnavailableError", "LocalJudge", "verdict_message"]
 
 log = logging.getLogger(__name__)
 JUDGE_NICENESS = 10  # the judge yields the CPU to the game loop
@@ -147,25 +148,57 @@ class LocalJudge:
         self.service.close()
 
 
+class JudgeUnavailableError(CrowdLearningError, RuntimeError):
+    """The judge could not be reached (its process died and is restarting, or it did not
+    answer in time): no run is at fault; try again later."""
+
+
 class JudgeProcess:
-    """A ``LocalJudge`` in a child process (see the module docstring)."""
+    """A ``LocalJudge`` in a child process (see the module docstring). A child that dies is
+    started again at the next request; the request that found it dead raises
+    ``JudgeUnavailableError`` (whether it was served is unknown: the judge is idempotent)."""
 
     def __init__(self, settings: Settings, network: LocalNetworkInfo | None,
                  start_timeout_s: float = 120.0) -> None:
+        self._args = (settings, network)
+        self._start_timeout_s = start_timeout_s
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child_main, args=(settings, network, child),
+        self._proc = ctx.Process(target=_child_main, args=(*self._args, child),
                                  name="crowdlearning-judge", daemon=True)
         self._proc.start()
         child.close()
-        if not self._conn.poll(start_timeout_s):
+        if not self._conn.poll(self._start_timeout_s):
             self._proc.kill()
-            raise RuntimeError("the judge process did not start in time")
+            raise JudgeUnavailableError("the judge process did not start in time")
         self._expect(self._conn.recv())
 
+    def _restart(self) -> None:
+        log.error("the judge process died (exit code %s): starting it again",
+                  self._proc.exitcode)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join(timeout=10)
+        self.restarts += 1
+        self._start()
+
     def _call(self, op: str, *args: Any) -> Any:
-        self._conn.send((op, args))
-        return self._expect(self._conn.recv())
+        if not self._proc.is_alive():
+            self._restart()
+        try:
+            self._conn.send((op, args))
+            reply = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self._restart()
+            raise JudgeUnavailableError(
+                f"the judge process died during {op}; it was started again") from exc
+        return self._expect(reply)
 
     @staticmethod
     def _expect(reply: tuple[str, Any]) -> Any:

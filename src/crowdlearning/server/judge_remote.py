@@ -36,7 +36,7 @@ from typing import Any
 
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.server.game_loop import RunSpec
-from crowdlearning.server.judge import LocalJudge
+from crowdlearning.server.judge import JudgeUnavailableError, LocalJudge
 
 __all__ = ["JudgeServer", "RemoteJudge", "RemoteJudgeError"]
 
@@ -46,7 +46,8 @@ DEFAULT_PREFIX = "crowdlearning:judge"
 
 
 class RemoteJudgeError(CrowdLearningError, RuntimeError):
-    """The shared judge did not answer in time, or answered with an error."""
+    """The shared judge answered with an error (no answer in time is
+    ``JudgeUnavailableError``)."""
 
 
 def _encode_runs(runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
@@ -79,7 +80,8 @@ class RemoteJudge:
             "deadline": time.time() + timeout}))
         answer = self._redis.blpop([reply_to], timeout=timeout)
         if answer is None:
-            raise RemoteJudgeError(f"the shared judge did not answer {op} in {timeout:.0f} s")
+            raise JudgeUnavailableError(
+                f"the shared judge did not answer {op} in {timeout:.0f} s")
         reply = json.loads(answer[1])
         if "error" in reply:
             raise RemoteJudgeError(f"shared judge: {reply['error']}")

@@ -29,6 +29,7 @@ from crowdlearning.config import Settings
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.backlog import VerdictBacklog
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
+from crowdlearning.server.judge import JudgeUnavailableError
 from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
 
 __all__ = ["Referee", "backlog_dir"]
@@ -51,6 +52,7 @@ class Referee:
         self._arrived: deque[FinishedRun] = deque()  # finished, not yet in the backlog
         self._outboxes: dict[str, Outbox] = {}  # run id -> who waits for its verdict
         self._attempts: dict[str, int] = {}  # backlog key -> judge failures so far
+        self._unavailable_s = 0.0  # current back-off while the judge cannot be reached
         self._lock = threading.Lock()
         self._deposit_lock = threading.Lock()
         self._draining = False
@@ -88,26 +90,39 @@ class Referee:
     def _judge_batch(self) -> None:
         """On the worker: write the runs that arrived into the backlog (encoding them is the
         worker's job, not the tick's), judge the oldest ``batch_size`` together, then hand the
-        worker back (settlement and rounds interleave) and come again while runs wait."""
-        with self._lock:
-            arrived = list(self._arrived)
-            self._arrived.clear()
-        for run in arrived:
+        worker back (settlement and rounds interleave) and come again while runs wait. Whatever
+        fails here, judging goes on: a run leaves the backlog only with its answer."""
+        try:
+            self._write_arrived()
+            batch = self.backlog.head(self.batch_size)
+            if batch:
+                self._judge(batch)
+        except Exception:
+            log.exception("the verdict worker failed; trying again shortly")
+            time.sleep(1.0)
+        finally:
+            with self._lock:
+                more = bool(self._arrived) or len(self.backlog) > 0
+                self._draining = more
+            if more:
+                self._schedule()
+
+    def _write_arrived(self) -> None:
+        """Into the backlog, oldest first; a run leaves ``_arrived`` only once written."""
+        while True:
+            with self._lock:
+                if not self._arrived:
+                    return
+                run = self._arrived[0]
             self._outboxes[run.spec.run_id] = run.outbox
             place = self.backlog.push(run.spec, run.contribution.to_bytes())
+            with self._lock:
+                self._arrived.popleft()
             if place > self.batch_size:
                 self.loop.call_soon_threadsafe(run.outbox.event, {
                     "type": "queued", "position": place,
                     "message": f"{place - 1} runs are ahead of yours for a verdict; it will "
                                "arrive here, and in your wallet's run history"})
-        batch = self.backlog.head(self.batch_size)
-        if batch:
-            self._judge(batch)
-        with self._lock:
-            more = bool(self._arrived) or len(self.backlog) > 0
-            self._draining = more
-        if more:
-            self._schedule()
 
     def close(self) -> None:
         """At shutdown (the worker stopped): write down runs that finished but were not yet in
@@ -124,7 +139,15 @@ class Referee:
         try:
             messages: list[dict] = list(self.runtime.judge.submit_many(
                 [(spec, data) for _, spec, data in batch]))
-        except Exception as exc:  # the judge failed as a whole (e.g. it did not answer)
+            if len(messages) != len(batch):
+                raise RuntimeError(f"the judge answered {len(messages)} of {len(batch)} runs")
+        except JudgeUnavailableError as exc:  # no run is at fault: keep them all, back off
+            self._unavailable_s = min(30.0, max(0.5, 2 * self._unavailable_s))
+            log.warning("judge unavailable (%s): trying again in %.1f s", exc,
+                        self._unavailable_s)
+            time.sleep(self._unavailable_s)
+            return
+        except Exception as exc:  # the judge failed on this batch
             log.exception("verdicts for %d runs failed", len(batch))
             for key, spec, _ in batch:
                 self._attempts[key] = self._attempts.get(key, 0) + 1
@@ -134,6 +157,7 @@ class Referee:
                         "message": f"the verdict could not be computed: {exc}"})
             time.sleep(min(5.0, 0.5 * max(self._attempts.values(), default=1)))
             return
+        self._unavailable_s = 0.0
         for (key, spec, _), message in zip(batch, messages, strict=True):
             self._finish(key, spec, message)
 
