@@ -197,6 +197,8 @@ class Settings(BaseSettings):
         default=30, gt=0, description="Sign-up and sign-in attempts per client address [/min].")
     server_login_failures: int = Field(
         default=10, gt=0, description="Failed sign-ins per name and address per 15 min [count].")
+    server_link_attempts_per_hour: int = Field(
+        default=10, gt=0, description="Hedera account link attempts per player per hour.")
     server_challenge_ttl_s: int = Field(
         default=300, gt=0, description="Hedera link challenge lifetime [s]."
     )

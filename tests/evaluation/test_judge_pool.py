@@ -121,3 +121,16 @@ def test_submit_many_screens_in_order_like_single_submissions(tmp_path: Path) ->
     single = VerdictService(trainer, Screener({track.digest: track}.__getitem__),
                             verdict_config=CONFIG).submit(second, paid=False)
     assert single.verdict == outcomes[1].verdict
+
+
+def test_a_lost_actor_is_replaced_and_its_work_done(spec: JudgeSpec, plays: list,
+                                                    ray_pool: RayJudgePool) -> None:
+    import ray
+
+    # GIVEN a worker of the pool killed (its process lost), after the champion was loaded
+    ray_pool.judge(spec, plays[:1])
+    ray.kill(ray_pool._actors[0], no_restart=False)
+    # WHEN the next batch is judged
+    there = ray_pool.judge(spec, plays[:2])
+    # THEN Ray started the actor again, it rebuilt its judge, and the verdicts are the same
+    assert there == InlineJudgePool().judge(spec, plays[:2])

@@ -45,7 +45,8 @@ def test_memory_is_bounded() -> None:
 @pytest.fixture
 def strict(runtime: Runtime) -> Iterator[TestClient]:
     settings = runtime.settings.model_copy(update={"server_auth_per_ip_per_min": 8,
-                                                   "server_login_failures": 3})
+                                                   "server_login_failures": 3,
+                                                   "server_link_attempts_per_hour": 2})
     with TestClient(create_app(settings, runtime)) as c:
         yield c
 
@@ -67,3 +68,14 @@ def test_attempts_from_one_address_are_limited(strict: TestClient) -> None:
                                                   "password": "whatever pass"}).status_code
              for i in range(9)]
     assert codes[:8] == [401] * 8 and codes[8] == 429
+
+
+def test_hedera_link_attempts_are_limited_per_player(strict: TestClient) -> None:
+    # each attempt past the signature check costs the treasury a paid query on Hedera
+    signup(strict, "linker")
+    body = {"account_id": "0.0.999999", "public_key": "ab" * 32, "signature": "cd" * 64}
+    codes = []
+    for _ in range(3):
+        strict.post("/api/auth/hedera/challenge")
+        codes.append(strict.post("/api/auth/hedera/link", json=body).status_code)
+    assert codes == [400, 400, 429]

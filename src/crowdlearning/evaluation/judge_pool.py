@@ -111,12 +111,14 @@ class _JudgeActor:
             self._judge = spec.build()
         return spec.champion_version
 
-    def judge(self, contribution: Contribution) -> Verdict:
-        assert self._judge is not None, "load() a champion first"
+    def judge(self, spec: JudgeSpec, contribution: Contribution) -> Verdict:
+        self.load(spec)  # a restarted actor (state lost) builds its judge again
+        assert self._judge is not None
         return self._judge.judge(contribution)
 
-    def rejected(self, contribution: Contribution, reason: str) -> Verdict:
-        assert self._judge is not None, "load() a champion first"
+    def rejected(self, spec: JudgeSpec, contribution: Contribution, reason: str) -> Verdict:
+        self.load(spec)
+        assert self._judge is not None
         return self._judge.rejected(contribution, reason)
 
 
@@ -140,32 +142,37 @@ class RayJudgePool:
                 ray.init(address=address, **options)
             else:
                 ray.init(num_cpus=workers, **options)
-        actor = ray.remote(num_cpus=1)(_JudgeActor)
+        # an actor that dies (its worker or node lost) is started again by Ray and its call
+        # retried; each call carries the champion's spec (a reference into the object store,
+        # no copy) so a restarted actor builds its judge again
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=3)(_JudgeActor)
         self._actors = [actor.remote() for _ in range(workers)]
         self._loaded: int | None = None
+        self._spec_ref: Any = None
 
     @property
     def workers(self) -> int:
         return len(self._actors)
 
-    def _load(self, spec: JudgeSpec) -> None:
+    def _load(self, spec: JudgeSpec) -> Any:
         if self._loaded != spec.champion_version:
-            ref = self._ray.put(spec)  # once into the object store, read by every actor
-            self._ray.get([a.load.remote(ref) for a in self._actors])
+            self._spec_ref = self._ray.put(spec)  # once into the object store, for every actor
+            self._ray.get([a.load.remote(self._spec_ref) for a in self._actors])
             self._loaded = spec.champion_version
+        return self._spec_ref
 
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
         from ray.util import ActorPool
 
-        self._load(spec)
+        ref = self._load(spec)
         # an idle actor takes the next contribution (verdicts stop early at different looks,
         # so a fixed split would leave actors waiting); results come back in order
         pool = ActorPool(self._actors)
-        return list(pool.map(lambda actor, c: actor.judge.remote(c), list(contributions)))
+        return list(pool.map(lambda actor, c: actor.judge.remote(ref, c), list(contributions)))
 
     def rejected(self, spec: JudgeSpec, contribution: Contribution, reason: str) -> Verdict:
-        self._load(spec)
-        return self._ray.get(self._actors[0].rejected.remote(contribution, reason))
+        ref = self._load(spec)
+        return self._ray.get(self._actors[0].rejected.remote(ref, contribution, reason))
 
     def close(self) -> None:
         for actor in self._actors:

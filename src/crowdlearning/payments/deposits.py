@@ -138,8 +138,11 @@ class DepositWatcher:
         if tx.get("result") != "SUCCESS" or tx.get("name") != "CRYPTOTRANSFER":
             return
         memo = base64.b64decode(tx.get("memo_base64") or "").decode(errors="replace")
-        received = sum(int(t["amount"]) for t in tx.get("transfers", [])
-                       if t["account"] == self.treasury_account_id and int(t["amount"]) > 0)
+        legs = [(t["account"], int(t["amount"])) for t in tx.get("transfers", [])]
+        # a staking reward paid to the treasury in the same transaction (from a system account)
+        # is not the depositor's money
+        staking = -sum(a for acc, a in legs if a < 0 and is_system_account(acc))
+        received = sum(a for acc, a in legs if acc == self.treasury_account_id) - staking
         if not memo.startswith(MEMO_PREFIX) or received <= 0:
             return
         player = memo.removeprefix(MEMO_PREFIX).strip()
@@ -166,7 +169,8 @@ class DepositWatcher:
         tx_id = tx["transaction_id"]
         if cost > 0:
             try:
-                self.ledger.book_network_fee(f"fee:{tx_id}", cost)
+                # the consensus time too: a scheduled transaction shares its schedule's id
+                self.ledger.book_network_fee(f"fee:{tx_id}:{tx['consensus_timestamp']}", cost)
                 result.fees_booked_tinybar += cost
             except InsufficientFundsError:
                 log.error("network fee %d of %s exceeds the treasury's books: top them up",
@@ -180,4 +184,5 @@ class DepositWatcher:
     def _settled_by_ledger(self, tx: dict) -> bool:
         sdk_id = sdk_transaction_id(tx["transaction_id"])
         stored = self.ledger.run(lambda c: store.get_transaction(c, sdk_id))
-        return stored is not None and tx.get("result") == "SUCCESS"
+        return (stored is not None and tx.get("result") == "SUCCESS"
+                and stored.state in ("succeeded", *store.LIVE_STATES))

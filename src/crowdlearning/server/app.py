@@ -64,6 +64,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
     app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
+    app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)
     for module in (auth, game, wallet, league, models, watch):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

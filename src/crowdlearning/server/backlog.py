@@ -39,6 +39,7 @@ class VerdictBacklog:
         self.root.mkdir(parents=True, exist_ok=True)
         self._keys = sorted(p.stem for p in self.root.glob("*.run"))
         self._next = int(self._keys[-1]) + 1 if self._keys else 0
+        self.set_aside = 0  # unreadable entries moved to *.bad since start
 
     def __len__(self) -> int:
         with self._lock:
@@ -81,6 +82,8 @@ class VerdictBacklog:
                 if path.exists():
                     path.replace(path.with_suffix(".bad"))
                 self._drop(key)
+                with self._lock:
+                    self.set_aside += 1
         return out
 
     def remove(self, key: str) -> None:

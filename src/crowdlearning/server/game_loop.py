@@ -44,10 +44,10 @@ __all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Ou
 log = logging.getLogger(__name__)
 START_SPEED_MPS = 8.0
 # one frame, formatted from flat numbers (``%`` is ~2x cheaper than the repr of lists)
-_FRAME = ('{"type":"frame","tick":%d,"pose":[%.3f,%.3f,%.3f,%.3f,%.3f],"policy":[%.3f,%.3f],'
-          '"action":[%.3f,%.3f],"driver":"%s","rays":[' + ",".join(["%.2f"] * 9) + '],'
-          '"progress_m":%.2f,"laps":%d}')
 _N_RAYS = len(SensorParams().ray_angles_deg)
+_FRAME = ('{"type":"frame","tick":%d,"pose":[%.3f,%.3f,%.3f,%.3f,%.3f],"policy":[%.3f,%.3f],'
+          '"action":[%.3f,%.3f],"driver":"%s","rays":[' + ",".join(["%.2f"] * _N_RAYS) + '],'
+          '"progress_m":%.2f,"laps":%d}')
 _RAY_RANGE_M = SensorParams().ray_max_range_m
 # garbage collection between ticks (see ``GameLoop.run_forever``): every tick the youngest
 # generation, every 10 ticks the middle one, every minute everything

@@ -94,7 +94,10 @@ class Referee:
         fails here, judging goes on: a run leaves the backlog only with its answer."""
         try:
             self._write_arrived()
+            aside = self.backlog.set_aside
             batch = self.backlog.head(self.batch_size)
+            if self.backlog.set_aside > aside:  # unreadable: no run to answer, none waits
+                self.loop.call_soon_threadsafe(self._forget, self.backlog.set_aside - aside)
             if batch:
                 self._judge(batch)
         except Exception:
@@ -172,6 +175,9 @@ class Referee:
         except RuntimeError:  # shutting down: the backlog keeps the runs for the next start
             with self._lock:
                 self._draining = False
+
+    def _forget(self, count: int) -> None:
+        self.in_flight -= count
 
     def _deliver(self, run_id: str, message: dict) -> None:
         self.in_flight -= 1

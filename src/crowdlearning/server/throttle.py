@@ -75,6 +75,22 @@ class Throttle:
             raise TooManyRequestsError(
                 f"too many {what}; try again in {math.ceil(wait)} s", retry_after_s=wait)
 
+    def acquire(self, key: Hashable, what: str) -> None:
+        """Count one event of ``key``, or raise ``TooManyRequestsError`` without counting it:
+        one step, so that concurrent requests cannot all pass before any is counted."""
+        with self._lock:
+            events = self._recent(key)
+            if events is not None and len(events) >= self.limit:
+                wait = max(0.0, events[0] + self.window_s - self.clock())
+                raise TooManyRequestsError(
+                    f"too many {what}; try again in {math.ceil(wait)} s", retry_after_s=wait)
+            if events is None:
+                events = self._events[key] = deque()
+            events.append(self.clock())
+            self._events.move_to_end(key)
+            while len(self._events) > self.max_keys:
+                self._events.popitem(last=False)
+
     def _recent(self, key: Hashable) -> deque[float] | None:
         events = self._events.get(key)
         if events is not None:

@@ -64,7 +64,12 @@ class WatchFeed:
         own = self.game.snapshot(self.max_runs)
         for car in own["runs"]:
             car["server"] = self.server_id
-        snap = own if self._redis is None else await self._merge(own)
+        snap = own
+        if self._redis is not None:
+            try:
+                snap = await self._merge(own)
+            except Exception as exc:  # Redis away: this server's own runs, still live
+                log.warning("spectator feed without the other servers: %s", exc)
         self.snapshot = snap
         self.text = json.dumps(snap, separators=(",", ":"))
         self.version += 1

@@ -52,8 +52,7 @@ def _client(request: Request) -> str:
 def _count_attempt(request: Request) -> None:
     """Every sign-up and sign-in counts against the client's address (``throttle.py``)."""
     per_ip: Throttle = request.app.state.auth_per_ip
-    per_ip.check(_client(request), "sign-up and sign-in attempts from your address")
-    per_ip.hit(_client(request))
+    per_ip.acquire(_client(request), "sign-up and sign-in attempts from your address")
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
@@ -73,12 +72,11 @@ def login(body: UserCreate, runtime: RuntimeDep, request: Request,
     _count_attempt(request)
     failures: Throttle = request.app.state.login_failures
     key = (body.username, _client(request))
-    failures.check(key, "failed sign-ins for this name")
+    failures.acquire(key, "failed sign-ins for this name")  # counted first, cleared on success
     user = runtime.store.user_by_name(body.username)
     # an unknown name costs the same hashing as a wrong password: timing tells no names
     known = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
     if user is None or not known:
-        failures.hit(key)
         raise NotSignedInError("unknown name or wrong password")
     failures.reset(key)
     return _session(runtime, user, response)
@@ -103,13 +101,17 @@ def hedera_challenge(user: CurrentUser, runtime: RuntimeDep) -> ChallengePublic:
 
 
 @router.post("/hedera/link")
-def hedera_link(body: HederaLinkCreate, user: CurrentUser, runtime: RuntimeDep) -> UserPublic:
+def hedera_link(body: HederaLinkCreate, user: CurrentUser, runtime: RuntimeDep,
+                request: Request) -> UserPublic:
     """Link the account whose controlling key signed the open challenge.
 
     Two proofs: the signature shows the caller holds the key; the network's account info shows
     that key controls the account (without it anyone could claim someone else's account id and
     have "their" winnings sent there, or impersonate its owner in the league)."""
     store = runtime.store
+    # each attempt that gets this far costs the treasury a paid query on Hedera
+    links: Throttle = request.app.state.link_attempts
+    links.acquire(user.id, "attempts to link a Hedera account")
     challenge = store.take_challenge(user.id)
     if challenge is None:
         raise KeyProofError("no open challenge: ask for one first (it is valid once)")

@@ -34,6 +34,7 @@ async def watch(ws: WebSocket) -> None:
     listener = asyncio.create_task(_drain(ws))
     feed: WatchFeed = state.feed
     version = 0
+    nxt: asyncio.Future | None = None
     try:
         while not listener.done():
             nxt = asyncio.ensure_future(feed.next(version))
@@ -48,6 +49,8 @@ async def watch(ws: WebSocket) -> None:
     finally:
         state.watchers -= 1
         listener.cancel()
+        if nxt is not None:
+            nxt.cancel()
 
 
 async def _drain(ws: WebSocket) -> None:
