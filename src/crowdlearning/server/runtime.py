@@ -191,7 +191,15 @@ def open_books(runtime: Runtime) -> None:
     so the balance read belongs to the cursor taken just before it."""
     ledger, settings = runtime.ledger, runtime.settings
     budget = settings.server_reward_budget_tinybar
-    if ledger.get_transfer(OPENING_BALANCE_ID) is None:
+    opened = ledger.get_transfer(OPENING_BALANCE_ID) is not None
+    if opened and runtime.deposits is not None and runtime.store.cursor(DEPOSIT_CURSOR) is None:
+        # the books are open but the server database lost the reader's place: reading the
+        # treasury's history from the start would credit deposits and fees a second time
+        raise ConfigurationError(
+            "the ledger is open but the server database has no deposit cursor (was it reset "
+            "or moved?): restore it, or set the cursor to the consensus timestamp the books "
+            "were last read to")
+    if not opened:
         if runtime.deposits is not None:
             runtime.deposits.start_at_end()
             runtime.store.set_cursor(DEPOSIT_CURSOR, runtime.deposits.cursor)
