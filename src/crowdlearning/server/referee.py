@@ -210,8 +210,9 @@ class Referee:
         """Merge the round's improving contributions; a promoted champion drives from now on."""
         version = self.runtime.judge.close_round()
         if version is not None:
-            policy = self.runtime.trainer.policy()
-            self.loop.call_soon_threadsafe(self._swap, policy, version)
+            # that version's weights (a shared registry may already hold a newer champion)
+            net, _ = self.runtime.trainer.registry.load(version)
+            self.loop.call_soon_threadsafe(self._swap, Policy(net), version)
 
     def _swap(self, policy: Policy, version: int) -> None:
         self.runtime.game.set_champion(policy, version)  # runs in progress keep their version
