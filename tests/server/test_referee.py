@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 from crowdlearning.config import Settings
+from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.judge import JudgeUnavailableError
 from crowdlearning.server.referee import Referee
+from tests.server.conftest import TestClient
 
 
 class SlowJudge:
@@ -185,3 +188,22 @@ def test_a_judge_answering_short_fails_the_batch_and_judging_goes_on(tmp_path: P
     answers = asyncio.run(play())
     runtime.worker.shutdown(wait=True)
     assert all(a[-1]["code"] == "verdict_failed" for a in answers)
+
+
+def test_a_promoted_champion_drives_new_runs_with_its_own_weights(client: TestClient,
+                                                                  monkeypatch) -> None:
+    # GIVEN a new version registered and promoted by the judge
+    runtime = client.app.state.runtime
+    registry = runtime.trainer.registry
+    before = runtime.game.model_version
+    net, _ = registry.load(registry.champion)
+    newer = registry.register(net, parent_version=registry.champion)
+    monkeypatch.setattr(runtime.judge, "close_round", lambda: newer.version)
+    # WHEN the referee closes the round
+    client.app.state.referee.close_round()
+    deadline = time.monotonic() + 10
+    while runtime.game.model_version == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # THEN the game's champion is that version (new runs and the champion car drive it)
+    assert runtime.game.model_version == newer.version
+    runtime.game.set_champion(Policy(net), before)  # the session's other tests expect v0
