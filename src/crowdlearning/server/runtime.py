@@ -139,6 +139,9 @@ def _embedded_transport(settings: Settings
         finally:
             transport.close()
         return
+    if settings.environment == "production":
+        raise ConfigurationError("the embedded Hedera network is for development: set "
+                                 "CROWDLEARNING_HEDERA_NETWORK and the operator for production")
     state = settings.hedera_local_state_file or settings.data_dir / "hedera-local.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     with running_local_network(host=settings.hedera_local_host,
