@@ -64,19 +64,22 @@ class Screener:
         return (self._rate_limited(c) or self._duplicate(c) or self._replay(c)
                 or self._near_duplicate(c))
 
-    def accept(self, c: Contribution) -> set[int]:
-        """Remember a judged contribution; returns the fingerprints it added (to persist with
-        its digest, see ``remember``; or to take back, see ``forget``)."""
-        prints = self._fingerprint(c) - self._fingerprints
+    def accept(self, c: Contribution) -> tuple[set[int], set[int]]:
+        """Remember a judged contribution; returns its fingerprints and those of them that were
+        new (persist the first with its digest, see ``remember``; give the second to ``forget``
+        to take the acceptance back)."""
+        prints = self._fingerprint(c)
+        added = prints - self._fingerprints
         self._digests.add(c.digest)
-        self._fingerprints.update(prints)
-        return prints
+        self._fingerprints.update(added)
+        return prints, added
 
-    def forget(self, digest: str, added: set[int]) -> None:
-        """Take back an ``accept`` whose verdict was never booked (``added``: what it returned),
-        so that the contribution can be judged when it comes again."""
+    def forget(self, digest: str, added: set[int], keep: set[int] = frozenset()) -> None:
+        """Take back an ``accept`` whose verdict was never booked (``added``: what it added),
+        so that the contribution can be judged when it comes again; ``keep``: fingerprints
+        that other accepted contributions still hold."""
         self._digests.discard(digest)
-        self._fingerprints.difference_update(added)
+        self._fingerprints.difference_update(added - keep)
 
     def remember(self, digest: str, fingerprints: set[int]) -> None:
         """Restore what ``accept`` learnt about a contribution (after a restart)."""

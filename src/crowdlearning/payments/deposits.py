@@ -138,11 +138,12 @@ class DepositWatcher:
         if tx.get("result") != "SUCCESS" or tx.get("name") != "CRYPTOTRANSFER":
             return
         memo = base64.b64decode(tx.get("memo_base64") or "").decode(errors="replace")
-        legs = [(t["account"], int(t["amount"])) for t in tx.get("transfers", [])]
-        # a staking reward paid to the treasury in the same transaction (from a system account)
-        # is not the depositor's money
-        staking = -sum(a for acc, a in legs if a < 0 and is_system_account(acc))
-        received = sum(a for acc, a in legs if acc == self.treasury_account_id) - staking
+        received = sum(int(t["amount"]) for t in tx.get("transfers", [])
+                       if t["account"] == self.treasury_account_id and int(t["amount"]) > 0)
+        # a staking reward the network paid the treasury in the same transaction (the mirror
+        # lists it apart) is not the depositor's money
+        received -= sum(int(t["amount"]) for t in tx.get("staking_reward_transfers") or []
+                        if t["account"] == self.treasury_account_id)
         if not memo.startswith(MEMO_PREFIX) or received <= 0:
             return
         player = memo.removeprefix(MEMO_PREFIX).strip()

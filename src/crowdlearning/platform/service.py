@@ -167,56 +167,74 @@ class VerdictService:
         spec = self.judge_spec()
         results: list[Outcome | CrowdLearningError | None] = [None] * len(items)
         screened: list[tuple[int, Contribution, bool, str]] = []
-        learnt: dict[int, tuple[str, set[int]]] = {}  # item -> what the screen learnt from it
-        for i, (contribution, paid) in enumerate(items):
-            decided = self._decided.get(contribution.contribution_id)
-            if decided is not None:
-                results[i] = decided
-                continue
-            try:
-                paid_mode = self.hold(contribution) if paid is None else paid
-            except CrowdLearningError as exc:
-                results[i] = exc
-                continue
-            reason = self.screener.check(contribution)
-            if not reason:
-                learnt[i] = (contribution.digest, self.screener.accept(contribution))
-                contribution = self._with_delay(contribution)
-            screened.append((i, contribution, paid_mode, reason))
+        # item -> (digest, all its fingerprints, those it added): what the screen learnt from it
+        learnt: dict[int, tuple[str, set[int], set[int]]] = {}
         try:
+            for i, (contribution, paid) in enumerate(items):
+                decided = self._decided.get(contribution.contribution_id)
+                if decided is not None:
+                    results[i] = decided
+                    continue
+                try:
+                    paid_mode = self.hold(contribution) if paid is None else paid
+                except CrowdLearningError as exc:
+                    results[i] = exc
+                    continue
+                reason = self.screener.check(contribution)
+                if not reason:
+                    learnt[i] = (contribution.digest, *self.screener.accept(contribution))
+                    contribution = self._with_delay(contribution)
+                screened.append((i, contribution, paid_mode, reason))
             verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
-        except Exception:
-            for digest, prints in learnt.values():
-                self.screener.forget(digest, prints)
+            for i, contribution, paid_mode, reason in screened:
+                verdict = (self.pool.rejected(spec, contribution, reason) if reason
+                           else next(verdicts))
+                try:
+                    results[i] = self._decide(contribution, verdict, paid_mode, learnt.get(i))
+                    learnt.pop(i, None)  # booked: the screen keeps it
+                except CrowdLearningError as exc:  # e.g. the ledger refused: this item alone
+                    log.exception("booking the verdict of %s failed",
+                                  contribution.contribution_id)
+                    self._unlearn(learnt, i)
+                    results[i] = exc
+        except BaseException:
+            for i in list(learnt):  # nothing booked for these: a retry is judged afresh
+                self._unlearn(learnt, i)
             raise
-        for i, contribution, paid_mode, reason in screened:
-            verdict = (self.pool.rejected(spec, contribution, reason) if reason
-                       else next(verdicts))
-            try:
-                results[i] = self._decide(contribution, verdict, paid_mode, learnt.get(i))
-            except CrowdLearningError as exc:  # e.g. the ledger refused: this item alone
-                log.exception("booking the verdict of %s failed", contribution.contribution_id)
-                if i in learnt:
-                    self.screener.forget(*learnt[i])
-                results[i] = exc
         return [r for r in results if r is not None]
 
+    def _unlearn(self, learnt: dict[int, tuple[str, set[int], set[int]]], i: int) -> None:
+        """Take back what the screen learnt from item ``i`` (not what other items of the batch,
+        still accepted, also hold)."""
+        digest, _, added = learnt.pop(i)
+        keep: set[int] = set()
+        for _, prints, _ in learnt.values():
+            keep |= prints
+        self.screener.forget(digest, added, keep)
+
     def _decide(self, contribution: Contribution, verdict: Verdict, paid_mode: bool,
-                learnt: tuple[str, set[int]] | None) -> Outcome:
+                learnt: tuple[str, set[int], set[int]] | None) -> Outcome:
         """Book one verdict; then make it permanent (round, screen journal, decided, log)."""
         if verdict.decision is Decision.IMPROVED and self.state is not None:
             self.state.add_pending(contribution)  # kept before any money moves for it
         try:
             outcome = (self._book(verdict, paid_mode) if paid_mode
                        else Outcome(verdict, False))
-        except Exception:
+        except Exception:  # nothing was settled for it
             if verdict.decision is Decision.IMPROVED and self.state is not None:
                 self.state.drop_pending([contribution.contribution_id])
+            if paid_mode and self.ledger is not None:  # release the stake held behind it
+                try:
+                    self.ledger.settle_contribution(contribution.contribution_id,
+                                                    reward_tinybar=0, penalty_tinybar=0)
+                except CrowdLearningError:
+                    log.exception("releasing the hold of %s failed",
+                                  contribution.contribution_id)
             raise
         if verdict.decision is Decision.IMPROVED:
             self._accepted.append(contribution)
         if learnt is not None and self.state is not None:
-            self.state.add_screened(*learnt)
+            self.state.add_screened(learnt[0], learnt[1])
         outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
         self._decided[contribution.contribution_id] = outcome
         while len(self._decided) > DECIDED_KEPT:
@@ -249,7 +267,11 @@ class VerdictService:
             note, reward = f"reward not paid: {exc}", 0
             self.ledger.settle_contribution(verdict.contribution_id, reward_tinybar=0,
                                             penalty_tinybar=penalty)
-        payout_id = self._request_payout(verdict, reward)
+        try:
+            payout_id = self._request_payout(verdict, reward)
+        except CrowdLearningError as exc:  # the reward is in the player's wallet all the same
+            log.exception("payout request for %s failed", verdict.contribution_id)
+            payout_id, note = None, f"reward kept in your wallet (payout not requested: {exc})"
         return Outcome(verdict, paid_mode, reward, penalty, payout_id, note)
 
     def _request_payout(self, verdict: Verdict, reward: int) -> str | None:

@@ -150,7 +150,12 @@ class LocalJudge:
 
 class JudgeUnavailableError(CrowdLearningError, RuntimeError):
     """The judge could not be reached (its process died and is restarting, or it did not
-    answer in time): no run is at fault; try again later."""
+    answer in time): try again later. ``during_request``: it died while serving this request,
+    which may be the request's fault (e.g. out of memory on it)."""
+
+    def __init__(self, message: str, *, during_request: bool = False) -> None:
+        super().__init__(message)
+        self.during_request = during_request
 
 
 class JudgeProcess:
@@ -172,10 +177,15 @@ class JudgeProcess:
                                  name="crowdlearning-judge", daemon=True)
         self._proc.start()
         child.close()
-        if not self._conn.poll(self._start_timeout_s):
-            self._proc.kill()
-            raise JudgeUnavailableError("the judge process did not start in time")
-        self._expect(self._conn.recv())
+        try:
+            if not self._conn.poll(self._start_timeout_s):
+                self._proc.kill()
+                raise JudgeUnavailableError("the judge process did not start in time")
+            self._expect(self._conn.recv())
+        except (EOFError, OSError, RuntimeError) as exc:  # died, or could not build its stack
+            if isinstance(exc, JudgeUnavailableError):
+                raise
+            raise JudgeUnavailableError(f"the judge process could not start: {exc}") from exc
 
     def _restart(self) -> None:
         log.error("the judge process died (exit code %s): starting it again",
@@ -195,9 +205,10 @@ class JudgeProcess:
             self._conn.send((op, args))
             reply = self._conn.recv()
         except (EOFError, OSError) as exc:
-            self._restart()
+            with contextlib.suppress(JudgeUnavailableError):  # else: again at the next call
+                self._restart()
             raise JudgeUnavailableError(
-                f"the judge process died during {op}; it was started again") from exc
+                f"the judge process died during {op}", during_request=True) from exc
         return self._expect(reply)
 
     @staticmethod

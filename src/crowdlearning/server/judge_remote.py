@@ -75,10 +75,15 @@ class RemoteJudge:
         timeout = self._timeout_s if timeout_s is None else timeout_s
         request_id = uuid.uuid4().hex
         reply_to = f"{self._prefix}:reply:{request_id}"
-        self._redis.lpush(f"{self._prefix}:requests", json.dumps({
-            "id": request_id, "op": op, "args": args, "reply_to": reply_to,
-            "deadline": time.time() + timeout}))
-        answer = self._redis.blpop([reply_to], timeout=timeout)
+        import redis
+
+        try:
+            self._redis.lpush(f"{self._prefix}:requests", json.dumps({
+                "id": request_id, "op": op, "args": args, "reply_to": reply_to,
+                "deadline": time.time() + timeout}))
+            answer = self._redis.blpop([reply_to], timeout=timeout)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise JudgeUnavailableError(f"Redis unreachable: {exc}") from exc
         if answer is None:
             raise JudgeUnavailableError(
                 f"the shared judge did not answer {op} in {timeout:.0f} s")

@@ -36,6 +36,7 @@ __all__ = ["Referee", "backlog_dir"]
 
 log = logging.getLogger(__name__)
 MAX_JUDGE_ATTEMPTS = 3  # a batch the judge fails this often is answered with an error
+MAX_JUDGE_CRASHES = 5  # a run the judge process died on this often is answered with an error
 
 
 def backlog_dir(settings: Settings) -> Path:
@@ -53,6 +54,7 @@ class Referee:
         self._outboxes: dict[str, Outbox] = {}  # run id -> who waits for its verdict
         self._attempts: dict[str, int] = {}  # backlog key -> judge failures so far
         self._unavailable_s = 0.0  # current back-off while the judge cannot be reached
+        self._crashes: dict[str, int] = {}  # backlog key -> judge deaths while judging it
         self._lock = threading.Lock()
         self._deposit_lock = threading.Lock()
         self._draining = False
@@ -144,7 +146,15 @@ class Referee:
                 [(spec, data) for _, spec, data in batch]))
             if len(messages) != len(batch):
                 raise RuntimeError(f"the judge answered {len(messages)} of {len(batch)} runs")
-        except JudgeUnavailableError as exc:  # no run is at fault: keep them all, back off
+        except JudgeUnavailableError as exc:  # keep the runs, back off
+            if exc.during_request:  # the judge died on this batch: perhaps because of it
+                for key, spec, _ in batch:
+                    self._crashes[key] = self._crashes.get(key, 0) + 1
+                    if self._crashes[key] >= MAX_JUDGE_CRASHES:
+                        self._finish(key, spec, {
+                            "type": "error", "code": "verdict_failed",
+                            "message": "the judge failed on this run "
+                                       f"{MAX_JUDGE_CRASHES} times; it was not judged"})
             self._unavailable_s = min(30.0, max(0.5, 2 * self._unavailable_s))
             log.warning("judge unavailable (%s): trying again in %.1f s", exc,
                         self._unavailable_s)
@@ -167,6 +177,7 @@ class Referee:
     def _finish(self, key: str, spec: RunSpec, message: dict) -> None:
         self.backlog.remove(key)
         self._attempts.pop(key, None)
+        self._crashes.pop(key, None)
         self.loop.call_soon_threadsafe(self._deliver, spec.run_id, message)
 
     def _schedule(self) -> None:
