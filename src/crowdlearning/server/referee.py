@@ -234,7 +234,12 @@ class Referee:
             return
         while True:
             await asyncio.sleep(self.runtime.settings.server_deposit_poll_s)
-            await self._in_worker(self.poll_deposits_once)
+            # on a thread of its own, not the verdict worker: deposits need no judge, and must
+            # not wait while the worker backs off from an unreachable one
+            try:
+                await asyncio.to_thread(self.poll_deposits_once)
+            except Exception:
+                log.exception("reading deposits failed")
 
     def poll_deposits_once(self) -> int:
         """Credit new deposits seen on the mirror node; returns how many were credited.
