@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +36,10 @@ def serve_main(argv: Sequence[str]) -> int:
     settings = with_data_dir(base, args.data_dir).model_copy(
         update={"server_host": args.host, "server_port": args.port})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    busy = busy_ports(settings)
+    if busy:
+        print("CrowdLearning cannot start: " + "; ".join(busy), file=sys.stderr)
+        return 2
     print(f"CrowdLearning: starting (first start trains the initial model) on "
           f"http://{args.host}:{args.port}", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port,
@@ -42,6 +48,32 @@ def serve_main(argv: Sequence[str]) -> int:
                 limit_concurrency=settings.server_max_players + settings.server_max_watchers + 256,
                 log_level=settings.log_level.lower())
     return 0
+
+
+def busy_ports(settings: Settings) -> list[str]:
+    """What the server would listen on but another program already does (one line each, with
+    the setting that moves it), checked before anything starts."""
+    wanted = [(settings.server_port, "the web server", "--port / CROWDLEARNING_SERVER_PORT")]
+    embedded = settings.hedera_network == "local" and not settings.hedera_operator_id
+    if embedded:
+        wanted += [(settings.hedera_local_port, "the embedded Hedera network",
+                    "CROWDLEARNING_HEDERA_LOCAL_PORT"),
+                   (settings.hedera_local_mirror_port, "its mirror view (deposits)",
+                    "CROWDLEARNING_HEDERA_LOCAL_MIRROR_PORT")]
+    busy = []
+    for port, what, setting in wanted:
+        if port == 0:
+            continue
+        host = settings.hedera_local_host if port != settings.server_port else settings.server_host
+        with socket.socket() as probe:
+            # as the servers do: a port left in TIME_WAIT by a stopped server is free to them
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(f"port {port} for {what} is in use (another crowdlearning serve?); "
+                            f"stop it or choose another port with {setting} (0 = any free one)")
+    return busy
 
 
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
