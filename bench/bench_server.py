@@ -156,6 +156,7 @@ def start_server(run_ticks: int, max_players: int) -> tuple[subprocess.Popen, st
         port = s.getsockname()[1]
     data = tempfile.mkdtemp(prefix="bench-server-")
     env = {**os.environ, "CROWDLEARNING_HEDERA_LOCAL_PORT": "0",
+           "CROWDLEARNING_HEDERA_LOCAL_MIRROR_PORT": "0",
            "CROWDLEARNING_SERVER_MAX_PLAYERS": str(max_players),
            "CROWDLEARNING_SERVER_RUN_TICKS": str(run_ticks), "CROWDLEARNING_LOG_LEVEL": "WARNING"}
     code = ("import sys; from crowdlearning.server.cli import serve_main; "
