@@ -207,3 +207,13 @@ def test_a_promoted_champion_drives_new_runs_with_its_own_weights(client: TestCl
     # THEN the game's champion is that version (new runs and the champion car drive it)
     assert runtime.game.model_version == newer.version
     runtime.game.set_champion(Policy(net), before)  # the session's other tests expect v0
+
+
+def test_stats_say_how_many_runs_wait_for_a_verdict(client: TestClient) -> None:
+    referee = client.app.state.referee
+    before = referee.in_flight
+    referee.in_flight = before + 7  # as if seven more finished runs were queued
+    try:
+        assert client.get("/api/game/stats").json()["verdicts_waiting"] == before + 7
+    finally:
+        referee.in_flight -= 7

@@ -106,6 +106,15 @@ async function refreshWallet() {
   } catch (e) { /* signed out */ }
 }
 
+// how far behind the verdicts are, before a player starts a run
+async function refreshBacklog() {
+  try {
+    const s = await CL.api("GET", "/api/game/stats");
+    $("backlog").textContent = s.verdicts_waiting > 1
+      ? `${s.verdicts_waiting} finished runs are waiting for their verdict: yours will take longer than usual` : "";
+  } catch (e) { /* offline */ }
+}
+
 $("start").onclick = () => {
   $("error").textContent = "";
   const paid = document.querySelector('input[name="money"]:checked').value === "paid";
@@ -128,6 +137,9 @@ canvas.addEventListener("pointerup", () => { input.pointer = null; });
 canvas.addEventListener("pointercancel", () => { input.pointer = null; });
 
 CL.nav("Play").then((user) => {
-  const start = () => { $("game").hidden = false; connect(); refreshWallet(); };
+  const start = () => {
+    $("game").hidden = false; connect(); refreshWallet(); refreshBacklog();
+    setInterval(() => { if (!document.hidden) refreshBacklog(); }, 10000);
+  };
   if (user) start(); else CL.authForm($("auth"), (u) => { $("who").textContent = u.username; start(); });
 });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Request, WebSocket
 
 from crowdlearning.server.deps import COOKIE, RuntimeDep
 from crowdlearning.server.errors import NotFoundError
@@ -31,11 +31,14 @@ def track(seed: int, runtime: RuntimeDep) -> dict:
 
 
 @router.get("/api/game/stats")
-def stats(runtime: RuntimeDep) -> dict:
+def stats(runtime: RuntimeDep, request: Request) -> dict:
     game = runtime.game
+    referee = getattr(request.app.state, "referee", None)
     return {"players": game.players, "capacity": game.capacity, "tick": game.tick_count,
             "tick_hz": runtime.settings.server_tick_hz, "tick_ms": game.tick_ms(),
-            "model_version": game.model_version}
+            "model_version": game.model_version,
+            # finished runs not answered yet: how far behind the verdicts are
+            "verdicts_waiting": referee.in_flight if referee is not None else 0}
 
 
 def socket_user(ws: WebSocket, runtime: Runtime) -> User | None:
