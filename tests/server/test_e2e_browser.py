@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,14 +84,20 @@ def _wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) ->
 
 
 def test_sign_up_play_a_run_see_verdict_and_balance(server_url: str, chromium_path: str) -> None:
+    with _browser_page(chromium_path) as page:
+        _sign_up_and_fund(page, server_url)
+        _play_paid_run(page)
+
+
+@contextmanager
+def _browser_page(chromium_path: str) -> Iterator[Page]:
+    """A page in headless Debian chromium (screenshots go to ``ARTIFACTS``)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            _sign_up_and_fund(page, server_url)
-            _play_paid_run(page)
+            yield browser.new_page(viewport={"width": 1200, "height": 800})
         finally:
             browser.close()
 
@@ -140,42 +147,35 @@ def _play_paid_run(page: Page) -> None:
 
 def test_deposit_through_hedera_then_watch_and_download_the_champion(
         server_url: str, chromium_path: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            # a player signs up; the wallet says where to send HBAR and with which memo
-            page.goto(f"{server_url}/wallet.html")
-            page.fill("#username", f"dep{int(time.time())}")
-            page.fill("#password", "correct horse battery")
-            page.click("#signup")
-            page.wait_for_selector("#wallet:not([hidden])")
-            page.wait_for_function("document.getElementById('depositMemo').textContent"
-                                   ".startsWith('deposit:')")
-            account = page.text_content("#depositAccount")
-            memo = page.text_content("#depositMemo")
-            # they send 2 HBAR from a Hedera account of their own
-            _send_hbar(server_url, account, 2 * 100_000_000, memo)
-            # the wallet page shows it by itself (the server reads the mirror node)
-            page.wait_for_function(
-                "document.getElementById('available').textContent.startsWith('2')",
-                timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "e2e-4-hedera-deposit.png"), full_page=True)
-            # spectators see the champion drive
-            page.click("nav >> text=Watch")
-            page.wait_for_function("document.getElementById('runs').textContent"
-                                   ".includes('champion')")
-            page.screenshot(path=str(ARTIFACTS / "e2e-5-watch.png"))
-            # the Model page offers the champion as ONNX
-            page.click("nav >> text=Model")
-            page.wait_for_function("document.getElementById('onnx').href.includes('/onnx')")
-            onnx = page.request.get(page.eval_on_selector("#onnx", "a => a.href"))
-            assert onnx.status == 200 and len(onnx.body()) > 1000
-            page.screenshot(path=str(ARTIFACTS / "e2e-6-model.png"), full_page=True)
-        finally:
-            browser.close()
+    with _browser_page(chromium_path) as page:
+        # a player signs up; the wallet says where to send HBAR and with which memo
+        page.goto(f"{server_url}/wallet.html")
+        page.fill("#username", f"dep{int(time.time())}")
+        page.fill("#password", "correct horse battery")
+        page.click("#signup")
+        page.wait_for_selector("#wallet:not([hidden])")
+        page.wait_for_function("document.getElementById('depositMemo').textContent"
+                               ".startsWith('deposit:')")
+        account = page.text_content("#depositAccount")
+        memo = page.text_content("#depositMemo")
+        # they send 2 HBAR from a Hedera account of their own
+        _send_hbar(server_url, account, 2 * 100_000_000, memo)
+        # the wallet page shows it by itself (the server reads the mirror node)
+        page.wait_for_function(
+            "document.getElementById('available').textContent.startsWith('2')",
+            timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "e2e-4-hedera-deposit.png"), full_page=True)
+        # spectators see the champion drive
+        page.click("nav >> text=Watch")
+        page.wait_for_function("document.getElementById('runs').textContent"
+                               ".includes('champion')")
+        page.screenshot(path=str(ARTIFACTS / "e2e-5-watch.png"))
+        # the Model page offers the champion as ONNX
+        page.click("nav >> text=Model")
+        page.wait_for_function("document.getElementById('onnx').href.includes('/onnx')")
+        onnx = page.request.get(page.eval_on_selector("#onnx", "a => a.href"))
+        assert onnx.status == 200 and len(onnx.body()) > 1000
+        page.screenshot(path=str(ARTIFACTS / "e2e-6-model.png"), full_page=True)
 
 
 def _send_hbar(server_url: str, treasury: str, amount: int, memo: str) -> None:

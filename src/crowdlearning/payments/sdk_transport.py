@@ -264,25 +264,21 @@ class SdkHederaTransport:
 
     def account_balance(self, account_id: str) -> int:
         query = CryptoGetAccountBalanceQuery().set_account_id(_entity(account_id))
-        try:
-            balance = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
-        except PrecheckError as err:
-            raise HederaRequestError(
-                f"balance of {account_id}: {_status_name(err.status)}"
-            ) from err
+        balance = self._query(query, f"balance of {account_id}")
         return int(balance.hbars.to_tinybars())
 
     def account_public_key(self, account_id: str) -> str | None:
         """The account's single public key (DER hex) from a (paid) CryptoGetInfo query."""
-        query = AccountInfoQuery(_entity(account_id))
-        try:
-            info = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
-        except PrecheckError as err:
-            raise HederaRequestError(
-                f"account {account_id}: {_status_name(err.status)}"
-            ) from err
+        info = self._query(AccountInfoQuery(_entity(account_id)), f"account {account_id}")
         key = info.key
         return key.to_string_der() if isinstance(key, PublicKey) else None
+
+    def _query(self, query: Any, what: str) -> Any:
+        """Run a query; a pre-check refusal (unknown account...) is a ``HederaRequestError``."""
+        try:
+            return self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except PrecheckError as err:
+            raise HederaRequestError(f"{what}: {_status_name(err.status)}") from err
 
     def publish_audit(self, message: bytes) -> str:
         """Submit ``message`` to the audit topic (created once if none is configured).

@@ -52,9 +52,11 @@ class LocalJudge:
     curve_cache: dict[tuple[int, int], dict] = field(default_factory=dict)
 
     def submit(self, spec: RunSpec, contribution_bytes: bytes) -> dict:
-        contribution = Contribution.from_bytes(contribution_bytes)
-        outcome = self.service.submit(contribution, paid=None if spec.paid else False)
-        return self._message(spec, contribution, outcome)
+        """One run's ``verdict`` message (``submit_many`` of one); its failure raises."""
+        [message] = self.submit_many([(spec, contribution_bytes)])
+        if message["type"] == "error":
+            raise RuntimeError(message["message"])
+        return message
 
     def submit_many(self, runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
         """Judge a batch together (in parallel on a Ray pool); one message per run, in order:
@@ -177,14 +179,12 @@ class JudgeProcess:
                                  name="crowdlearning-judge", daemon=True)
         self._proc.start()
         child.close()
+        if not self._conn.poll(self._start_timeout_s):
+            self._proc.kill()
+            raise JudgeUnavailableError("the judge process did not start in time")
         try:
-            if not self._conn.poll(self._start_timeout_s):
-                self._proc.kill()
-                raise JudgeUnavailableError("the judge process did not start in time")
             self._expect(self._conn.recv())
         except (EOFError, OSError, RuntimeError) as exc:  # died, or could not build its stack
-            if isinstance(exc, JudgeUnavailableError):
-                raise
             raise JudgeUnavailableError(f"the judge process could not start: {exc}") from exc
 
     def _restart(self) -> None:

@@ -48,21 +48,12 @@ class Throttle:
     def wait_s(self, key: Hashable) -> float:
         """Seconds until ``key`` may act again (0: now)."""
         with self._lock:
-            events = self._recent(key)
-            if events is None or len(events) < self.limit:
-                return 0.0
-            return max(0.0, events[0] + self.window_s - self.clock())
+            return self._wait(self._recent(key))
 
     def hit(self, key: Hashable) -> None:
         """Count one event of ``key``."""
         with self._lock:
-            events = self._recent(key)
-            if events is None:
-                events = self._events[key] = deque()
-            events.append(self.clock())
-            self._events.move_to_end(key)
-            while len(self._events) > self.max_keys:
-                self._events.popitem(last=False)
+            self._record(key, self._recent(key))
 
     def reset(self, key: Hashable) -> None:
         with self._lock:
@@ -70,26 +61,28 @@ class Throttle:
 
     def check(self, key: Hashable, what: str) -> None:
         """Raise ``TooManyRequestsError`` if ``key`` is over its limit."""
-        wait = self.wait_s(key)
-        if wait > 0:
-            raise TooManyRequestsError(
-                f"too many {what}; try again in {math.ceil(wait)} s", retry_after_s=wait)
+        _raise_if_waiting(self.wait_s(key), what)
 
     def acquire(self, key: Hashable, what: str) -> None:
         """Count one event of ``key``, or raise ``TooManyRequestsError`` without counting it:
         one step, so that concurrent requests cannot all pass before any is counted."""
         with self._lock:
             events = self._recent(key)
-            if events is not None and len(events) >= self.limit:
-                wait = max(0.0, events[0] + self.window_s - self.clock())
-                raise TooManyRequestsError(
-                    f"too many {what}; try again in {math.ceil(wait)} s", retry_after_s=wait)
-            if events is None:
-                events = self._events[key] = deque()
-            events.append(self.clock())
-            self._events.move_to_end(key)
-            while len(self._events) > self.max_keys:
-                self._events.popitem(last=False)
+            _raise_if_waiting(self._wait(events), what)
+            self._record(key, events)
+
+    def _wait(self, events: deque[float] | None) -> float:
+        if events is None or len(events) < self.limit:
+            return 0.0
+        return max(0.0, events[0] + self.window_s - self.clock())
+
+    def _record(self, key: Hashable, events: deque[float] | None) -> None:
+        if events is None:
+            events = self._events[key] = deque()
+        events.append(self.clock())
+        self._events.move_to_end(key)
+        while len(self._events) > self.max_keys:
+            self._events.popitem(last=False)
 
     def _recent(self, key: Hashable) -> deque[float] | None:
         events = self._events.get(key)
@@ -98,3 +91,9 @@ class Throttle:
             while events and events[0] <= horizon:
                 events.popleft()
         return events
+
+
+def _raise_if_waiting(wait: float, what: str) -> None:
+    if wait > 0:
+        raise TooManyRequestsError(
+            f"too many {what}; try again in {math.ceil(wait)} s", retry_after_s=wait)
