@@ -239,7 +239,7 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
              judging: bool = True) -> VerdictService:
     """The verdict service on the configured verdict, price, label and screening settings;
     ``pool`` computes its verdicts (inline by default). Only the service that judges
-    (``judging``) keeps the round's state in ``data_dir/round`` (one writer)."""
+    (``judging``) keeps the verdict log and the round's state in ``data_dir`` (one writer)."""
     catalog = {t.digest: t for t in play_tracks(settings.server_play_tracks).values()}
     return VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
@@ -249,7 +249,8 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
         settler=Settler.from_settings(ledger, transport, settings), transport=transport,
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
         hedera_account_of=store.hedera_account_of_player,
-        verdict_log=settings.data_dir / "verdicts.jsonl",
+        # only the judging service writes (and, at start, reads back) the verdicts and the round
+        verdict_log=settings.data_dir / "verdicts.jsonl" if judging else None,
         state=RoundState(settings.data_dir / "round") if judging else None)
 
 
