@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
     "demo": ("crowdlearning.crowd.demo:demo_main",
              "a simulated crowd improves the model; writes a report"),
+    "verify-verdict": ("crowdlearning.evaluation.verify:verify_main",
+                       "re-run published verdicts; confirm decision and hash bit for bit"),
+    "market-study": ("crowdlearning.crowd.study:study_main",
+                     "a large simulated crowd: earnings and penalty rates per persona"),
     "payments": ("crowdlearning.payments.cli:main",
                  "third-party payments API: serve, issue-key, revoke-key"),
     "hedera-node": (
@@ -35,7 +40,16 @@ def _load(target: str) -> Callable[[Sequence[str]], int]:
     return getattr(importlib.import_module(module), func)
 
 
+# Every command computes in one thread per library (the game loop, the judge, the studies): on a
+# shared 2-core machine a second BLAS thread on the game loop cost 5x CPU. Set before numpy,
+# torch or numba load (they load lazily, below); an explicit environment value wins.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="crowdlearning", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     intervention_weight: float = Field(
         default=3.0, gt=0, le=100, description="Weight of takeover (HG-DAgger) labels.")
     verdict_confidence: float = Field(
-        default=0.95, gt=0.5, lt=1.0, description="Confidence of improved / worse decisions.")
+        default=0.95, gt=0.5, lt=1.0, description="Confidence of improved decisions (rewards).")
+    verdict_penalty_confidence: float = Field(
+        default=0.99, gt=0.5, lt=1.0,
+        description="Confidence of worse decisions (penalties weigh 3x, so a stricter bar).")
     verdict_margin_pct: float = Field(
         default=0.5, ge=0, le=50, description="Effect an improvement must clear [% distance].")
     verdict_suite_size: int = Field(default=24, ge=2, le=500, description="Hidden tracks.")
@@ -49,13 +52,24 @@ class Settings(BaseSettings):
         default=12, ge=1, le=500, description="Tracks evaluated between early-stop looks.")
     verdict_finetune_updates: int = Field(
         default=300, ge=1, le=100_000, description="Gradient steps of each paired fine-tune.")
+    verdict_finetune_seeds: int = Field(
+        default=2, ge=1, le=16, description="Paired fine-tunes per verdict, averaged [count].")
+    verdict_null_runs: int = Field(
+        default=16, ge=3, le=1000,
+        description="Placebo contributions measured per champion: the training-noise null.")
+    verdict_null_noise: float = Field(
+        default=0.03, gt=0, le=1.0, description="Noise of the placebo labels [action units].")
+    # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
+    # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(
-        default=100_000, ge=0, description="Reward per basis point of improvement [tinybar].")
-    price_reward_cap_tinybar: int = Field(default=100_000_000, ge=0, description="[tinybar]")
+        default=20_000, ge=0, description="Reward per basis point of improvement [tinybar].")
+    price_reward_cap_tinybar: int = Field(
+        default=20_000_000, ge=0, description="Largest reward of one run [tinybar].")
     price_penalty_tinybar_per_bp: int = Field(
-        default=100_000, ge=0, description="Penalty per basis point of harm [tinybar].")
+        default=60_000, ge=0, description="Penalty per basis point of harm [tinybar].")
     price_penalty_cap_tinybar: int = Field(
-        default=10_000_000, ge=0, description="Penalty cap; never above the hold [tinybar].")
+        default=60_000_000, ge=0, description="Largest penalty of one run; at most the hold "
+        "(ledger_hold_tinybar) [tinybar].")
     judge_backend: Literal["inline", "ray"] = Field(
         default="inline",
         description="Where verdicts are computed: inline (this process) or ray (a Ray cluster).",
@@ -79,8 +93,9 @@ class Settings(BaseSettings):
         default=100_000_000, gt=0, description="Locked stake needed for paid mode [tinybar]."
     )
     ledger_hold_tinybar: int = Field(
-        default=10_000_000, gt=0, description="Stake held per contribution being judged [tinybar]."
-    )
+        default=60_000_000, gt=0,
+        description="Stake held for each paid run from its start until its verdict is booked: "
+        "covers the largest penalty (price_penalty_cap_tinybar) [tinybar].")
     ledger_transaction_attempts: int = Field(
         default=8, gt=0, le=100, description="Retries of a conflicting DB transaction [count]."
     )
@@ -99,6 +114,12 @@ class Settings(BaseSettings):
     payments_api_history_limit: int = Field(
         default=100, gt=0, le=1000, description="Most transfers one history page returns [count]."
     )
+    payments_api_max_body_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=16 * 1024 * 1024,
+        description="Largest request body, refused with 413 before it is parsed [bytes].")
+    payments_api_trusted_proxies: str = Field(
+        default="", description="Reverse proxies whose X-Forwarded-For is believed: comma-"
+        "separated addresses or networks; empty = none (the client is the socket's peer).")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(
@@ -150,6 +171,10 @@ class Settings(BaseSettings):
     server_run_ticks: int = Field(
         default=1200, ge=20, le=36_000, description="Longest run [ticks] (1200 = 60 s)."
     )
+    server_random_starts: bool = Field(
+        default=True, description="Start each run where a secret per-run seed says (place, "
+        "speed, offset), so no run can be re-created before it is played; off: every run "
+        "starts on the start line at 8 m/s (tests that script a run).")
     server_play_tracks: int = Field(
         default=8, gt=0, le=256, description="Play tracks served: play seeds 0..N-1 [count]."
     )
@@ -193,6 +218,19 @@ class Settings(BaseSettings):
     server_token_ttl_s: int = Field(
         default=7 * 24 * 3600, gt=0, description="Session token lifetime [s]."
     )
+    server_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
+        description="Largest HTTP request body, refused with 413 before it is parsed [bytes].")
+    server_trusted_proxies: str = Field(
+        default="", description="Reverse proxies (load balancers) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed: comma-separated addresses or networks; empty = none "
+        "(the client is the socket's peer, whatever headers it sends).")
+    server_password_hash_workers: int = Field(
+        default=2, ge=1, le=64,
+        description="Argon2id hashes computed at once (each holds 64 MiB and a core) [count].")
+    server_password_hash_queue: int = Field(
+        default=64, ge=0, le=100_000,
+        description="Sign-ups and sign-ins waiting for a hash; beyond, 503 busy [count].")
     server_auth_per_ip_per_min: int = Field(
         default=30, gt=0, description="Sign-up and sign-in attempts per client address [/min].")
     server_login_failures: int = Field(
@@ -211,6 +249,21 @@ class Settings(BaseSettings):
     server_eval_tracks: int = Field(
         default=8, gt=0, le=64, description="Hidden tracks for the champion's lap times [count]."
     )
+
+
+    @model_validator(mode="after")
+    def _hold_covers_the_largest_penalty(self) -> Settings:
+        if self.price_penalty_cap_tinybar > self.ledger_hold_tinybar:
+            raise ValueError(
+                f"price_penalty_cap_tinybar ({self.price_penalty_cap_tinybar}) exceeds "
+                f"ledger_hold_tinybar ({self.ledger_hold_tinybar}): a paid run must hold the "
+                "largest penalty it can incur")
+        if self.ledger_hold_tinybar > self.ledger_stake_minimum_tinybar:
+            raise ValueError(
+                f"ledger_hold_tinybar ({self.ledger_hold_tinybar}) exceeds "
+                f"ledger_stake_minimum_tinybar ({self.ledger_stake_minimum_tinybar}): the "
+                "minimum stake must cover one paid run's hold")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -17,7 +17,8 @@ def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
     # GIVEN a small crowd and a small verdict suite
     cfg = MarketConfig(rounds=1, crowd={"expert": 2, "lazy": 1, "random": 1},
                        session_ticks=300, eval_tracks=4, train_updates=400,
-                       verdict=VerdictConfig(suite_size=8, starts_per_track=3, window_ticks=300,
+                       verdict=VerdictConfig(null_runs=4, null_ticks=300,
+                                             suite_size=8, starts_per_track=3, window_ticks=300,
                                              tracks_per_look=4,
                                              finetune=FinetuneConfig(updates=200)))
     # WHEN the loop runs

@@ -30,13 +30,16 @@ from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.finetune import FinetuneConfig
 from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.ledger import make_engine
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.track_gen import named_track
 from tests.learning.factories import play
+from tests.ledger.factories import STAKE_MINIMUM, funded_player, new_ledger
 
 pytestmark = pytest.mark.timeout(300)
-CONFIG = VerdictConfig(suite_size=8, tracks_per_look=4, starts_per_track=2, window_ticks=300,
+CONFIG = VerdictConfig(null_runs=4, null_ticks=300,
+                       suite_size=8, tracks_per_look=4, starts_per_track=2, window_ticks=300,
                        finetune=FinetuneConfig(updates=150))
 
 
@@ -97,20 +100,23 @@ def test_unknown_backend_is_refused() -> None:
 
 
 def test_submit_many_screens_in_order_like_single_submissions(tmp_path: Path) -> None:
-    # GIVEN a practice platform and a batch: two plays, then a copy of the first under
-    # another name
+    # GIVEN a platform with a ledger and a batch: a paid play, a practice one, then a paid copy
+    # of the first under another name (the screen remembers paid contributions only)
     trainer = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"))
     net, training = train_initial_model(0)
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
     track = named_track("hairpin-valley")
+    ledger = new_ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    for player in ("player-1", "sybil"):
+        funded_player(ledger, player, 0, stake=STAKE_MINIMUM)
     service = VerdictService(trainer, Screener({track.digest: track}.__getitem__),
-                             verdict_config=CONFIG)
+                             verdict_config=CONFIG, ledger=ledger)
     rng = np.random.default_rng(1)
     first, second = (play(trainer.policy(), make_persona(n, rng), ticks=300,
                           track_name="hairpin-valley", session_id=n) for n in ("expert", "random"))
     copy = dataclasses.replace(first, contribution_id="copy", contributor_id="sybil")
     # WHEN the batch is submitted
-    outcomes = service.submit_many([(first, False), (second, False), (copy, False)])
+    outcomes = service.submit_many([(first, None), (second, False), (copy, None)])
     # THEN results come back in order, and the copy is refused as a duplicate of the first
     assert [o.verdict.contribution_id for o in outcomes] == [first.contribution_id,
                                                              second.contribution_id, "copy"]

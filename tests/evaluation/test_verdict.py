@@ -18,12 +18,13 @@ from crowdlearning.learning.bootstrap import (
     train_initial_model,
 )
 from crowdlearning.learning.finetune import FinetuneConfig
+from crowdlearning.learning.labels import extract_labels
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.track_gen import named_track
 from tests.learning.factories import play
 
 CONFIG = VerdictConfig(suite_size=12, tracks_per_look=4, starts_per_track=3, window_ticks=300,
-                       finetune=FinetuneConfig(updates=200))
+                       finetune=FinetuneConfig(updates=200), null_runs=6, null_ticks=400)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,57 @@ def test_rejudging_reproduces_the_verdict_exactly(judge: Judge, plays) -> None:
 
 def test_sequential_test_stops_early_when_the_answer_is_clear(judge: Judge, plays) -> None:
     verdict = judge.judge(plays["adversary"])
-    assert verdict.looks < 3 and verdict.runs < len(judge.without_m)
+    assert verdict.looks < 3 and verdict.runs < judge.suite.num_runs
+
+
+def test_the_baseline_is_the_same_states_labelled_by_the_champion(judge: Judge, plays) -> None:
+    # the twin keeps rows, mask and weights; only the label values become the champion's own
+    labels = extract_labels(plays["random"], judge.label_config)
+    twin = judge.twin_of(labels)
+    assert np.array_equal(twin.observations, labels.observations)
+    assert np.array_equal(twin.mask, labels.mask) and np.array_equal(twin.weights, labels.weights)
+    own = Policy(judge.champion).act(labels.observations)
+    assert np.allclose(twin.targets[twin.mask], own[twin.mask], atol=1e-6)
+    # so the judge compares label values only: the champion's own labels change nothing at all
+    with_scores, twin_scores = judge._all_scores(twin)
+    assert np.array_equal(with_scores, twin_scores)
+
+
+def test_the_null_is_measured_from_placebos_and_widens_the_decision(judge: Judge) -> None:
+    assert judge.null_diffs_m.shape == (CONFIG.null_runs, judge.suite.num_runs)
+    assert np.any(judge.null_diffs_m != 0)  # training noise is real: placebos move the score
+    low, high = judge.null_interval(judge.suite.num_runs)
+    centre = float(judge.null_diffs_m.mean())
+    assert low < centre < high
+
+
+def test_noise_around_the_policy_is_neither_paid_nor_penalized(judge: Judge, plays) -> None:
+    # a copier adding small noise carries no information: never improved, never worse
+    c = plays["lazy"]
+    rng = np.random.default_rng(11)
+    for k in range(3):
+        noisy = np.clip(c.player + rng.normal(0, 0.03, c.player.shape), -1, 1)
+        verdict = judge.judge(dataclasses.replace(c, player=noisy, contribution_id=f"n{k}"))
+        assert verdict.decision is Decision.NO_EFFECT, verdict.effect_bp
+        assert verdict.price_tinybar == 0
+
+
+def test_the_published_hash_covers_the_decision_and_nothing_about_timing(judge: Judge,
+                                                                          plays) -> None:
+    verdict = judge.judge(plays["random"])
+    slower = dataclasses.replace(verdict, elapsed_s=verdict.elapsed_s + 5.0)
+    assert slower.sha256 == verdict.sha256 and "elapsed_s" not in verdict.record()
+    assert dataclasses.replace(verdict, price_tinybar=verdict.price_tinybar + 1).sha256 != (
+        verdict.sha256)
+    assert verdict.judge_config["verdict"]["suite_size"] == CONFIG.suite_size
+
+
+def test_default_prices_weigh_harm_three_times_gain() -> None:
+    prices = PriceSchedule()
+    assert prices.price(Decision.WORSE, -100) == -3 * prices.price(Decision.IMPROVED, 100)
+    assert prices.penalty_cap_tinybar == 3 * prices.reward_cap_tinybar
+    with pytest.raises(ValueError, match="reward_cap_tinybar"):
+        PriceSchedule(reward_cap_tinybar=-1)
 
 
 def test_price_schedule_caps_rewards_and_penalties() -> None:

@@ -22,7 +22,8 @@ def play(policy: Policy, persona: Persona, *, mode: str = "label", beta: float =
         frame: Frame = batch.frame()
         if on_frame is not None:
             on_frame(frame)
-        act, tick, held = persona.act(frame, rows)
-        batch.advance(PlayerInputs(act, tick, held))
+        inputs = PlayerInputs.none(1)
+        inputs.set_rows(rows, persona.act(frame, rows))  # keyboard personas answer with keys
+        batch.advance(inputs)
     (contribution,) = batch.contributions()
     return contribution

@@ -102,13 +102,14 @@ def test_the_platform_judges_a_run_with_its_own_delay(tmp_path: Path) -> None:
     trainer = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"))
     net, training = train_initial_model(0)
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
-    track = named_track(TRACK)
-    config = VerdictConfig(suite_size=4, tracks_per_look=4, starts_per_track=1,
+    track = named_track("chicane-park")  # where the late player corrects the car
+    config = VerdictConfig(null_runs=4, null_ticks=300,
+                           suite_size=4, tracks_per_look=4, starts_per_track=1,
                            window_ticks=200, finetune=FinetuneConfig(updates=50))
     service = VerdictService(trainer, Screener({track.digest: track}.__getitem__),
                              verdict_config=config)
-    c = play(trainer.policy(), make_persona("late-6", np.random.default_rng(1)), ticks=200,
-             track_name=TRACK)
+    c = play(trainer.policy(), make_persona("late-6", np.random.default_rng(1)), ticks=400,
+             track_name="chicane-park")
     # WHEN it is submitted
     verdict = service.submit(c, paid=False).verdict
     # THEN it was labelled with its own 6-tick delay, not the configured 0

@@ -11,6 +11,7 @@ from crowdlearning.ledger import (
     Ledger,
     PayoutState,
     TransferStateError,
+    UnknownTransferError,
 )
 from crowdlearning.ledger import payouts as payouts_mod
 from tests.ledger.factories import funded_player
@@ -88,3 +89,15 @@ def test_payout_beyond_balance_is_refused(ledger: Ledger) -> None:
     with pytest.raises(InsufficientFundsError):
         ledger.request_payout("p1", ALICE, "0.0.1001", 101)
     assert ledger.run(lambda c: payouts_mod.find_payout(c, "p1")) is None
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+@pytest.mark.parametrize("payout_id", ["a\x00b", "\x00", "", "a b", "p" * 200])
+def test_looking_up_an_id_no_payout_can_have_finds_nothing(
+        request: pytest.FixtureRequest, db: str, payout_id: str) -> None:
+    # PostgreSQL refuses a NUL in a query (a 500 behind GET /api/wallet/payouts/a%00b); SQLite
+    # just finds nothing: both find nothing
+    ledger: Ledger = request.getfixturevalue("ledger" if db == "sqlite" else "pg_ledger")
+    assert ledger.run(lambda c: payouts_mod.find_payout(c, payout_id)) is None
+    with pytest.raises(UnknownTransferError):
+        ledger.get_payout(payout_id)

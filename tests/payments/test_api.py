@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from crowdlearning.ledger import Ledger, make_engine
 from crowdlearning.ledger.clients import grant_mandate, issue_key, open_client, revoke_key
 from crowdlearning.ledger.schema import api_keys
 from crowdlearning.payments.api import create_app
-from tests.ledger.factories import funded_player, new_ledger
+from tests.ledger.factories import funded_player, new_ledger, postgres_schema_engine
 
 with warnings.catch_warnings():
     # starlette wants the httpx2 package for its test client; httpx (a project dependency) works
@@ -164,3 +165,66 @@ def test_app_from_settings_opens_and_migrates_the_database(tmp_path: Path) -> No
         assert client.get("/v1/balance").status_code == 401
     app.state.ledger.check_books()
     app.state.ledger.engine.dispose()
+
+
+# --- issue 14: bounded bodies, no 500 for any input, one error shape ----------------------------
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient, Ledger]]:
+    """The API over a funded ledger on SQLite, then on PostgreSQL (a fresh schema)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+            stack.callback(engine.dispose)
+        else:
+            url = request.getfixturevalue("postgres_url")
+            engine = stack.enter_context(postgres_schema_engine(url))
+        ledger = new_ledger(engine)
+        ledger.run(lambda c: open_client(c, "acme", now_ns=1))
+        ledger.deposit("acme-funding", "client:acme", 10_000)
+        funded_player(ledger, "alice", 500)
+        key = ledger.run(lambda c: issue_key(c, "acme", now_ns=1))
+        app = create_app(ledger, settings=Settings())
+        client = stack.enter_context(TestClient(app, headers={"X-API-Key": key},
+                                                raise_server_exceptions=False))
+        yield client, ledger
+
+
+@pytest.mark.parametrize("memo", ["a\x00b", "\x00"], ids=["inside", "alone"])
+def test_a_nul_in_a_memo_is_422_on_both_databases(any_api: tuple[TestClient, Ledger],
+                                                  memo: str) -> None:
+    api, ledger = any_api
+    response = pay(api, memo=memo)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_input")
+    assert "memo" in response.json()["detail"]
+    assert ledger.balance("client:acme") == 10_000
+    assert pay(api, memo="a memo\nover two lines").status_code == 201
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity", "1e400", "9" * 5000],
+                         ids=["nan", "inf", "-inf", "1e400", "5000-digits"])
+def test_amounts_json_cannot_carry_as_integers_are_422(any_api: tuple[TestClient, Ledger],
+                                                        amount: str) -> None:
+    api, ledger = any_api
+    body = f'{{"payment_id": "p", "to_player": "alice", "amount_tinybar": {amount}}}'
+    response = api.post("/v1/payments", content=body,
+                        headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert set(response.json()) == {"code", "detail"}
+    assert response.json()["code"] == "invalid_input"
+    assert ledger.balance("client:acme") == 10_000
+
+
+def test_an_oversized_body_is_413_and_moves_nothing(api: TestClient, ledger: Ledger) -> None:
+    limit = Settings().payments_api_max_body_bytes
+    body = '{"payment_id": "big", "to_player": "alice", "amount_tinybar": 1' + " " * limit + "}"
+    response = api.post("/v1/payments", content=body,
+                        headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()["code"]) == (413, "too_large")
+    assert ledger.balance("client:acme") == 10_000
+    assert api.get("/openapi.json").json()["paths"]["/v1/payments"]["post"]["responses"]["413"]
+
+
+def test_a_422_does_not_echo_the_input(api: TestClient) -> None:
+    response = pay(api, memo="secret-" * 100)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_input")
+    assert "secret" not in response.text and "body.memo" in response.text

@@ -26,13 +26,16 @@ from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.finetune import FinetuneConfig
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.train import TrainConfig
+from crowdlearning.ledger import make_engine
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.sim.track_gen import named_track
 from tests.learning.factories import play
+from tests.ledger.factories import STAKE_MINIMUM, funded_player, new_ledger
 
 TRACK = named_track("hairpin-valley")
-CONFIG = VerdictConfig(suite_size=2, tracks_per_look=2, starts_per_track=1, window_ticks=100,
+CONFIG = VerdictConfig(null_runs=4, null_ticks=300,
+                       suite_size=2, tracks_per_look=2, starts_per_track=1, window_ticks=100,
                        finetune=FinetuneConfig(updates=20))
 
 
@@ -61,6 +64,15 @@ def service(trainer: DaggerTrainer, root: Path) -> VerdictService:
                           champion_suite=EvalSuite.hidden(2), state=RoundState(root / "round"))
 
 
+def paid_service(trainer: DaggerTrainer, root: Path) -> VerdictService:
+    """The platform with a ledger, "player-1" staked: paid contributions (the screen learns
+    only those) hold stake at submission."""
+    ledger = new_ledger(make_engine(f"sqlite:///{root / 'ledger.db'}"))
+    if ledger.get_transfer("dep-player-1") is None:
+        funded_player(ledger, "player-1", 0, stake=10 * STAKE_MINIMUM)
+    return dataclasses.replace(service(trainer, root), ledger=ledger)
+
+
 def runs(trainer: DaggerTrainer, names: Sequence[str]) -> list[Contribution]:
     rng = np.random.default_rng(0)
     return [play(trainer.policy(), make_persona("noisy-0.3", rng), ticks=120,
@@ -69,14 +81,14 @@ def runs(trainer: DaggerTrainer, names: Sequence[str]) -> list[Contribution]:
 
 def test_a_restart_keeps_the_round_and_the_screens_memory(trainer: DaggerTrainer,
                                                           tmp_path: Path) -> None:
-    # GIVEN two improved contributions judged, then a restart before the round closes
+    # GIVEN two improved paid contributions judged, then a restart before the round closes
     first, second = runs(trainer, ["a", "b"])
-    before = service(trainer, tmp_path)
-    assert all(o.verdict.decision is Decision.IMPROVED
-               for o in before.submit_many([(first, False), (second, False)]))
-    after = service(trainer, tmp_path)
+    before = paid_service(trainer, tmp_path)
+    assert all(o.verdict.decision is Decision.IMPROVED and o.paid_mode
+               for o in before.submit_many([(first, None), (second, None)]))
+    after = paid_service(trainer, tmp_path)
     # WHEN the same data comes again, under another name, and the round closes
-    again = after.submit(dataclasses.replace(first, contribution_id="again"), paid=False)
+    again = after.submit(dataclasses.replace(first, contribution_id="again"))
     result = after.close_round()
     # THEN the copy is refused, and the round merges exactly the two judged before the restart
     assert again.verdict.decision is Decision.REJECTED and "duplicate" in again.verdict.reason

@@ -36,7 +36,8 @@ def test_a_round_judges_rejects_and_merges(tmp_path: Path) -> None:
     catalog: dict = {}
     service = VerdictService(
         trainer, Screener(catalog.__getitem__),
-        verdict_config=VerdictConfig(suite_size=12, starts_per_track=3, window_ticks=300,
+        verdict_config=VerdictConfig(null_runs=4, null_ticks=300,
+                                     suite_size=12, starts_per_track=3, window_ticks=300,
                                      tracks_per_look=6, finetune=FinetuneConfig(updates=200)),
         champion_suite=EvalSuite.hidden(8), verdict_log=tmp_path / "verdicts.jsonl")
     rng = np.random.default_rng(0)
@@ -47,15 +48,18 @@ def test_a_round_judges_rejects_and_merges(tmp_path: Path) -> None:
     outcomes = {c.contributor_id: service.submit(c, paid=False) for c in contributions}
     copy = dataclasses.replace(contributions[0], contribution_id="copy", contributor_id="sybil")
     replayed = service.submit(copy, paid=False)
-    # THEN verdicts follow the data, the copy is refused, and nothing moved money
+    # THEN verdicts follow the data, the copy is judged as the original was (practice is
+    # checked by the screen but never remembered: it can make no later run a duplicate), and
+    # nothing moved money
     assert outcomes["random-0"].verdict.decision is Decision.WORSE
     assert outcomes["lazy-0"].verdict.decision is Decision.NO_EFFECT
     assert all(outcomes[f"expert-{k}"].verdict.decision is not Decision.WORSE for k in range(4))
-    assert replayed.verdict.decision is Decision.REJECTED and "duplicate" in replayed.verdict.reason
+    assert replayed.verdict.decision is outcomes[contributions[0].contributor_id].verdict.decision
     assert all(o.reward_tinybar == 0 == o.penalty_tinybar for o in outcomes.values())
     assert len((tmp_path / "verdicts.jsonl").read_text().splitlines()) == 7
     # AND closing the round merges exactly the improving contributions
-    improved = {c.contribution_id for c in contributions
+    outcomes["sybil"] = replayed
+    improved = {c.contribution_id for c in [*contributions, copy]
                 if outcomes[c.contributor_id].verdict.decision is Decision.IMPROVED}
     result = service.close_round()
     assert set(result.merged) == improved

@@ -32,3 +32,12 @@ def test_a_damaged_entry_is_set_aside_not_judged_nor_deleted(tmp_path: Path) -> 
     reopened = VerdictBacklog(tmp_path)
     assert [s for _, s, _ in reopened.head(5)] == [spec(1)]
     assert first.with_suffix(".bad").is_file() and len(reopened) == 1
+
+
+def test_run_ids_are_read_from_the_headers_and_damaged_entries_name_none(
+        tmp_path: Path) -> None:
+    backlog = VerdictBacklog(tmp_path)
+    for i in range(3):
+        backlog.push(spec(i), f"data-{i}".encode())
+    sorted(tmp_path.glob("*.run"))[1].write_bytes(b"\x00\x00")
+    assert VerdictBacklog(tmp_path).run_ids() == {"run-0", "run-2"}

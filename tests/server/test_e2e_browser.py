@@ -47,7 +47,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "CROWDLEARNING_HEDERA_LOCAL_PORT": str(node_port),
            "CROWDLEARNING_HEDERA_LOCAL_MIRROR_PORT": "0",
            "CROWDLEARNING_SERVER_RUN_TICKS": "400", "CROWDLEARNING_SERVER_PLAY_TRACKS": "2",
-           "CROWDLEARNING_SERVER_EVAL_TRACKS": "2", "CROWDLEARNING_LOG_LEVEL": "WARNING"}
+           "CROWDLEARNING_SERVER_EVAL_TRACKS": "2", "CROWDLEARNING_LOG_LEVEL": "WARNING",
+           "CROWDLEARNING_VERDICT_NULL_RUNS": "4", "CROWDLEARNING_SERVER_RANDOM_STARTS": "0"}
     code = ("import sys; from crowdlearning.server.cli import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), "--data-dir",

@@ -18,6 +18,7 @@ from crowdlearning.server.game_loop import (
     InputRejectedError,
     Outbox,
     RunSpec,
+    RunStart,
 )
 from crowdlearning.server.runtime import play_tracks
 from crowdlearning.sim.replay import simulate
@@ -40,10 +41,13 @@ class CountingPolicy:
         return _policy().act(obs)
 
 
-def make_loop(capacity: int = 4, run_ticks: int = 60) -> tuple[GameLoop, list[FinishedRun]]:
+def make_loop(capacity: int = 4, run_ticks: int = 60, *, random_starts: bool = False
+              ) -> tuple[GameLoop, list[FinishedRun]]:
+    """A loop whose runs start on the start line (scripted tests), or where the server's
+    secret seeds say (``random_starts``, as in production)."""
     finished: list[FinishedRun] = []
     loop = GameLoop(_policy(), 0, play_tracks(2), capacity=capacity, run_ticks=run_ticks,
-                    on_finish=finished.append)
+                    on_finish=finished.append, random_starts=random_starts)
     return loop, finished
 
 
@@ -162,3 +166,49 @@ def test_a_run_keeps_the_policy_it_started_with_when_the_champion_changes() -> N
     assert np.allclose(loop.last_proposed[loop.champion_slot], new.act(champion_obs)[0],
                        atol=1e-5)
     assert loop.policy_versions == [1] and loop.model_version == 1
+
+
+def test_runs_that_record_nothing_are_discarded_and_a_disconnect_can_still_be_judged() -> None:
+    # GIVEN three runs: one stopped before its first tick, one abandoned, one ended by a
+    # disconnect after a few ticks (what a paid run's socket does)
+    loop, finished = make_loop()
+    discarded: list[tuple[str, str]] = []
+    loop.on_discard = lambda s, why: discarded.append((s.run_id, why))
+    slots = [loop.join(spec(i), Outbox(100)) for i in range(3)]
+    loop.stop(slots[0])
+    loop.step()
+    loop.step()
+    assert loop.live_run_ids() == {"run-1", "run-2"}
+    loop.abandon(slots[1])
+    loop.stop(slots[2], "disconnected")
+    loop.step()
+    # THEN the first two are discarded (nothing to judge), the third is judged on its ticks
+    assert [run_id for run_id, _ in discarded] == ["run-0", "run-1"]
+    assert "before its first tick" in discarded[0][1]
+    assert [(f.spec.run_id, f.reason, f.contribution.num_ticks) for f in finished] == [
+        ("run-2", "disconnected", 2)]
+    assert loop.live_run_ids() == set()
+
+
+def test_each_run_starts_where_a_secret_seed_says() -> None:
+    # GIVEN three runs on one track
+    loop, finished = make_loop(capacity=4, run_ticks=20, random_starts=True)
+    track = play_tracks(2)[0]
+    for i in range(3):
+        loop.join(spec(i, seed=0), Outbox(64))
+    # THEN they start at different places and speeds, each derived from its own secret seed
+    starts = [loop._runs[slot].start for slot in range(4) if loop._runs[slot] is not None]
+    assert len({round(s.start_s_m, 3) for s in starts}) == 3
+    for start in starts:
+        assert RunStart.draw(start.seed, track) == start
+        assert 0 <= start.start_s_m < track.length_m and 6.0 <= start.speed_mps <= 10.0
+    # AND each recorded contribution starts there and keeps its seed (shown in its verdict)
+    for _ in range(25):
+        loop.step()
+    by_seed = {s.seed: s for s in starts}
+    assert len(finished) == 3
+    for run in finished:
+        start = by_seed[run.contribution.meta["start_seed"]]
+        assert run.contribution.start.start_s_m == start.start_s_m
+        assert run.contribution.start.lateral_m == start.lateral_m
+        assert run.contribution.start.speed_mps == start.speed_mps

@@ -19,6 +19,7 @@ from crowdlearning.server.runtime import Runtime, open_runtime
 from tests.server.conftest import played_run, server_settings
 
 pytestmark = pytest.mark.timeout(300)
+HBAR = 100_000_000
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,18 @@ def _shard(redis_url: str, prefix: str, runtime: Runtime, timeout_s: float = 60)
 
 def test_data_sent_to_two_shards_is_judged_once(runtime: Runtime, judge_server: JudgeServer,
                                                 redis_url: str, prefix: str) -> None:
-    # GIVEN two game servers sharing the judge, and a run recorded on the first
+    # GIVEN two game servers sharing the judge, and a paid run recorded on the first (the
+    # screen remembers paid runs: practice ones never make a later run a duplicate)
     east, west = _shard(redis_url, prefix, runtime), _shard(redis_url, prefix, runtime)
     run = played_run(runtime, "shard_east")
+    player = run.spec.player_id
+    runtime.ledger.deposit("deposit-shard_east", f"player:{player}:available", 2 * HBAR)
+    runtime.ledger.lock_stake("stake-shard_east", player, 2 * HBAR)
+    spec = dataclasses.replace(run.spec, paid=True)
     copy = dataclasses.replace(run.contribution, contribution_id="copy-on-west")
     # WHEN the first sends it and the second sends the same data under another run id
-    [first] = east.submit_many([(run.spec, run.contribution.to_bytes())])
-    [second] = west.submit_many([(dataclasses.replace(run.spec, run_id="copy-on-west"),
+    [first] = east.submit_many([(spec, run.contribution.to_bytes())])
+    [second] = west.submit_many([(dataclasses.replace(spec, run_id="copy-on-west"),
                                   copy.to_bytes())])
     # THEN the first is judged, the copy is refused by the one shared screen
     assert first["type"] == "verdict" and first["decision"] != Decision.REJECTED.value

@@ -15,6 +15,7 @@ from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.judge import JudgeUnavailableError
 from crowdlearning.server.referee import Referee
+from crowdlearning.server.run_holds import RunHolds
 from tests.server.conftest import TestClient
 
 
@@ -50,8 +51,10 @@ async def _messages_until_answer(outbox: Outbox) -> list[dict]:
 def _runtime(tmp_path: Path, judge: object) -> SimpleNamespace:
     settings = Settings(judge_backend="ray", judge_workers=2, server_verdict_queue=100,
                         data_dir=tmp_path)
+    # no paid runs here: the holds never reach their (absent) ledger
     return SimpleNamespace(settings=settings, judge=judge, worker=ThreadPoolExecutor(1),
-                           game=SimpleNamespace(on_finish=None))
+                           game=SimpleNamespace(on_finish=None, live_run_ids=set),
+                           holds=RunHolds(SimpleNamespace(), tmp_path / "paid-runs"))  # type: ignore[arg-type]
 
 
 def test_runs_are_judged_in_batches_of_the_judges_size_and_answered_in_order(

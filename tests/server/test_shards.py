@@ -84,7 +84,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
                 "CROWDLEARNING_HEDERA_LOCAL_PORT": str(node_port),
                 "CROWDLEARNING_HEDERA_MIRROR_URL": f"http://127.0.0.1:{mirror_port}/api/v1",
                 "CROWDLEARNING_SERVER_RUN_TICKS": "300", "CROWDLEARNING_SERVER_PLAY_TRACKS": "2",
-                "CROWDLEARNING_SERVER_EVAL_TRACKS": "2"}
+                "CROWDLEARNING_SERVER_EVAL_TRACKS": "2", "CROWDLEARNING_VERDICT_NULL_RUNS": "4",
+                "CROWDLEARNING_SERVER_RANDOM_STARTS": "0"}
         node_log = root / "node.log"
         procs.append(_start(["hedera-node", "--port", str(node_port), "--mirror-port",
                              str(mirror_port), "--state", str(root / "hedera.json")],

@@ -11,8 +11,13 @@ noisy-<s>       the expert plus Gaussian noise of std ``s`` on both controls
 late-<d>        the expert reacting ``d`` ticks late: at tick t it answers with what the
                 expert would have done at t - d (and reports t, as a browser would)
 lazy            copies the policy's proposal (adds nothing)
+copier-<s>      copies the policy's proposal plus Gaussian noise of std ``s``
+human-<ms>-<s>  the expert seen ``ms`` milliseconds late, plus noise of std ``s``
+oversteer-<f>   the expert's steering times ``f`` (turns in too hard)
+gambler-<p>     each run, with probability ``p``, sabotages (as ``adversary``); else expert
 random          uniform random controls
 adversary       steers toward the nearest edge at full throttle
+keyboard-...    players on a keyboard or gamepad: ``crowd.device_players``
 ==============  ======================================================================
 """
 
@@ -127,11 +132,98 @@ class Adversary(Persona):
         return self.rng.random(len(rows)) < 0.3
 
 
+@dataclass
+class Copier(Persona):
+    """Copies the car's proposal with a little noise: the cheapest way to look busy."""
+
+    noise_std: float = 0.03
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        return frame.proposed[rows] + self.rng.normal(0.0, self.noise_std, size=(len(rows), 2))
+
+    def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return self.rng.random(len(rows)) < 0.1
+
+
+@dataclass
+class HumanPlayer(LateReactor):
+    """A decent person: the expert's intent, seen ``delay_ticks`` late, with motor noise."""
+
+    noise_std: float = 0.2
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        act = super().action(frame, rows)
+        return act + self.rng.normal(0.0, self.noise_std, size=act.shape)
+
+
+@dataclass
+class Oversteerer(Persona):
+    factor: float = 1.6
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        act = _expert(frame, rows)
+        act[:, 0] *= self.factor
+        return act
+
+
+@dataclass
+class Gambler(Persona):
+    """Plays honestly (the expert) or, each run with probability ``share``, sabotages."""
+
+    share: float = 0.3
+    _sabotage: dict[int, bool] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        super().reset()
+        self._sabotage.clear()
+
+    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        bad = np.array([self._sabotage.setdefault(int(r), bool(self.rng.random() < self.share))
+                        for r in rows])
+        honest = _expert(frame, rows)
+        toward_edge = np.where(frame.lateral_m[rows] >= 0, 1.0, -1.0)
+        sabotage = np.stack([toward_edge, np.ones(len(rows))], axis=1)
+        return np.where(bad[:, None], sabotage, honest)
+
+
 PERSONAS = ("expert", "noisy-0.1", "noisy-0.3", "late-6", "lazy", "random", "adversary")
+_TICK_MS = 50  # one control tick at 20 Hz [ms]
 
 
 def make_persona(name: str, rng: np.random.Generator) -> Persona:
-    """A persona by name: expert, noisy-<std>, late-<ticks>, lazy, random, adversary."""
+    """A persona by name (see the module docstring's table)."""
+    from crowdlearning.crowd.device_players import make_device_persona
+
+    device = make_device_persona(name, rng)
+    if device is not None:
+        return device
+    try:
+        return _parametrized(name, rng) or _simple(name, rng)
+    except ValueError as exc:
+        raise ValueError(f"unknown persona {name!r} ({exc}); known: {PERSONAS}, copier-<s>, "
+                         "human-<ms>-<s>, oversteer-<f>, gambler-<p>, keyboard-<ms>, "
+                         "gamepad-<ms>") from None
+
+
+def _parametrized(name: str, rng: np.random.Generator) -> Persona | None:
+    kind, _, rest = name.partition("-")
+    if kind == "copier" and rest:
+        return Copier(name, rng, noise_std=float(rest))
+    if kind == "human" and rest:
+        ms, _, noise = rest.partition("-")
+        return HumanPlayer(name, rng, delay_ticks=round(float(ms) / _TICK_MS),
+                           noise_std=float(noise or 0.2))
+    if kind == "oversteer" and rest:
+        return Oversteerer(name, rng, factor=float(rest))
+    if kind == "gambler" and rest:
+        share = float(rest)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"gambler share must be in [0, 1], got {share}")
+        return Gambler(name, rng, share=share)
+    return None
+
+
+def _simple(name: str, rng: np.random.Generator) -> Persona:
     if name == "expert":
         return ExpertPlayer(name, rng)
     if name.startswith("noisy-"):
@@ -141,4 +233,4 @@ def make_persona(name: str, rng: np.random.Generator) -> Persona:
     simple = {"lazy": LazyPlayer, "random": RandomPlayer, "adversary": Adversary}
     if name in simple:
         return simple[name](name, rng)
-    raise ValueError(f"unknown persona {name!r}; known: {PERSONAS}")
+    raise ValueError("no such persona")

@@ -70,7 +70,6 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
         inputs = PlayerInputs.none(len(members))
         for key, rows in groups.items():
             idx = np.asarray(rows)
-            act, tick, held = personas[key].act(frame, idx)
-            inputs.player[idx], inputs.input_tick[idx], inputs.intervention[idx] = act, tick, held
+            inputs.set_rows(idx, personas[key].act(frame, idx))  # keyboard personas: + keys
         batch.advance(inputs)
     return batch.contributions()

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
+
+import numpy as np
 
 from crowdlearning.errors import ConfigurationError
 from crowdlearning.evaluation.verdict import Judge, PriceSchedule, Verdict, VerdictConfig
@@ -46,6 +48,9 @@ class JudgeSpec:
     config: VerdictConfig
     prices: PriceSchedule
     labels: LabelConfig
+    # the champion's training-noise null (``Judge.null_diffs_m``), measured once and shipped to
+    # every worker; None: the judge built from this spec measures it
+    null_diffs_m: np.ndarray | None = None
 
     @classmethod
     def of(cls, net: PolicyNet, version: int, data: LabelSet, *, config: VerdictConfig,
@@ -57,7 +62,13 @@ class JudgeSpec:
         net = PolicyNet(Architecture.from_dict(self.architecture))
         net.load_state_dict(self.weights)
         return Judge(net, self.champion_version, self.champion_data, config=self.config,
-                     prices=self.prices, labels=self.labels)
+                     prices=self.prices, labels=self.labels, null_diffs_m=self.null_diffs_m)
+
+    def with_null(self) -> JudgeSpec:
+        """This spec with its null measured (once, here), so workers never measure it again."""
+        if self.null_diffs_m is not None:
+            return self
+        return replace(self, null_diffs_m=self.build().null_diffs_m)
 
 
 class JudgePool(Protocol):

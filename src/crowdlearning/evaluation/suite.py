@@ -11,6 +11,7 @@ drive until it completes ``laps`` laps, leaves the track or runs out of ``max_st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -28,6 +29,7 @@ __all__ = [
     "EvalResult",
     "EvalSuite",
     "evaluate",
+    "evaluate_many",
     "is_play_seed",
 ]
 
@@ -110,27 +112,52 @@ class EvalResult:
 
 def evaluate(policy: Policy, suite: EvalSuite) -> EvalResult:
     """Drive ``policy`` on every (track, start) of ``suite`` at once; deterministic."""
+    [result] = _evaluate([policy], suite)
+    return result
+
+
+def evaluate_many(policies: Sequence[Policy], suite: EvalSuite) -> list[EvalResult]:
+    """Every policy on every (track, start) of ``suite`` in ONE simulator batch.
+
+    Each car's result does not depend on the batch it is in (scalar kernels), so this equals
+    one ``evaluate`` call per policy; it shares the per-step overhead (the verdict's paired
+    models are evaluated together).
+    """
+    return _evaluate(list(policies), suite)
+
+
+def _evaluate(policies: list[Policy], suite: EvalSuite) -> list[EvalResult]:
     tracks = suite.tracks
     k = suite.starts_per_track
     n = len(tracks) * k
+    p = len(policies)
     track_index = np.repeat(np.arange(len(tracks)), k)
     lengths = np.array([t.length_m for t in tracks])[track_index]
     start_s = lengths * np.tile(np.arange(k) / k, len(tracks))
-    sim = RaceSim(tracks, n, max_steps=suite.max_steps)
-    sim.reset_cars(np.arange(n), track_index=track_index, start_s_m=start_s,
-                   speed_mps=suite.start_speed_mps)
-    exited = np.zeros(n, dtype=bool)
+    sim = RaceSim(tracks, n * p, max_steps=suite.max_steps)
+    sim.reset_cars(np.arange(n * p), track_index=np.tile(track_index, p),
+                   start_s_m=np.tile(start_s, p), speed_mps=suite.start_speed_mps)
+    exited = np.zeros(n * p, dtype=bool)
+    actions = np.zeros((n * p, 2))
     while sim.alive.any():
-        out = sim.step(policy.act(sim.observe()))
+        obs = sim.observe()
+        for i, policy in enumerate(policies):
+            actions[i * n:(i + 1) * n] = policy.act(obs[i * n:(i + 1) * n])
+        out = sim.step(actions)
         exited |= out.terminated
         sim.alive &= sim.laps < suite.laps
-    return EvalResult(
-        track_seed=np.asarray(suite.track_seeds)[track_index],
-        start_s_m=start_s,
-        completed=sim.laps >= suite.laps,
-        progress_frac=np.clip(sim.progress_m / (suite.laps * lengths), 0.0, 1.0),
-        progress_m=sim.progress_m.copy(),
-        exited=exited,
-        lap_time_s=np.where(sim.laps >= 1, sim.best_lap_time_s, np.nan),
-        laps=sim.laps.copy(),
-    )
+    results = []
+    for i in range(p):
+        rows = slice(i * n, (i + 1) * n)
+        laps = sim.laps[rows]
+        results.append(EvalResult(
+            track_seed=np.asarray(suite.track_seeds)[track_index],
+            start_s_m=start_s,
+            completed=laps >= suite.laps,
+            progress_frac=np.clip(sim.progress_m[rows] / (suite.laps * lengths), 0.0, 1.0),
+            progress_m=sim.progress_m[rows].copy(),
+            exited=exited[rows].copy(),
+            lap_time_s=np.where(laps >= 1, sim.best_lap_time_s[rows], np.nan),
+            laps=laps.copy(),
+        ))
+    return results

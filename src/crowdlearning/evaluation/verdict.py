@@ -1,24 +1,40 @@
-"""The verdict: did this contribution improve the model? With what confidence, at what price.
+"""The verdict: did this contribution's labels improve the model? How sure, at what price?
 
-For a champion version and a seed, ``Judge`` fine-tunes the champion on its own data once (the
-counterfactual "without", shared by every contribution judged against that champion) and scores
-it on the hidden verdict suite. For each contribution it fine-tunes again with the contribution's
-labels mixed into the very same minibatches (``learning.finetune``), so the two models differ by
-the data alone. Both drive the same tracks from the same starts (common random numbers); the
-per-run difference in distance driven within the window is the evidence.
+**The comparison isolates label quality.** For each contribution the champion is fine-tuned twice
+on the very same minibatches (``learning.finetune``): once with the contribution's labels mixed
+in, once with its *twin*: the same observations, labelled by the champion itself (what a player
+who only copied the car would have sent). The two models differ in one thing only, the label
+values the player gave on the states of their run; neither the extra rows, nor where the run
+drove, nor training randomness differ. Both models then drive the hidden verdict suite in one
+simulator batch from the same starts (common random numbers); the per-run difference in distance
+driven within the window is the evidence. (The earlier design compared against the champion
+fine-tuned *without* any extra rows: every contribution then also paid for the share of each
+minibatch it took from the champion's data, and contributions carrying no information were judged
+worse in 60-80% of runs: see docs/verdict.md.)
 
-Decision: a sequential paired t-interval on the mean difference, looked at after every
-``tracks_per_look`` tracks; each look uses ``(1 - confidence) / looks`` (Bonferroni), so the
-whole procedure keeps the stated confidence. ``improved`` when the interval's lower end clears
-``+margin``, ``worse`` when its upper end is below ``-margin``, ``no_effect`` when it lies inside
-``[-margin, +margin]`` or when the suite is used up. The margin (relative to the counterfactual's
-mean) is what an improvement must clear before it pays, as in the Ladder mechanism.
+**Calibrated against training noise (the A/A null).** Fine-tuning is chaotic: ANY change of
+labels gives a different model whose closed-loop score differs by a few percent, even when the
+change carries no information. So a paired t-interval over the suite alone is far too confident.
+Per champion the judge measures ``null_runs`` placebo contributions, the champion's own actions
+plus Gaussian noise of ``null_noise`` on its own states on play tracks, exactly as a real
+contribution is measured. A decision needs both:
 
-Price: reward = effect in basis points x rate, capped; penalty likewise; no effect is free.
+- the suite's paired t-interval (Bonferroni over the looks) clearing ``+-margin``, and
+- the effect lying outside the placebos' prediction interval at the same level
+  (``mean +- t(K-1) * sd * sqrt(1 + 1/K)``).
+
+So a contribution carrying nothing new is judged improved or worse at most at the stated error
+rate, whatever the fine-tune's chaos (``crowdlearning market-study`` measures the rates).
+
+The suite is looked at after every ``tracks_per_look`` tracks; clear cases stop early.
+
+Price: see ``PriceSchedule`` and docs/verdict.md (penalties weigh more than rewards so that
+mixing sabotage into honest play loses money).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -28,13 +44,21 @@ import numpy as np
 from scipy import stats
 
 from crowdlearning.config import Settings
-from crowdlearning.evaluation.suite import EvalSuite, evaluate
+from crowdlearning.evaluation.suite import EvalSuite, evaluate_many
 from crowdlearning.learning.contribution import Contribution
-from crowdlearning.learning.finetune import FinetuneConfig, finetune
-from crowdlearning.learning.labels import LabelConfig, LabelSet, extract_labels
+from crowdlearning.learning.finetune import FinetuneConfig, finetune_many
+from crowdlearning.learning.labels import (
+    DELAY_META_KEY,
+    LabelConfig,
+    LabelSet,
+    correction_ticks,
+    extract_labels,
+)
 from crowdlearning.policy.network import Policy, PolicyNet
+from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig"]
+__all__ = ["Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig", "label_params_of"]
 
 
 class Decision(StrEnum):
@@ -46,25 +70,43 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class VerdictConfig:
-    confidence: float = 0.95
+    confidence: float = 0.95  # of an "improved" decision (a reward)
+    penalty_confidence: float = 0.99  # of a "worse" decision: a false penalty costs 3x
     margin_pct: float = 0.5  # the effect must clear this before it counts [% of mean distance]
     suite_size: int = 24  # hidden tracks in the verdict suite
     starts_per_track: int = 4
     window_ticks: int = 400  # each run: 20 s of driving
     tracks_per_look: int = 12  # two looks: clear cases stop at half the suite
     rotation: int = 0  # which hidden suite (rotates)
-    lazy_threshold: float = 0.02  # mean |label - policy| below this adds nothing
+    min_corrections: int = 10  # fewer corrected ticks than this (0.5 s) add nothing
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    finetune_seeds: int = 2  # paired fine-tunes per verdict, averaged (training noise / sqrt)
+    null_runs: int = 16  # placebo contributions measured per champion (the A/A null)
+    null_noise: float = 0.03  # placebo labels: the champion's own actions + this noise (std)
+    null_ticks: int = 1200  # length of each placebo run, as a 60 s run [ticks]
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.confidence < 1 or not 0.5 < self.penalty_confidence < 1:
+            raise ValueError("confidence and penalty_confidence must be in (0.5, 1)")
+        if self.finetune_seeds < 1:
+            raise ValueError(f"finetune_seeds must be >= 1, got {self.finetune_seeds}")
+        if self.null_runs < 3:
+            raise ValueError(f"null_runs must be >= 3 to estimate the noise, got {self.null_runs}")
+        if not 0 < self.null_noise <= 1:
+            raise ValueError(f"null_noise must be in (0, 1], got {self.null_noise}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VerdictConfig:
         return cls(confidence=settings.verdict_confidence,
+                   penalty_confidence=settings.verdict_penalty_confidence,
                    margin_pct=settings.verdict_margin_pct,
                    suite_size=settings.verdict_suite_size,
                    starts_per_track=settings.verdict_starts_per_track,
                    window_ticks=settings.verdict_window_ticks,
                    tracks_per_look=settings.verdict_tracks_per_look,
-                   finetune=FinetuneConfig(updates=settings.verdict_finetune_updates))
+                   finetune=FinetuneConfig(updates=settings.verdict_finetune_updates),
+                   finetune_seeds=settings.verdict_finetune_seeds,
+                   null_runs=settings.verdict_null_runs, null_noise=settings.verdict_null_noise)
 
     @property
     def looks(self) -> int:
@@ -79,12 +121,25 @@ class VerdictConfig:
 
 @dataclass(frozen=True)
 class PriceSchedule:
-    """Tinybars per basis point of measured effect, and caps (1 HBAR = 100,000,000 tinybar)."""
+    """Tinybars per basis point of measured effect, and caps (1 HBAR = 100,000,000 tinybar).
 
-    reward_tinybar_per_bp: int = 100_000
-    reward_cap_tinybar: int = 100_000_000
-    penalty_tinybar_per_bp: int = 100_000
-    penalty_cap_tinybar: int = 10_000_000
+    Harm is priced higher than gain (``penalty_tinybar_per_bp`` = 3x the reward rate by default)
+    and the penalty cap (= the hold a paid run puts up) is 3x the reward cap: a run that harms
+    the model costs more than an equally large improvement earns, so any share of sabotage from
+    about 25% on makes a player's expected earnings negative (docs/verdict.md, "Pricing").
+    """
+
+    reward_tinybar_per_bp: int = 20_000
+    reward_cap_tinybar: int = 20_000_000
+    penalty_tinybar_per_bp: int = 60_000
+    penalty_cap_tinybar: int = 60_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("reward_tinybar_per_bp", "reward_cap_tinybar", "penalty_tinybar_per_bp",
+                     "penalty_cap_tinybar"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0 [tinybar], got {value!r}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceSchedule:
@@ -96,15 +151,22 @@ class PriceSchedule:
     def price(self, decision: Decision, effect_bp: int) -> int:
         """Signed amount: > 0 reward, < 0 penalty, 0 for no effect or rejection."""
         if decision is Decision.IMPROVED:
-            return min(self.reward_cap_tinybar, effect_bp * self.reward_tinybar_per_bp)
+            return min(self.reward_cap_tinybar, max(effect_bp, 0) * self.reward_tinybar_per_bp)
         if decision is Decision.WORSE:
-            return -min(self.penalty_cap_tinybar, -effect_bp * self.penalty_tinybar_per_bp)
+            return -min(self.penalty_cap_tinybar, max(-effect_bp, 0)
+                        * self.penalty_tinybar_per_bp)
         return 0
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A decision and all the evidence needed to check or reproduce it."""
+    """A decision and all the evidence needed to check or reproduce it.
+
+    ``scores_without_m`` are the twin's scores (the same states labelled by the champion);
+    ``null_low_m``/``null_high_m`` the placebo prediction interval at the deciding look.
+    ``record()`` is exactly the decision's inputs and outputs (nothing about timing): its
+    ``sha256`` is what the audit topic carries and ``crowdlearning verify-verdict`` re-derives.
+    """
 
     contribution_id: str
     contributor_id: str
@@ -121,11 +183,30 @@ class Verdict:
     mean_diff_m: float
     ci_low_m: float
     ci_high_m: float
-    effect_bp: int  # mean difference relative to the counterfactual mean, basis points
+    effect_bp: int  # mean difference relative to the twin's mean, basis points
     confidence: float
     labels: int
     price_tinybar: int
+    null_low_m: float = 0.0
+    null_high_m: float = 0.0
+    baseline: str = "twin"
+    # how the run's input became labels (reaction delay, device model): part of the decision
+    label_params: dict = field(default_factory=dict)
+    # the judge's configuration (verdict, labels, prices): what re-judging needs
+    judge_config: dict = field(default_factory=dict)
     elapsed_s: float = field(default=0.0, compare=False)
+
+    def record(self) -> dict:
+        """The decision's inputs and outputs, without timing (what is hashed and published)."""
+        out = asdict(self)
+        out.pop("elapsed_s")
+        return out
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the canonical JSON of ``record()``."""
+        body = json.dumps(self.record(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -142,17 +223,23 @@ class Judge:
 
     def __init__(self, champion: PolicyNet, champion_version: int, champion_data: LabelSet, *,
                  config: VerdictConfig | None = None, prices: PriceSchedule | None = None,
-                 labels: LabelConfig | None = None, seed: int | None = None) -> None:
+                 labels: LabelConfig | None = None, seed: int | None = None,
+                 null_diffs_m: np.ndarray | None = None) -> None:
         self.config = config or VerdictConfig()
         self.prices = prices or PriceSchedule()
         self.label_config = labels or LabelConfig()
         self.champion, self.champion_version = champion, champion_version
+        self.champion_policy = Policy(champion)
         self.base = champion_data
         self.seed = seed if seed is not None else 10_007 * (champion_version + 1)
         self.suite = self.config.suite()
-        self.counterfactual = finetune(champion, champion_data, None, self.config.finetune,
-                                       self.seed)
-        self.without_m = evaluate(Policy(self.counterfactual), self.suite).progress_m
+        # (null_runs, suite runs): per-run differences of placebo contributions (the A/A null);
+        # given when measured once for many workers (``JudgeSpec.with_null``)
+        self.null_diffs_m = (self._null_diffs() if null_diffs_m is None
+                             else np.asarray(null_diffs_m, np.float64))
+        if self.null_diffs_m.shape != (self.config.null_runs, self.suite.num_runs):
+            raise ValueError(f"null_diffs_m has shape {self.null_diffs_m.shape}, expected "
+                             f"{(self.config.null_runs, self.suite.num_runs)}")
 
     def judge(self, contribution: Contribution) -> Verdict:
         """Decide and price ``contribution`` (deterministic: judging again gives the same)."""
@@ -160,79 +247,197 @@ class Judge:
         labels = extract_labels(contribution, self.label_config)
         reason = self._adds_nothing(contribution, labels)
         if reason:
-            return self._verdict(contribution, Decision.NO_EFFECT, reason, [], 0, len(labels),
-                                 started)
-        with_net = finetune(self.champion, self.base, labels, self.config.finetune, self.seed)
-        scores, looks, decision = self._sequential(Policy(with_net))
-        return self._verdict(contribution, decision, "", scores, looks, len(labels), started)
+            return self._verdict(contribution, Decision.NO_EFFECT, reason, [], [], 0,
+                                 len(labels), started)
+        with_scores, twin_scores, looks, decision = self._compare(labels)
+        return self._verdict(contribution, decision, "", with_scores, twin_scores, looks,
+                             len(labels), started)
+
+    def twin_of(self, labels: LabelSet) -> LabelSet:
+        """The same rows labelled by the champion itself (same mask, weights and sources)."""
+        own = self.champion_policy.act(labels.observations) if len(labels) else np.zeros((0, 2))
+        return LabelSet(labels.observations, np.where(labels.mask, own, 0.0).astype(np.float32),
+                        labels.mask, labels.weights, labels.sources)
 
     def rejected(self, contribution: Contribution, reason: str) -> Verdict:
         """The verdict for a contribution screening refused: nothing judged, nothing priced."""
-        return replace(self._verdict(contribution, Decision.REJECTED, reason, [], 0, 0,
+        return replace(self._verdict(contribution, Decision.REJECTED, reason, [], [], 0, 0,
                                      time.perf_counter()), price_tinybar=0)
 
     def _adds_nothing(self, c: Contribution, labels: LabelSet) -> str:
         if len(labels) == 0:
             return "no labels: no input (label mode) or no intervention (takeover mode)"
-        rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
-        given = np.isfinite(c.player[rows])
-        gap = np.abs(np.where(given, c.player[rows] - c.proposed[rows], 0.0)).sum()
-        if gap / max(given.sum(), 1) < self.config.lazy_threshold:
+        rows = c.intervention if c.mode == "takeover" else c.has_input
+        if int((correction_ticks(c) & rows).sum()) < self.config.min_corrections:
             return "labels copy the policy's own actions: nothing to learn"
         return ""
 
-    def _sequential(self, policy: Policy) -> tuple[list[float], int, Decision]:
-        cfg, suite = self.config, self.suite
-        per_track = cfg.starts_per_track
-        n_looks = cfg.looks
-        scores: list[float] = []
+    # ------------------------------------------------------------------ the comparison
+    def _compare(self, labels: LabelSet) -> tuple[list[float], list[float], int, Decision]:
+        models = self._models(labels)
+        with_scores: list[float] = []
+        twin_scores: list[float] = []
         decision = Decision.NO_EFFECT
-        for look in range(n_looks):
-            seeds = suite.track_seeds[look * cfg.tracks_per_look:(look + 1) * cfg.tracks_per_look]
-            part = EvalSuite(seeds, starts_per_track=per_track, laps=suite.laps,
-                             max_steps=suite.max_steps, start_speed_mps=suite.start_speed_mps)
-            scores.extend(evaluate(policy, part).progress_m.tolist())
-            decision, done = self._decide(np.asarray(scores), n_looks)
+        for look, part in enumerate(self._parts()):
+            a, b = self._scores(models, part)
+            with_scores.extend(a.tolist())
+            twin_scores.extend(b.tolist())
+            decision, done = self._decide(np.asarray(with_scores), np.asarray(twin_scores))
             if done:
-                return scores, look + 1, decision
-        return scores, n_looks, decision
+                return with_scores, twin_scores, look + 1, decision
+        return with_scores, twin_scores, self.config.looks, decision
 
-    def _interval(self, diffs: np.ndarray, n_looks: int) -> tuple[float, float]:
-        alpha = (1.0 - self.config.confidence) / n_looks
+    def _models(self, labels: LabelSet) -> list[tuple[Policy, Policy]]:
+        """Per fine-tune seed: the champion fine-tuned with ``labels`` and with their twin, on
+        the same minibatches."""
+        twin, seeds = self.twin_of(labels), self.finetune_seeds
+        nets = finetune_many(self.champion, self.base, [labels, twin] * len(seeds),
+                             self.config.finetune, [s for s in seeds for _ in range(2)])
+        return [(Policy(nets[2 * k]), Policy(nets[2 * k + 1])) for k in range(len(seeds))]
+
+    @property
+    def finetune_seeds(self) -> list[int]:
+        return [self.seed + 7_919 * k for k in range(self.config.finetune_seeds)]
+
+    @staticmethod
+    def _scores(models: list[tuple[Policy, Policy]], part: EvalSuite
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Per run of ``part``: the with-models' and the twins' distance, averaged over seeds."""
+        results = evaluate_many([p for pair in models for p in pair], part)
+        return (np.mean([r.progress_m for r in results[0::2]], axis=0),
+                np.mean([r.progress_m for r in results[1::2]], axis=0))
+
+    def _parts(self) -> list[EvalSuite]:
+        cfg, suite = self.config, self.suite
+        return [EvalSuite(suite.track_seeds[i:i + cfg.tracks_per_look],
+                          starts_per_track=cfg.starts_per_track, laps=suite.laps,
+                          max_steps=suite.max_steps, start_speed_mps=suite.start_speed_mps)
+                for i in range(0, len(suite.track_seeds), cfg.tracks_per_look)]
+
+    def _null_diffs(self) -> np.ndarray:
+        """Per-run differences (placebo minus its twin) for ``null_runs`` placebos.
+
+        A placebo is the champion driving a play track by itself for a run's length, labelled
+        with its own actions plus Gaussian noise: a contribution that carries no information. It
+        is measured exactly as a contribution is (paired fine-tunes, the same suite), so the
+        spread of its effects is the training noise a real effect must clear.
+        """
+        cfg = self.config
+        rng = np.random.default_rng([self.seed, 0xA1A])
+        seeds = rng.choice(1_000_000, size=cfg.null_runs, replace=False)
+        tracks = [generate_track(int(s)) for s in seeds]
+        sim = RaceSim(tracks, len(tracks), max_steps=cfg.null_ticks)
+        # started as the game starts a run (the start line at the start speed)
+        sim.reset_cars(np.arange(len(tracks)), track_index=np.arange(len(tracks)),
+                       start_s_m=0.0, speed_mps=self.suite.start_speed_mps)
+        obs_rows: list[list[np.ndarray]] = [[] for _ in tracks]
+        while sim.alive.any():
+            obs = sim.observe()
+            for i in np.flatnonzero(sim.alive):
+                obs_rows[i].append(obs[i])
+            sim.step(self.champion_policy.act(obs))
+        diffs = []
+        for i, rows in enumerate(obs_rows):
+            # contributions range from a few dozen takeover ticks (weighted) to a whole run of
+            # labels: placebos span the same range, so the null covers both
+            keep = max(2, int(len(rows) * float(np.exp(rng.uniform(np.log(0.05), 0.0)))))
+            observations = np.asarray(rows[:keep], np.float32)
+            own = self.champion_policy.act(observations)
+            noisy = np.clip(own + rng.normal(0.0, cfg.null_noise, own.shape), -1.0, 1.0)
+            weight = self.label_config.intervention_weight if i % 2 else 1.0
+            placebo = LabelSet.from_actions(observations, noisy, f"placebo-{i}", weight)
+            with_scores, twin_scores = self._all_scores(placebo)
+            diffs.append(with_scores - twin_scores)
+        return np.asarray(diffs)
+
+    def _all_scores(self, labels: LabelSet) -> tuple[np.ndarray, np.ndarray]:
+        models = self._models(labels)
+        parts = [self._scores(models, part) for part in self._parts()]
+        return (np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]))
+
+    def _quantiles(self, dof: int) -> tuple[float, float]:
+        """t quantiles of the lower (reward) and upper (penalty) bounds: each side at half its
+        error rate, split over the looks (Bonferroni)."""
+        cfg = self.config
+        reward_alpha = (1.0 - cfg.confidence) / cfg.looks
+        penalty_alpha = (1.0 - cfg.penalty_confidence) / cfg.looks
+        return (float(stats.t.ppf(1 - reward_alpha / 2, dof)),
+                float(stats.t.ppf(1 - penalty_alpha / 2, dof)))
+
+    def _interval(self, diffs: np.ndarray) -> tuple[float, float]:
+        """The suite's paired interval: the lower end at the reward's level, the upper end at
+        the (stricter) penalty's level."""
         sd = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
-        half = float(stats.t.ppf(1 - alpha / 2, len(diffs) - 1)) * sd / np.sqrt(len(diffs))
-        mean = float(diffs.mean())
-        return mean - half, mean + half
+        q_low, q_high = self._quantiles(len(diffs) - 1)
+        se, mean = sd / np.sqrt(len(diffs)), float(diffs.mean())
+        return mean - q_low * se, mean + q_high * se
 
-    def _margin_m(self) -> float:
-        return self.config.margin_pct / 100 * float(self.without_m.mean())
+    def null_interval(self, runs: int) -> tuple[float, float]:
+        """The placebos' prediction interval for a mean difference over the first ``runs`` runs
+        (the same levels as the suite's interval: a penalty needs the stricter one) [m]."""
+        means = self.null_diffs_m[:, :runs].mean(axis=1)
+        k = len(means)
+        q_high, q_low = self._quantiles(k - 1)  # above the null: reward; below: penalty
+        spread = float(means.std(ddof=1)) * np.sqrt(1 + 1 / k)
+        centre = float(means.mean())
+        return centre - q_low * spread, centre + q_high * spread
 
-    def _decide(self, scores: np.ndarray, n_looks: int) -> tuple[Decision, bool]:
-        diffs = scores - self.without_m[: len(scores)]
-        low, high = self._interval(diffs, n_looks)
-        margin = self._margin_m()
-        if low > margin:
+    def _margin_m(self, twin: np.ndarray) -> float:
+        return self.config.margin_pct / 100 * float(twin.mean())
+
+    def _decide(self, with_scores: np.ndarray, twin: np.ndarray) -> tuple[Decision, bool]:
+        diffs = with_scores - twin
+        low, high = self._interval(diffs)
+        null_low, null_high = self.null_interval(len(diffs))
+        mean, margin = float(diffs.mean()), self._margin_m(twin)
+        if low > margin and mean > null_high:
             return Decision.IMPROVED, True
-        if high < -margin:
+        if high < -margin and mean < null_low:
             return Decision.WORSE, True
         return Decision.NO_EFFECT, (-margin <= low and high <= margin)
 
-    def _verdict(self, c: Contribution, decision: Decision, reason: str, scores: list[float],
-                 looks: int, n_labels: int, started: float) -> Verdict:
-        without = self.without_m[: len(scores)]
-        diffs = np.asarray(scores) - without
-        n_looks = self.config.looks
-        low, high = self._interval(diffs, n_looks) if len(scores) > 1 else (0.0, 0.0)
-        mean = float(diffs.mean()) if len(scores) else 0.0
-        effect_bp = int(np.trunc(mean / max(float(without.mean()), 1e-9) * 10_000)) if len(
-            scores) else 0
+    def _verdict(self, c: Contribution, decision: Decision, reason: str,
+                 with_scores: list[float], twin_scores: list[float], looks: int, n_labels: int,
+                 started: float) -> Verdict:
+        twin = np.asarray(twin_scores)
+        diffs = np.asarray(with_scores) - twin
+        n = len(diffs)
+        low, high = self._interval(diffs) if n > 1 else (0.0, 0.0)
+        null_low, null_high = self.null_interval(n) if n else (0.0, 0.0)
+        mean = float(diffs.mean()) if n else 0.0
+        effect_bp = int(np.trunc(mean / max(float(twin.mean()), 1e-9) * 10_000)) if n else 0
         return Verdict(
             contribution_id=c.contribution_id, contributor_id=c.contributor_id,
             contribution_digest=c.digest, decision=decision, reason=reason,
             champion_version=self.champion_version, seed=self.seed,
-            suite_seeds=list(self.suite.track_seeds), runs=len(scores), looks=looks,
-            scores_with_m=[float(s) for s in scores], scores_without_m=without.tolist(),
+            suite_seeds=list(self.suite.track_seeds), runs=n, looks=looks,
+            scores_with_m=[float(s) for s in with_scores],
+            scores_without_m=[float(s) for s in twin_scores],
             mean_diff_m=mean, ci_low_m=low, ci_high_m=high, effect_bp=effect_bp,
             confidence=self.config.confidence, labels=n_labels,
             price_tinybar=self.prices.price(decision, effect_bp),
-            elapsed_s=time.perf_counter() - started)
+            null_low_m=null_low, null_high_m=null_high, label_params=label_params_of(c),
+            judge_config=self.config_record(), elapsed_s=time.perf_counter() - started)
+
+    def config_record(self) -> dict:
+        """The judge's configuration as plain data (see ``Judge.from_config_record``)."""
+        return {"verdict": asdict(self.config), "labels": asdict(self.label_config),
+                "prices": asdict(self.prices)}
+
+    @classmethod
+    def from_config_record(cls, record: dict, champion: PolicyNet, champion_version: int,
+                           champion_data: LabelSet, seed: int) -> Judge:
+        """A judge configured as ``config_record()`` says (to re-judge a published verdict)."""
+        verdict = dict(record["verdict"])
+        verdict["finetune"] = FinetuneConfig(**verdict["finetune"])
+        return cls(champion, champion_version, champion_data, config=VerdictConfig(**verdict),
+                   prices=PriceSchedule(**record["prices"]),
+                   labels=LabelConfig(**record["labels"]), seed=seed)
+
+
+def label_params_of(contribution: Contribution) -> dict:
+    """What of a contribution's meta decides how its input becomes labels (the reaction delay,
+    the device model's parameters, the ticks already covered this round), and the secret seed
+    the server drew the run's start from: recorded in its verdict."""
+    return {k: v for k, v in sorted(contribution.meta.items())
+            if k in (DELAY_META_KEY, "covered_ticks", "start_seed") or k.startswith("device")}

@@ -21,11 +21,30 @@ import numpy as np
 
 from crowdlearning.config import Settings
 from crowdlearning.learning.contribution import Contribution
+from crowdlearning.learning.device import device_targets
 
-__all__ = ["DELAY_META_KEY", "LabelConfig", "LabelSet", "extract_labels", "labels_of",
+__all__ = ["DELAY_META_KEY", "MIN_CORRECTION", "LabelConfig", "LabelSet", "correction_ticks",
+           "extract_labels", "labels_of",
            "mix_actions"]
 
 DELAY_META_KEY = "reaction_delay_ticks"
+MIN_CORRECTION = 0.05  # |player - proposed| steering, 5-tick average, that counts as a correction
+
+
+def correction_ticks(contribution: Contribution) -> np.ndarray:
+    """Ticks (bool per tick) at which the player *corrected* the car: their steering input,
+    averaged over 5 ticks, differs from the car's proposal by at least ``MIN_CORRECTION``.
+
+    Averaging is what separates intent from noise: a correction lasts, noise does not (a copier
+    adding noise of std 0.03 crosses the line about once in 5,000 ticks). Where a player agrees
+    with the car, their input says nothing new and nothing about when they reacted.
+    """
+    c = contribution
+    steer = device_targets(c)[:, 0]  # what the input means (a keyboard's wheel, scaled)
+    given = np.isfinite(steer)
+    gap = np.where(given, steer - c.proposed[:, 0], 0.0)
+    smooth = np.convolve(gap, np.ones(5) / 5, mode="same")
+    return given & (np.abs(smooth) >= MIN_CORRECTION)
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,9 @@ def extract_labels(contribution: Contribution, config: LabelConfig | None = None
     cfg = config or LabelConfig()
     c = contribution
     rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
+    covered = c.meta.get("covered_ticks")  # already accepted this round (evaluation.coverage)
+    if covered:
+        rows = rows[~np.isin(rows, np.concatenate([np.arange(a, b) for a, b in covered]))]
     state_rows = c.input_tick[rows] - cfg.delay_of(c) - c.ticks[0]
     keep = state_rows >= 0
     rows, state_rows = rows[keep], state_rows[keep]
@@ -110,7 +132,7 @@ def extract_labels(contribution: Contribution, config: LabelConfig | None = None
     _, last = np.unique(state_rows[::-1], return_index=True)
     pick = len(rows) - 1 - last
     rows, state_rows = rows[pick], state_rows[pick]
-    player = c.player[rows]
+    player = device_targets(c)[rows]  # each device's meaning (``learning.device``)
     mask = np.isfinite(player)
     weight = cfg.intervention_weight if c.mode == "takeover" else 1.0
     return LabelSet(

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from crowdlearning.learning.contribution import Contribution
-from crowdlearning.learning.labels import DELAY_META_KEY
+from crowdlearning.learning.labels import DELAY_META_KEY, correction_ticks
 from crowdlearning.sim.expert import ExpertDriver
 from crowdlearning.sim.params import CarParams
 from crowdlearning.sim.track import Track
@@ -46,9 +46,15 @@ def expert_steer(track: Track, states: np.ndarray, car: CarParams | None = None)
 
 def estimate_reaction_delay(contribution: Contribution, track: Track, *, max_delay: int = 15,
                             min_inputs: int = 20) -> int | None:
-    """The run's delay in ticks (see the module docstring), or None with too little evidence."""
+    """The run's delay in ticks (see the module docstring), or None with too little evidence.
+
+    Only the player's *corrections* are read (``labels.correction_ticks``): where a player
+    agrees with the car their input says nothing about when they reacted, and a copier's input
+    (the car's own steering, which itself lags a good driver) would otherwise be read as a late
+    reaction and shifted onto the wrong states.
+    """
     c = contribution
-    rows = np.flatnonzero(np.isfinite(c.player[:, 0]))
+    rows = np.flatnonzero(correction_ticks(c))
     answered = c.input_tick[rows] - c.ticks[0]
     keep = (answered >= max_delay) & (answered < c.num_ticks)
     rows, answered = rows[keep], answered[keep]

@@ -7,6 +7,7 @@ Hedera -> posted or voided. See docs/ledger.md.
     book.py         Ledger, the facade: one retried transaction per method
     postings.py     post / resolve transfers inside a transaction (idempotency, locks, checks)
     stakes.py       holds, penalties, rewards            payouts.py   two-phase payouts
+    holds.py        reading and voiding holds
     accounts.py     the chart of accounts                records.py   Leg, TransferSpec, Transfer
     schema.py       tables                               migrations/  Alembic (env + versions)
     migrate.py      upgrade_to_head                      db.py        engines, retries
@@ -33,6 +34,7 @@ from crowdlearning.ledger.errors import (
     UnknownAccountError,
     UnknownTransferError,
 )
+from crowdlearning.ledger.holds import Hold
 from crowdlearning.ledger.migrate import upgrade_to_head
 from crowdlearning.ledger.payouts import Payout, PayoutState
 from crowdlearning.ledger.records import Leg, Transfer, TransferKind, TransferSpec
@@ -43,6 +45,7 @@ __all__ = [
     "BooksUnbalancedError",
     "ChargeNotAuthorizedError",
     "ConcurrencyError",
+    "Hold",
     "HoldSettlement",
     "IdempotencyConflictError",
     "InsufficientFundsError",

@@ -11,6 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from crowdlearning.config import Settings
+from crowdlearning.ledger import holds as holds_mod
 from crowdlearning.ledger import payouts as payouts_mod
 from crowdlearning.ledger import postings, stakes
 from crowdlearning.ledger.accounts import PLAYER_KINDS, AccountKind, client_account, player_account
@@ -171,7 +172,8 @@ class Ledger:
         return True
 
     def hold_for_contribution(self, player_id: str, contribution_id: str) -> None:
-        """Hold stake behind a paid contribution until its verdict (idempotent)."""
+        """Hold stake behind a paid contribution until its verdict (idempotent; raises
+        ``StakeRequiredError`` if the unheld stake is not enough)."""
         self.run(
             lambda c: stakes.open_hold(
                 c,
@@ -196,6 +198,20 @@ class Ledger:
                 now_ns=self.clock(),
             )
         )
+
+    def hold_of(self, contribution_id: str) -> holds_mod.Hold | None:
+        """The hold behind a contribution (open, settled or voided), or ``None``."""
+        return self.run(lambda c: holds_mod.find_hold(c, contribution_id))
+
+    def open_holds(self, player_id: str, *, limit: int = 100) -> list[holds_mod.Hold]:
+        """What the player's held balance is made of: their open holds, oldest first."""
+        return self.run(lambda c: holds_mod.open_holds_of(c, player_id, limit=limit))
+
+    def void_hold(self, contribution_id: str) -> holds_mod.Hold | None:
+        """Give back the hold of a contribution that will never be judged (idempotent; a
+        settled hold is left as it is). Returns the hold afterwards, ``None`` if there was
+        none."""
+        return self.run(lambda c: holds_mod.void_hold(c, contribution_id, now_ns=self.clock()))
 
     # --- checks -----------------------------------------------------------------------------
     def check_books(self) -> BooksSummary:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from crowdlearning.ledger.errors import (
     IdempotencyConflictError,
+    InvalidInputError,
     TransferStateError,
     UnknownTransferError,
 )
@@ -121,6 +122,10 @@ def get_payout(conn: sa.Connection, payout_id: str) -> Payout:
 
 def find_payout(conn: sa.Connection, payout_id: str) -> Payout | None:
     """The payout with this id, or ``None``."""
+    try:  # every stored id passed this check (``request_payout``); PostgreSQL refuses a NUL
+        check_identifier(payout_id, what="payout_id", max_length=DERIVED_ID_MAX)
+    except InvalidInputError:
+        return None
     row = conn.execute(
         sa.select(payouts, accounts.c.code)
         .join(accounts, accounts.c.id == payouts.c.from_account_id)

@@ -91,7 +91,7 @@ holds = sa.Table(
     sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
     sa.Column("settled_at_ns", sa.BigInteger()),
     sa.CheckConstraint("amount_tinybar > 0", name="ck_hold_amount_positive"),
-    sa.CheckConstraint("state IN ('open', 'settled')", name="ck_hold_state"),
+    sa.CheckConstraint("state IN ('open', 'settled', 'voided')", name="ck_hold_state"),
     sa.Index("ix_ledger_holds_player_state", "player_id", "state"),
 )
 

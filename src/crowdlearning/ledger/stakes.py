@@ -1,11 +1,13 @@
 """Stakes, holds, penalties and rewards (inside an open transaction).
 
-A player in paid mode has locked stake (``player:<id>:stake``). Starting a paid contribution moves
-``hold_tinybar`` of it to ``player:<id>:held`` (transfer ``hold:<cid>``); held stake cannot be
-unlocked. The verdict then takes the penalty from the hold into the treasury (``penalty:<cid>``),
-returns the rest to the stake (``release:<cid>``) and pays the reward from the operator's reward
-budget into the player's available balance (``reward:<cid>``). Practice mode touches no account.
-Transfer ids derive from the contribution id, so replaying a step is idempotent.
+A player in paid mode has locked stake (``player:<id>:stake``). Starting a paid contribution (the
+game server: when a paid run starts) moves ``hold_tinybar`` of it to ``player:<id>:held``
+(transfer ``hold:<cid>``); held stake cannot be unlocked nor withdrawn. The verdict then takes the
+penalty from the hold into the treasury (``penalty:<cid>``), returns the rest to the stake
+(``release:<cid>``) and pays the reward from the operator's reward budget into the player's
+available balance (``reward:<cid>``). A run that never reaches a verdict has its hold voided
+instead (``holds.void_hold``, ``void:<cid>``). Practice mode touches no account. Transfer ids
+derive from the contribution id, so replaying a step is idempotent.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from crowdlearning.ledger.errors import (
     InvalidInputError,
     RewardBudgetExhaustedError,
     StakeRequiredError,
+    TransferStateError,
     UnknownTransferError,
 )
 from crowdlearning.ledger.postings import balance, post
@@ -152,6 +155,11 @@ def settle_hold(
     )
     if row.state == "settled":
         return _replayed(row, result)
+    if row.state == "voided":
+        raise TransferStateError(
+            f"the hold behind contribution {contribution_id!r} was voided (the run was not to "
+            "be judged): its verdict moves no money"
+        )
     if penalty_tinybar > result.hold_tinybar:
         raise InvalidInputError(
             f"penalty {penalty_tinybar} exceeds the {result.hold_tinybar} "

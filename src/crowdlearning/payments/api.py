@@ -8,6 +8,10 @@ namespaced per client: resending a request returns the original transfer (status
     InvalidInputError 422 · UnknownAccountError, UnknownTransferError 404 ·
     IdempotencyConflictError, InsufficientFundsError, TransferStateError 409 ·
     ChargeNotAuthorizedError 403 · ConcurrencyError 503 · missing or unknown key 401
+
+Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large`` (bodies over
+``payments_api_max_body_bytes``, refused before they are parsed), 422 ``invalid_input`` for
+request validation (naming fields, never echoing the input) and FastAPI's own 404 / 405.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictInt
 
+from crowdlearning import http_guard
 from crowdlearning.config import Settings, get_settings
 from crowdlearning.ledger import (
     ChargeNotAuthorizedError,
@@ -52,25 +56,33 @@ Amount = Annotated[
 ]
 
 
+def _no_nul(text: str) -> str:
+    """Any text but NUL, which PostgreSQL cannot store (SQLite can: refused on both alike)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+Memo = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+
+
 # --- schemas ---------------------------------------------------------------------------------
-class PaymentCreate(BaseModel):
+class PaymentCreate(http_guard.StrictBody):
     """Pay a player from the client's account."""
 
-    model_config = ConfigDict(extra="forbid")
     payment_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
     to_player: str = Field(pattern=_PLAYER_ID)
     amount_tinybar: Amount
-    memo: str = Field(default="", max_length=200)
+    memo: Memo = ""
 
 
-class ChargeCreate(BaseModel):
+class ChargeCreate(http_guard.StrictBody):
     """Charge a player, crediting the client's account."""
 
-    model_config = ConfigDict(extra="forbid")
     charge_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
     from_player: str = Field(pattern=_PLAYER_ID)
     amount_tinybar: Amount
-    memo: str = Field(default="", max_length=200)
+    memo: Memo = ""
 
 
 class TransferPublic(BaseModel):
@@ -136,7 +148,7 @@ ClientDep = Annotated[str, Depends(current_client)]
 
 # --- routes ----------------------------------------------------------------------------------
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 422, 503)
+    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 413, 422, 503)
 }
 router = APIRouter(prefix="/v1", tags=["payments"], responses=_ERRORS)
 
@@ -246,12 +258,6 @@ def _ledger_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(status_code, code, str(exc))
 
 
-def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return _error(422, "invalid_input", "; ".join(parts))
-
-
 def _unauthorized(_request: Request, _exc: Exception) -> JSONResponse:
     response = _error(401, "unauthorized", "missing or unknown X-API-Key")
     response.headers["WWW-Authenticate"] = "APIKey"
@@ -271,5 +277,5 @@ def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None
     app.include_router(router)
     app.add_exception_handler(LedgerError, _ledger_error)
     app.add_exception_handler(_UnauthorizedError, _unauthorized)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    http_guard.install(app, max_body_bytes=settings.payments_api_max_body_bytes)
     return app

@@ -29,9 +29,11 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "serve":
         import uvicorn
 
+        from crowdlearning.http_guard import proxy_options
         from crowdlearning.payments.api import create_app
 
-        uvicorn.run(create_app(ledger, settings=settings), host=args.host, port=args.port)
+        uvicorn.run(create_app(ledger, settings=settings), host=args.host, port=args.port,
+                    **proxy_options(settings.payments_api_trusted_proxies))
         return 0
     if args.action == "issue-key":
         key = ledger.run(lambda c: _issue(c, args.client_id))

@@ -5,7 +5,11 @@ One object ties the domains together; the web server and the demo both drive it.
 ``submit`` (one contribution, almost real time; ``submit_many`` for a batch, whose verdicts the
 judge pool computes together: in parallel on a Ray cluster, see ``evaluation.judge_pool``):
 refuse it if screening says so (a rejected paid contribution releases its hold and costs
-nothing); otherwise estimate the run's own reaction delay (``learning.reaction``), judge it
+nothing; only paid contributions are remembered by the screen, so practice never makes a paid run
+a duplicate); otherwise mark what of it was already accepted this round
+(``evaluation.coverage``: the same information is paid once per round), estimate the run's own
+reaction delay
+(``learning.reaction``) and keyboard gain (``learning.device``), judge it
 against the current champion (``evaluation.verdict``), apply the price through the ledger
 (penalty from the stake held behind it, reward from the reward budget, never more penalty than
 was held), request a payout of the reward to the player's Hedera account, and publish the
@@ -30,15 +34,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crowdlearning.errors import CrowdLearningError
+from crowdlearning.evaluation.coverage import Coverage
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.device import check_device, with_estimated_gain
 from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.reaction import with_estimated_delay
 from crowdlearning.ledger import (
+    IdempotencyConflictError,
     Ledger,
     RewardBudgetExhaustedError,
     player_account,
@@ -50,7 +57,7 @@ from crowdlearning.payments.transport import HederaTransport
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.policy.network import Policy
 
-__all__ = ["Outcome", "RoundResult", "VerdictService"]
+__all__ = ["Outcome", "RoundResult", "VerdictService", "archive_contribution", "archived_path"]
 
 log = logging.getLogger(__name__)
 AUDIT_SCAN_LIMIT = 1000  # settled transactions looked at per settlement run
@@ -97,6 +104,7 @@ class VerdictService:
     verdict_log: Path | None = None
     state: RoundState | None = None  # where the round and the screen's memory survive restarts
     pool: JudgePool = field(default_factory=InlineJudgePool)
+    coverage: Coverage = field(default_factory=Coverage)  # what is new this round
     _spec: JudgeSpec | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
@@ -131,15 +139,34 @@ class VerdictService:
             config = replace(self.verdict_config,
                              rotation=self.verdict_config.rotation + meta.version)
             self._spec = JudgeSpec.of(net, meta.version, data, config=config,
-                                      prices=self.prices, labels=self.labels)
+                                      prices=self.prices, labels=self.labels).with_null()
         return self._spec
 
     def hold(self, contribution: Contribution) -> bool:
-        """Hold stake behind a paid contribution at submission; False means practice mode."""
-        if self.ledger is None or not self.ledger.is_paid_mode(contribution.contributor_id):
+        """Whether a contribution offered as paid is judged for money; False means practice.
+
+        A paid run holds its stake from the moment it starts (the game server opens the hold
+        ``hold:<contribution id>``): that open hold is the run's, and the run stays paid
+        whatever the player's free stake is now. A hold voided meanwhile (the run was given up)
+        makes it practice. Without a hold (a contribution from elsewhere, e.g. the demo), one is
+        opened now if the stake allows, else practice mode.
+        """
+        if self.ledger is None:
             return False
-        self.ledger.hold_for_contribution(contribution.contributor_id,
-                                          contribution.contribution_id)
+        cid, player = contribution.contribution_id, contribution.contributor_id
+        held = self.ledger.hold_of(cid)
+        if held is not None:
+            if held.player_id != player:
+                raise IdempotencyConflictError(
+                    f"contribution {cid!r} is held for {held.player_id}, not {player}")
+            if held.state == "voided":
+                log.warning("the hold of %s was voided before its verdict: judged as practice",
+                            cid)
+                return False
+            return True
+        if not self.ledger.is_paid_mode(player):
+            return False
+        self.ledger.hold_for_contribution(player, cid)
         return True
 
     def submit(self, contribution: Contribution, *, paid: bool | None = None) -> Outcome:
@@ -163,6 +190,9 @@ class VerdictService:
           nothing behind, so a retry is judged, not refused as a duplicate. It sees the batch in
           order, so the second of two near-duplicates in one batch is refused as it would be one
           at a time.
+        - The screen learns paid contributions only. Practice ones are checked (forged, rate
+          limited, copies of paid data are refused) but never remembered: a practice run costs
+          nothing, so it must not make a later paid run with the same data a "duplicate".
         """
         spec = self.judge_spec()
         results: list[Outcome | CrowdLearningError | None] = [None] * len(items)
@@ -182,8 +212,9 @@ class VerdictService:
                     continue
                 reason = self.screener.check(contribution)
                 if not reason:
+                    contribution, reason = self._prepare(contribution)
+                if not reason and paid_mode:  # practice is checked, never learnt: it blocks
                     learnt[i] = (contribution.digest, *self.screener.accept(contribution))
-                    contribution = self._with_delay(contribution)
                 screened.append((i, contribution, paid_mode, reason))
             verdicts = iter(self.pool.judge(spec, [c for _, c, _, r in screened if not r]))
             for i, contribution, paid_mode, reason in screened:
@@ -215,6 +246,8 @@ class VerdictService:
     def _decide(self, contribution: Contribution, verdict: Verdict, paid_mode: bool,
                 learnt: tuple[str, set[int], set[int]] | None) -> Outcome:
         """Book one verdict; then make it permanent (round, screen journal, decided, log)."""
+        if verdict.decision is not Decision.REJECTED and self.verdict_log is not None:
+            archive_contribution(self.verdict_log.parent, contribution)  # to re-judge it later
         if verdict.decision is Decision.IMPROVED and self.state is not None:
             self.state.add_pending(contribution)  # kept before any money moves for it
         try:
@@ -242,12 +275,23 @@ class VerdictService:
         self._log(outcome)
         return outcome
 
-    def _with_delay(self, contribution: Contribution) -> Contribution:
-        """The run's own reaction delay, estimated on its (screened, hence known) track."""
-        if not self.labels.estimate_delay:
-            return contribution
+    def _prepare(self, contribution: Contribution) -> tuple[Contribution, str]:
+        """What is judged of a screened contribution, or why it is refused: its keyboard input
+        must follow from its recorded keys (``learning.device``); ticks already accepted this
+        round are marked covered (``evaluation.coverage``: paid once per round); then the run's
+        own reaction delay and keyboard gain are estimated on its (known) track."""
+        reason = check_device(contribution)
+        if reason:
+            return contribution, f"device input mismatch: {reason}"
+        contribution, reason = self.coverage.mark(contribution, self._accepted)
+        if reason:
+            return contribution, reason
         track = self.screener.tracks(contribution.start.track_digest)
-        return with_estimated_delay(contribution, track, max_delay=self.labels.max_delay_ticks)
+        if self.labels.estimate_delay:
+            contribution = with_estimated_delay(contribution, track,
+                                                max_delay=self.labels.max_delay_ticks)
+        return with_estimated_gain(contribution, track,
+                                   delay=self.labels.delay_of(contribution)), ""
 
     def close(self) -> None:
         """Release the judge pool (its Ray actors, if any)."""
@@ -257,8 +301,8 @@ class VerdictService:
     def _book(self, verdict: Verdict, paid_mode: bool) -> Outcome:
         assert self.ledger is not None
         price = verdict.price_tinybar
-        held = self.ledger.player_balances(verdict.contributor_id).held_tinybar
-        penalty = min(max(-price, 0), self.ledger.hold_tinybar, held)
+        hold = self.ledger.hold_of(verdict.contribution_id)  # never more than this run's hold
+        penalty = min(max(-price, 0), hold.amount_tinybar if hold is not None else 0)
         reward, note = max(price, 0), ""
         try:
             self.ledger.settle_contribution(verdict.contribution_id, reward_tinybar=reward,
@@ -308,9 +352,11 @@ class VerdictService:
                 self._audited.add(stored.id)
 
     def _publish(self, outcome: Outcome) -> str | None:
-        digest = hashlib.sha256(outcome.verdict.to_json().encode()).hexdigest()
+        # the hash of exactly the decision's inputs and outputs (``Verdict.record``): anyone
+        # holding the record re-derives it, ``crowdlearning verify-verdict`` re-judges it
         return self._audit({"kind": "verdict", "contribution": outcome.verdict.contribution_id,
-                            "sha256": digest, "reward_tinybar": outcome.reward_tinybar,
+                            "sha256": outcome.verdict.sha256,
+                            "reward_tinybar": outcome.reward_tinybar,
                             "penalty_tinybar": outcome.penalty_tinybar,
                             "payout": outcome.payout_id}, outcome.verdict.contribution_id)
 
@@ -329,7 +375,8 @@ class VerdictService:
             return
         self.verdict_log.parent.mkdir(parents=True, exist_ok=True)
         record = {"verdict": json.loads(outcome.verdict.to_json()),
-                  "paid_mode": outcome.paid_mode, "reward_tinybar": outcome.reward_tinybar,
+                  "sha256": outcome.verdict.sha256, "paid_mode": outcome.paid_mode,
+                  "reward_tinybar": outcome.reward_tinybar,
                   "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,
                   "note": outcome.note, "audit": outcome.audit_transaction_id}
         with self.verdict_log.open("a") as f:
@@ -362,6 +409,25 @@ class VerdictService:
         return RoundResult([c.contribution_id for c in accepted], meta.version, promoted,
                            meta.version if promoted else champion_meta.version,
                            champion_metrics, metrics)
+
+
+def archived_path(root: Path, contribution_id: str) -> Path:
+    """Where the judged contribution ``contribution_id`` is kept under ``root`` (the verdict
+    log's folder): ``judged/<sha256 of the id, 32 hex>.npz``."""
+    name = hashlib.sha256(contribution_id.encode()).hexdigest()[:32]
+    return root / "judged" / f"{name}.npz"
+
+
+def archive_contribution(root: Path, contribution: Contribution) -> Path:
+    """Keep a judged contribution exactly as it was judged (with its label parameters), written
+    atomically; the evidence ``crowdlearning verify-verdict`` re-judges."""
+    path = archived_path(root, contribution.contribution_id)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(contribution.to_bytes())
+        tmp.replace(path)
+    return path
 
 
 def _outcomes_in(verdict_log: Path | None) -> OrderedDict[str, Outcome]:

@@ -4,6 +4,11 @@
 starts and closes it when the app stops; tests may pass a ready ``runtime``. While the app runs,
 three asyncio tasks live beside the requests: the game loop (``server_tick_hz``), settlement
 (``server_settle_interval_s``) and round closing (``server_round_interval_s``).
+
+The game loop shares the event loop with every request, so a request may not hold it: bodies are
+limited to ``server_max_body_bytes`` before anything parses them and errors answer
+``{"code", "detail"}`` without echoing the input (``http_guard``); password hashing runs on its
+own bounded threads (``security.PasswordHashing``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from crowdlearning import http_guard
 from crowdlearning.config import Settings
 from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.referee import Referee
 from crowdlearning.server.routes import auth, game, league, models, wallet, watch
 from crowdlearning.server.runtime import Runtime, open_runtime
+from crowdlearning.server.security import PasswordHashing
 from crowdlearning.server.throttle import Throttle
 from crowdlearning.server.watch_feed import WatchFeed
 
@@ -61,7 +68,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="CrowdLearning", version="0.1.0", lifespan=lifespan,
                   description="Play, correct the self-driving policy, get paid in HBAR.")
+    http_guard.install(app, max_body_bytes=settings.server_max_body_bytes)
     install_error_handlers(app)
+    app.state.passwords = PasswordHashing(settings.server_password_hash_workers,
+                                          settings.server_password_hash_queue)
     app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
     app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
     app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)

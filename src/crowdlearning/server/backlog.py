@@ -86,6 +86,21 @@ class VerdictBacklog:
                     self.set_aside += 1
         return out
 
+    def run_ids(self) -> set[str]:
+        """The ids of the runs waiting (read from the headers only; an unreadable entry names
+        none: ``head`` sets it aside)."""
+        ids: set[str] = set()
+        with self._lock:
+            keys = list(self._keys)
+        for key in keys:
+            try:
+                with (self.root / f"{key}.run").open("rb") as fh:
+                    (size,) = _HEADER.unpack(fh.read(_HEADER.size))
+                    ids.add(str(json.loads(fh.read(size))["run_id"]))
+            except (OSError, ValueError, TypeError, KeyError, struct.error):
+                continue
+        return ids
+
     def remove(self, key: str) -> None:
         """The run's verdict was delivered (or failed for good): forget it."""
         (self.root / f"{key}.run").unlink(missing_ok=True)

@@ -8,13 +8,15 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from crowdlearning.config import Settings, get_settings
+from crowdlearning.http_guard import proxy_options
 from crowdlearning.server.app import create_app
 
-__all__ = ["WS_PROTOCOL", "serve_main"]
+__all__ = ["WS_PROTOCOL", "serve_main", "uvicorn_options"]
 
 # uvloop, httptools and the sans-I/O websockets protocol (what "auto" picks with
 # uvicorn[standard] >= 0.35), named so that a missing extra fails loudly instead of silently
@@ -42,12 +44,20 @@ def serve_main(argv: Sequence[str]) -> int:
         return 2
     print(f"CrowdLearning: starting (first start trains the initial model) on "
           f"http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port,
-                loop="uvloop", http="httptools", ws=WS_PROTOCOL,
-                ws_max_size=64 * 1024, ws_per_message_deflate=False,  # frames are tiny
-                limit_concurrency=settings.server_max_players + settings.server_max_watchers + 256,
-                log_level=settings.log_level.lower())
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn: the protocols named, forwarded headers believed only from
+    ``server_trusted_proxies`` (throttles count the real client's address)."""
+    return {"host": settings.server_host, "port": settings.server_port,
+            "loop": "uvloop", "http": "httptools", "ws": WS_PROTOCOL,
+            "ws_max_size": 64 * 1024, "ws_per_message_deflate": False,  # frames are tiny
+            "limit_concurrency": (settings.server_max_players + settings.server_max_watchers
+                                  + 256),
+            "log_level": settings.log_level.lower(),
+            **proxy_options(settings.server_trusted_proxies)}
 
 
 def busy_ports(settings: Settings) -> list[str]:

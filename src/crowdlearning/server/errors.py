@@ -4,8 +4,11 @@
     UnknownAccountError, UnknownTransferError, RegistryError, NotFoundError 404 ·
     InsufficientFundsError (StakeRequiredError, RewardBudgetExhaustedError), UsernameTakenError,
     IdempotencyConflictError, TransferStateError 409 · DevelopmentOnlyError 403 ·
-    ConcurrencyError, HederaError 503 · UnavailableError 501 · TooManyRequestsError 429 (with
-    ``Retry-After``)
+    ConcurrencyError, HederaError 503 · UnavailableError 501 · TooManyRequestsError 429 and
+    HashingBusyError 503 (both with ``Retry-After``)
+
+Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large``, 422
+``invalid_input`` for request validation (without the input) and FastAPI's own 404 / 405.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from crowdlearning.ledger import (
     UnknownAccountError,
     UnknownTransferError,
 )
-from crowdlearning.server.security import KeyProofError
+from crowdlearning.server.security import HashingBusyError, KeyProofError
 from crowdlearning.server.throttle import TooManyRequestsError
 
 __all__ = [
@@ -83,13 +86,18 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def install_error_handlers(app: FastAPI) -> None:
     for exc_type, status, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(status, code))
-    app.add_exception_handler(TooManyRequestsError, _too_many)
+    app.add_exception_handler(TooManyRequestsError, _retry_later(429, "too_many_requests"))
+    app.add_exception_handler(HashingBusyError, _retry_later(503, "busy"))
 
 
-async def _too_many(request: Request, exc: Exception) -> JSONResponse:
-    wait = getattr(exc, "retry_after_s", 1.0)
-    return JSONResponse({"code": "too_many_requests", "detail": str(exc)}, status_code=429,
-                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
+def _retry_later(status: int, code: str) -> Callable[[Request, Exception],
+                                                      Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        wait = getattr(exc, "retry_after_s", 1.0)
+        return JSONResponse({"code": code, "detail": str(exc)}, status_code=status,
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    return handle
 
 
 def _handler(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

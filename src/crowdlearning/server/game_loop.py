@@ -13,8 +13,10 @@ taking a free slot (``RaceSim.reset_cars`` places its car) and leaves by freeing
 
 Ticks are run-local: a run's first frame is tick 0. An input answers the newest frame its sender
 had seen: it may not name a tick that was never sent, nor go back before the run's previous input.
-A run ends when its car leaves the track, its tick budget runs out, or its player stops; the
-recording becomes a ``Contribution`` handed to ``on_finish``. An abandoned run records nothing.
+A run ends when its car leaves the track, its tick budget runs out, or its player stops (or,
+for a paid run, disconnects); the recording becomes a ``Contribution`` handed to ``on_finish``.
+A run that ends before its first tick, or is abandoned, records nothing: ``on_discard`` is told
+(a paid run's hold is then given back).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import gc
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +35,7 @@ import numpy as np
 
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.learning.contribution import Contribution, Mode
+from crowdlearning.learning.device import ANALOG, KeyboardWheel, device_meta
 from crowdlearning.learning.labels import mix_actions
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.params import SensorParams
@@ -39,14 +43,17 @@ from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.replay import EpisodeStart
 from crowdlearning.sim.track import Track
 
-__all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Outbox", "RunSpec"]
+__all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Outbox", "RunSpec",
+           "RunStart"]
 
 log = logging.getLogger(__name__)
-START_SPEED_MPS = 8.0
+START_SPEED_MPS = 8.0  # runs start at 6-10 m/s (``RunStart``)
+START_LATERAL_M = 0.5  # and up to this far from the centreline
 # one frame, formatted from flat numbers (``%`` is ~2x cheaper than the repr of lists)
 _N_RAYS = len(SensorParams().ray_angles_deg)
 _FRAME = ('{"type":"frame","tick":%d,"pose":[%.3f,%.3f,%.3f,%.3f,%.3f],"policy":[%.3f,%.3f],'
-          '"action":[%.3f,%.3f],"driver":"%s","rays":[' + ",".join(["%.2f"] * _N_RAYS) + '],'
+          '"action":[%.3f,%.3f],"player":[%.3f,%.3f],"driver":"%s",'
+          '"rays":[' + ",".join(["%.2f"] * _N_RAYS) + '],'
           '"progress_m":%.2f,"laps":%d}')
 _RAY_RANGE_M = SensorParams().ray_max_range_m
 # garbage collection between ticks (see ``GameLoop.run_forever``): every tick the youngest
@@ -120,12 +127,36 @@ class RunSpec:
     beta: float = 1.0
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run starts, drawn by the server from a secret seed when the run begins.
+
+    Every run starts somewhere else (place on the track, speed, a small offset from the
+    centreline), so nobody can re-create a run before playing it; the seed is kept in the run's
+    record (``meta["start_seed"]``) and so in its verdict, where anyone can check the start.
+    """
+
+    seed: int
+    start_s_m: float
+    speed_mps: float
+    lateral_m: float
+
+    @classmethod
+    def draw(cls, seed: int, track: Track) -> RunStart:
+        rng = np.random.default_rng([seed, 0x57A27])
+        return cls(seed, float(rng.uniform(0.0, track.length_m)),
+                   float(rng.uniform(START_SPEED_MPS - 2.0, START_SPEED_MPS + 2.0)),
+                   float(rng.uniform(-START_LATERAL_M, START_LATERAL_M)))
+
+
 @dataclass
 class _Run:
     spec: RunSpec
     outbox: Outbox
     model_version: int
+    start: RunStart
     last_input_tick: int = -1
+    devices: set[str] = field(default_factory=set)  # the input devices the player used
     stop_reason: str = ""
     started_at: float = field(default_factory=time.monotonic)
 
@@ -133,7 +164,7 @@ class _Run:
 @dataclass(frozen=True)
 class FinishedRun:
     spec: RunSpec
-    reason: str  # "left_track", "time_up", "stopped"
+    reason: str  # "left_track", "time_up", "stopped", "disconnected"
     contribution: Contribution
     outbox: Outbox
 
@@ -143,10 +174,15 @@ class GameLoop:
 
     def __init__(self, policy: Policy, model_version: int, tracks: dict[int, Track], *,
                  capacity: int, run_ticks: int,
-                 on_finish: Callable[[FinishedRun], None] = lambda run: None) -> None:
+                 on_finish: Callable[[FinishedRun], None] = lambda run: None,
+                 on_discard: Callable[[RunSpec, str], None] = lambda spec, why: None,
+                 random_starts: bool = True) -> None:
+        self.on_discard = on_discard  # a run ended with nothing recorded: (spec, why)
+        self.random_starts = random_starts  # else every run starts on the start line
         self._model_version = model_version
         self._policies: dict[int, Policy] = {model_version: policy}  # versions in use
         self.seeds = list(tracks)
+        self._tracks = dict(tracks)
         self._track_index = {seed: i for i, seed in enumerate(self.seeds)}
         self.capacity, self.run_ticks, self.on_finish = capacity, run_ticks, on_finish
         n = capacity + 1  # the last car is the champion's
@@ -157,6 +193,10 @@ class GameLoop:
         self._player = np.full((n, 2), np.nan)
         self._input_tick = np.full(n, -1, np.int64)
         self._intervene = np.zeros(n, bool)
+        # keyboard players: the held keys (``ANALOG`` for analog input) and their wheels, which
+        # make the player's input every tick (``learning.device``)
+        self._keys = np.full(n, ANALOG, np.int64)
+        self._wheel = KeyboardWheel(n)
         self._takeover = np.zeros(n, bool)
         self._beta = np.ones(n)
         self._length = np.zeros(n, np.int64)
@@ -211,25 +251,34 @@ class GameLoop:
         if not self._free:
             raise GameFullError(f"all {self.capacity} places are taken; try again shortly")
         slot = self._free.pop()
-        self._runs[slot] = _Run(spec, outbox, self._model_version)
+        seed = secrets.randbits(62)
+        start = (RunStart.draw(seed, self._tracks[spec.track_seed]) if self.random_starts
+                 else RunStart(seed, 0.0, START_SPEED_MPS, 0.0))
+        self._runs[slot] = _Run(spec, outbox, self._model_version, start)
         self._version[slot] = self._model_version
         self.sim.reset_cars(np.array([slot]), track_index=self._track_index[spec.track_seed],
-                            speed_mps=START_SPEED_MPS)
+                            start_s_m=start.start_s_m, speed_mps=start.speed_mps,
+                            lateral_m=start.lateral_m)
         self._player[slot], self._input_tick[slot], self._intervene[slot] = np.nan, -1, False
+        self._keys[slot] = ANALOG
+        self._wheel.reset([slot])
         self._takeover[slot], self._beta[slot] = spec.mode == "takeover", spec.beta
         self._length[slot] = 0
         return slot
 
-    def stop(self, slot: int) -> None:
-        """The player ends the run; it finishes (and is judged) before the next tick."""
+    def stop(self, slot: int, reason: str = "stopped") -> None:
+        """The player ends the run (``reason``: "stopped", "disconnected"); it finishes (and is
+        judged) before the next tick."""
         run = self._runs[slot]
         if run is not None:
-            run.stop_reason = "stopped"
+            run.stop_reason = reason
 
     def abandon(self, slot: int) -> None:
         """Free the slot without recording anything (the client went away)."""
-        if self._runs[slot] is not None:
+        run = self._runs[slot]
+        if run is not None:
             self._release(slot)
+            self.on_discard(run.spec, "abandoned: nothing was recorded")
 
     def _release(self, slot: int) -> None:
         run = self._runs[slot]
@@ -243,10 +292,17 @@ class GameLoop:
         run = self._runs[slot]
         return None if run is None else run.spec
 
+    def live_run_ids(self) -> set[str]:
+        """The ids of the runs in progress."""
+        return {run.spec.run_id for run in self._runs if run is not None}
+
     # --- inputs -----------------------------------------------------------------------------
     def set_input(self, slot: int, tick: int, steer: float | None, throttle: float | None,
-                  intervene: bool) -> None:
-        """The player's latest input, answering frame ``tick`` (raises ``InputRejectedError``)."""
+                  intervene: bool, *, keys: int | None = None, device: str = "analog") -> None:
+        """The player's latest input, answering frame ``tick`` (raises ``InputRejectedError``):
+        analog values, or a keyboard's held keys (``keys``: ``learning.device.key_code``; the
+        run's ``KeyboardWheel`` then makes the input every tick, ``steer`` / ``throttle`` are
+        not used)."""
         run = self._runs[slot]
         if run is None:
             raise InputRejectedError("no_run", "no run is in progress; send a start message first")
@@ -259,10 +315,37 @@ class GameLoop:
                 "out_of_order", f"tick {tick} is older than the previous input's tick "
                 f"{run.last_input_tick}; input ignored")
         run.last_input_tick = tick
+        run.devices.add(device)
+        if keys is not None:  # the wheel decides, each tick (``_inputs``)
+            self._keys[slot], self._player[slot] = keys, np.nan
+            self._intervene[slot], self._input_tick[slot] = intervene, tick
+            return
+        self._keys[slot] = ANALOG
         self._player[slot] = [np.nan if steer is None else steer,
                               np.nan if throttle is None else throttle]
         self._intervene[slot] = intervene and steer is not None
         self._input_tick[slot] = tick if steer is not None or throttle is not None else -1
+
+    def _inputs(self, rows: np.ndarray, proposed: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This tick's (player input, the tick it answers, intervening) of every slot: the latest
+        analog input, or for keyboard players the wheel stepped with their held keys (a
+        keyboard's input is the wheel while it is active; control, in takeover mode, is held
+        while the steering wheel is active and the player asked for it)."""
+        codes = self._keys[rows]
+        on = codes >= 0
+        self._wheel.reset(rows[~on])  # a tick without keys: the wheel rests (as a step would)
+        if not on.any():
+            return self._player, self._input_tick, self._intervene
+        kb = rows[on]
+        wheel = self._wheel.step(kb, codes[on], proposed[kb],
+                                 self._intervene[kb] & self._takeover[kb])
+        player, input_tick = self._player.copy(), self._input_tick.copy()
+        intervene = self._intervene.copy()
+        player[kb] = wheel.player
+        input_tick[kb] = np.where(wheel.active.any(axis=1), self._input_tick[kb], -1)
+        intervene[kb] = wheel.intervention
+        return player, input_tick, intervene
 
     # --- the tick ---------------------------------------------------------------------------
     def step(self) -> None:
@@ -273,15 +356,15 @@ class GameLoop:
         obs = sim.observe()
         live = np.flatnonzero(sim.alive)
         proposed = self._propose(live, obs)
-        given = np.isfinite(self._player)
-        executed = mix_actions(self._takeover, proposed, self._player,
-                               self._intervene & self._takeover, self._beta)
         players = live[live != self.champion_slot]
-        self._record(players, obs, proposed, executed, given)
+        player, input_tick, intervene = self._inputs(players, proposed)
+        given = np.isfinite(player)
+        executed = mix_actions(self._takeover, proposed, player, intervene & self._takeover,
+                               self._beta)
+        self._record(players, obs, proposed, executed, player, input_tick, intervene, given)
         self.last_proposed = proposed
-        self.last_driver = np.where(self._takeover, self._intervene,
-                                    given[:, 0] & (self._beta > 0))
-        self._send_frames(players, obs, proposed, executed)
+        self.last_driver = np.where(self._takeover, intervene, given[:, 0] & (self._beta > 0))
+        self._send_frames(players, obs, proposed, executed, player)
         sim.step(executed)
         self._finish_ended()
         if not sim.alive[self.champion_slot]:
@@ -304,16 +387,18 @@ class GameLoop:
         return proposed
 
     def _record(self, rows: np.ndarray, obs: np.ndarray, proposed: np.ndarray,
-                executed: np.ndarray, given: np.ndarray) -> None:
+                executed: np.ndarray, player: np.ndarray, input_tick: np.ndarray,
+                intervene: np.ndarray, given: np.ndarray) -> None:
         at = self._length[rows]
         has = given[rows].any(axis=1)
         self._rec.write(rows, at, self.sim.pose[rows], obs[rows], proposed[rows], executed[rows],
-                        self._player[rows], np.where(has, self._input_tick[rows], -1),
-                        (self._intervene & self._takeover)[rows] & given[rows, 0])
+                        player[rows], np.where(has, input_tick[rows], -1),
+                        (intervene & self._takeover)[rows] & given[rows, 0])
+        self._rec.keys[rows, at] = self._keys[rows]
         self._length[rows] += 1
 
     def _send_frames(self, rows: np.ndarray, obs: np.ndarray, proposed: np.ndarray,
-                     executed: np.ndarray) -> None:
+                     executed: np.ndarray, player: np.ndarray) -> None:
         if not rows.size:
             return
         nums = np.empty((rows.size, 9 + _N_RAYS + 1))  # pose, policy, action | rays, progress
@@ -326,12 +411,15 @@ class GameLoop:
         ticks = (self._length[rows] - 1).tolist()
         laps = self.sim.laps[rows].tolist()
         drivers = ["player" if d else "policy" for d in self.last_driver[rows].tolist()]
+        inputs = player[rows].tolist()
+        none = np.isnan(player[rows]).any(axis=1).tolist()  # "nan" -> null (nothing else is NaN)
         runs = self._runs
         for i, slot in enumerate(rows.tolist()):
             run = runs[slot]
             if run is not None:
                 v = values[i]
-                run.outbox.frame(_FRAME % (ticks[i], *v[:9], drivers[i], *v[9:], laps[i]))
+                text = _FRAME % (ticks[i], *v[:9], *inputs[i], drivers[i], *v[9:], laps[i])
+                run.outbox.frame(text.replace("nan", "null") if none[i] else text)
 
     def _finish_stopped(self) -> None:
         for slot, run in enumerate(self._runs):
@@ -353,6 +441,7 @@ class GameLoop:
         self._release(slot)
         if contribution is None:
             run.outbox.event({"type": "end", "reason": reason, "ticks": 0, "submitted": False})
+            self.on_discard(run.spec, f"{reason} before its first tick: nothing to judge")
             return
         run.outbox.event({"type": "end", "reason": reason, "ticks": n, "submitted": True,
                           **contribution.meta})
@@ -360,9 +449,14 @@ class GameLoop:
 
     def _meta(self, slot: int) -> dict:
         best = float(self.sim.best_lap_time_s[slot])
+        run, n = self._runs[slot], int(self._length[slot])
         return {"laps": int(self.sim.laps[slot]), "progress_m": float(self.sim.progress_m[slot]),
                 "left_track": bool(self.sim.steps[slot] < self.sim.max_steps),
-                "best_lap_s": None if np.isnan(best) else round(best, 3)}
+                "best_lap_s": None if np.isnan(best) else round(best, 3),
+                "start_seed": run.start.seed if run is not None else None,
+                "device": device_meta(self._rec.keys[slot, :n],
+                                      run.devices if run is not None else set(),
+                                      self._wheel.params)}
 
     def _reset_champion(self) -> None:
         c = self.champion_slot
@@ -445,6 +539,7 @@ class _Recording:
         self.player = np.full((n, ticks, 2), np.nan)
         self.input_tick = np.full((n, ticks), -1, np.int64)
         self.intervention = np.full((n, ticks), False)
+        self.keys = np.full((n, ticks), ANALOG, np.int8)  # held keys' code (``learning.device``)
 
     _FIELDS = ("states", "observations", "proposed", "executed", "player", "input_tick",
                "intervention")
@@ -458,6 +553,7 @@ class _Recording:
         return Contribution(
             contribution_id=spec.run_id, contributor_id=spec.player_id, session_id=spec.run_id,
             mode=spec.mode, model_version=run.model_version, beta=float(spec.beta),
-            start=EpisodeStart(self.digests[spec.track_seed], 0.0, START_SPEED_MPS),
+            start=EpisodeStart(self.digests[spec.track_seed], run.start.start_s_m,
+                               run.start.speed_mps, run.start.lateral_m),
             ticks=np.arange(n), meta=meta,
             **{k: getattr(self, k)[slot, :n].copy() for k in self._FIELDS})

@@ -117,7 +117,17 @@ class LocalJudge:
         log.info("round closed: merged %d, promoted=%s", len(result.merged), result.promoted)
         if result.promoted:
             self.export_champion()
+            self.warm()
         return result.champion_version if result.promoted else None
+
+    def warm(self) -> None:
+        """Measure the champion's verdict null (``evaluation.verdict``: placebo fine-tunes, tens
+        of seconds of CPU) now, before players' runs wait for it."""
+        try:
+            self.service.judge_spec()
+        except Exception:  # the first verdict measures it instead
+            log.exception("warming the judge of v%s failed",
+                          self.service.trainer.registry.champion)
 
     def export_champion(self) -> None:
         """The champion's ONNX file, made here (at idle priority in the judge process) so that
@@ -253,6 +263,7 @@ def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Conn
         return
     conn.send(("ok", None))
     judge.export_champion()
+    judge.warm()
     try:
         _serve(judge, conn)
     finally:

@@ -66,7 +66,10 @@ class RemoteJudge:
                  timeout_s: float = 120.0) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url)
+        # BLPOP waits up to ``timeout_s``: the socket must not time out before it does (recent
+        # redis-py clients default to a 5 s socket timeout); connecting still fails fast
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s + 30.0,
+                                           socket_connect_timeout=5.0)
         self._prefix, self._timeout_s = prefix, timeout_s
         self._champion = champion  # the version this shard drives
         self._redis.ping()  # fail at start, not at the first verdict
@@ -211,9 +214,11 @@ def judge_main(argv: list[str]) -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     judge, close = local_judge(settings, None)  # the Hedera network comes from the settings
-    server = JudgeServer(judge, redis.Redis.from_url(args.url),
+    server = JudgeServer(judge, redis.Redis.from_url(args.url, socket_timeout=None,
+                                                     socket_connect_timeout=5.0),
                          round_interval_s=settings.server_round_interval_s)
     judge.export_champion()
+    judge.warm()  # the champion's verdict null, before the first run waits for it
     print(f"CrowdLearning judge: serving game servers on {args.url}", flush=True)
     try:
         server.serve_forever()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from crowdlearning.learning.device import key_code
 
 __all__ = ["ClientMessage", "Input", "Start", "Stop", "parse_client_message"]
 
@@ -25,13 +27,42 @@ class Start(_Message):
 
 
 class Input(_Message):
-    """The player's input, answering frame ``tick``; ``steer: null`` hands the wheel back."""
+    """The player's input, answering frame ``tick``: what the device did.
+
+    Analog devices (``device`` "analog", the default, "mouse", "touch", "gamepad") send values
+    (``steer: null`` hands the wheel back); a keyboard (``device: "keyboard"``) sends the keys
+    it holds (``left``, ``right``, ``up``, ``down``) and the server's wheel decides what they
+    mean (``learning.device``). A message mixing the two forms is refused.
+    """
 
     type: Literal["input"]
     tick: int = Field(ge=0)
+    device: Literal["analog", "mouse", "touch", "gamepad", "keyboard"] = "analog"
     steer: Unit | None = None
     throttle: Unit | None = None
+    left: bool = False
+    right: bool = False
+    up: bool = False
+    down: bool = False
     intervene: bool = False
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Input:
+        keys = {"left", "right", "up", "down"} & self.model_fields_set
+        if self.device == "keyboard" and (self.steer is not None or self.throttle is not None):
+            raise ValueError("a keyboard sends its held keys (left, right, up, down), not "
+                             "steer / throttle values")
+        if self.device != "keyboard" and keys:
+            raise ValueError(f"{', '.join(sorted(keys))}: keys are sent with device "
+                             f"\"keyboard\"; {self.device} input sends steer / throttle values")
+        return self
+
+    @property
+    def keys(self) -> int | None:
+        """The held keys' code for a keyboard (``learning.device.key_code``), else None."""
+        if self.device != "keyboard":
+            return None
+        return key_code(self.left, self.right, self.up, self.down)
 
 
 class Stop(_Message):

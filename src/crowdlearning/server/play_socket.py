@@ -3,8 +3,13 @@
 States: ``IDLE`` (connected, no run) -> ``PLAYING`` (a slot in the game loop) -> ``IDLE`` again
 when the run ends (the verdict follows on its own) -> ``CLOSED``. Every client message is bounded
 (size, rate); a bad one gets an ``error`` message with a code and changes nothing; after
-``server_ws_max_errors`` errors the socket closes with 1008. A disconnect during a run abandons
-it: nothing is recorded or judged.
+``server_ws_max_errors`` errors the socket closes with 1008.
+
+A paid run holds the player's stake from its start (``run_holds.py``): if the stake cannot be
+held, the start is refused (``stake_required``) and no run starts; it never silently becomes
+practice. A disconnect during a practice run abandons it (nothing is recorded or judged); during
+a paid run it ends the run as a stop would ("disconnected"): what was played is judged, so
+leaving cannot dodge a penalty.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from crowdlearning.config import Settings
+from crowdlearning.ledger import StakeRequiredError
 from crowdlearning.server.game_loop import GameFullError, InputRejectedError, Outbox, RunSpec
 from crowdlearning.server.messages import Input, Start, Stop, parse_client_message
 from crowdlearning.server.runtime import Runtime
@@ -146,24 +152,34 @@ class PlaySocket:
             int(time.time_ns()) % len(game.seeds)]
         if seed not in game.seeds:
             return self._error("unknown_track", f"track_seed must be one of {game.seeds}")
-        if msg.paid and not await asyncio.to_thread(
-                self.runtime.ledger.is_paid_mode, self.user.player_id):
-            return self._error("stake_required", "paid mode needs a locked stake of at least "
-                               f"{self.runtime.ledger.stake_minimum_tinybar} tinybar (Wallet)")
-        if self.state is not SessionState.IDLE:  # a second start raced the stake check
-            return self._error("already_playing", "a run is in progress; send stop first")
         spec = RunSpec(f"run-{uuid.uuid4().hex[:20]}", self.user.player_id, self.user.username,
                        seed, msg.mode, msg.paid)
+        if spec.paid:  # the stake is held from now until the run's verdict
+            try:
+                await asyncio.to_thread(self.runtime.holds.open, spec)
+            except StakeRequiredError as exc:
+                return self._error("stake_required", f"no run started: {exc}; lock stake on "
+                                   "the Wallet page, or start with paid false to practise")
+        if self.state is not SessionState.IDLE:  # a second start raced the stake hold
+            await self._give_back(spec, "a second start raced this one")
+            return self._error("already_playing", "a run is in progress; send stop first")
         try:
             self.slot = game.join(spec, self.outbox)
         except GameFullError as exc:
+            await self._give_back(spec, "the game was full")
             return self._error("full", str(exc))
         self.state, self.run_id = SessionState.PLAYING, spec.run_id
+        ledger = self.runtime.ledger
         head = json.dumps({"type": "start", "run_id": spec.run_id, "track_seed": seed,
                            "mode": spec.mode, "paid": spec.paid,
+                           "held_tinybar": ledger.hold_tinybar if spec.paid else 0,
                            "model_version": game.model_version})
         self.outbox.event(f'{head[:-1]}, "track": {self.runtime.track_json(seed)}}}')
         return None
+
+    async def _give_back(self, spec: RunSpec, why: str) -> None:
+        if spec.paid:
+            await asyncio.to_thread(self.runtime.holds.void, spec.run_id, why)
 
     def _input(self, msg: Input) -> None:
         if self.state is not SessionState.PLAYING or self.slot is None:
@@ -173,7 +189,7 @@ class PlaySocket:
             return None
         try:
             self.runtime.game.set_input(self.slot, msg.tick, msg.steer, msg.throttle,
-                                        msg.intervene)
+                                        msg.intervene, keys=msg.keys, device=msg.device)
         except InputRejectedError as exc:
             self._error(exc.code, str(exc))
         return None
@@ -187,7 +203,11 @@ class PlaySocket:
     def _leave(self) -> None:
         self._sync_state()
         if self.state is SessionState.PLAYING and self.slot is not None:
-            self.runtime.game.abandon(self.slot)
+            spec = self.runtime.game.run_at(self.slot)
+            if spec is not None and spec.paid:  # judged on what was played: no free exit
+                self.runtime.game.stop(self.slot, "disconnected")
+            else:
+                self.runtime.game.abandon(self.slot)
         self.state = SessionState.CLOSED
 
     def _error(self, code: str, message: str) -> None:

@@ -9,6 +9,12 @@ Background tasks settle pending payouts (pushing ``settled`` with the Hedera tra
 the player who earned them), close rounds (a promoted champion drives new runs at once) and read
 deposits.
 
+A paid run holds stake from its start (``run_holds.py``); the referee gives that hold back when
+the run will not be judged: it ended with nothing recorded (``on_discard``), the verdict queue
+was full, or the judge gave up on it. Once a run is answered whatever is still held behind it is
+released (a hold its verdict settled is left as it is). At start, the holds of this server's
+paid runs that are neither live nor in the backlog (lost in a restart) are voided.
+
 Messages pushed: ``queued`` (place in the line for a verdict, when others are ahead),
 ``verdict`` (decision, effect %, reward / penalty, balances, audit and payout ids), ``settled``
 (payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``, ``verdict_failed``).
@@ -66,7 +72,10 @@ class Referee:
         # inline, where a bigger batch would only make the first run wait for the last)
         self.batch_size = (settings.judge_workers
                            if settings.judge_backend == "ray" or settings.judge_url else 1)
+        self.holds = runtime.holds
         runtime.game.on_finish = self.on_finish
+        runtime.game.on_discard = self.on_discard
+        self.holds.void_orphans(self.backlog.run_ids() | runtime.game.live_run_ids())
         if len(self.backlog):
             log.info("%d finished runs from the last start wait for their verdict",
                      len(self.backlog))
@@ -79,7 +88,10 @@ class Referee:
         if self.in_flight >= self.runtime.settings.server_verdict_queue:
             run.outbox.event({"type": "error", "code": "verdict_queue_full",
                               "message": "too many runs are waiting for a verdict; this run "
-                                         "was not judged and nothing was recorded"})
+                                         "was not judged and nothing was recorded"
+                                         + (" (its stake is no longer held)"
+                                            if run.spec.paid else "")})
+            self.on_discard(run.spec, "the verdict queue was full")
             return
         self.in_flight += 1
         with self._lock:
@@ -88,6 +100,14 @@ class Referee:
             self._draining = True
         if start:
             self._schedule()
+
+    def on_discard(self, spec: RunSpec, why: str) -> None:
+        """A run that will never be judged: a paid one's hold is given back (off the loop)."""
+        if spec.paid:
+            try:
+                self.loop.run_in_executor(None, self.holds.void, spec.run_id, why)
+            except RuntimeError:  # the loop is closing: void it here
+                self.holds.void(spec.run_id, why)
 
     def _judge_batch(self) -> None:
         """On the worker: write the runs that arrived into the backlog (encoding them is the
@@ -178,6 +198,9 @@ class Referee:
         self.backlog.remove(key)
         self._attempts.pop(key, None)
         self._crashes.pop(key, None)
+        if spec.paid:  # answered: nothing can book on its hold any more
+            self.holds.void(spec.run_id, f"not judged: {message.get('message', '')}"
+                            if message.get("type") == "error" else "judged without its hold")
         self.loop.call_soon_threadsafe(self._deliver, spec.run_id, message)
 
     def _schedule(self) -> None:

@@ -5,8 +5,9 @@
 budget funded at first start), the model registry (the initial model trained if it is empty), the
 store of users and runs, the judge (the verdict service, in a child process unless
 ``server_judge_process`` is off), the game loop on the play tracks (play seeds
-``0..server_play_tracks-1``) and the deposit reader (``payments.deposits.DepositWatcher`` on the
-network's mirror node, resuming where it stopped).
+``0..server_play_tracks-1``), the holds behind paid runs (``run_holds.py``) and the deposit
+reader (``payments.deposits.DepositWatcher`` on the network's mirror node, resuming where it
+stopped).
 
 Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
 slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
@@ -48,6 +49,7 @@ from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.judge import JudgeProcess, LocalJudge
 from crowdlearning.server.judge_remote import RemoteJudge
+from crowdlearning.server.run_holds import RunHolds, paid_runs_dir
 from crowdlearning.server.store import Store
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
@@ -68,6 +70,7 @@ class Runtime:
     game: GameLoop
     tracks: dict[int, Track]
     judge: LocalJudge | JudgeProcess | RemoteJudge
+    holds: RunHolds  # stake held behind this server's paid runs, from start to verdict
     deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
     network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
     worker: ThreadPoolExecutor = field(
@@ -229,9 +232,11 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
                            settings.ray_address) if judging else None
     service = _service(settings, ledger, transport, trainer, store, pool, judging=judging)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
-                    capacity=settings.server_max_players, run_ticks=settings.server_run_ticks)
+                    capacity=settings.server_max_players, run_ticks=settings.server_run_ticks,
+                    random_starts=settings.server_random_starts)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
-                   LocalJudge(service, ledger, store))
+                   LocalJudge(service, ledger, store),
+                   RunHolds(ledger, paid_runs_dir(settings)))
 
 
 def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictInt
+
+from crowdlearning.http_guard import StrictBody
+from crowdlearning.ledger.validation import INT64_MAX, check_hedera_account_id
 
 __all__ = [
     "AmountCreate",
@@ -22,11 +25,17 @@ __all__ = [
     "WalletPublic",
 ]
 
-Tinybar = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, description="Integer tinybars.")]
+Tinybar = Annotated[StrictInt, Field(gt=0, le=INT64_MAX, description="Integer tinybars.")]
+# shard.realm.num as Hedera writes them: ASCII digits (``\d`` would take any script's), no
+# leading zeros, each part an int64 (the network's protobuf type)
+_ID_PART = r"(0|[1-9][0-9]{0,18})"
+HederaAccountId = Annotated[
+    str, Field(pattern=rf"^{_ID_PART}\.{_ID_PART}\.{_ID_PART}$", examples=["0.0.1234"]),
+    AfterValidator(check_hedera_account_id)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictBody):
+    """A request body: unknown fields refused (with one error, however many)."""
 
 
 class ErrorPublic(BaseModel):
@@ -62,7 +71,7 @@ class ChallengePublic(BaseModel):
 
 
 class HederaLinkCreate(_Strict):
-    account_id: str = Field(pattern=r"^\d{1,10}\.\d{1,10}\.\d{1,19}$")
+    account_id: HederaAccountId
     public_key: str = Field(pattern=r"^[0-9a-fA-F]{64,200}$",
                             description="The account key: raw ED25519 or ECDSA, or DER; hex.")
     signature: str = Field(pattern=r"^[0-9a-fA-F]{128}$", description="Of the challenge, hex.")

@@ -8,8 +8,10 @@ password-guessing client both guesses freely and takes CPU from the game. Two li
   clears it. Keyed by the pair, so a stranger cannot lock a player out of their own account.
 
 Beyond a limit the answer is 429 ``too_many_requests`` with ``Retry-After``. Several game servers
-each count their own; behind a load balancer the address is the balancer's unless it forwards
-the client's (``--forwarded-allow-ips`` in uvicorn).
+each count their own. The address is the connection's peer: ``X-Forwarded-For`` is believed only
+from the proxies named in ``server_trusted_proxies`` (none by default), so a client cannot pick a
+new address per attempt; behind a load balancer, name it there, or every client counts as the
+balancer.
 """
 
 from __future__ import annotations

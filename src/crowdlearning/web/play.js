@@ -5,7 +5,8 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("view"), ctx = canvas.getContext("2d");
 const RAY_DEG = [-90, -60, -35, -15, 0, 15, 35, 60, 90];
 let ws = null, view = null, lastFrame = null, playing = false;
-const input = { keys: new Set(), pointer: null, sentNull: true };
+// what the devices do; the server decides what it means (a keyboard's held keys turn its wheel)
+const input = { keys: new Set(), pointer: null, pointerType: "mouse", sentNull: true, last: null };
 
 function connect() {
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/play`);
@@ -19,8 +20,10 @@ function handle(msg) {
     case "start":
       view = CL.trackView(msg.track, canvas); setPlaying(true);
       $("verdict").textContent = "driving…"; $("verdict").className = "verdict muted";
-      $("money").textContent = ""; $("txid").textContent = ""; break;
-    case "frame": lastFrame = msg; draw(msg); sendInput(msg.tick); break;
+      $("money").textContent = msg.paid ? `${CL.hbar(msg.held_tinybar)} of your stake is held until the verdict` +
+        " (leaving the page ends the run; it is judged all the same)" : "";
+      $("txid").textContent = ""; break;
+    case "frame": lastFrame = msg; draw(msg); sendInput(msg); break;
     case "end": setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
       $("verdict").textContent =
       `run over (${msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
@@ -35,6 +38,7 @@ function handle(msg) {
 
 function setPlaying(on) {
   playing = on; $("start").disabled = on; $("stop").disabled = !on;
+  if (on) { input.last = null; input.sentNull = true; }  // a new run: the wheel starts at rest
   document.body.dataset.playing = on ? "1" : "0";
 }
 
@@ -55,34 +59,60 @@ function draw(f) {
   $("tick").textContent = f.tick; $("speed").textContent = f.pose[3].toFixed(1);
   $("progress").textContent = f.progress_m.toFixed(0); $("laps").textContent = f.laps;
   $("policy").textContent = f.policy[0].toFixed(2);
+  // the player's input as the server applied it (a keyboard: its wheel), null where none
+  $("you").textContent = f.player[0] === null ? "-" : f.player[0].toFixed(2);
+  drawWheel(f);
 }
 
-function currentSteer() {
+// a steering gauge under the track: the policy's wish (blue) and yours (yellow); left is left
+function drawWheel(f) {
+  const w = canvas.width * 0.4, x0 = canvas.width / 2, y = canvas.height - 18;
+  ctx.fillStyle = "rgba(0,0,0,.45)"; ctx.fillRect(x0 - w - 6, y - 8, 2 * w + 12, 16);
+  ctx.fillStyle = "#888"; ctx.fillRect(x0 - 1, y - 8, 2, 16);
+  const mark = (steer, color) => { ctx.fillStyle = color; ctx.fillRect(x0 - steer * w - 3, y - 7, 6, 14); };
+  mark(f.policy[0], "#58a6ff");
+  if (f.player[0] !== null) mark(f.player[0], "#f0c000");
+}
+
+function gamepadInput() {
   let steer = null, throttle = null;
-  const k = input.keys;
-  if (k.has("ArrowLeft") || k.has("a")) steer = 1;
-  if (k.has("ArrowRight") || k.has("d")) steer = (steer ?? 0) - 1;
-  if (k.has("ArrowUp") || k.has("w")) throttle = 1;
-  if (k.has("ArrowDown") || k.has("s")) throttle = -1;
-  if (input.pointer !== null) steer = input.pointer;
   for (const pad of navigator.getGamepads ? navigator.getGamepads() : []) {
     if (pad && Math.abs(pad.axes[0]) > 0.15) steer = -pad.axes[0];
     if (pad && pad.buttons[7] && pad.buttons[7].value > 0.1) throttle = pad.buttons[7].value;
     if (pad && pad.buttons[6] && pad.buttons[6].value > 0.1) throttle = -pad.buttons[6].value;
   }
-  return { steer, throttle };
+  return steer === null && throttle === null ? null : { device: "gamepad", steer, throttle };
 }
 
-function sendInput(tick) {
+// This tick's input, as the device gives it (docs/protocol.md): an analog value (a drag on the
+// track, a gamepad), or the keys held. Keys are sent every frame while the server's wheel is
+// still off the policy's steering (f.player not null), so each tick says which frame it answers.
+function currentInput(f) {
+  if (input.pointer !== null) return { device: input.pointerType, steer: input.pointer, throttle: null };
+  const pad = gamepadInput();
+  if (pad) return pad;
+  const k = input.keys;
+  const keys = { left: k.has("ArrowLeft") || k.has("a"), right: k.has("ArrowRight") || k.has("d"),
+                 up: k.has("ArrowUp") || k.has("w"), down: k.has("ArrowDown") || k.has("s") };
+  const wheelOff = f.player[0] !== null || f.player[1] !== null;
+  if (keys.left || keys.right || keys.up || keys.down || (input.last === "keyboard" && wheelOff))
+    return { device: "keyboard", ...keys };
+  return null;
+}
+
+function sendInput(f) {
   if (!playing || !ws || ws.readyState !== 1) return;
-  const { steer, throttle } = currentSteer();
-  $("you").textContent = steer === null ? "-" : steer.toFixed(2);
-  if (steer === null && throttle === null) {
+  let msg = currentInput(f);
+  if (msg === null) {
     if (input.sentNull) return;  // hands off: tell the server once
     input.sentNull = true;
-  } else input.sentNull = false;
-  ws.send(JSON.stringify({ type: "input", tick, steer, throttle,
-                           intervene: $("mode").value === "takeover" && steer !== null }));
+    msg = input.last === "keyboard" ? { device: "keyboard" } : { steer: null, throttle: null };
+  } else {
+    input.sentNull = false; input.last = msg.device;
+  }
+  const steering = msg.device === "keyboard" ? Boolean(msg.left || msg.right) : msg.steer != null;
+  ws.send(JSON.stringify({ type: "input", tick: f.tick, ...msg,
+                           intervene: $("mode").value === "takeover" && steering }));
 }
 
 function showVerdict(v) {
@@ -129,6 +159,7 @@ addEventListener("keyup", (e) => input.keys.delete(e.key.length === 1 ? e.key.to
 addEventListener("blur", () => input.keys.clear());
 function pointerSteer(e) {
   const r = canvas.getBoundingClientRect();
+  input.pointerType = e.pointerType === "mouse" ? "mouse" : e.pointerType === "touch" ? "touch" : "analog";
   input.pointer = Math.max(-1, Math.min(1, -((e.clientX - r.left) / r.width * 2 - 1) * 1.5));
 }
 canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); pointerSteer(e); });

@@ -13,6 +13,10 @@ async function refresh() {
   $("hedera").textContent = w.hedera_account || "not linked";
   $("depositAccount").textContent = w.deposit_account;
   $("depositMemo").textContent = w.deposit_memo;
+  // held stake, run by run: from a paid run's start until its verdict (cannot be unlocked)
+  const holds = await CL.api("GET", "/api/wallet/holds");
+  $("holds").innerHTML = holds.items.map((h) => `<li title="${h.why}">${CL.hbar(h.amount_tinybar)}
+    held by ${h.run_id}: ${h.status === "playing" ? "run in progress" : "waiting for its verdict"}</li>`).join("");
   const runs = await CL.api("GET", "/api/wallet/runs?limit=20");
   $("runs").innerHTML = "<tr><th>run</th><th>track</th><th>mode</th><th>verdict</th><th>effect</th><th>money</th><th>Hedera tx</th></tr>" +
     runs.map((r) => `<tr><td class="mono">${r.run_id}</td><td>${r.track_seed}</td><td>${r.mode}${r.paid ? " · paid" : ""}</td>

@@ -1,9 +1,14 @@
-"""Sign up, sign in, sign out, who am I; link a Hedera account by signing a challenge."""
+"""Sign up, sign in, sign out, who am I; link a Hedera account by signing a challenge.
+
+Sign-up and sign-in are async: the password hash is awaited from ``PasswordHashing`` (bounded,
+off the event loop) and the database work runs in the thread pool, so that neither a flood of
+them nor their hashing holds the event loop or the thread pool the other routes need."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from hiero_sdk_python import PublicKey
+from starlette.concurrency import run_in_threadpool
 
 from crowdlearning.errors import HederaRequestError
 from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep
@@ -18,12 +23,11 @@ from crowdlearning.server.schemas import (
 from crowdlearning.server.security import (
     DUMMY_HASH,
     KeyProofError,
-    hash_password,
+    PasswordHashing,
     hash_token,
     new_challenge,
     new_token,
     verify_key_proof,
-    verify_password,
 )
 from crowdlearning.server.store import User
 from crowdlearning.server.throttle import Throttle
@@ -55,31 +59,42 @@ def _count_attempt(request: Request) -> None:
     per_ip.acquire(_client(request), "sign-up and sign-in attempts from your address")
 
 
+def _passwords(request: Request) -> PasswordHashing:
+    return request.app.state.passwords
+
+
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
-def signup(body: UserCreate, runtime: RuntimeDep, request: Request,
-           response: Response) -> SessionPublic:
+async def signup(body: UserCreate, runtime: RuntimeDep, request: Request,
+                 response: Response) -> SessionPublic:
     _count_attempt(request)
-    user = runtime.store.add_user(body.username, hash_password(body.password))
+    password_hash = await _passwords(request).hash(body.password)
+    return await run_in_threadpool(_sign_up, runtime, body.username, password_hash, response)
+
+
+def _sign_up(runtime: RuntimeDep, username: str, password_hash: str,
+             response: Response) -> SessionPublic:
+    user = runtime.store.add_user(username, password_hash)
     if user is None:
-        raise UsernameTakenError(f"the name {body.username!r} is taken")
+        raise UsernameTakenError(f"the name {username!r} is taken")
     runtime.ledger.open_player(user.player_id)
     return _session(runtime, user, response)
 
 
 @router.post("/login")
-def login(body: UserCreate, runtime: RuntimeDep, request: Request,
-          response: Response) -> SessionPublic:
+async def login(body: UserCreate, runtime: RuntimeDep, request: Request,
+                response: Response) -> SessionPublic:
     _count_attempt(request)
     failures: Throttle = request.app.state.login_failures
     key = (body.username, _client(request))
     failures.acquire(key, "failed sign-ins for this name")  # counted first, cleared on success
-    user = runtime.store.user_by_name(body.username)
+    user = await run_in_threadpool(runtime.store.user_by_name, body.username)
     # an unknown name costs the same hashing as a wrong password: timing tells no names
-    known = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
+    known = await _passwords(request).verify(user.password_hash if user else DUMMY_HASH,
+                                             body.password)
     if user is None or not known:
         raise NotSignedInError("unknown name or wrong password")
     failures.reset(key)
-    return _session(runtime, user, response)
+    return await run_in_threadpool(_session, runtime, user, response)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

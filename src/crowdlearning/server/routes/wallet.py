@@ -6,14 +6,17 @@ from the request. A deposit is HBAR sent on Hedera to ``deposit_account`` with t
 it on the mirror node within seconds and credits it, once. In development there is also a
 faucet (``POST /api/wallet/deposit``): the platform gives from its treasury (so the books still
 match the chain), recorded on the Hedera audit topic. Withdrawals become ledger payouts that the
-settlement job sends to the linked account.
+settlement job sends to the linked account. Stake held behind paid runs (from the run's start to
+its verdict) is listed run by run (``GET /api/wallet/holds``); it cannot be unlocked or withdrawn.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
 
 from crowdlearning.ledger import player_account
 from crowdlearning.ledger.accounts import AccountKind
@@ -61,6 +64,41 @@ def history(user: CurrentUser, runtime: RuntimeDep,
                                         created_at_ns=t.created_at_ns))
     items.sort(key=lambda t: t.created_at_ns, reverse=True)
     return HistoryPublic(items=items[:limit])
+
+
+class HoldPublic(BaseModel):
+    """Stake held behind one paid run until its verdict."""
+
+    run_id: str
+    amount_tinybar: int
+    since_ns: int
+    status: Literal["playing", "awaiting_verdict"]  # awaiting_verdict: also a run on another
+    #   game server sharing this one's judge
+    why: str
+
+
+class HoldsPublic(BaseModel):
+    held_tinybar: int
+    items: list[HoldPublic]
+
+
+@router.get("/holds")
+def holds(user: CurrentUser, runtime: RuntimeDep,
+          limit: int = Query(default=50, ge=1, le=200)) -> HoldsPublic:
+    """What the held balance is made of: one hold per paid run not judged yet."""
+    live = runtime.game.live_run_ids()
+    items = []
+    for h in runtime.ledger.open_holds(user.player_id, limit=limit):
+        playing = h.contribution_id in live
+        why = ("held while you play this paid run; its verdict takes any penalty from it and "
+               "releases the rest" if playing else
+               "held until this paid run's verdict takes any penalty from it and releases the "
+               "rest")
+        items.append(HoldPublic(run_id=h.contribution_id, amount_tinybar=h.amount_tinybar,
+                                since_ns=h.created_at_ns,
+                                status="playing" if playing else "awaiting_verdict", why=why))
+    held = runtime.ledger.player_balances(user.player_id).held_tinybar
+    return HoldsPublic(held_tinybar=held, items=items)
 
 
 @router.get("/runs")

@@ -1,0 +1,166 @@
+"""Re-check a published verdict: recompute its hash, re-run the judgment, name what differs.
+
+A verdict's audit message carries ``sha256`` of ``Verdict.record()``: the decision's inputs (the
+contribution's digest and label parameters, the champion version, the seed, the hidden suite,
+the judge's configuration) and its outputs (scores, intervals, decision, price), nothing about
+timing. ``verify`` takes such a record, checks that its hash is what was published, loads the
+contribution exactly as it was judged (kept by the verdict service under ``judged/``) and the
+champion with the data it was trained on (model registry and dataset of the data directory),
+judges it again and compares field by field. Judging is deterministic on a CPU, so an honest
+record is reproduced bit for bit.
+
+``crowdlearning verify-verdict --data-dir DIR`` checks every verdict in ``DIR/verdicts.jsonl``
+(or ``--contribution ID`` one of them, or ``--record FILE`` a record given as JSON).
+Exit code 0 when all are reproduced, 1 when any differs, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from crowdlearning.evaluation.verdict import Decision, Judge, Verdict
+from crowdlearning.learning.contribution import Contribution, ContributionError
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.registry import ModelRegistry
+
+__all__ = ["Check", "Verifier", "verify_main"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of re-checking one verdict."""
+
+    contribution_id: str
+    reproduced: bool
+    differences: list[str]
+
+    def line(self) -> str:
+        if self.reproduced:
+            return f"OK       {self.contribution_id}"
+        return f"DIFFERS  {self.contribution_id}: " + "; ".join(self.differences)
+
+
+class Verifier:
+    """Re-judges verdicts against the models, data and judged contributions of ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.registry = ModelRegistry(data_dir / "models")
+        self.dataset = AggregatedDataset(data_dir / "dataset")
+        self._judges: dict[str, Judge] = {}
+
+    def check(self, record: dict, published_sha256: str | None = None) -> Check:
+        """Re-check one verdict record (``Verdict.record()`` or ``to_json()`` as a dict)."""
+        from crowdlearning.platform.service import archived_path
+
+        fields = {k: v for k, v in record.items() if k != "elapsed_s"}
+        try:
+            claimed = Verdict(**{**fields, "decision": Decision(fields["decision"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            return Check(str(record.get("contribution_id", "?")), False,
+                         [f"not a verdict record: {exc}"])
+        cid, diffs = claimed.contribution_id, []
+        if published_sha256 is not None and claimed.sha256 != published_sha256:
+            diffs.append(f"sha256 of the record {claimed.sha256[:16]}... is not the published "
+                         f"{published_sha256[:16]}...")
+        if claimed.decision is Decision.REJECTED:
+            return Check(cid, not diffs, diffs)  # screening's refusal: nothing was judged
+        path = archived_path(self.data_dir, cid)
+        try:
+            contribution = Contribution.from_bytes(path.read_bytes())
+        except (OSError, ContributionError) as exc:
+            return Check(cid, False, [*diffs, f"judged contribution not found ({exc})"])
+        if contribution.digest != claimed.contribution_digest:
+            diffs.append("the kept contribution's digest is not the one in the record")
+        try:
+            judge = self._judge(claimed)
+        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
+            return Check(cid, False, [*diffs, f"cannot rebuild the judge: {exc}"])
+        again = judge.judge(contribution)
+        mine, theirs = again.record(), claimed.record()
+        diffs += [f"{k}: recorded {_short(theirs.get(k))}, re-judged {_short(mine.get(k))}"
+                  for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        return Check(cid, not diffs, diffs)
+
+    def _judge(self, claimed: Verdict) -> Judge:
+        key = json.dumps([claimed.champion_version, claimed.seed, claimed.judge_config],
+                         sort_keys=True)
+        if key not in self._judges:
+            version = claimed.champion_version
+            net, _ = self.registry.load(version)
+            data = self.dataset.load(self.registry.contributions_in(version))
+            self._judges[key] = Judge.from_config_record(claimed.judge_config, net, version,
+                                                         data, claimed.seed)
+        return self._judges[key]
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _log_records(log: Path) -> Iterator[tuple[dict, str | None]]:
+    with log.open() as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if isinstance(entry, dict) and "verdict" in entry:
+                yield entry["verdict"], entry.get("sha256")
+
+
+def verify_main(argv: Sequence[str]) -> int:
+    """``crowdlearning verify-verdict``: see the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="crowdlearning verify-verdict",
+        description="Re-run published verdicts and confirm decision and hash bit for bit.")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the judge's data directory (models/, dataset/, judged/, "
+                        "verdicts.jsonl); default: CROWDLEARNING_DATA_DIR")
+    parser.add_argument("--contribution", metavar="ID", default=None,
+                        help="check only this contribution's verdict from the log")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="check a verdict record given as a JSON file instead of the log")
+    parser.add_argument("--sha256", default=None,
+                        help="with --record: the hash published on the audit topic")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir
+    if data_dir is None:
+        from crowdlearning.config import get_settings
+
+        data_dir = get_settings().data_dir
+    if not data_dir.is_dir():
+        print(f"error: data directory {data_dir} does not exist", file=sys.stderr)
+        return 2
+    verifier = Verifier(data_dir)
+    if args.record is not None:
+        try:
+            records = [(json.loads(args.record.read_text()), args.sha256)]
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.record}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        log = data_dir / "verdicts.jsonl"
+        if not log.is_file():
+            print(f"error: no verdict log at {log}", file=sys.stderr)
+            return 2
+        records = [(r, h) for r, h in _log_records(log)
+                   if args.contribution is None or r.get("contribution_id") == args.contribution]
+        if not records:
+            print("error: no such verdict in the log", file=sys.stderr)
+            return 2
+    checks = [verifier.check(r, h) for r, h in tqdm(records, desc="verdicts", unit="verdict",
+                                                     disable=len(records) < 5)]
+    for check in checks:
+        print(check.line())
+    good = sum(c.reproduced for c in checks)
+    print(f"{good} of {len(checks)} verdicts reproduced")
+    return 0 if good == len(checks) else 1
