@@ -40,9 +40,10 @@ def correction_ticks(contribution: Contribution) -> np.ndarray:
     with the car, their input says nothing new and nothing about when they reacted.
     """
     c = contribution
-    steer = device_targets(c)[:, 0]  # what the input means (a keyboard's wheel, scaled)
-    given = np.isfinite(steer)
-    gap = np.where(given, steer - c.proposed[:, 0], 0.0)
+    # the input as sent (a keyboard's wheel value): the delay estimate compares that same
+    # column with the expert, and a key held is a correction whatever its gain turns out to be
+    given = np.isfinite(c.player[:, 0])
+    gap = np.where(given, c.player[:, 0] - c.proposed[:, 0], 0.0)
     smooth = np.convolve(gap, np.ones(5) / 5, mode="same")
     return given & (np.abs(smooth) >= MIN_CORRECTION)
 
