@@ -36,7 +36,8 @@ def test_a_round_judges_rejects_and_merges(tmp_path: Path) -> None:
     catalog: dict = {}
     service = VerdictService(
         trainer, Screener(catalog.__getitem__),
-        verdict_config=VerdictConfig(null_runs=4, null_ticks=300,
+        # 10 placebos: with fewer, the 99% bound a penalty needs is too wide to reach
+        verdict_config=VerdictConfig(null_runs=10, null_ticks=300,
                                      suite_size=12, starts_per_track=3, window_ticks=300,
                                      tracks_per_look=6, finetune=FinetuneConfig(updates=200)),
         champion_suite=EvalSuite.hidden(8), verdict_log=tmp_path / "verdicts.jsonl")
