@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     reaction_delay_ticks: int = Field(
         default=0, ge=0, le=40,
         description="Reaction delay corrected in labels when a run has no estimate [ticks].")
+    reaction_delay_keyboard_ticks: int = Field(
+        default=4, ge=0, le=40,
+        description="Reaction delay of a keyboard run too short to estimate its own [ticks].")
     reaction_delay_estimate: bool = Field(
         default=True, description="Estimate each run's reaction delay from the run itself.")
     reaction_delay_max_ticks: int = Field(

@@ -213,7 +213,7 @@ def test_the_gain_of_a_keyboard_player_is_estimated(policy: Policy, gain: float)
     assert record["estimated"] == [True, True] and record["delay_ticks"] == 0
     assert record["steer"] == pytest.approx(gain, abs=0.05)
     # and the labels then are what the expert wanted (up to the clipped ticks)
-    labels = extract_labels(estimated, LabelConfig(estimate_delay=False))
+    labels = extract_labels(estimated, LabelConfig(estimate_delay=False, keyboard_delay_ticks=0))
     wanted = expert_actions(named_track(TRACK), c.states)
     close = np.abs(labels.targets[:, 0] - wanted[:, 0]) < 0.05
     assert close.mean() > 0.9
@@ -247,7 +247,7 @@ def test_keyboard_labels_are_the_proposal_plus_gain_times_the_wheel(policy: Poli
     given = np.isfinite(c.player)
     assert (np.sign(targets - c.proposed)[given] == np.sign(c.player - c.proposed)[given]).all()
     # extract_labels uses them
-    labels = extract_labels(c, LabelConfig(estimate_delay=False))
+    labels = extract_labels(c, LabelConfig(estimate_delay=False, keyboard_delay_ticks=0))
     rows = np.flatnonzero(c.has_input)
     np.testing.assert_allclose(labels.targets[:, 0], np.nan_to_num(targets[rows, 0]), atol=1e-6)
 

@@ -74,3 +74,20 @@ def test_reaction_delay_correction_puts_late_labels_on_the_states_they_answer() 
 def test_negative_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="reaction_delay_ticks"):
         LabelConfig(reaction_delay_ticks=-1)
+
+
+def test_a_keyboard_run_without_an_estimate_gets_a_persons_delay() -> None:
+    from crowdlearning.learning.labels import LabelConfig
+
+    class _Run:  # only what ``delay_of`` reads
+        def __init__(self, meta: dict, num_ticks: int = 5) -> None:
+            self.meta, self.num_ticks = meta, num_ticks
+
+    from crowdlearning.learning.device import DEVICE_META_KEY, WheelParams, device_meta
+
+    keys = np.array([0, 1, 1, 0, -1])
+    keyboard = _Run({DEVICE_META_KEY: device_meta(keys, ["keyboard"], WheelParams())})
+    cfg = LabelConfig(reaction_delay_ticks=0, keyboard_delay_ticks=4)
+    assert cfg.delay_of(keyboard) == 4  # type: ignore[arg-type]
+    assert cfg.delay_of(_Run({})) == 0  # type: ignore[arg-type]
+    assert cfg.delay_of(_Run({**keyboard.meta, "reaction_delay_ticks": 2})) == 2  # type: ignore[arg-type]

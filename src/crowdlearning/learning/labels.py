@@ -9,7 +9,8 @@ Reaction delay: an input that answers tick ``k`` (the newest frame the player ha
 on what the player saw about ``delay`` ticks earlier, so it labels the state of tick
 ``k - delay``. The delay is the run's own estimate (``meta["reaction_delay_ticks"]``, set by
 ``learning.reaction`` when the platform accepts the run) when ``estimate_delay`` is on and there
-is one, else ``reaction_delay_ticks``. When several inputs land on one state, the latest wins.
+is one; else ``keyboard_delay_ticks`` (4 ticks, a person's 200 ms) for a run played on a keyboard
+and ``reaction_delay_ticks`` for others. When several inputs land on one state, the latest wins.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from crowdlearning.config import Settings
 from crowdlearning.learning.contribution import Contribution
-from crowdlearning.learning.device import device_targets
+from crowdlearning.learning.device import device_codes, device_targets
 
 __all__ = ["DELAY_META_KEY", "MIN_CORRECTION", "LabelConfig", "LabelSet", "correction_ticks",
            "extract_labels", "labels_of",
@@ -51,6 +52,8 @@ def correction_ticks(contribution: Contribution) -> np.ndarray:
 @dataclass(frozen=True)
 class LabelConfig:
     reaction_delay_ticks: int = 0  # when a run has no estimate of its own
+    # when a run played on a keyboard has no estimate (too few corrections): a person's 200 ms
+    keyboard_delay_ticks: int = 4
     intervention_weight: float = 3.0
     estimate_delay: bool = True  # estimate each run's delay (``learning.reaction``)
     max_delay_ticks: int = 15  # the largest delay estimated or applied
@@ -58,6 +61,7 @@ class LabelConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelConfig:
         return cls(reaction_delay_ticks=settings.reaction_delay_ticks,
+                   keyboard_delay_ticks=settings.reaction_delay_keyboard_ticks,
                    intervention_weight=settings.intervention_weight,
                    estimate_delay=settings.reaction_delay_estimate,
                    max_delay_ticks=settings.reaction_delay_max_ticks)
@@ -67,11 +71,16 @@ class LabelConfig:
         estimate = contribution.meta.get(DELAY_META_KEY) if self.estimate_delay else None
         if isinstance(estimate, int) and 0 <= estimate <= self.max_delay_ticks:
             return estimate
+        if (device_codes(contribution) >= 0).any():  # keys come from a person's hands
+            return self.keyboard_delay_ticks
         return self.reaction_delay_ticks
 
     def __post_init__(self) -> None:
         if self.reaction_delay_ticks < 0:
             raise ValueError(f"reaction_delay_ticks must be >= 0, got {self.reaction_delay_ticks}")
+        if not 0 <= self.keyboard_delay_ticks <= self.max_delay_ticks:
+            raise ValueError(f"keyboard_delay_ticks must be in [0, max_delay_ticks], got "
+                             f"{self.keyboard_delay_ticks}")
         if not 0 <= self.max_delay_ticks <= 40:
             raise ValueError(f"max_delay_ticks must be in [0, 40], got {self.max_delay_ticks}")
         if self.intervention_weight <= 0:
