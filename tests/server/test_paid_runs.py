@@ -62,17 +62,23 @@ def wait_for(check: Callable[[], object], timeout_s: float = 30.0) -> object:
     raise AssertionError("timed out")
 
 
+def start_paid_run(ws, frames: int) -> dict:
+    """Start a paid run on an open play socket and let ``frames`` frames pass; its start."""
+    ws.receive_json()
+    ws.send_json({"type": "start", "paid": True})
+    start = receive_until(ws, "start")
+    for _ in range(frames):
+        receive_until(ws, "frame")
+    return start
+
+
 def test_unstaking_during_a_paid_run_cannot_touch_its_hold(client: TestClient, runtime: Runtime,
                                                            worse: None) -> None:
     # GIVEN a player with 2 HBAR staked who starts a paid run
     staked(client)
     hold = runtime.ledger.hold_tinybar
     with client.websocket_connect("/ws/play") as ws:
-        ws.receive_json()
-        ws.send_json({"type": "start", "paid": True})
-        start = receive_until(ws, "start")
-        for _ in range(20):
-            receive_until(ws, "frame")
+        start = start_paid_run(ws, frames=20)
         # THEN the stake is held from the start, and the wallet says which run holds it
         wallet = client.get("/api/wallet").json()
         holds = client.get("/api/wallet/holds").json()
@@ -106,11 +112,7 @@ def test_a_paid_run_is_judged_even_if_the_player_disconnects(client: TestClient,
     staked(client)
     hold = runtime.ledger.hold_tinybar
     with client.websocket_connect("/ws/play") as ws:
-        ws.receive_json()
-        ws.send_json({"type": "start", "paid": True})
-        start = receive_until(ws, "start")
-        for _ in range(10):
-            receive_until(ws, "frame")
+        start = start_paid_run(ws, frames=10)
     # WHEN the player disconnects mid-run (to dodge a bad verdict): THEN what was played is
     # judged, and the penalty comes from the hold
     runs = wait_for(lambda: client.get("/api/wallet/runs").json())

@@ -24,39 +24,20 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from crowdlearning.learning.contribution import Contribution
+from crowdlearning.learning.labels import COVERED_META_KEY, covered_rows, ranges_of
 
 __all__ = ["COVERED_META_KEY", "Coverage", "covered_rows", "ranges_of"]
 
-COVERED_META_KEY = "covered_ticks"
 LABEL_SCALE = 2.0  # steering label weight against the observation fields
 
 
 def _labelled(c: Contribution) -> np.ndarray:
-    return np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
+    return np.flatnonzero(c.label_ticks)
 
 
 def _features(c: Contribution, rows: np.ndarray) -> np.ndarray:
     steer = np.nan_to_num(c.player[rows, :1], nan=0.0)
     return np.concatenate([c.observations[rows].astype(np.float64), LABEL_SCALE * steer], axis=1)
-
-
-def ranges_of(rows: np.ndarray) -> list[list[int]]:
-    """Sorted row indexes as ``[start, end)`` ranges (compact, JSON-friendly)."""
-    out: list[list[int]] = []
-    for r in np.sort(np.asarray(rows, np.int64)).tolist():
-        if out and out[-1][1] == r:
-            out[-1][1] = r + 1
-        else:
-            out.append([r, r + 1])
-    return out
-
-
-def covered_rows(contribution: Contribution) -> np.ndarray:
-    """The row indexes ``meta["covered_ticks"]`` names (empty when none)."""
-    spans = contribution.meta.get(COVERED_META_KEY) or []
-    if not spans:
-        return np.zeros(0, np.int64)
-    return np.concatenate([np.arange(int(a), int(b)) for a, b in spans])
 
 
 @dataclass

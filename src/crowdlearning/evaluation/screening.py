@@ -117,7 +117,7 @@ class Screener:
         return ""
 
     def _fingerprint(self, c: Contribution) -> set[int]:
-        rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
+        rows = np.flatnonzero(c.label_ticks)
         q = self.config.quantum
         obs = np.round(c.observations[rows] / q).astype(np.int32)
         lab = np.round(np.nan_to_num(c.player[rows], nan=9.0) / q).astype(np.int32)

@@ -48,6 +48,7 @@ from crowdlearning.evaluation.suite import EvalSuite, evaluate_many
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.finetune import FinetuneConfig, finetune_many
 from crowdlearning.learning.labels import (
+    COVERED_META_KEY,
     DELAY_META_KEY,
     LabelConfig,
     LabelSet,
@@ -233,6 +234,7 @@ class Judge:
         self.base = champion_data
         self.seed = seed if seed is not None else 10_007 * (champion_version + 1)
         self.suite = self.config.suite()
+        self.parts = self._parts()
         # (null_runs, suite runs): per-run differences of placebo contributions (the A/A null);
         # given when measured once for many workers (``JudgeSpec.with_null``)
         self.null_diffs_m = (self._null_diffs() if null_diffs_m is None
@@ -267,8 +269,7 @@ class Judge:
     def _adds_nothing(self, c: Contribution, labels: LabelSet) -> str:
         if len(labels) == 0:
             return "no labels: no input (label mode) or no intervention (takeover mode)"
-        rows = c.intervention if c.mode == "takeover" else c.has_input
-        if int((correction_ticks(c) & rows).sum()) < self.config.min_corrections:
+        if int((correction_ticks(c) & c.label_ticks).sum()) < self.config.min_corrections:
             return "labels copy the policy's own actions: nothing to learn"
         return ""
 
@@ -278,7 +279,7 @@ class Judge:
         with_scores: list[float] = []
         twin_scores: list[float] = []
         decision = Decision.NO_EFFECT
-        for look, part in enumerate(self._parts()):
+        for look, part in enumerate(self.parts):
             a, b = self._scores(models, part)
             with_scores.extend(a.tolist())
             twin_scores.extend(b.tolist())
@@ -308,6 +309,7 @@ class Judge:
                 np.mean([r.progress_m for r in results[1::2]], axis=0))
 
     def _parts(self) -> list[EvalSuite]:
+        """The suite cut into the looks' parts (consecutive tracks, in the suite's order)."""
         cfg, suite = self.config, self.suite
         return [EvalSuite(suite.track_seeds[i:i + cfg.tracks_per_look],
                           starts_per_track=cfg.starts_per_track, laps=suite.laps,
@@ -351,9 +353,8 @@ class Judge:
         return np.asarray(diffs)
 
     def _all_scores(self, labels: LabelSet) -> tuple[np.ndarray, np.ndarray]:
-        models = self._models(labels)
-        parts = [self._scores(models, part) for part in self._parts()]
-        return (np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]))
+        """Every run of the suite, no early stop (the looks' parts, in one simulator batch)."""
+        return self._scores(self._models(labels), self.suite)
 
     def _quantiles(self, dof: int) -> tuple[float, float]:
         """t quantiles of the lower (reward) and upper (penalty) bounds: each side at half its
@@ -440,4 +441,4 @@ def label_params_of(contribution: Contribution) -> dict:
     the device model's parameters, the ticks already covered this round), and the secret seed
     the server drew the run's start from: recorded in its verdict."""
     return {k: v for k, v in sorted(contribution.meta.items())
-            if k in (DELAY_META_KEY, "covered_ticks", "start_seed") or k.startswith("device")}
+            if k in (DELAY_META_KEY, COVERED_META_KEY, "start_seed") or k.startswith("device")}

@@ -85,6 +85,12 @@ class Contribution:
         """Ticks at which the player had given any input."""
         return np.isfinite(self.player).any(axis=1)
 
+    @property
+    def label_ticks(self) -> np.ndarray:
+        """Ticks whose input is a label under the run's mode: any input (label mode), held
+        control (takeover mode)."""
+        return self.intervention if self.mode == "takeover" else self.has_input
+
     # ------------------------------------------------------------------ serialization
     def header(self) -> dict[str, Any]:
         return {

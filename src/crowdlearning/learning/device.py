@@ -299,7 +299,7 @@ def _labelled(c: Contribution, delay: int) -> tuple[np.ndarray, np.ndarray]:
     """(recorded rows, labelled state rows) of the run's keyboard labels, as ``extract_labels``
     picks them (the latest input per labelled state)."""
     keyboard = device_codes(c) >= 0
-    rows = np.flatnonzero((c.intervention if c.mode == "takeover" else c.has_input) & keyboard)
+    rows = np.flatnonzero(c.label_ticks & keyboard)
     state_rows = c.input_tick[rows] - delay - c.ticks[0]
     keep = state_rows >= 0
     rows, state_rows = rows[keep], state_rows[keep]

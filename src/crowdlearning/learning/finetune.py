@@ -46,26 +46,8 @@ def _tensors(data: LabelSet) -> tuple[torch.Tensor, ...]:
 def finetune(net: PolicyNet, base: LabelSet, extra: LabelSet | None, config: FinetuneConfig,
              seed: int) -> PolicyNet:
     """A fine-tuned copy of ``net`` on ``base`` (+ ``extra`` in every minibatch if given)."""
-    model = copy.deepcopy(net).train()
-    b = _tensors(base)
-    e = _tensors(extra) if extra is not None and len(extra) else None
-    g_base = torch.Generator().manual_seed(seed)
-    g_extra = torch.Generator().manual_seed(seed + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    single_threaded_torch()
-    for _ in range(config.updates):
-        rows = torch.randint(len(b[0]), (config.base_batch,), generator=g_base)
-        obs, tgt, mask, w = (t[rows] for t in b)
-        if e is not None:
-            extra_rows = torch.randint(len(e[0]), (config.extra_batch,), generator=g_extra)
-            obs, tgt, mask, w = (torch.cat([x, t[extra_rows]]) for x, t in
-                                 zip((obs, tgt, mask, w), e, strict=True))
-        err = ((model(obs) - tgt) ** 2 * mask).sum(dim=1)
-        loss = (err * w).sum() / w.sum().clamp_min(1e-8)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval()
+    [model] = finetune_many(net, base, [extra], config, [seed])
+    return model
 
 
 def finetune_many(net: PolicyNet, base: LabelSet, extras: Sequence[LabelSet | None],
@@ -75,9 +57,9 @@ def finetune_many(net: PolicyNet, base: LabelSet, extras: Sequence[LabelSet | No
     The models are stacked and stepped as one batched network (``torch.bmm``): at our sizes
     (an 18-128-128-2 MLP, 256-row minibatches) per-operator overhead is about half of a step,
     so four models cost about twice one (measured in ``bench/bench_verdict.py``). Each model
-    draws its minibatches exactly as ``finetune`` does (same generators, same seeds), and Adam
-    is elementwise, so the models do not interact; results agree with ``finetune`` to float
-    rounding (not bit for bit: a batched matrix product sums in another order).
+    draws its own minibatches (a generator seeded ``seed`` for the base rows, ``seed + 1`` for
+    the extra rows), and Adam is elementwise, so the models do not interact: a model trained
+    with others equals it trained alone (``finetune``) up to float rounding.
     """
     if len(extras) != len(seeds) or not seeds:
         raise ValueError("finetune_many needs one seed per extra (and at least one model)")
@@ -92,6 +74,10 @@ def finetune_many(net: PolicyNet, base: LabelSet, extras: Sequence[LabelSet | No
     opt = torch.optim.Adam(params, lr=config.lr)
     b_t = _tensors(base)
     e_t = [_tensors(e) if e is not None and len(e) else None for e in extras]
+    # a model without extra rows gets weightless ones, so every model's minibatch has one size
+    # (a zero weight and mask add nothing to its loss or its gradient)
+    empty = tuple(torch.zeros((config.extra_batch, *t.shape[1:])) for t in b_t)
+    with_extra = any(e is not None for e in e_t)
     g_base = [torch.Generator().manual_seed(s) for s in seeds]
     g_extra = [torch.Generator().manual_seed(s + 1) for s in seeds]
     for _ in range(config.updates):
@@ -99,14 +85,14 @@ def finetune_many(net: PolicyNet, base: LabelSet, extras: Sequence[LabelSet | No
         for m in range(m_count):
             rows = torch.randint(len(b_t[0]), (config.base_batch,), generator=g_base[m])
             part = [t[rows] for t in b_t]
-            if e_t[m] is not None:
-                extra = e_t[m]
+            extra = e_t[m]
+            if extra is not None:
                 extra_rows = torch.randint(len(extra[0]), (config.extra_batch,),
                                            generator=g_extra[m])
                 part = [torch.cat([x, t[extra_rows]]) for x, t in zip(part, extra, strict=True)]
+            elif with_extra:
+                part = [torch.cat([x, t]) for x, t in zip(part, empty, strict=True)]
             batches.append(part)
-        if len({len(p[0]) for p in batches}) != 1:  # some models without extra rows
-            return [finetune(net, base, e, config, s) for e, s in zip(extras, seeds, strict=True)]
         obs, tgt, mask, w = (torch.stack([p[i] for p in batches]) for i in range(4))
         h = obs
         for i in range(0, len(params), 2):

@@ -24,12 +24,42 @@ from crowdlearning.config import Settings
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.device import device_codes, device_targets
 
-__all__ = ["DELAY_META_KEY", "MIN_CORRECTION", "LabelConfig", "LabelSet", "correction_ticks",
-           "extract_labels", "labels_of",
-           "mix_actions"]
+__all__ = [
+    "COVERED_META_KEY",
+    "DELAY_META_KEY",
+    "MIN_CORRECTION",
+    "LabelConfig",
+    "LabelSet",
+    "correction_ticks",
+    "covered_rows",
+    "extract_labels",
+    "labels_of",
+    "mix_actions",
+    "ranges_of",
+]
 
 DELAY_META_KEY = "reaction_delay_ticks"
+COVERED_META_KEY = "covered_ticks"  # ticks already accepted this round (``evaluation.coverage``)
 MIN_CORRECTION = 0.05  # |player - proposed| steering, 5-tick average, that counts as a correction
+
+
+def ranges_of(rows: np.ndarray) -> list[list[int]]:
+    """Sorted row indexes as ``[start, end)`` ranges (compact, JSON-friendly)."""
+    out: list[list[int]] = []
+    for r in np.sort(np.asarray(rows, np.int64)).tolist():
+        if out and out[-1][1] == r:
+            out[-1][1] = r + 1
+        else:
+            out.append([r, r + 1])
+    return out
+
+
+def covered_rows(contribution: Contribution) -> np.ndarray:
+    """The row indexes ``meta["covered_ticks"]`` names (empty when none)."""
+    spans = contribution.meta.get(COVERED_META_KEY) or []
+    if not spans:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(int(a), int(b)) for a, b in spans])
 
 
 def correction_ticks(contribution: Contribution) -> np.ndarray:
@@ -131,10 +161,8 @@ def extract_labels(contribution: Contribution, config: LabelConfig | None = None
     """The labels a contribution provides under its mode (see the module docstring)."""
     cfg = config or LabelConfig()
     c = contribution
-    rows = np.flatnonzero(c.intervention if c.mode == "takeover" else c.has_input)
-    covered = c.meta.get("covered_ticks")  # already accepted this round (evaluation.coverage)
-    if covered:
-        rows = rows[~np.isin(rows, np.concatenate([np.arange(a, b) for a, b in covered]))]
+    rows = np.flatnonzero(c.label_ticks)
+    rows = rows[~np.isin(rows, covered_rows(c))]  # already accepted this round
     state_rows = c.input_tick[rows] - cfg.delay_of(c) - c.ticks[0]
     keep = state_rows >= 0
     rows, state_rows = rows[keep], state_rows[keep]
