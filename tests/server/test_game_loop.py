@@ -212,3 +212,42 @@ def test_each_run_starts_where_a_secret_seed_says() -> None:
         assert run.contribution.start.start_s_m == start.start_s_m
         assert run.contribution.start.lateral_m == start.lateral_m
         assert run.contribution.start.speed_mps == start.speed_mps
+
+
+def test_a_run_whose_car_stands_still_ends_stalled_and_is_still_judged() -> None:
+    finished: list[FinishedRun] = []
+    loop = GameLoop(_policy(), 0, play_tracks(2), capacity=2, run_ticks=600,
+                    on_finish=finished.append, random_starts=False, stall_ticks=60)
+    outbox = Outbox(8)
+    slot = loop.join(spec(0, mode="takeover"), outbox)
+    loop.step()
+    tick = 0
+    while not finished and tick < 400:
+        loop.set_input(slot, tick, 0.0, -1.0, True)  # takes the wheel and holds the brake
+        loop.step()
+        tick += 1
+    assert finished, "a car braked to a stop must not sit out the run"
+    run = finished[0]
+    assert run.reason == "stalled"
+    c = run.contribution
+    assert c.meta["stalled"] and not c.meta["left_track"]
+    speeds = c.states[:, 3]
+    assert speeds[-1] < 0.5  # it really stood still
+    # from the first tick it stood still (< 1 m of progress since), 60 ticks to the end
+    assert 60 <= c.num_ticks < 400
+    end = [m for m in asyncio.run(outbox.take()) if '"type": "end"' in m]
+    assert end and '"reason": "stalled"' in end[-1]
+
+
+def test_stall_detection_can_be_switched_off() -> None:
+    finished: list[FinishedRun] = []
+    loop = GameLoop(_policy(), 0, play_tracks(2), capacity=2, run_ticks=200,
+                    on_finish=finished.append, random_starts=False, stall_ticks=0)
+    slot = loop.join(spec(0, mode="takeover"), Outbox(8))
+    loop.step()
+    for tick in range(210):
+        if loop.run_at(slot) is None:
+            break
+        loop.set_input(slot, tick, 0.0, -1.0, True)
+        loop.step()
+    assert finished[0].reason == "time_up"

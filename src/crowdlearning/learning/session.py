@@ -99,14 +99,16 @@ class SessionBatch:
     """``len(specs)`` sessions played in lockstep with one policy."""
 
     def __init__(self, policy: Policy, specs: Sequence[SessionSpec], *, model_version: int,
-                 max_ticks: int = 1200, wheel: WheelParams | None = None) -> None:
+                 max_ticks: int = 1200, wheel: WheelParams | None = None,
+                 stall_ticks: int = 60) -> None:
         if not specs:
             raise SimulationError("a session batch needs at least one session")
         self.policy, self.specs, self.model_version = policy, list(specs), model_version
         tracks = list({s.track.digest: s.track for s in specs}.values())
         index = {t.digest: i for i, t in enumerate(tracks)}
         n = len(specs)
-        self.sim = RaceSim(tracks, n, max_steps=max_ticks)
+        # a stalled car ends its session, as the game server ends such a run
+        self.sim = RaceSim(tracks, n, max_steps=max_ticks, stall_ticks=stall_ticks)
         self.sim.reset_cars(np.arange(n), track_index=[index[s.track.digest] for s in specs],
                             start_s_m=[s.start_s_m for s in specs],
                             speed_mps=[s.start_speed_mps for s in specs])
@@ -197,6 +199,8 @@ class SessionBatch:
                 session_id=spec.session_id, mode=spec.mode, model_version=self.model_version,
                 beta=float(spec.beta), start=start, ticks=np.arange(n), **arrays,
                 meta={"laps": int(self.sim.laps[i]), "progress_m": float(self.sim.progress_m[i]),
-                      "left_track": bool(self.sim.steps[i] < self.sim.max_steps), **device},
+                      "left_track": bool(self.sim.steps[i] < self.sim.max_steps
+                                         and not self.sim.stalled[i]),
+                      "stalled": bool(self.sim.stalled[i]), **device},
             ))
         return out

@@ -48,6 +48,7 @@ __all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Ou
 
 log = logging.getLogger(__name__)
 START_SPEED_MPS = 8.0  # runs start at 6-10 m/s (``RunStart``)
+STALL_TICKS = 60  # a run whose car has not advanced 1 m for 3 s ends "stalled"
 START_LATERAL_M = 0.5  # and up to this far from the centreline
 # one frame, formatted from flat numbers (``%`` is ~2x cheaper than the repr of lists)
 _N_RAYS = len(SensorParams().ray_angles_deg)
@@ -164,7 +165,7 @@ class _Run:
 @dataclass(frozen=True)
 class FinishedRun:
     spec: RunSpec
-    reason: str  # "left_track", "time_up", "stopped", "disconnected"
+    reason: str  # "left_track", "stalled", "time_up", "stopped", "disconnected"
     contribution: Contribution
     outbox: Outbox
 
@@ -176,7 +177,7 @@ class GameLoop:
                  capacity: int, run_ticks: int,
                  on_finish: Callable[[FinishedRun], None] = lambda run: None,
                  on_discard: Callable[[RunSpec, str], None] = lambda spec, why: None,
-                 random_starts: bool = True) -> None:
+                 random_starts: bool = True, stall_ticks: int = STALL_TICKS) -> None:
         self.on_discard = on_discard  # a run ended with nothing recorded: (spec, why)
         self.random_starts = random_starts  # else every run starts on the start line
         self._model_version = model_version
@@ -187,7 +188,8 @@ class GameLoop:
         self.capacity, self.run_ticks, self.on_finish = capacity, run_ticks, on_finish
         n = capacity + 1  # the last car is the champion's
         self.champion_slot = capacity
-        self.sim = RaceSim([tracks[s] for s in self.seeds], n, max_steps=run_ticks)
+        self.sim = RaceSim([tracks[s] for s in self.seeds], n, max_steps=run_ticks,
+                           stall_ticks=stall_ticks)
         self._runs: list[_Run | None] = [None] * capacity
         self._free = list(range(capacity - 1, -1, -1))
         self._player = np.full((n, 2), np.nan)
@@ -431,7 +433,9 @@ class GameLoop:
             run = self._runs[slot]
             if run is not None:
                 done = self.sim.steps[slot] >= self.run_ticks
-                self._finish(slot, run, "time_up" if done else "left_track")
+                reason = ("time_up" if done else "stalled" if self.sim.stalled[slot]
+                          else "left_track")
+                self._finish(slot, run, reason)
 
     def _finish(self, slot: int, run: _Run, reason: str) -> None:
         n = int(self._length[slot])
@@ -451,7 +455,9 @@ class GameLoop:
         best = float(self.sim.best_lap_time_s[slot])
         run, n = self._runs[slot], int(self._length[slot])
         return {"laps": int(self.sim.laps[slot]), "progress_m": float(self.sim.progress_m[slot]),
-                "left_track": bool(self.sim.steps[slot] < self.sim.max_steps),
+                "left_track": bool(self.sim.steps[slot] < self.sim.max_steps
+                                   and not self.sim.stalled[slot]),
+                "stalled": bool(self.sim.stalled[slot]),
                 "best_lap_s": None if np.isnan(best) else round(best, 3),
                 "start_seed": run.start.seed if run is not None else None,
                 "device": device_meta(self._rec.keys[slot, :n],

@@ -7,7 +7,10 @@ evaluation freezes finished cars).
 
 Episode rules: reward is the progress along the centreline this tick [m]; leaving the track (car
 centre beyond an edge) ends the episode (``terminated``) with ``exit_penalty`` taken off the reward;
-``max_steps`` ticks truncate it. Laps count each time progress since the start passes a multiple of
+``max_steps`` ticks truncate it. With ``stall_ticks`` > 0, a car that has not advanced
+``stall_progress_m`` along the centreline for that many ticks stops too (``stalled``: a car that
+stands still, or creeps, teaches nothing and shows a player nothing; the game ends such a run
+rather than let it sit). Laps count each time progress since the start passes a multiple of
 the track length; lap times are interpolated within the tick [s].
 """
 
@@ -52,16 +55,22 @@ class RaceSim:
         car: CarParams | None = None,
         sensors: SensorParams | None = None,
         max_steps: int = 2400,
+        stall_ticks: int = 0,
+        stall_progress_m: float = 1.0,
     ) -> None:
         if num_cars < 1:
             raise SimulationError(f"num_cars must be >= 1, got {num_cars}")
         if max_steps < 1:
             raise SimulationError(f"max_steps must be >= 1, got {max_steps}")
+        if stall_ticks < 0 or not stall_progress_m > 0:
+            raise SimulationError("stall_ticks must be >= 0 and stall_progress_m > 0")
         self.bank = tracks if isinstance(tracks, TrackBank) else TrackBank.build(tracks)
         self.car = car or CarParams()
         self.sensors = sensors or SensorParams()
         self.num_cars = int(num_cars)
         self.max_steps = int(max_steps)
+        self.stall_ticks = int(stall_ticks)
+        self.stall_progress_m = float(stall_progress_m)
         self._params = self.car.as_array()
         self._ray_angles = self.sensors.ray_angles_rad
         space = observation_space(self.sensors)
@@ -78,6 +87,9 @@ class RaceSim:
         self.best_lap_time_s = np.full(n, np.nan)
         self._lap_started_s = np.zeros(n)
         self.alive = np.zeros(n, dtype=bool)
+        self.stalled = np.zeros(n, dtype=bool)  # stopped for want of progress (``stall_ticks``)
+        self._moved_at_m = np.zeros(n)  # progress when the car last advanced stall_progress_m
+        self._still_ticks = np.zeros(n, dtype=np.int64)
 
     # ------------------------------------------------------------------ reset
     def reset_cars(
@@ -112,8 +124,10 @@ class RaceSim:
         self.pose[cars, 3] = np.clip(v0, 0.0, self.car.max_speed_mps)
         self.pose[cars, 4] = 0.0
         self.track_of[cars], self.idx[cars] = tracks, local
-        for arr in (self.progress_m, self._lap_started_s):
+        for arr in (self.progress_m, self._lap_started_s, self._moved_at_m):
             arr[cars] = 0.0
+        self._still_ticks[cars] = 0
+        self.stalled[cars] = False
         self.steps[cars] = 0
         self.laps[cars] = 0
         self.last_lap_time_s[cars] = np.nan
@@ -150,8 +164,18 @@ class RaceSim:
         terminated = alive & (np.abs(self.frenet[:, 1]) > half)
         truncated = alive & ~terminated & (self.steps >= self.max_steps)
         self.alive &= ~(terminated | truncated)
+        if self.stall_ticks:
+            self._check_stalls(alive & self.alive)
         reward = ds - EXIT_PENALTY * terminated
         return StepOutcome(reward, terminated, truncated, lap_done)
+
+    def _check_stalls(self, live: np.ndarray) -> None:
+        moved = live & (self.progress_m - self._moved_at_m >= self.stall_progress_m)
+        self._moved_at_m = np.where(moved, self.progress_m, self._moved_at_m)
+        self._still_ticks = np.where(moved, 0, self._still_ticks + live)
+        stalled = live & (self._still_ticks >= self.stall_ticks)
+        self.stalled |= stalled
+        self.alive &= ~stalled
 
     def _record_laps(self, done: np.ndarray, before: np.ndarray, ds: np.ndarray,
                      length: np.ndarray) -> None:
