@@ -8,8 +8,8 @@ from crowdlearning.server.backlog import VerdictBacklog
 from crowdlearning.server.game_loop import RunSpec
 
 
-def spec(i: int) -> RunSpec:
-    return RunSpec(f"run-{i}", f"p{i}", f"user{i}", 3, "takeover", True, 0.5)
+def spec(i: int, paid: bool = True) -> RunSpec:
+    return RunSpec(f"run-{i}", f"p{i}", f"user{i}", 3, "takeover", paid, 0.5)
 
 
 def test_runs_come_back_in_order_after_a_restart(tmp_path: Path) -> None:
@@ -21,6 +21,21 @@ def test_runs_come_back_in_order_after_a_restart(tmp_path: Path) -> None:
     assert [(s, d) for _, s, d in reopened.head(5)] == [(spec(1), b"data-1"),
                                                        (spec(2), b"data-2")]
     assert reopened.push(spec(3), b"data-3") == 3  # numbering goes on after the last kept
+
+
+def test_paid_runs_are_judged_before_practice_runs_even_after_a_restart(tmp_path: Path) -> None:
+    backlog = VerdictBacklog(tmp_path)
+    places = [backlog.push(spec(0, paid=False), b"practice-0"),
+              backlog.push(spec(1), b"paid-1"),
+              backlog.push(spec(2, paid=False), b"practice-2"),
+              backlog.push(spec(3), b"paid-3")]
+    assert places == [1, 1, 3, 2]  # a paid run goes ahead of the practice runs waiting
+    order = [d for _, _, d in VerdictBacklog(tmp_path).head(10)]
+    assert order == [b"paid-1", b"paid-3", b"practice-0", b"practice-2"]
+    reopened = VerdictBacklog(tmp_path)
+    assert reopened.push(spec(4), b"paid-4") == 3  # numbering goes on after either kind
+    assert [d for _, _, d in reopened.head(3)] == [b"paid-1", b"paid-3", b"paid-4"]
+    assert {s.run_id for s in (spec(i) for i in range(5))} == reopened.run_ids()
 
 
 def test_a_damaged_entry_is_set_aside_not_judged_nor_deleted(tmp_path: Path) -> None:

@@ -153,6 +153,9 @@ def run_study(cfg: StudyConfig, work: Path) -> dict:
         version = trainer.registry.champion or 0
         versions.append(version)
         runs = _play_round(cfg, trainer, list(tracks.values()), rng, r)
+        # submitted interleaved, as a server receives them: no persona always comes last to a
+        # round whose coverage (``evaluation.coverage``) the others already filled
+        runs = [runs[i] for i in rng.permutation(len(runs))]
         paid = _submit(service, ledger, runs, opened, tallies, latencies, f"round {r + 1}")
         attacks = _replays(cfg, trainer, service, paid, rng, r)
         _submit(service, ledger, attacks, opened, tallies, latencies, f"round {r + 1} replays")

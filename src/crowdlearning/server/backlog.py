@@ -1,11 +1,17 @@
-"""Finished runs waiting for their verdict, kept on disk in arrival order.
+"""Finished runs waiting for their verdict, kept on disk; paid runs first, each kind in
+arrival order.
 
 A run a player finished is work the platform owes them a verdict for: a judge that is busy (more
 runs finish per second than it judges, e.g. 500 players on one 2-core machine) or a server
 restart must not lose it. The referee writes each finished run here before judging it and removes
 it once its verdict is delivered; a restart judges what is left. One file per run::
 
-    <sequence, 12 digits>.run    4-byte big-endian length, the RunSpec as JSON, the contribution
+    <sequence, 12 digits>.run     a paid run: 4-byte big-endian length, the RunSpec as JSON, the
+                                  contribution
+    p<sequence, 12 digits>.run    a practice run, the same
+
+Practice is judged at low priority: the names sort practice after every paid run, so a busy
+judge answers the players with money at stake first (a practice run waits, it is never dropped).
 
 written atomically (temporary file, fsync, rename). A file that cannot be read is moved aside
 (``*.bad``) and reported, never judged and never silently deleted.
@@ -27,6 +33,7 @@ __all__ = ["VerdictBacklog"]
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
+_PRACTICE = "p"  # key prefix of practice runs: sorts after the digits of paid runs
 
 
 class VerdictBacklog:
@@ -38,7 +45,7 @@ class VerdictBacklog:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._keys = sorted(p.stem for p in self.root.glob("*.run"))
-        self._next = int(self._keys[-1]) + 1 if self._keys else 0
+        self._next = max((int(k.lstrip(_PRACTICE)) for k in self._keys), default=-1) + 1
         self.set_aside = 0  # unreadable entries moved to *.bad since start
 
     def __len__(self) -> int:
@@ -46,9 +53,10 @@ class VerdictBacklog:
             return len(self._keys)
 
     def push(self, spec: RunSpec, contribution: bytes) -> int:
-        """Keep a finished run; returns its place in the line (1 = next)."""
+        """Keep a finished run; returns its place in the line (1 = next; paid runs go before
+        every practice run)."""
         with self._lock:
-            key = f"{self._next:012d}"
+            key = f"{'' if spec.paid else _PRACTICE}{self._next:012d}"
             self._next += 1
         header = json.dumps(asdict(spec)).encode()
         path = self.root / f"{key}.run"
@@ -61,7 +69,7 @@ class VerdictBacklog:
         with self._lock:
             self._keys.append(key)
             self._keys.sort()
-            return len(self._keys)
+            return self._keys.index(key) + 1
 
     def head(self, n: int) -> list[tuple[str, RunSpec, bytes]]:
         """The oldest ``n`` runs (unreadable files are set aside)."""

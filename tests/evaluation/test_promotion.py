@@ -1,0 +1,57 @@
+"""A candidate replaces the champion only if it is not less safe and not slower."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdlearning.evaluation.promotion import promotion
+from crowdlearning.evaluation.suite import EvalResult
+
+
+def _result(completed: list[bool], lap_s: list[float], exited: list[bool] | None = None
+            ) -> EvalResult:
+    n = len(completed)
+    done = np.asarray(completed)
+    out = np.asarray(exited if exited is not None else [not c for c in completed])
+    progress = np.where(done, 1.0, 0.5)
+    return EvalResult(track_seed=np.arange(n), start_s_m=np.zeros(n), completed=done,
+                      progress_frac=progress, progress_m=progress * 500.0, exited=out,
+                      lap_time_s=np.where(done, np.asarray(lap_s, float), np.nan),
+                      laps=done.astype(np.int64))
+
+
+def test_a_safer_but_crawling_candidate_is_refused_with_the_reason() -> None:
+    champion = _result([True, True, False], [36.0, 40.0, np.nan])
+    crawler = _result([True, True, True], [67.0, 70.0, 90.0])
+    decision = promotion(crawler, champion)
+    assert not decision.promoted
+    assert "slower" in decision.reason
+    assert decision.champion_lap_s == pytest.approx(38.0)
+    assert decision.candidate_lap_s == pytest.approx(68.5)
+
+
+def test_a_candidate_finishing_a_new_slow_track_is_not_called_slower() -> None:
+    champion = _result([True, True, False], [36.0, 40.0, np.nan])
+    better = _result([True, True, True], [36.0, 39.5, 120.0])  # the hard track is slow
+    decision = promotion(better, champion)
+    assert decision.promoted and decision.reason == ""
+
+
+def test_less_safe_is_refused_even_when_faster() -> None:
+    champion = _result([True, True, True], [40.0, 40.0, 40.0])
+    reckless = _result([True, True, False], [30.0, 30.0, np.nan])
+    decision = promotion(reckless, champion)
+    assert not decision.promoted
+    assert "fewer laps" in decision.reason and "leaves the track" in decision.reason
+
+
+def test_within_the_pace_tolerance_counts_as_not_slower() -> None:
+    champion = _result([True, True], [40.0, 40.0])
+    assert promotion(_result([True, True], [40.6, 40.6]), champion).promoted  # +1.5%
+    assert not promotion(_result([True, True], [41.2, 41.2]), champion).promoted  # +3%
+
+
+def test_different_runs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        promotion(_result([True], [1.0]), _result([True, True], [1.0, 1.0]))
