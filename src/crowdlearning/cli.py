@@ -15,7 +15,7 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("crowdlearning.server.cli:serve_main",
               "the game on http://127.0.0.1:8000 (embedded defaults): the main job"),
-    "judge": ("crowdlearning.server.judge_remote:judge_main",
+    "judge": ("crowdlearning.server.cli:judge_main",
               "the shared judge of several game servers (over Redis)"),
     "run": ("crowdlearning.sim.cli:run_main", "the expert drives a track, writes a PNG"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "a simulated crowd improves the model; writes a report"),
     "verify-verdict": ("crowdlearning.evaluation.verify:verify_main",
                        "re-run published verdicts; confirm decision and hash bit for bit"),
+    "audit": ("crowdlearning.audit.cli:audit_main",
+              "audit verify: prove a verdict or payout is on the audit topic"),
     "market-study": ("crowdlearning.crowd.study:study_main",
                      "a large simulated crowd: earnings and penalty rates per persona"),
     "payments": ("crowdlearning.payments.cli:main",
@@ -32,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "crowdlearning.payments.local_network.cli:main",
         "start the local Hedera-compatible network and print how to connect",
     ),
+    "sign-link": ("crowdlearning.server.link_cli:sign_link_main",
+                  "sign the Wallet page's challenge to link your Hedera account"),
 }
 
 
@@ -48,19 +52,46 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a user's mistake is one line on stderr and exit code 2."""
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="crowdlearning", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
     lines = "\n".join(f"  {name:<14} {helptext}" for name, (_, helptext) in COMMANDS.items())
-    parser.epilog = f"commands:\n{lines}"
+    parser.epilog = f"commands:\n{lines}\n\n`crowdlearning <command> --help` explains each."
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     if not argv or argv[0] in {"-h", "--help"}:
         parser.print_help()
         return 0
     args = parser.parse_args(argv[:1])
-    return int(_load(COMMANDS[args.command][0])(argv[1:]) or 0)
+    return _run(args.command, argv[1:])
+
+
+def _run(command: str, argv: list[str]) -> int:
+    from crowdlearning.cli_args import usage_error
+    from crowdlearning.cli_checks import CHECKS
+
+    prog = f"crowdlearning {command}"
+    if not {"-h", "--help"} & set(argv):
+        for check in CHECKS.get(command, ()):
+            problem = check(argv)
+            if problem:
+                return usage_error(prog, problem)
+    from pydantic import ValidationError
+
+    from crowdlearning.errors import ConfigurationError, TrackError
+
+    try:
+        return int(_load(COMMANDS[command][0])(argv) or 0)
+    except (ConfigurationError, TrackError) as exc:
+        return usage_error(prog, str(exc))
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        return usage_error(prog, "invalid setting: " + "; ".join(
+            f"CROWDLEARNING_{'_'.join(map(str, e['loc'])).upper() or '*'}: {e['msg']}"
+            for e in exc.errors()))
 
 
 if __name__ == "__main__":

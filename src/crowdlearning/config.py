@@ -149,7 +149,8 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="Operator key: DER hex, or ed25519:/ecdsa:<raw hex>."
     )
     hedera_audit_topic_id: str = Field(
-        default="", description="HCS audit topic; empty = create one on first publish."
+        default="", description="HCS audit topic; empty = the deployment's own, created once "
+        "and kept in the ledger database (docs/audit.md)."
     )
     hedera_max_transfers_per_tx: int = Field(
         default=10, ge=2, le=10, description="Hbar balance adjustments per CryptoTransfer [count]."
@@ -160,6 +161,21 @@ class Settings(BaseSettings):
     hedera_request_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="Bound on one SDK call, retries included [s]."
     )
+
+    # --- audit trail (audit/, docs/audit.md) -----------------------------------------------
+    audit_block_max_entries: int = Field(
+        default=256, ge=1, le=10_000,
+        description="Most entries (verdicts, settled transactions) sealed into one audit block, "
+        "published as one HCS message [count].")
+    audit_block_interval_s: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="A partial block is sealed once its oldest entry has waited this long [s].")
+    audit_scan_limit: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Settled transactions read per page when journaling them [count].")
+    audit_retry_max_s: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="Longest pause between audit publishing retries (doubling backoff) [s].")
 
     # --- server ----------------------------------------------------------------------------
     server_host: str = Field(default="127.0.0.1", description="Where `crowdlearning serve` binds.")
@@ -178,6 +194,9 @@ class Settings(BaseSettings):
         default=True, description="Start each run where a secret per-run seed says (place, "
         "speed, offset), so no run can be re-created before it is played; off: every run "
         "starts on the start line at 8 m/s (tests that script a run).")
+    server_stall_seconds: float = Field(
+        default=3.0, ge=0.0, le=600.0, description="A run whose car has not advanced 1 m "
+        "along the track for this long ends ('stalled'); 0 = never [s].")
     server_play_tracks: int = Field(
         default=8, gt=0, le=256, description="Play tracks served: play seeds 0..N-1 [count]."
     )

@@ -35,5 +35,6 @@ def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
     assert "mismatches=()" in settlement["reconciliation"]
     records = [json.loads(line) for line in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
     assert len(records) == 4
-    assert all(r["audit"] for r in records)  # every verdict's hash is on the audit topic
+    assert all(r["audit"] for r in records)  # every verdict is journaled for the audit topic
+    assert report["audit"]["all_published"]  # and published in a block on it
     assert len(report["learning_curve"]) == 2

@@ -157,18 +157,25 @@ def _parse_crowd(text: str) -> dict[str, int]:
 def demo_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="crowdlearning demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of play, judging and merging (default: the config's)")
     parser.add_argument("--crowd", type=_parse_crowd, default=None,
                         help="persona:count list, e.g. expert:2,lazy:1,random:1")
     parser.add_argument("--ticks", type=int, default=None, help="ticks per session (20/s)")
-    parser.add_argument("--eval-tracks", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-tracks", type=int, default=None,
+                        help="hidden tracks of the learning curve's suite (2 starts each)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the crowd, the initial model and the play")
     parser.add_argument("--accept-all", action="store_true",
                         help="plain DAgger, no verdicts, with the behaviour-cloning baseline")
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--bc-seeds", type=int, default=DemoConfig.bc_seeds)
-    parser.add_argument("--out", type=Path, default=Path("var/demo"))
-    parser.add_argument("--json", type=Path, default=None, dest="json_path")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="with --accept-all: skip the behaviour-cloning comparison")
+    parser.add_argument("--bc-seeds", type=int, default=DemoConfig.bc_seeds,
+                        help="training seeds averaged for the behaviour-cloning comparison")
+    parser.add_argument("--out", type=Path, default=Path("var/demo"),
+                        help="folder for report.md and the learning-curve PNG")
+    parser.add_argument("--json", type=Path, default=None, dest="json_path",
+                        help="also write the report's figures as JSON here")
     args = parser.parse_args(argv)
     report = _dagger(args) if args.accept_all else _market(args)
     for path in write_report(report, args.out, args.json_path):

@@ -18,6 +18,8 @@ import numpy as np
 from hiero_sdk_python import PrivateKey
 from tqdm import tqdm
 
+from crowdlearning.audit.journal import AuditJournal
+from crowdlearning.audit.publisher import AuditPublisher
 from crowdlearning.config import Settings, get_settings
 from crowdlearning.crowd.simulation import make_crowd, play_round
 from crowdlearning.evaluation.screening import Screener, screen_config
@@ -139,12 +141,17 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     accounts = _open_players(ledger, transport, [m.contributor_id for m in crowd], cfg)
     catalog: dict[str, Track] = {}
     settler = Settler(ledger, transport)
+    # the audit trail as the platform keeps it: verdicts and settlements journaled, published
+    # in blocks on the deployment's topic (drained after each round instead of a thread)
+    journal = AuditJournal(ledger.engine, scan_limit=settings.audit_scan_limit,
+                           attempts=settings.ledger_transaction_attempts)
+    publisher = AuditPublisher.from_settings(journal, transport, settings)
     suite = EvalSuite.hidden(cfg.eval_tracks)
     service = VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
         verdict_config=cfg.verdict, prices=cfg.prices,
         labels=labels, champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
-        hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl")
+        hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl", audit=journal)
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
     curve = [_point(trainer, 0, suite)]
     latencies: list[float] = []
@@ -152,15 +159,24 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         version = trainer.registry.champion or 0
         contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
                                    max_ticks=cfg.session_ticks, catalog=catalog)
+        earned: dict[str, list[int]] = {}  # this round: persona -> net tinybar per run
         for c in contributions:
             outcome = service.submit(c)
             books[_persona(c.contributor_id)].add(outcome)
+            earned.setdefault(_persona(c.contributor_id), []).append(
+                outcome.reward_tinybar - outcome.penalty_tinybar)
             latencies.append(outcome.verdict.elapsed_s)
         result = service.close_round()
         service.settle()
+        publisher.drain()
         curve.append(_point(trainer, r + 1, suite, promoted=result.promoted,
-                            merged=len(result.merged)))
+                            merged=len(result.merged), why_not=result.why_not,
+                            played_on=version,
+                            hbar_per_run={p: float(np.mean(v)) / 1e8
+                                          for p, v in sorted(earned.items())}))
     final = settler.run_until_settled(max_runs=20, pause_s=0.05)
+    service.settle()  # journals what settled last for the audit
+    audited = publisher.drain()
     summary = ledger.check_books()
     recon = reconcile(ledger, transport)
     return {
@@ -178,6 +194,7 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
                        "reconciliation": str(recon),
                        "paid_on_chain_tinybar": sum(transport.account_balance(a)
                                                     for a in accounts.values())},
+        "audit": {**journal.stats(), "all_published": audited},
         "work_dir": str(work),
     }
 

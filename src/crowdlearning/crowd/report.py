@@ -72,6 +72,17 @@ def _market_md(report: dict) -> str:
                      f"{_pct(p['lap_completion'])} | {_pct(p['mean_progress'])} | "
                      f"{_seconds(p['mean_lap_time_s'])} | {p.get('merged', '-')} | "
                      f"{p.get('promoted', '-')} |")
+    rounds = [p for p in report["learning_curve"] if "hbar_per_run" in p]
+    personas = sorted({name for p in rounds for name in p["hbar_per_run"]})
+    if rounds:
+        lines += ["", "Earnings per run by round (HBAR; the champion the round was played "
+                  "against), and why a candidate was not promoted:", "",
+                  "| round | played on | " + " | ".join(personas) + " | not promoted because |",
+                  "|---:|---:|" + "---:|" * len(personas) + "---|"]
+        for p in rounds:
+            cells = " | ".join(f"{p['hbar_per_run'].get(name, 0.0):+.4f}" for name in personas)
+            lines.append(f"| {p['round']} | v{p['played_on']} | {cells} | "
+                         f"{p.get('why_not') or '-'} |")
     lat, st = report["verdict_latency_s"], report["settlement"]
     lines += ["", f"Verdict latency: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s "
               f"over {lat['count']} contributions.", "",

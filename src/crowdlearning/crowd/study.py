@@ -396,7 +396,8 @@ def study_main(argv: Sequence[str]) -> int:
                         help="replayer and sybil attempts per round")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="label mode: executed = beta * player + (1 - beta) * policy")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the starts, the players' noise and the submission order")
     parser.add_argument("--out", type=Path, default=Path("var/market-study"),
                         help="folder for the JSON report and the plot")
     args = parser.parse_args(argv)

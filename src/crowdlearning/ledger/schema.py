@@ -9,6 +9,7 @@
     settlement_tx_payouts     which payouts a settlement transaction pays
     api_clients / api_keys    third-party clients of the payments API; keys stored as SHA-256 hashes
     api_charge_mandates       how much a player allows a client to charge (and how much it did)
+    audit_*                   the audit journal (``crowdlearning.audit.schema``, migration 0005)
 
 Timestamps are integer epoch nanoseconds (``*_ns``) taken from the caller's clock.
 """
@@ -173,3 +174,7 @@ charge_mandates = sa.Table(
         "used_tinybar >= 0 AND used_tinybar <= limit_tinybar", name="ck_mandate_used"
     ),
 )
+
+# The audit journal's tables (audit_state, audit_entries, audit_blocks) live in this database and
+# this metadata too; they are defined next to the code that uses them.
+from crowdlearning.audit import schema as _audit_schema  # noqa: E402, F401

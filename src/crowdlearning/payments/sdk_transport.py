@@ -47,6 +47,7 @@ from hiero_sdk_python.logger.logger import Logger
 from hiero_sdk_python.response_code import ResponseCode
 from hiero_sdk_python.transaction.transaction import Transaction
 
+from crowdlearning.audit.network import MessageReceipt
 from crowdlearning.config import Settings
 from crowdlearning.errors import (
     ConfigurationError,
@@ -152,6 +153,8 @@ class SdkHederaTransport:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._last_start_ns = 0
+        self._topic_lock = threading.Lock()  # the audit topic is looked up / created once
+        self._audit_topic_source: Callable[[], str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SdkHederaTransport:
@@ -207,6 +210,12 @@ class SdkHederaTransport:
     def audit_topic_id(self) -> str:
         """The audit topic in use (created on first publish when the setting was empty)."""
         return self._audit_topic_id
+
+    def use_audit_topic_from(self, source: Callable[[], str]) -> None:
+        """Ask ``source`` for the audit topic on first use instead of creating one (the
+        deployment's topic kept in the ledger database: ``audit.topic.deployment_topic``)."""
+        with self._topic_lock:
+            self._audit_topic_source = source
 
     def prepare_transfer(self, transfers: dict[str, int], *, memo: str = "") -> PreparedTransaction:
         """Build, freeze and sign (operator key) a CryptoTransfer with a fresh transaction id."""
@@ -296,6 +305,56 @@ class SdkHederaTransport:
         self._execute_successfully(tx, "audit message")
         return _format_tx_id(tx.transaction_id)
 
+    # --- audit.network.AuditNetwork: one topic, messages stored before they are sent -------
+
+    def create_audit_topic(self) -> str:
+        """Create a topic (memo ``crowdlearning audit``) whose admin and submit key is the
+        operator's: only the platform can post to it. Returns its id."""
+        public = self._operator_key.public_key()
+        tx = TopicCreateTransaction().set_memo("crowdlearning audit")
+        tx.set_admin_key(public).set_submit_key(public)
+        receipt = self._execute_successfully(tx, "audit topic creation")
+        return str(receipt.topic_id)
+
+    def prepare_audit_message(self, topic_id: str, message: bytes) -> PreparedTransaction:
+        """Sign (operator key) a message for ``topic_id`` with a fresh transaction id; send it
+        with ``submit``, as often as needed."""
+        if not 0 < len(message) <= MAX_AUDIT_MESSAGE_BYTES:
+            raise HederaRequestError(
+                f"audit message of {len(message)} bytes: 1..{MAX_AUDIT_MESSAGE_BYTES}"
+            )
+        if not _ENTITY_ID.match(topic_id):
+            raise HederaRequestError(f"malformed topic id {topic_id!r}: expected shard.realm.num")
+        tx = TopicMessageSubmitTransaction().set_topic_id(TopicId.from_string(topic_id))
+        tx.set_message(message)
+        valid_start_ns = self._next_valid_start_ns()
+        stamp = timestamp_pb2.Timestamp(
+            seconds=valid_start_ns // _NS_PER_S, nanos=valid_start_ns % _NS_PER_S
+        )
+        tx_id = TransactionId(_entity(self._operator_id), stamp)
+        tx.set_transaction_id(tx_id).set_transaction_valid_duration(self._valid_duration_s)
+        tx.freeze_with(self._client).sign(self._operator_key)
+        return PreparedTransaction(
+            _format_tx_id(tx_id), valid_start_ns, self._valid_duration_s, tx.to_bytes()
+        )
+
+    def audit_message_receipt(self, transaction_id: str) -> MessageReceipt | None:
+        """A topic message's final status and sequence number; ``None`` while the network does
+        not know it (as ``get_receipt``: a busy node raises instead)."""
+        query = TransactionGetReceiptQuery().set_transaction_id(_parse_tx_id(transaction_id))
+        query.set_max_attempts(1).set_min_backoff(0).set_max_backoff(0)
+        try:
+            receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+        except HederaUnavailableError as err:
+            if _status_of(getattr(err.__cause__, "last_error", None)) in _NOT_FINAL:
+                return None
+            raise
+        except PrecheckError as err:
+            raise HederaError(f"receipt of {transaction_id}: {_status_name(err.status)}") from err
+        status = _status_name(receipt.status)
+        sequence = receipt.topic_sequence_number if status == "SUCCESS" else None
+        return MessageReceipt(transaction_id, status, sequence or None)
+
     # --- helpers for demos and tests -----------------------------------------------------
 
     def create_account(self, public_key: PublicKey, initial_balance_tinybar: int = 0) -> str:
@@ -350,13 +409,11 @@ class SdkHederaTransport:
             return start
 
     def _ensure_audit_topic(self) -> str:
-        with self._lock:
-            if not self._audit_topic_id:
-                public = self._operator_key.public_key()
-                tx = TopicCreateTransaction().set_memo("crowdlearning audit")
-                tx.set_admin_key(public).set_submit_key(public)
-                receipt = self._execute_successfully(tx, "audit topic creation")
-                self._audit_topic_id = str(receipt.topic_id)
+        with self._topic_lock:
+            if not self._audit_topic_id and self._audit_topic_source is not None:
+                self._audit_topic_id = self._audit_topic_source()
+            elif not self._audit_topic_id:
+                self._audit_topic_id = self.create_audit_topic()
                 log.warning(
                     "created audit topic %s; set CROWDLEARNING_HEDERA_AUDIT_TOPIC_ID",
                     self._audit_topic_id,

@@ -12,15 +12,17 @@ reaction delay
 (``learning.reaction``) and keyboard gain (``learning.device``), judge it
 against the current champion (``evaluation.verdict``), apply the price through the ledger
 (penalty from the stake held behind it, reward from the reward budget, never more penalty than
-was held), request a payout of the reward to the player's Hedera account, and publish the
-verdict's hash on the audit topic.
+was held), request a payout of the reward to the player's Hedera account, and journal the
+verdict for the audit topic (``audit``: one cheap insert; the audit publisher, a thread of its
+own, puts it in a block published on the topic).
 
 ``close_round``: merge the contributions judged *improved* since the last round into a candidate
 version; the candidate becomes champion only if it is not worse than the champion on the hidden
 suite. Every verdict of a round was judged against the same champion, so verdicts are fair and
 can run in parallel.
 
-``settle``: one run of the exactly-once settlement job (pending payouts -> Hedera).
+``settle``: one run of the exactly-once settlement job (pending payouts -> Hedera); the
+transactions found settled are journaled for the audit topic.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from crowdlearning.audit.journal import AuditJournal
+from crowdlearning.audit.records import verdict_record
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
+from crowdlearning.evaluation.promotion import promotion
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
@@ -49,7 +56,6 @@ from crowdlearning.ledger import (
     Ledger,
     RewardBudgetExhaustedError,
     player_account,
-    settlement_store,
 )
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.settlement import SettlementReport, Settler
@@ -60,7 +66,6 @@ from crowdlearning.policy.network import Policy
 __all__ = ["Outcome", "RoundResult", "VerdictService", "archive_contribution", "archived_path"]
 
 log = logging.getLogger(__name__)
-AUDIT_SCAN_LIMIT = 1000  # settled transactions looked at per settlement run
 DECIDED_KEPT = 100_000  # outcomes remembered for answering retries
 
 
@@ -74,6 +79,8 @@ class Outcome:
     penalty_tinybar: int = 0
     payout_id: str | None = None
     note: str = ""
+    # the verdict's audit journal entry, ``audit:<entry id>`` (before issue 14: the HCS
+    # transaction id); ``crowdlearning audit verify --contribution <id>`` proves it on the topic
     audit_transaction_id: str | None = None
 
 
@@ -85,6 +92,7 @@ class RoundResult:
     champion_version: int
     champion_metrics: dict
     candidate_metrics: dict | None = None
+    why_not: str = ""  # why the candidate was not promoted (``evaluation.promotion``)
 
 
 @dataclass
@@ -99,15 +107,15 @@ class VerdictService:
     champion_suite: EvalSuite = field(default_factory=lambda: EvalSuite.hidden(24))
     ledger: Ledger | None = None
     settler: Settler | None = None
-    transport: HederaTransport | None = None
+    transport: HederaTransport | None = None  # the settler's network (the audit: ``audit``)
     hedera_account_of: Callable[[str], str | None] = lambda player_id: None
     verdict_log: Path | None = None
     state: RoundState | None = None  # where the round and the screen's memory survive restarts
     pool: JudgePool = field(default_factory=InlineJudgePool)
     coverage: Coverage = field(default_factory=Coverage)  # what is new this round
+    audit: AuditJournal | None = None  # verdicts and settled transactions, for the audit topic
     _spec: JudgeSpec | None = field(default=None, init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
-    _audited: set[str] = field(default_factory=set, init=False)  # settled txs published
     # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
     # judged or booked again (older retries are answered from the game server's run records)
     _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
@@ -124,6 +132,7 @@ class VerdictService:
                       if registry.version_of_contribution(c.contribution_id) is not None}
             self.state.drop_pending(merged)
             self._accepted = [c for c in pending if c.contribution_id not in merged]
+        self._audit_decided()
 
     # ------------------------------------------------------------------ judging
     def judge_spec(self) -> JudgeSpec:
@@ -328,8 +337,8 @@ class VerdictService:
         return payout_id
 
     def settle(self) -> SettlementReport | None:
-        """One settlement run: pending payouts go to Hedera (exactly once); each settled
-        transaction's payouts are then published as a hash on the audit topic."""
+        """One settlement run: pending payouts go to Hedera (exactly once); the transactions
+        found settled are then journaled for the audit topic (``_publish_settled``)."""
         if self.settler is None:
             return None
         report = self.settler.run_once()
@@ -337,38 +346,55 @@ class VerdictService:
         return report
 
     def _publish_settled(self) -> None:
-        if self.ledger is None or self.transport is None:
+        """Journal the settlement transactions that succeeded since the last call: a cursor
+        over all of them, kept in the database (``AuditJournal.collect_settled``); publishing
+        is the audit publisher's (its own thread), never this call's."""
+        if self.audit is None:
             return
-        settled = self.ledger.run(lambda c: settlement_store.list_transactions(
-            c, ("succeeded",), AUDIT_SCAN_LIMIT))
-        for stored in settled:
-            if stored.id in self._audited:
-                continue
-            payouts = self.ledger.run(lambda c, i=stored.id: settlement_store.payouts_of(c, i))
-            body = json.dumps([[p.id, p.destination, p.amount_tinybar] for p in payouts])
-            digest = hashlib.sha256(body.encode()).hexdigest()
-            if self._audit({"kind": "payouts", "transaction": stored.id, "sha256": digest,
-                            "payouts": len(payouts)}, stored.id):
-                self._audited.add(stored.id)
+        try:
+            self.audit.collect_settled()
+        except (CrowdLearningError, SQLAlchemyError):  # the cursor stays: the next run goes on
+            log.exception("journaling settled transactions for the audit failed")
 
     def _publish(self, outcome: Outcome) -> str | None:
         # the hash of exactly the decision's inputs and outputs (``Verdict.record``): anyone
         # holding the record re-derives it, ``crowdlearning verify-verdict`` re-judges it
-        return self._audit({"kind": "verdict", "contribution": outcome.verdict.contribution_id,
-                            "sha256": outcome.verdict.sha256,
-                            "reward_tinybar": outcome.reward_tinybar,
-                            "penalty_tinybar": outcome.penalty_tinybar,
-                            "payout": outcome.payout_id}, outcome.verdict.contribution_id)
+        v = outcome.verdict
+        return self._audit(v.contribution_id, verdict_record(
+            v.contribution_id, v.sha256, outcome.reward_tinybar, outcome.penalty_tinybar,
+            outcome.payout_id))
 
-    def _audit(self, record: dict, subject: str) -> str | None:
-        """Publish one audit record (JSON with a hash) on the topic; None if not published."""
-        if self.transport is None:
+    def _audit(self, subject: str, record: dict) -> str | None:
+        """Journal a verdict's audit record (idempotent); its reference ``audit:<entry id>``,
+        or None when there is no journal or it failed (re-journaled at the next start)."""
+        if self.audit is None:
             return None
         try:
-            return self.transport.publish_audit(json.dumps(record, sort_keys=True).encode())
-        except CrowdLearningError as exc:  # the books are right; the audit trail retries later
-            log.warning("audit publish failed for %s: %s", subject, exc)
+            return self.audit.append("verdict", subject, record).reference
+        except (CrowdLearningError, SQLAlchemyError):  # the books are right; journaled later
+            log.exception("journaling the verdict of %s for the audit failed", subject)
             return None
+
+    def _audit_decided(self) -> None:
+        """At start: journal the verdicts in the verdict log that have no audit entry (a
+        journaling failure, or verdicts published one message each before the journal)."""
+        if self.audit is None:
+            return
+        candidates = {cid: o for cid, o in self._decided.items()
+                      if not (o.audit_transaction_id or "").startswith("audit:")}
+        if not candidates:
+            return
+        try:
+            missing = self.audit.missing("verdict", candidates)
+            added = self.audit.append_many(
+                ("verdict", cid, verdict_record(cid, o.verdict.sha256, o.reward_tinybar,
+                                                o.penalty_tinybar, o.payout_id))
+                for cid, o in candidates.items() if cid in missing)
+        except (CrowdLearningError, SQLAlchemyError):
+            log.exception("journaling earlier verdicts for the audit failed")
+            return
+        if added:
+            log.warning("journaled %d earlier verdicts for the audit topic", added)
 
     def _log(self, outcome: Outcome) -> None:
         if self.verdict_log is None:
@@ -384,9 +410,11 @@ class VerdictService:
 
     # ------------------------------------------------------------------ rounds
     def close_round(self) -> RoundResult:
-        """Merge this round's improving contributions; promote the result if not worse."""
+        """Merge this round's improving contributions; promote the result if it is not less
+        safe and not slower (``evaluation.promotion``)."""
         _, champion_meta = self.trainer.champion
-        champion_metrics = evaluate(self.trainer.policy(), self.champion_suite).summary()
+        champion_result = evaluate(self.trainer.policy(), self.champion_suite)
+        champion_metrics = champion_result.summary()
         accepted, self._accepted = self._accepted, []
         if not accepted:
             return RoundResult([], None, False, champion_meta.version, champion_metrics)
@@ -402,13 +430,18 @@ class VerdictService:
         if self.state is not None:
             self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
-        metrics = evaluate(Policy(candidate_net), self.champion_suite).summary()
-        promoted = _not_worse(metrics, champion_metrics)
-        if promoted:
+        candidate_result = evaluate(Policy(candidate_net), self.champion_suite)
+        metrics = candidate_result.summary()
+        decision = promotion(candidate_result, champion_result)
+        metrics.update(decision.to_dict())
+        if decision.promoted:
             self.trainer.registry.set_champion(meta.version)
-        return RoundResult([c.contribution_id for c in accepted], meta.version, promoted,
-                           meta.version if promoted else champion_meta.version,
-                           champion_metrics, metrics)
+        else:
+            log.info("candidate v%d not promoted: %s", meta.version, decision.reason)
+        return RoundResult([c.contribution_id for c in accepted], meta.version,
+                           decision.promoted,
+                           meta.version if decision.promoted else champion_meta.version,
+                           champion_metrics, metrics, decision.reason)
 
 
 def archived_path(root: Path, contribution_id: str) -> Path:
@@ -454,7 +487,3 @@ def _outcomes_in(verdict_log: Path | None) -> OrderedDict[str, Outcome]:
     return found
 
 
-def _not_worse(candidate: dict, champion: dict) -> bool:
-    """A new champion must match the old one's lap completion and mean progress."""
-    return (candidate["lap_completion"] >= champion["lap_completion"]
-            and candidate["mean_progress"] >= champion["mean_progress"] - 1e-9)

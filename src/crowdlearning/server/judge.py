@@ -300,7 +300,9 @@ def _failed(exc: BaseException) -> dict:
 
 
 def verdict_message(outcome: Outcome, ticks: int) -> dict:
-    """The ``verdict`` message a player is sent."""
+    """The ``verdict`` message a player is sent. ``audit_transaction_id`` names the verdict's
+    audit journal entry (``audit:<n>``; it reaches the topic in a block, published by the audit
+    publisher moments later: ``crowdlearning audit verify --contribution <id>`` proves it)."""
     return {"type": "verdict", **outcome.verdict.public(), "ticks": ticks,
             "paid_mode": outcome.paid_mode, "reward_tinybar": outcome.reward_tinybar,
             "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,

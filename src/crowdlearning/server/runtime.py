@@ -12,16 +12,23 @@ stopped).
 Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
 slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
 evaluations; it also reads deposits. The verdict service is never used from two threads at
-once, and the tick loop never waits.
+once, and the tick loop never waits. The process that judges and settles (this one without a
+judge process, else the judge) also runs the audit publisher, a thread of its own
+(``audit.publisher``): verdicts and settlements only journal their entries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from crowdlearning.audit.journal import AuditJournal
+from crowdlearning.audit.network import AuditNetwork
+from crowdlearning.audit.publisher import AuditPublisher
+from crowdlearning.audit.topic import deployment_topic
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, make_judge_pool
@@ -54,7 +61,9 @@ from crowdlearning.server.store import Store
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["Runtime", "open_runtime", "play_tracks"]
+__all__ = ["Runtime", "audit_journal", "open_runtime", "play_tracks", "start_audit_publisher"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Runtime:
     holds: RunHolds  # stake held behind this server's paid runs, from start to verdict
     deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
     network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
+    audit_publisher: AuditPublisher | None = None  # where the judging service runs (here or not)
     worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="verdicts"))
 
@@ -110,6 +120,10 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
                                         champion=runtime.trainer.registry.champion)
         elif settings.server_judge_process:
             runtime.judge = JudgeProcess(settings, network)
+        else:  # this process judges and settles: it publishes the audit trail too
+            runtime.audit_publisher = start_audit_publisher(settings, runtime.service, transport)
+            if runtime.audit_publisher is not None:
+                stack.callback(runtime.audit_publisher.stop)
         stack.callback(runtime.judge.close)
         stack.callback(runtime.worker.shutdown, wait=True, cancel_futures=True)
         yield runtime
@@ -124,8 +138,11 @@ def local_judge(settings: Settings, network: LocalNetworkInfo | None
     store = Store(settings.server_database_url)
     pool = make_judge_pool(settings.judge_backend, settings.judge_workers, settings.ray_address)
     service = _service(settings, ledger, transport, trainer, store, pool)
+    publisher = start_audit_publisher(settings, service, transport)
 
     def close() -> None:
+        if publisher is not None:
+            publisher.stop()
         service.close()
         transport.close()
 
@@ -233,7 +250,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     service = _service(settings, ledger, transport, trainer, store, pool, judging=judging)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks,
-                    random_starts=settings.server_random_starts)
+                    random_starts=settings.server_random_starts,
+                    stall_ticks=round(settings.server_stall_seconds * settings.server_tick_hz))
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
                    RunHolds(ledger, paid_runs_dir(settings)))
@@ -252,11 +270,36 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
         prices=PriceSchedule.from_settings(settings), labels=LabelConfig.from_settings(settings),
         pool=pool or InlineJudgePool(), ledger=ledger,
         settler=Settler.from_settings(ledger, transport, settings), transport=transport,
+        audit=audit_journal(settings, ledger, transport),
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
         hedera_account_of=store.hedera_account_of_player,
         # only the judging service writes (and, at start, reads back) the verdicts and the round
         verdict_log=settings.data_dir / "verdicts.jsonl" if judging else None,
         state=RoundState(settings.data_dir / "round") if judging else None)
+
+
+def audit_journal(settings: Settings, ledger: Ledger, transport: HederaTransport
+                  ) -> AuditJournal:
+    """The audit journal in the ledger database; the transport's own audit messages (the
+    development faucet's) go to the deployment's one topic kept there too."""
+    journal = AuditJournal(ledger.engine, scan_limit=settings.audit_scan_limit,
+                           attempts=settings.ledger_transaction_attempts)
+    if isinstance(transport, SdkHederaTransport):
+        transport.use_audit_topic_from(
+            lambda: deployment_topic(journal, transport, settings.hedera_audit_topic_id))
+    return journal
+
+
+def start_audit_publisher(settings: Settings, service: VerdictService,
+                          transport: HederaTransport) -> AuditPublisher | None:
+    """The audit publisher of the process that judges and settles, started (its own thread:
+    never on the verdict or payout path); None when the transport cannot publish blocks."""
+    if service.audit is None:
+        return None
+    if not isinstance(transport, AuditNetwork):
+        log.warning("the transport cannot publish audit blocks: the journal is kept, unpublished")
+        return None
+    return AuditPublisher.from_settings(service.audit, transport, settings).start()
 
 
 def _trainer(settings: Settings) -> DaggerTrainer:

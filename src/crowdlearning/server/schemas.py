@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from crowdlearning.http_guard import StrictBody
 from crowdlearning.ledger.validation import INT64_MAX, check_hedera_account_id
@@ -43,11 +45,34 @@ class ErrorPublic(BaseModel):
     detail: str
 
 
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
+
+
+def _plain_username(name: str) -> str:
+    """The name rules in words (a regex is no message for people); never the name itself."""
+    if not 3 <= len(name) <= 32:
+        raise PydanticCustomError("username", "Name must be 3 to 32 characters long")
+    if not re.fullmatch(USERNAME_PATTERN, name):
+        raise PydanticCustomError("username", "Name may use only letters A-Z and a-z, digits "
+                                              "0-9, underscore, dot and hyphen (no spaces)")
+    return name
+
+
+def _plain_password(password: str) -> str:
+    if len(password) < 8:
+        raise PydanticCustomError("password", "Password must be at least 8 characters")
+    if len(password) > 256:
+        raise PydanticCustomError("password", "Password must be at most 256 characters")
+    return password
+
+
 class UserCreate(_Strict):
     """Sign up or sign in."""
 
-    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{3,32}$")
-    password: str = Field(min_length=8, max_length=256)
+    username: Annotated[str, AfterValidator(_plain_username),
+                        WithJsonSchema({"type": "string", "pattern": USERNAME_PATTERN})]
+    password: Annotated[str, AfterValidator(_plain_password),
+                        WithJsonSchema({"type": "string", "minLength": 8, "maxLength": 256})]
 
 
 class UserPublic(BaseModel):

@@ -1,4 +1,5 @@
-// Shared by every page: the nav bar, the JSON API helper, sign-in, money and track drawing.
+// Shared by every page: the nav bar, the JSON API helper, sign-in, money, ids, times and track
+// drawing.
 "use strict";
 const HBAR = 100000000;
 const CL = {};
@@ -18,42 +19,130 @@ CL.api = async function (method, path, body) {
   return data;
 };
 
-CL.hbar = (tinybar) => (tinybar / HBAR).toLocaleString(undefined, { maximumFractionDigits: 8 }) + " HBAR";
+CL.esc = (text) => String(text ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
+// Money in words: "1.5 HBAR" (the exact tinybar on hover, as CL.money's title).
+CL.hbar = (tinybar) => (tinybar / HBAR).toLocaleString("en-US", { maximumFractionDigits: 8 }) + " HBAR";
+CL.tinybar = (tinybar) => `${Number(tinybar).toLocaleString("en-US")} tinybar`;
+// HTML: the amount in HBAR, tinybar on hover; `signed` puts + before gains.
+CL.money = function (tinybar, signed) {
+  const sign = signed && tinybar > 0 ? "+" : "";
+  return `<span class="money" title="${CL.tinybar(tinybar)}">${sign}${CL.hbar(tinybar)}</span>`;
+};
+
+// HTML: a long id shortened to its start (`keep` characters), whole on hover, with a copy button.
+CL.shortId = function (id, keep = 10) {
+  if (!id) return "";
+  const shown = id.length > keep + 1 ? id.slice(0, keep) + "…" : id;
+  return `<span class="id"><code title="${CL.esc(id)}">${CL.esc(shown)}</code>` +
+    `<button type="button" class="secondary small copy" data-copy="${CL.esc(id)}" ` +
+    `aria-label="copy ${CL.esc(id)}">copy</button></span>`;
+};
+
+CL.copy = async function (text) {
+  try { await navigator.clipboard.writeText(text); return true; } catch (e) { /* not allowed */ }
+  const area = document.createElement("textarea");  // older browsers, plain-http hosts
+  area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+  document.body.append(area); area.select();
+  let ok = false;
+  try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+  area.remove();
+  return ok;
+};
+
+document.addEventListener("click", async (e) => {
+  const button = e.target.closest && e.target.closest("button.copy");
+  if (!button) return;
+  const ok = await CL.copy(button.dataset.copy);
+  const was = button.textContent;
+  button.textContent = ok ? "copied" : "select + copy";
+  setTimeout(() => { button.textContent = was; }, 1500);
+});
+
+// "2 min ago" for recent times, else the date and time in the reader's locale.
+CL.when = function (ms) {
+  const d = new Date(ms), ago = (Date.now() - ms) / 1000;
+  if (ago >= 0 && ago < 60) return "just now";
+  if (ago >= 0 && ago < 3600) return `${Math.floor(ago / 60)} min ago`;
+  if (ago >= 0 && ago < 86400 && d.getDate() === new Date().getDate())
+    return "today " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric",
+                                       hour: "2-digit", minute: "2-digit" });
+};
+
+// An API error's detail as a person reads it: "body.password: Password must…" -> "Password must…".
+CL.plain = (message) => String(message).split("; ").map((part) =>
+  part.replace(/^(body|query|path)(\.[\w-]+)*: /, "")).join(". ");
+
+const LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="7" fill="#1f6feb"/>
+  <path d="M7 22c3-9 8-13 18-13" stroke="#e6edf3" stroke-width="3" fill="none" stroke-linecap="round"/>
+  <rect x="19" y="17" width="8" height="5" rx="1.5" fill="#f0c000"/></svg>`;
+
+// The nav bar (wraps on narrow screens); resolves to the signed-in user or null. It asks
+// /api/auth/session, which answers 200 signed in or not (no 401 in the console).
 CL.nav = async function (here) {
   const pages = [["index.html", "Play"], ["wallet.html", "Wallet"], ["league.html", "League"],
                  ["watch.html", "Watch"], ["model.html", "Model"]];
   const nav = document.createElement("nav");
-  nav.innerHTML = "<strong>CrowdLearning</strong>" + pages.map(([href, name]) =>
-    `<a href="${href}" class="${name === here ? "here" : ""}">${name}</a>`).join("") +
-    '<span class="who" id="who"></span>';
+  nav.setAttribute("aria-label", "pages");
+  nav.innerHTML = `<a class="brand" href="index.html">${LOGO}CrowdLearning</a><span class="links">` +
+    pages.map(([href, name]) =>
+      `<a href="${href}"${name === here ? ' class="here" aria-current="page"' : ""}>${name}</a>`).join("") +
+    '</span><span class="who" id="who"></span>';
   document.body.prepend(nav);
+  CL.user = null;
   try {
-    CL.user = await CL.api("GET", "/api/auth/me");
-    document.getElementById("who").innerHTML =
-      `${CL.user.username} <button class="secondary" id="logout">Sign out</button>`;
-    document.getElementById("logout").onclick = async () => {
-      await CL.api("POST", "/api/auth/logout"); location.reload();
-    };
-  } catch (e) { CL.user = null; }
+    const s = await CL.api("GET", "/api/auth/session");
+    CL.user = s.signed_in ? s.user : null;
+  } catch (e) { /* offline: shown as signed out */ }
+  CL.showUser(CL.user);
   return CL.user;
 };
 
-// A sign-up / sign-in form inside `el`; calls `done(user)` once signed in.
-CL.authForm = function (el, done) {
-  el.innerHTML = `<div class="panel"><h2>Sign up or sign in</h2>
-    <input id="username" placeholder="name" autocomplete="username">
-    <input id="password" type="password" placeholder="password (8+ characters)" autocomplete="current-password">
-    <button id="signup">Sign up</button> <button class="secondary" id="login">Sign in</button>
-    <p class="error" id="autherror"></p></div>`;
-  const go = (path) => async () => {
-    try {
-      const s = await CL.api("POST", path, { username: el.querySelector("#username").value,
-                                              password: el.querySelector("#password").value });
-      CL.user = s.user; el.innerHTML = ""; done(s.user);
-    } catch (e) { el.querySelector("#autherror").textContent = e.message; }
+CL.showUser = function (user) {
+  const who = document.getElementById("who");
+  if (!who) return;
+  if (!user) { who.innerHTML = ""; return; }
+  who.innerHTML = `<span>${CL.esc(user.username)}</span> <button class="secondary small" id="logout">Sign out</button>`;
+  document.getElementById("logout").onclick = async () => {
+    await CL.api("POST", "/api/auth/logout").catch(() => {}); location.reload();
   };
-  el.querySelector("#signup").onclick = go("/api/auth/signup");
+};
+
+// What the server asks of names and passwords, checked before sending (the server checks again).
+CL.credentialProblem = function (name, password) {
+  if (name.length < 3 || name.length > 32) return "Name must be 3 to 32 characters long";
+  if (!/^[A-Za-z0-9_.-]+$/.test(name))
+    return "Name may use only letters A-Z and a-z, digits 0-9, underscore, dot and hyphen (no spaces)";
+  if (password.length < 8) return "Password must be at least 8 characters";
+  if (password.length > 256) return "Password must be at most 256 characters";
+  return null;
+};
+
+// A sign-up / sign-in form inside `el`; calls `done(user)` once signed in. Errors are in plain
+// words and never repeat what was typed.
+CL.authForm = function (el, done, title = "Sign up or sign in") {
+  el.innerHTML = `<div class="panel"><h2>${title}</h2>
+    <form id="authform" novalidate>
+    <p><label for="username">Name</label><br><input id="username" autocomplete="username"
+       placeholder="3-32 letters, digits, _ . -" aria-describedby="autherror"></p>
+    <p><label for="password">Password</label><br><input id="password" type="password"
+       placeholder="8+ characters" autocomplete="current-password" aria-describedby="autherror"></p>
+    <button id="signup" type="submit">Sign up</button> <button class="secondary" id="login" type="button">Sign in</button>
+    <p class="error" id="autherror" role="alert"></p></form></div>`;
+  const go = (path) => async () => {
+    const name = el.querySelector("#username").value.trim(), password = el.querySelector("#password").value;
+    const error = el.querySelector("#autherror");
+    const problem = CL.credentialProblem(name, password);
+    if (problem) { error.textContent = problem; return; }
+    error.textContent = "";
+    try {
+      const s = await CL.api("POST", path, { username: name, password });
+      CL.user = s.user; el.innerHTML = ""; CL.showUser(s.user); done(s.user);
+    } catch (e) { error.textContent = CL.plain(e.message); }
+  };
+  el.querySelector("#authform").onsubmit = (e) => { e.preventDefault(); go("/api/auth/signup")(); };
   el.querySelector("#login").onclick = go("/api/auth/login");
 };
 
@@ -106,10 +195,17 @@ CL.drawCar = function (ctx, view, pose, color, policySteer) {
 
 // A minimal line chart: `series` is [{name, color, values}] over `labels` (nulls are gaps).
 CL.lineChart = function (canvas, labels, series) {
+  const shown = canvas.clientWidth;  // draw at the size shown (a phone's screen): legible text
+  if (shown >= 200 && shown < canvas.width) {
+    canvas.height = Math.max(180, Math.round(canvas.height * shown / canvas.width)); canvas.width = shown;
+  }
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, P = 36;
   ctx.clearRect(0, 0, W, H);
   const all = series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined));
-  if (!all.length) { ctx.fillStyle = "#8b98a5"; ctx.fillText("no data yet", P, H / 2); return; }
+  if (!all.length) {
+    ctx.fillStyle = "#9aa7b4"; ctx.font = "20px system-ui, sans-serif";
+    ctx.fillText(CL.lineChart.empty || "no data yet", P, H / 2); return false;
+  }
   let lo = Math.min(...all), hi = Math.max(...all);
   if (hi === lo) { hi += 1; lo -= 1; }
   const x = (i) => P + (labels.length > 1 ? i * (W - 2 * P) / (labels.length - 1) : (W - 2 * P) / 2);
@@ -128,4 +224,5 @@ CL.lineChart = function (canvas, labels, series) {
     });
     ctx.stroke(); ctx.fillText(s.name, W - P - 150, P + 14 * k + 4);
   });
+  return true;
 };

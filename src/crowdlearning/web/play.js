@@ -5,6 +5,9 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("view"), ctx = canvas.getContext("2d");
 const RAY_DEG = [-90, -60, -35, -15, 0, 15, 35, 60, 90];
 let ws = null, view = null, lastFrame = null, playing = false;
+// why a run ended, in words (the "end" message's reason)
+const END_REASONS = { left_track: "the car left the track", time_up: "time is up",
+  stalled: "the car stood still for 3 s", stopped: "you stopped it", disconnected: "disconnected" };
 // what the devices do; the server decides what it means (a keyboard's held keys turn its wheel)
 const input = { keys: new Set(), pointer: null, pointerType: "mouse", sentNull: true, last: null };
 
@@ -20,19 +23,22 @@ function handle(msg) {
     case "start":
       view = CL.trackView(msg.track, canvas); setPlaying(true);
       $("verdict").textContent = "driving…"; $("verdict").className = "verdict muted";
-      $("money").textContent = msg.paid ? `${CL.hbar(msg.held_tinybar)} of your stake is held until the verdict` +
+      $("money").innerHTML = msg.paid ? `${CL.money(msg.held_tinybar)} of your stake is held until the verdict` +
         " (leaving the page ends the run; it is judged all the same)" : "";
       $("txid").textContent = ""; break;
     case "frame": lastFrame = msg; draw(msg); sendInput(msg); break;
     case "end": setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
       $("verdict").textContent =
-      `run over (${msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
+      `run over (${END_REASONS[msg.reason] || msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
     case "queued": $("verdict").textContent =
       `judging… ${msg.position - 1} runs ahead of yours (the verdict also lands in your wallet's run history)`; break;
     case "verdict": showVerdict(msg); break;
     case "settled":
       $("txid").textContent = `payout ${msg.state} on Hedera: ${msg.transaction_id}`; refreshWallet(); break;
-    case "error": $("error").textContent = `${msg.code}: ${msg.message}`; break;
+    case "error":
+      // an input still in flight when the run ended is normal (docs/protocol.md): not an error
+      if (msg.code !== "no_run") $("error").textContent = msg.message || msg.code;
+      break;
   }
 }
 
@@ -121,10 +127,13 @@ function showVerdict(v) {
                    rejected: "rejected" };
   el.textContent = `${labels[v.decision]} ${v.effect_pct > 0 ? "+" : ""}${v.effect_pct}%`;
   el.className = "verdict " + (v.decision === "improved" ? "good" : v.decision === "worse" ? "bad" : "muted");
-  $("money").innerHTML = v.reward_tinybar ? `<span class="good">earned ${CL.hbar(v.reward_tinybar)}</span>`
-    : v.penalty_tinybar ? `<span class="bad">paid ${CL.hbar(v.penalty_tinybar)}</span>`
-    : (v.paid_mode ? "no money moved" : "practice run: no money at stake") + (v.reason ? ` (${v.reason})` : "");
-  $("txid").textContent = v.audit_transaction_id ? `verdict on Hedera: ${v.audit_transaction_id}` : "";
+  $("money").innerHTML = v.reward_tinybar ? `<span class="good">earned ${CL.money(v.reward_tinybar)}</span>`
+    : v.penalty_tinybar ? `<span class="bad">paid a penalty of ${CL.money(v.penalty_tinybar)}</span>`
+    : (v.paid_mode ? "no money moved" : "practice run: no money at stake") + (v.reason ? ` (${CL.esc(v.reason)})` : "");
+  // the verdict's entry in the audit journal, published in a block on the Hedera audit topic
+  // within seconds (`crowdlearning audit verify --contribution <id>` proves it)
+  $("txid").textContent = v.audit_transaction_id
+    ? `verdict in the audit trail (${v.audit_transaction_id.replace("audit:", "entry ")}, published on Hedera in a block)` : "";
   if (v.payout_id) $("txid").textContent += " · payout pending…";
   refreshWallet();
 }
@@ -132,7 +141,7 @@ function showVerdict(v) {
 async function refreshWallet() {
   try {
     const w = await CL.api("GET", "/api/wallet");
-    $("balance").textContent = CL.hbar(w.available_tinybar); $("stake").textContent = CL.hbar(w.stake_tinybar);
+    $("balance").innerHTML = CL.money(w.available_tinybar); $("stake").innerHTML = CL.money(w.stake_tinybar);
   } catch (e) { /* signed out */ }
 }
 
@@ -169,8 +178,10 @@ canvas.addEventListener("pointercancel", () => { input.pointer = null; });
 
 CL.nav("Play").then((user) => {
   const start = () => {
+    $("landing").hidden = true;  // signed in: the game; "How it works" stays one click away
     $("game").hidden = false; connect(); refreshWallet(); refreshBacklog();
     setInterval(() => { if (!document.hidden) refreshBacklog(); }, 10000);
   };
-  if (user) start(); else CL.authForm($("auth"), (u) => { $("who").textContent = u.username; start(); });
+  if (user) start();
+  else CL.authForm($("auth"), start, "Sign up to play (free), or sign in");
 });

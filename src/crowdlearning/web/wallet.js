@@ -1,33 +1,112 @@
 // The Wallet page: only the signed-in owner's money (the API never takes a user id).
 "use strict";
 const $ = (id) => document.getElementById(id);
-const tinybar = () => Math.round(parseFloat($("amount").value) * HBAR);
+const ACCOUNT_ID = /^(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})$/;
+let linkedAccount = null, challenge = null, showLinkSteps = false;
+
+// set innerHTML only when it changed (the page refreshes every few seconds: a copy button being
+// clicked is not replaced under the pointer)
+function render(id, html) {
+  const el = $(id);
+  if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; }
+}
+
+function amountTinybar() {
+  const hbar = parseFloat($("amount").value);
+  if (!Number.isFinite(hbar) || hbar <= 0) throw new Error("Enter an amount in HBAR greater than 0, e.g. 2.5");
+  return Math.round(hbar * HBAR);
+}
+
+const DECISIONS = { improved: ["improved", "good"], no_effect: ["no measurable effect", "muted"],
+                    worse: ["made it worse", "bad"], rejected: ["rejected", "muted"] };
+
+function runLine(r) {
+  const [word, cls] = DECISIONS[r.decision] || [r.decision, "muted"];
+  const money = r.reward_tinybar ? `<span class="good">${CL.money(r.reward_tinybar, true)}</span>`
+    : r.penalty_tinybar ? `<span class="bad">${CL.money(-r.penalty_tinybar)}</span>` : '<span class="muted">no money moved</span>';
+  const audit = r.audit_tx ? `<span class="detail">verdict in the audit trail: ${CL.esc(r.audit_tx.replace("audit:", "entry "))}</span>` : "";
+  return `<li><span class="when">${CL.when(r.created_at * 1000)}</span>
+    <span class="what">run ${CL.shortId(r.run_id.replace(/^run-/, ""), 8)} · track ${r.track_seed} · ${CL.esc(r.mode)}${r.paid ? ", paid" : ", practice"}:
+    <span class="${cls}">${word} ${r.effect_pct > 0 ? "+" : ""}${r.effect_pct}%</span></span>
+    <span class="amount">${money}</span>${audit}</li>`;
+}
+
+function eventLine(e) {
+  const amount = e.change_tinybar
+    ? `<span class="${e.change_tinybar > 0 ? "good" : "bad"}">${CL.money(e.change_tinybar, true)}</span>`
+    : `<span class="muted" title="moved between your own balances">${CL.money(e.amount_tinybar)} moved</span>`;
+  return `<li><span class="when">${CL.when(e.created_at_ns / 1e6)}</span>
+    <span class="what">${CL.esc(e.text)}</span><span class="amount">${amount}</span></li>`;
+}
+
+function holdLine(h) {
+  return `<li title="${CL.esc(h.why)}"><span class="what">${CL.money(h.amount_tinybar)} held by run
+    ${CL.shortId(h.run_id.replace(/^run-/, ""), 8)}: ${h.status === "playing" ? "run in progress" : "waiting for its verdict"}</span></li>`;
+}
 
 async function refresh() {
   const w = await CL.api("GET", "/api/wallet");
-  $("available").textContent = CL.hbar(w.available_tinybar);
-  $("stake").textContent = CL.hbar(w.stake_tinybar);
-  $("held").textContent = CL.hbar(w.held_tinybar);
-  $("minimum").textContent = CL.hbar(w.stake_minimum_tinybar);
-  $("mode").innerHTML = w.paid_mode ? '<span class="good">paid mode available</span>' : "practice only";
-  $("hedera").textContent = w.hedera_account || "not linked";
+  render("available", CL.money(w.available_tinybar));
+  render("stake", CL.money(w.stake_tinybar));
+  render("held", CL.money(w.held_tinybar));
+  render("minimum", CL.money(w.stake_minimum_tinybar));
+  render("mode", w.paid_mode ? '<span class="good">paid runs possible</span>'
+    : "practice only: lock stake to play paid runs");
   $("depositAccount").textContent = w.deposit_account;
   $("depositMemo").textContent = w.deposit_memo;
-  // held stake, run by run: from a paid run's start until its verdict (cannot be unlocked)
+  render("depositCopy", `<button class="secondary small copy" data-copy="${CL.esc(w.deposit_memo)}">copy memo</button>`);
+  showLinked(w.hedera_account);
   const holds = await CL.api("GET", "/api/wallet/holds");
-  $("holds").innerHTML = holds.items.map((h) => `<li title="${h.why}">${CL.hbar(h.amount_tinybar)}
-    held by ${h.run_id}: ${h.status === "playing" ? "run in progress" : "waiting for its verdict"}</li>`).join("");
+  render("holds", holds.items.map(holdLine).join(""));
   const runs = await CL.api("GET", "/api/wallet/runs?limit=20");
-  $("runs").innerHTML = "<tr><th>run</th><th>track</th><th>mode</th><th>verdict</th><th>effect</th><th>money</th><th>Hedera tx</th></tr>" +
-    runs.map((r) => `<tr><td class="mono">${r.run_id}</td><td>${r.track_seed}</td><td>${r.mode}${r.paid ? " · paid" : ""}</td>
-      <td>${r.decision}</td><td>${r.effect_pct}%</td>
-      <td>${r.reward_tinybar ? "+" + CL.hbar(r.reward_tinybar) : r.penalty_tinybar ? "-" + CL.hbar(r.penalty_tinybar) : "0"}</td>
-      <td class="mono">${r.audit_tx || ""}</td></tr>`).join("");
-  const h = await CL.api("GET", "/api/wallet/history?limit=50");
-  $("history").innerHTML = "<tr><th>when</th><th>account</th><th>amount</th><th>what</th><th>id</th></tr>" +
-    h.items.map((t) => `<tr><td>${new Date(t.created_at_ns / 1e6).toLocaleString()}</td><td>${t.account}</td>
-      <td class="${t.delta_tinybar > 0 ? "good" : "bad"}">${CL.hbar(t.delta_tinybar)}</td><td>${t.memo}</td>
-      <td class="mono">${t.id}</td></tr>`).join("");
+  render("runs", runs.length ? runs.map(runLine).join("")
+    : '<li class="muted"><span>No judged runs yet: <a href="index.html">play one</a>.</span></li>');
+  const events = await CL.api("GET", "/api/wallet/events?limit=50");
+  render("history", events.items.length ? events.items.map(eventLine).join("")
+    : '<li class="muted"><span>Nothing yet: deposit some HBAR above to start.</span></li>');
+}
+
+function showLinked(account) {
+  linkedAccount = account;
+  render("hedera", account ? CL.shortId(account, 24) : 'not linked: <a href="#linkAccount">link one</a>');
+  $("withdraw").disabled = !account;
+  $("withdrawHint").hidden = Boolean(account);
+  $("linked").hidden = !account;
+  if (account) render("linked", `Linked to <strong>${CL.esc(account)}</strong>: rewards and withdrawals go there.
+    <button class="secondary small" id="relink">Link a different account</button>`);
+  $("linkSteps").hidden = Boolean(account) && !showLinkSteps;
+}
+
+function updateCommand() {
+  const account = $("account").value.trim() || "0.0.YOUR-ACCOUNT";
+  const text = challenge || "<challenge from step 1>";
+  const command = `crowdlearning sign-link '${text}' --account ${account}`;
+  $("signCommand").textContent = command;
+  $("copyCommand").dataset.copy = command;
+  $("pythonSigner").textContent = [
+    "import getpass, json",
+    "from hiero_sdk_python import PrivateKey",
+    'key = PrivateKey.from_string(getpass.getpass("private key (hex): "))',
+    `print(json.dumps({"account_id": "${account}", "public_key": key.public_key().to_string_der(),`,
+    `                  "signature": key.sign(${JSON.stringify(text)}.encode()).hex()}))`].join("\n");
+}
+
+function linkBody() {
+  const pasted = $("signed").value.trim();
+  if (pasted) {
+    let body;
+    try { body = JSON.parse(pasted); } catch (e) {
+      throw new Error("Paste the whole line the command printed: it starts with { and ends with }");
+    }
+    if (!body || !body.public_key || !body.signature) throw new Error("That line has no public key and signature");
+    return { account_id: body.account_id || $("account").value.trim(), public_key: body.public_key,
+             signature: body.signature };
+  }
+  const account = $("account").value.trim();
+  if (!ACCOUNT_ID.test(account)) throw new Error("Enter your Hedera account id in step 1, e.g. 0.0.1234");
+  if (!$("pubkey").value.trim() || !$("signature").value.trim())
+    throw new Error("Paste the line the command printed (step 3)");
+  return { account_id: account, public_key: $("pubkey").value.trim(), signature: $("signature").value.trim() };
 }
 
 function action(path, build) {
@@ -35,27 +114,44 @@ function action(path, build) {
     $("error").textContent = ""; $("note").textContent = "";
     try {
       const r = await CL.api("POST", path, build());
-      if (r && r.payout_id) $("note").textContent = `payout ${r.payout_id}: ${r.state}`;
+      if (r && r.payout_id) $("note").innerHTML = `withdrawal of ${CL.money(r.amount_tinybar)} to ` +
+        `${CL.esc(r.destination)} requested: it is sent to Hedera within seconds (see History)`;
       await refresh();
-    } catch (e) { $("error").textContent = e.message; }
+    } catch (e) { $("error").textContent = CL.plain(e.message); }
   };
 }
 
-$("deposit").onclick = action("/api/wallet/deposit", () => ({ amount_tinybar: tinybar() }));
-$("lock").onclick = action("/api/wallet/stake", () => ({ amount_tinybar: tinybar() }));
-$("unlock").onclick = action("/api/wallet/unstake", () => ({ amount_tinybar: tinybar() }));
-$("withdraw").onclick = action("/api/wallet/withdraw", () => ({ amount_tinybar: tinybar() }));
+$("deposit").onclick = action("/api/wallet/deposit", () => ({ amount_tinybar: amountTinybar() }));
+$("lock").onclick = action("/api/wallet/stake", () => ({ amount_tinybar: amountTinybar() }));
+$("unlock").onclick = action("/api/wallet/unstake", () => ({ amount_tinybar: amountTinybar() }));
+$("withdraw").onclick = action("/api/wallet/withdraw", () => ({ amount_tinybar: amountTinybar() }));
+$("account").addEventListener("input", updateCommand);
 $("challenge").onclick = async () => {
-  const c = await CL.api("POST", "/api/auth/hedera/challenge");
-  $("challengeText").textContent = c.challenge;
+  $("linkError").textContent = "";
+  try {
+    const c = await CL.api("POST", "/api/auth/hedera/challenge");
+    challenge = c.challenge;
+    $("challengeText").textContent = c.challenge;
+    $("challengeBox").hidden = false;
+    updateCommand();
+  } catch (e) { $("linkError").textContent = CL.plain(e.message); }
 };
-$("link").onclick = action("/api/auth/hedera/link", () => ({
-  account_id: $("account").value.trim(), public_key: $("pubkey").value.trim(),
-  signature: $("signature").value.trim() }));
+$("link").onclick = async () => {
+  $("linkError").textContent = "";
+  try {
+    await CL.api("POST", "/api/auth/hedera/link", linkBody());
+    showLinkSteps = false; $("signed").value = ""; challenge = null; updateCommand();
+    await refresh();
+  } catch (e) { $("linkError").textContent = CL.plain(e.message); }
+};
+$("linked").addEventListener("click", (e) => {
+  if (e.target.id === "relink") { showLinkSteps = true; showLinked(linkedAccount); }
+});
 
 CL.nav("Wallet").then((user) => {
   const show = () => {
-    $("wallet").hidden = false; refresh();
+    $("wallet").hidden = false; updateCommand();
+    refresh().catch((e) => { $("error").textContent = CL.plain(e.message); });
     // deposits arrive from Hedera on their own: look again every few seconds while visible
     setInterval(() => { if (!document.hidden) refresh().catch(() => {}); }, 5000);
   };

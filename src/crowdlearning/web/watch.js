@@ -13,7 +13,15 @@ async function trackView(seed) {
 async function show(snap) {
   const cars = [snap.champion, ...snap.runs];
   const car = cars.find((c) => c.run_id === follow) || snap.champion;
-  if (viewSeed !== car.track_seed) { viewSeed = car.track_seed; view = await trackView(car.track_seed); }
+  if (viewSeed !== car.track_seed) {  // a new track: draw once it has loaded
+    const seed = car.track_seed;
+    viewSeed = seed; view = null;
+    let loaded = null;
+    try { loaded = await trackView(seed); } catch (e) { delete tracks[seed]; }  // retried next time
+    if (viewSeed === seed) { view = loaded; if (!loaded) viewSeed = null; }
+  }
+  showList(snap, cars);
+  if (!view) return;  // (snapshots arriving while the track loads only update the list)
   CL.drawTrack(ctx, view);
   for (const c of cars) {
     if (c.track_seed !== car.track_seed) continue;
@@ -22,9 +30,12 @@ async function show(snap) {
   }
   ctx.fillStyle = "#fff"; ctx.font = "16px sans-serif";
   ctx.fillText(`${car.name} · ${car.progress_m} m · lap ${car.laps} · ${car.driver} drives`, 12, 22);
+}
+
+function showList(snap, cars) {
   $("count").textContent = `(${snap.players} playing${snap.servers > 1 ? ` on ${snap.servers} servers` : ""})`;
-  $("runs").innerHTML = cars.map((c) => `<li><a href="#" data-run="${c.run_id}">${c.name}</a>
-    <span class="muted">track ${c.track_seed}, ${c.progress_m} m${c.server && snap.servers > 1 ? ` · ${c.server}` : ""}</span></li>`).join("");
+  $("runs").innerHTML = cars.map((c) => `<li><a href="#" data-run="${CL.esc(c.run_id)}">${CL.esc(c.name)}</a>
+    <span class="muted">track ${c.track_seed}, ${c.progress_m} m${c.server && snap.servers > 1 ? ` · ${CL.esc(c.server)}` : ""}</span></li>`).join("");
 }
 
 $("runs").addEventListener("click", (e) => {

@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-mirror", action="store_true", help="do not serve the mirror REST view"
     )
-    parser.add_argument("--operator-key-type", choices=["ed25519", "ecdsa"], default="ed25519")
+    parser.add_argument("--operator-key-type", choices=["ed25519", "ecdsa"], default="ed25519",
+                        help="key type of the generated operator account")
     parser.add_argument(
         "--consensus-delay-ms",
         type=int,

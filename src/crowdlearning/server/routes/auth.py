@@ -1,4 +1,5 @@
-"""Sign up, sign in, sign out, who am I; link a Hedera account by signing a challenge.
+"""Sign up, sign in, sign out, who am I (``/me``: 401 when signed out; ``/session``: 200
+either way); link a Hedera account by signing a challenge.
 
 Sign-up and sign-in are async: the password hash is awaited from ``PasswordHashing`` (bounded,
 off the event loop) and the database work runs in the thread pool, so that neither a flood of
@@ -6,12 +7,16 @@ them nor their hashing holds the event loop or the thread pool the other routes 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hiero_sdk_python import PublicKey
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from crowdlearning.errors import HederaRequestError
-from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep
+from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep, token_of
 from crowdlearning.server.errors import NotSignedInError, UsernameTakenError
 from crowdlearning.server.schemas import (
     ChallengePublic,
@@ -33,6 +38,7 @@ from crowdlearning.server.store import User
 from crowdlearning.server.throttle import Throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+_bearer = HTTPBearer(auto_error=False)
 
 
 def user_public(user: User) -> UserPublic:
@@ -75,7 +81,7 @@ def _sign_up(runtime: RuntimeDep, username: str, password_hash: str,
              response: Response) -> SessionPublic:
     user = runtime.store.add_user(username, password_hash)
     if user is None:
-        raise UsernameTakenError(f"the name {username!r} is taken")
+        raise UsernameTakenError("that name is taken: choose another")
     runtime.ledger.open_player(user.player_id)
     return _session(runtime, user, response)
 
@@ -106,6 +112,25 @@ def logout(user: CurrentUser, store: StoreDep, response: Response) -> None:
 @router.get("/me")
 def me(user: CurrentUser) -> UserPublic:
     return user_public(user)
+
+
+class SignedInPublic(BaseModel):
+    """Whether the request carries a valid session, and whose (``user`` is null if not)."""
+
+    signed_in: bool
+    user: UserPublic | None = None
+
+
+@router.get("/session")
+def session(request: Request, store: StoreDep,
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+            ) -> SignedInPublic:
+    """Who is signed in, answered 200 either way: a page asks this on every load, and a signed-out
+    visitor is no error (``/me`` answers 401 for API clients that need a user)."""
+    token = token_of(request, bearer)
+    user = store.user_of_token(hash_token(token)) if token else None
+    return SignedInPublic(signed_in=user is not None,
+                          user=user_public(user) if user is not None else None)
 
 
 @router.post("/hedera/challenge")

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from crowdlearning.ledger import player_account
 from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.ledger.errors import LedgerError
+from crowdlearning.ledger.records import Transfer
 from crowdlearning.payments.deposits import MEMO_PREFIX
 from crowdlearning.server.deps import CurrentUser, RuntimeDep
 from crowdlearning.server.errors import (
@@ -35,6 +37,7 @@ from crowdlearning.server.schemas import (
     WalletPublic,
 )
 from crowdlearning.server.store import User
+from crowdlearning.server.wallet_events import WalletEventsPublic, describe
 
 router = APIRouter(prefix="/api/wallet", tags=["wallet"])
 
@@ -64,6 +67,26 @@ def history(user: CurrentUser, runtime: RuntimeDep,
                                         created_at_ns=t.created_at_ns))
     items.sort(key=lambda t: t.created_at_ns, reverse=True)
     return HistoryPublic(items=items[:limit])
+
+
+@router.get("/events")
+def events(user: CurrentUser, runtime: RuntimeDep,
+           limit: int = Query(default=50, ge=1, le=200)) -> WalletEventsPublic:
+    """The history as people read it: one event per transfer, in words (``wallet_events``)."""
+    newest: dict[str, Transfer] = {}
+    for kind in (AccountKind.AVAILABLE, AccountKind.STAKE, AccountKind.HELD):
+        for t in runtime.ledger.history(player_account(user.player_id, kind), limit=limit):
+            newest[t.id] = t
+    ordered = sorted(newest.values(), key=lambda t: (t.created_at_ns, t.id), reverse=True)
+
+    def destination_of(payout_id: str) -> str | None:
+        try:
+            return runtime.ledger.get_payout(payout_id).destination
+        except LedgerError:
+            return None
+
+    return WalletEventsPublic(items=[describe(t, user.player_id, destination_of)
+                                     for t in ordered[:limit]])
 
 
 class HoldPublic(BaseModel):
@@ -161,5 +184,6 @@ def payout(payout_id: str, user: CurrentUser, runtime: RuntimeDep) -> dict:
 
 def _linked(user: User) -> str:
     if user.hedera_account is None:
-        raise HederaLinkRequiredError("link a Hedera account first (Wallet page)")
+        raise HederaLinkRequiredError("withdrawals go to your own Hedera account: link one "
+                                      "first (Wallet page, \"Link a Hedera account\")")
     return user.hedera_account
