@@ -78,22 +78,29 @@ def finetune_many(net: PolicyNet, base: LabelSet, extras: Sequence[LabelSet | No
     # (a zero weight and mask add nothing to its loss or its gradient)
     empty = tuple(torch.zeros((config.extra_batch, *t.shape[1:])) for t in b_t)
     with_extra = any(e is not None for e in e_t)
-    g_base = [torch.Generator().manual_seed(s) for s in seeds]
-    g_extra = [torch.Generator().manual_seed(s + 1) for s in seeds]
-    for _ in range(config.updates):
-        batches = []
-        for m in range(m_count):
-            rows = torch.randint(len(b_t[0]), (config.base_batch,), generator=g_base[m])
-            part = [t[rows] for t in b_t]
-            extra = e_t[m]
-            if extra is not None:
-                extra_rows = torch.randint(len(extra[0]), (config.extra_batch,),
-                                           generator=g_extra[m])
-                part = [torch.cat([x, t[extra_rows]]) for x, t in zip(part, extra, strict=True)]
-            elif with_extra:
-                part = [torch.cat([x, t]) for x, t in zip(part, empty, strict=True)]
-            batches.append(part)
-        obs, tgt, mask, w = (torch.stack([p[i] for p in batches]) for i in range(4))
+    # Every minibatch of every update, gathered up front: (updates, models, rows, ...). The
+    # generators draw exactly what one draw per update would (a (U, B) randint equals U draws
+    # of B), so the rows are the same; gathering once instead of per update and model saves
+    # about 30 small tensor operations per step.
+    u_count = config.updates
+    per_model = []
+    for m in range(m_count):
+        rows = torch.randint(len(b_t[0]), (u_count, config.base_batch),
+                             generator=torch.Generator().manual_seed(seeds[m]))
+        part = [t[rows] for t in b_t]
+        extra = e_t[m]
+        if extra is not None:
+            extra_rows = torch.randint(len(extra[0]), (u_count, config.extra_batch),
+                                       generator=torch.Generator().manual_seed(seeds[m] + 1))
+            part = [torch.cat([x, t[extra_rows]], dim=1) for x, t in zip(part, extra,
+                                                                          strict=True)]
+        elif with_extra:
+            part = [torch.cat([x, t.unsqueeze(0).expand(u_count, *t.shape)], dim=1)
+                    for x, t in zip(part, empty, strict=True)]
+        per_model.append(part)
+    batches = [torch.stack([p[i] for p in per_model], dim=1) for i in range(4)]
+    for u in range(u_count):
+        obs, tgt, mask, w = (b[u] for b in batches)
         h = obs
         for i in range(0, len(params), 2):
             h = torch.baddbmm(params[i + 1], h, params[i])
