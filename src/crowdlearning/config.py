@@ -247,6 +247,10 @@ class Settings(BaseSettings):
         default="", description="Reverse proxies (load balancers) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed: comma-separated addresses or networks; empty = none "
         "(the client is the socket's peer, whatever headers it sends).")
+    server_allowed_origins: str = Field(
+        default="", description="Origins besides the server's own (the request's Host) whose "
+        "pages may send cookie-authenticated POST/PUT/PATCH/DELETE requests: comma-separated "
+        "scheme://host[:port], e.g. https://play.example.com; empty = only the server's own.")
     server_password_hash_workers: int = Field(
         default=2, ge=1, le=64,
         description="Argon2id hashes computed at once (each holds 64 MiB and a core) [count].")
@@ -262,6 +266,9 @@ class Settings(BaseSettings):
     server_challenge_ttl_s: int = Field(
         default=300, gt=0, description="Hedera link challenge lifetime [s]."
     )
+    server_idempotency_ttl_s: int = Field(
+        default=24 * 3600, gt=0, description="How long the first answer to a wallet request "
+        "with an Idempotency-Key is kept to answer its retries [s].")
     server_dev_deposit_max_tinybar: int = Field(
         default=100 * 100_000_000, gt=0, description="Largest development deposit [tinybar]."
     )

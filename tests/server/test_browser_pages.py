@@ -80,8 +80,11 @@ def browser(chromium_path: str) -> Iterator[Browser]:
 def _page(browser: Browser, device: str) -> Iterator[tuple[Page, list[str]]]:
     """A fresh page (own cookies) at the device's size; yields it and its console errors."""
     width, height = VIEWPORTS[device]
+    # bypass_csp: wait_for_function evaluates strings in the page, which the pages' CSP (no
+    # 'unsafe-eval') refuses; test_csp_browser.py runs the pages under their real policy
     context = browser.new_context(viewport={"width": width, "height": height},
-                                  is_mobile=device == "phone", has_touch=device == "phone")
+                                  is_mobile=device == "phone", has_touch=device == "phone",
+                                  bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(f"{m.text} ({m.location.get('url')})")

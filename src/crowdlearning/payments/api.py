@@ -46,6 +46,7 @@ from crowdlearning.ledger import (
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.ledger.clients import authenticate
 from crowdlearning.ledger.validation import INT64_MAX
+from crowdlearning.security_headers import SecurityHeaders
 
 __all__ = ["create_app", "router"]
 
@@ -278,4 +279,5 @@ def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None
     app.add_exception_handler(LedgerError, _ledger_error)
     app.add_exception_handler(_UnauthorizedError, _unauthorized)
     http_guard.install(app, max_body_bytes=settings.payments_api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on the guard's 413 as well
     return app

@@ -25,7 +25,10 @@ from fastapi.staticfiles import StaticFiles
 
 from crowdlearning import http_guard
 from crowdlearning.config import Settings
+from crowdlearning.security_headers import SecurityHeaders
+from crowdlearning.server.deps import COOKIE
 from crowdlearning.server.errors import install_error_handlers
+from crowdlearning.server.origin_check import OriginCheck
 from crowdlearning.server.referee import Referee
 from crowdlearning.server.routes import auth, game, league, models, wallet, watch
 from crowdlearning.server.runtime import Runtime, open_runtime
@@ -69,6 +72,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="CrowdLearning", version="0.1.0", lifespan=lifespan,
                   description="Play, correct the self-driving policy, get paid in HBAR.")
     http_guard.install(app, max_body_bytes=settings.server_max_body_bytes)
+    app.add_middleware(OriginCheck, cookie=COOKIE,
+                       allowed_origins=settings.server_allowed_origins)
+    app.add_middleware(SecurityHeaders)  # outermost: on every refusal as well
     install_error_handlers(app)
     app.state.passwords = PasswordHashing(settings.server_password_hash_workers,
                                           settings.server_password_hash_queue)

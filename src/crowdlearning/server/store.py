@@ -1,5 +1,6 @@
-"""The web server's own tables: users, session tokens, link challenges, the runs they played, and
-the cursors of background readers (where the deposit reader stopped in the mirror's history).
+"""The web server's own tables: users, session tokens, link challenges, the runs they played, the
+first answers to idempotent wallet requests (per user and ``Idempotency-Key``), and the cursors
+of background readers (where the deposit reader stopped in the mirror's history).
 
 Money is never here: balances live in the ledger (``crowdlearning.ledger``); a run row only
 remembers what its verdict moved, for the league tables. SQLAlchemy Core, one SQLite file by
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["RunRecord", "Store", "User"]
+__all__ = ["KeptAnswer", "RunRecord", "Store", "User"]
 
 _meta = sa.MetaData()
 users = sa.Table(
@@ -43,6 +44,15 @@ cursors = sa.Table(  # where a background reader (e.g. deposits) stopped
     "cursors", _meta,
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("value", sa.String(64), nullable=False),
+)
+answers = sa.Table(  # the first answer to each Idempotency-Key, per user (server/idempotency.py)
+    "idempotent_answers", _meta,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 runs = sa.Table(
     "runs", _meta,
@@ -74,6 +84,15 @@ class User:
     def player_id(self) -> str:
         """The user's id in the ledger and in contributions."""
         return f"p{self.id}"
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """The first answer to an idempotent request: what it asked (hash), status, JSON body."""
+
+    request_sha256: str
+    status: int
+    body: str
 
 
 @dataclass(frozen=True)
@@ -186,6 +205,30 @@ class Store:
             if c.execute(cursors.update().where(cursors.c.name == name)
                          .values(value=value)).rowcount == 0:
                 c.execute(cursors.insert().values(name=name, value=value))
+
+    # --- idempotent answers -------------------------------------------------------------------
+    def answer(self, user_id: int, key: str) -> KeptAnswer | None:
+        """The answer kept for the user's ``key`` (None if none, or kept past its window)."""
+        query = answers.select().where(answers.c.user_id == user_id, answers.c.key == key,
+                                       answers.c.expires_at > time.time())
+        with self.engine.connect() as c:
+            row = c.execute(query).first()
+        return None if row is None else KeptAnswer(row.request_sha256, row.status, row.body)
+
+    def keep_answer(self, user_id: int, key: str, answer: KeptAnswer, ttl_s: float) -> KeptAnswer:
+        """Keep ``answer`` for the user's ``key`` unless one is kept already: the kept one."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(answers.delete().where(answers.c.expires_at < time.time()))
+                c.execute(answers.insert().values(
+                    user_id=user_id, key=key, request_sha256=answer.request_sha256,
+                    status=answer.status, body=answer.body, expires_at=time.time() + ttl_s))
+        except sa.exc.IntegrityError:  # a concurrent request with the same key kept its answer
+            kept = self.answer(user_id, key)
+            if kept is None:
+                raise
+            return kept
+        return answer
 
     # --- runs ---------------------------------------------------------------------------------
     def add_run(self, record: RunRecord) -> None:

@@ -4,8 +4,8 @@
 const HBAR = 100000000;
 const CL = {};
 
-CL.api = async function (method, path, body) {
-  const opts = { method, headers: {}, credentials: "same-origin" };
+CL.api = async function (method, path, body, headers) {
+  const opts = { method, headers: { ...headers }, credentials: "same-origin" };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -17,6 +17,26 @@ CL.api = async function (method, path, body) {
     throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
   }
   return data;
+};
+
+// A fresh Idempotency-Key (32 hex digits; crypto.randomUUID needs https, this does not).
+CL.newKey = function () {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)),
+                    (b) => b.toString(16).padStart(2, "0")).join("");
+};
+
+// POST a change that must happen once: one Idempotency-Key per user action, the same on each
+// retry of it. A request that got no answer (the connection dropped) is retried with the same
+// key; the server acts once and answers every retry with its first answer.
+CL.once = async function (path, body, key = CL.newKey(), tries = 3) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await CL.api("POST", path, body, { "Idempotency-Key": key });
+    } catch (e) {
+      if (!(e instanceof TypeError) || attempt >= tries) { e.idempotencyKey = key; throw e; }
+      await new Promise((done) => setTimeout(done, 500 * attempt));
+    }
+  }
 };
 
 CL.esc = (text) => String(text ?? "").replace(/[&<>"']/g,

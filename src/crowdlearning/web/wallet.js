@@ -109,11 +109,22 @@ function linkBody() {
   return { account_id: account, public_key: $("pubkey").value.trim(), signature: $("signature").value.trim() };
 }
 
+// each click is one action with its own Idempotency-Key; a click that got no answer at all
+// (offline) keeps its key, so clicking again with the same amount cannot act twice
+const unanswered = {};
+
 function action(path, build) {
   return async () => {
     $("error").textContent = ""; $("note").textContent = "";
     try {
-      const r = await CL.api("POST", path, build());
+      const body = build(), same = unanswered[path] && unanswered[path].json === JSON.stringify(body);
+      const key = same ? unanswered[path].key : CL.newKey();
+      unanswered[path] = { key, json: JSON.stringify(body) };
+      let r;
+      try { r = await CL.once(path, body, key); delete unanswered[path]; } catch (e) {
+        if (!(e instanceof TypeError)) delete unanswered[path];
+        throw e;
+      }
       if (r && r.payout_id) $("note").innerHTML = `withdrawal of ${CL.money(r.amount_tinybar)} to ` +
         `${CL.esc(r.destination)} requested: it is sent to Hedera within seconds (see History)`;
       await refresh();

@@ -5,17 +5,19 @@ from the request. A deposit is HBAR sent on Hedera to ``deposit_account`` with t
 ``deposit_memo`` (both in ``GET /api/wallet``): the deposit reader (``payments.deposits``) sees
 it on the mirror node within seconds and credits it, once. In development there is also a
 faucet (``POST /api/wallet/deposit``): the platform gives from its treasury (so the books still
-match the chain), recorded on the Hedera audit topic. Withdrawals become ledger payouts that the
-settlement job sends to the linked account. Stake held behind paid runs (from the run's start to
-its verdict) is listed run by run (``GET /api/wallet/holds``); it cannot be unlocked or withdrawn.
+match the chain), recorded on the Hedera audit topic. Each change takes an ``Idempotency-Key``
+header: a retry with the same key acts once and gets the first answer (``idempotency``).
+Withdrawals become ledger payouts that the settlement job sends to the linked account. Stake held
+behind paid runs (from the run's start to its verdict) is listed run by run
+(``GET /api/wallet/holds``); it cannot be unlocked or withdrawn.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from typing import Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from crowdlearning.ledger import player_account
@@ -29,6 +31,7 @@ from crowdlearning.server.errors import (
     HederaLinkRequiredError,
     NotFoundError,
 )
+from crowdlearning.server.idempotency import IdempotencyKey, once
 from crowdlearning.server.schemas import (
     AmountCreate,
     HistoryPublic,
@@ -132,45 +135,79 @@ def runs(user: CurrentUser, runtime: RuntimeDep,
             for r in runtime.store.runs_of(user.id, limit)]
 
 
-@router.post("/deposit", status_code=status.HTTP_201_CREATED)
-def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
+@router.post("/deposit", status_code=status.HTTP_201_CREATED, response_model=WalletPublic)
+def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
+            idempotency_key: IdempotencyKey = None) -> Response:
     settings = runtime.settings
     if settings.environment == "production":
         raise DevelopmentOnlyError("the faucet exists only in development; send HBAR instead")
     if body.amount_tinybar > settings.server_dev_deposit_max_tinybar:
         raise DevelopmentOnlyError(
             f"faucet deposits are at most {settings.server_dev_deposit_max_tinybar} tinybar")
-    tx = runtime.transport.publish_audit(
-        f'{{"kind":"dev-deposit","player":"{user.player_id}",'
-        f'"amount_tinybar":{body.amount_tinybar}}}'.encode())
-    # a gift from the platform's own funds: no hbar entered the treasury, so none is created
-    runtime.ledger.move(f"faucet:{tx}", "treasury",
-                        player_account(user.player_id, AccountKind.AVAILABLE),
-                        body.amount_tinybar, memo="deposit (faucet)")
-    return wallet(user, runtime)
+
+    def act(ref: str) -> WalletPublic:
+        transfer_id = f"faucet:{ref}"
+        runtime.transport.publish_audit(
+            f'{{"kind":"dev-deposit","player":"{user.player_id}",'
+            f'"amount_tinybar":{body.amount_tinybar},"transfer":"{transfer_id}"}}'.encode())
+        # a gift from the platform's own funds: no hbar entered the treasury, so none is created
+        runtime.ledger.move(transfer_id, "treasury",
+                            player_account(user.player_id, AccountKind.AVAILABLE),
+                            body.amount_tinybar, memo="deposit (faucet)")
+        return wallet(user, runtime)
+
+    return _once(runtime, user, idempotency_key, "deposit", body, act, status.HTTP_201_CREATED)
 
 
-@router.post("/stake")
-def stake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
-    runtime.ledger.lock_stake(f"stake:{uuid.uuid4().hex}", user.player_id, body.amount_tinybar)
-    return wallet(user, runtime)
+@router.post("/stake", response_model=WalletPublic)
+def stake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
+          idempotency_key: IdempotencyKey = None) -> Response:
+    def act(ref: str) -> WalletPublic:
+        runtime.ledger.lock_stake(f"stake:{ref}", user.player_id, body.amount_tinybar)
+        return wallet(user, runtime)
+
+    return _once(runtime, user, idempotency_key, "stake", body, act, status.HTTP_200_OK)
 
 
-@router.post("/unstake")
-def unstake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
-    runtime.ledger.unlock_stake(f"unstake:{uuid.uuid4().hex}", user.player_id,
-                                body.amount_tinybar)
-    return wallet(user, runtime)
+@router.post("/unstake", response_model=WalletPublic)
+def unstake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
+            idempotency_key: IdempotencyKey = None) -> Response:
+    def act(ref: str) -> WalletPublic:
+        runtime.ledger.unlock_stake(f"unstake:{ref}", user.player_id, body.amount_tinybar)
+        return wallet(user, runtime)
+
+    return _once(runtime, user, idempotency_key, "unstake", body, act, status.HTTP_200_OK)
 
 
-@router.post("/withdraw", status_code=status.HTTP_202_ACCEPTED)
-def withdraw(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep) -> dict:
+class WithdrawalPublic(BaseModel):
+    """A withdrawal requested: the payout the settlement job sends to the linked account."""
+
+    payout_id: str
+    state: str
+    destination: str
+    amount_tinybar: int
+
+
+@router.post("/withdraw", status_code=status.HTTP_202_ACCEPTED, response_model=WithdrawalPublic)
+def withdraw(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
+             idempotency_key: IdempotencyKey = None) -> Response:
     destination = _linked(user)
-    payout_id = f"withdraw:{user.player_id}:{uuid.uuid4().hex[:16]}"
-    payout = runtime.ledger.withdraw(payout_id, user.player_id, destination,
-                                     body.amount_tinybar)
-    return {"payout_id": payout.id, "state": payout.state.value,
-            "destination": payout.destination, "amount_tinybar": payout.amount_tinybar}
+
+    def act(ref: str) -> WithdrawalPublic:
+        payout = runtime.ledger.withdraw(f"withdraw:{ref}", user.player_id, destination,
+                                         body.amount_tinybar)
+        return WithdrawalPublic(payout_id=payout.id, state=payout.state.value,
+                                destination=payout.destination,
+                                amount_tinybar=payout.amount_tinybar)
+
+    return _once(runtime, user, idempotency_key, "withdraw", body, act,
+                 status.HTTP_202_ACCEPTED)
+
+
+def _once(runtime: RuntimeDep, user: User, key: str | None, route: str, body: AmountCreate,
+          act: Callable[[str], BaseModel], status_code: int) -> Response:
+    return once(runtime.store, user, key, route, body, act, status_code=status_code,
+                ttl_s=runtime.settings.server_idempotency_ttl_s)
 
 
 @router.get("/payouts/{payout_id}")
