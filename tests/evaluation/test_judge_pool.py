@@ -55,7 +55,7 @@ def plays(spec: JudgeSpec) -> list:
     policy = Policy(spec.build().champion)
     rng = np.random.default_rng(5)
     return [play(policy, make_persona(name, rng), ticks=300, track_name="hairpin-valley",
-                 session_id=name) for name in ("expert", "random", "lazy", "noisy-0.1")]
+                 session_id=name) for name in ("expert", "adversary", "lazy", "noisy-0.1")]
 
 
 @pytest.fixture(scope="module")
