@@ -251,6 +251,9 @@ class Settings(BaseSettings):
         default="", description="Origins besides the server's own (the request's Host) whose "
         "pages may send cookie-authenticated POST/PUT/PATCH/DELETE requests: comma-separated "
         "scheme://host[:port], e.g. https://play.example.com; empty = only the server's own.")
+    server_password_min_score: int = Field(
+        default=2, ge=0, le=4, description="Least zxcvbn score (0-4) of a new account's password; "
+        "passwords containing the user name are refused whatever their score.")
     server_password_hash_workers: int = Field(
         default=2, ge=1, le=64,
         description="Argon2id hashes computed at once (each holds 64 MiB and a core) [count].")

@@ -55,3 +55,31 @@ def test_the_openapi_schema_still_states_the_name_and_password_rules(
     schema = client.get("/openapi.json").json()["components"]["schemas"]["UserCreate"]
     assert schema["properties"]["username"]["pattern"] == r"^[A-Za-z0-9_.\-]{3,32}$"
     assert schema["properties"]["password"]["minLength"] == 8
+
+
+@pytest.mark.parametrize(("username", "password", "words"), [
+    ("weak_common", "password1", "common"),
+    ("weak_digits", "12345678", "common password"),
+    ("weak_repeat", "aaaaaaaaaaaa", "Repeats"),
+    ("weak_walk", "qwertyuiop", "common password"),
+    ("alice", "alice2024!", "must not contain your name"),
+    ("alice_b", "xALICE_Bx", "must not contain your name"),
+])
+def test_guessable_or_name_derived_passwords_are_refused_at_sign_up(
+        client: TestClient, username: str, password: str, words: str) -> None:
+    r = client.post("/api/auth/signup", json={"username": username, "password": password})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+    assert words in r.json()["detail"]
+    assert password not in r.text and username not in r.text
+    assert client.app.state.runtime.store.user_by_name(username) is None  # nothing created
+
+
+def test_a_strong_password_is_accepted_and_sign_in_is_not_policed(client: TestClient) -> None:
+    r = client.post("/api/auth/signup", json={"username": "strong_pw",
+                                              "password": "violet tractor 93 kelp"})
+    assert r.status_code == 201
+    # sign-in never judges the password (an account made before the policy still gets in):
+    # a wrong weak password is just a wrong password
+    wrong = client.post("/api/auth/login", json={"username": "strong_pw",
+                                                 "password": "password"})
+    assert wrong.status_code == 401

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from crowdlearning.errors import HederaRequestError
 from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep, token_of
 from crowdlearning.server.errors import NotSignedInError, UsernameTakenError
+from crowdlearning.server.password_policy import check_new_password
 from crowdlearning.server.schemas import (
     ChallengePublic,
     HederaLinkCreate,
@@ -73,6 +74,8 @@ def _passwords(request: Request) -> PasswordHashing:
 async def signup(body: UserCreate, runtime: RuntimeDep, request: Request,
                  response: Response) -> SessionPublic:
     _count_attempt(request)
+    await run_in_threadpool(check_new_password, body.password, body.username,
+                            runtime.settings.server_password_min_score)
     password_hash = await _passwords(request).hash(body.password)
     return await run_in_threadpool(_sign_up, runtime, body.username, password_hash, response)
 
