@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     server_dev_deposit_max_tinybar: int = Field(
         default=100 * 100_000_000, gt=0, description="Largest development deposit [tinybar]."
     )
+    server_dev_faucet_daily_tinybar: int = Field(
+        default=1000 * 100_000_000, gt=0,
+        description="Most the development faucet gives one player in 24 h [tinybar].")
     server_reward_budget_tinybar: int = Field(
         default=10_000 * 100_000_000, gt=0, description="Reward budget funded at first start."
     )

@@ -14,6 +14,7 @@ behind paid runs (from the run's start to its verdict) is listed run by run
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -144,6 +145,11 @@ def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
     if body.amount_tinybar > settings.server_dev_deposit_max_tinybar:
         raise DevelopmentOnlyError(
             f"faucet deposits are at most {settings.server_dev_deposit_max_tinybar} tinybar")
+    given = _faucet_given_today(runtime, user.player_id)
+    if given + body.amount_tinybar > settings.server_dev_faucet_daily_tinybar:
+        raise DevelopmentOnlyError(
+            f"the faucet gives at most {settings.server_dev_faucet_daily_tinybar} tinybar a day "
+            f"per player ({given} given in the last 24 h)")
 
     def act(ref: str) -> WalletPublic:
         transfer_id = f"faucet:{ref}"
@@ -157,6 +163,15 @@ def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
         return wallet(user, runtime)
 
     return _once(runtime, user, idempotency_key, "deposit", body, act, status.HTTP_201_CREATED)
+
+
+def _faucet_given_today(runtime: RuntimeDep, player_id: str) -> int:
+    """Tinybar the faucet gave ``player_id`` in the last 24 h, read from the books (so a
+    restart forgets nothing)."""
+    since_ns = time.time_ns() - 86_400 * 10**9
+    account = player_account(player_id, AccountKind.AVAILABLE)
+    return sum(t.amount_tinybar for t in runtime.ledger.history(account, limit=1000)
+               if t.id.startswith("faucet:") and t.created_at_ns >= since_ns)
 
 
 @router.post("/stake", response_model=WalletPublic)
