@@ -27,6 +27,7 @@ from typing import Any
 
 from crowdlearning.config import Settings
 from crowdlearning.errors import CrowdLearningError
+from crowdlearning.evaluation.explain import explain
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.ledger import Ledger, PayoutState
@@ -90,13 +91,17 @@ class LocalJudge:
                 "reward_tinybar": r.reward_tinybar, "penalty_tinybar": r.penalty_tinybar,
                 "payout_id": r.payout_id, "audit_transaction_id": r.audit_tx,
                 "note": "judged before (this is a retry): its recorded verdict",
+                "explanation": r.explanation,
                 "balance_tinybar": balances.available_tinybar,
                 "stake_tinybar": balances.stake_tinybar}
 
     def _message(self, spec: RunSpec, contribution: Contribution, outcome: Outcome) -> dict:
-        self.store.add_run(_record(spec, contribution, outcome))
+        explanation = explain(outcome.verdict, contribution, paid_mode=outcome.paid_mode,
+                              reward_tinybar=outcome.reward_tinybar,
+                              penalty_tinybar=outcome.penalty_tinybar, note=outcome.note)
+        self.store.add_run(_record(spec, contribution, outcome, explanation))
         balances = self.ledger.player_balances(spec.player_id)
-        return verdict_message(outcome, contribution.num_ticks) | {
+        return verdict_message(outcome, contribution.num_ticks, explanation) | {
             "balance_tinybar": balances.available_tinybar,
             "stake_tinybar": balances.stake_tinybar}
 
@@ -299,21 +304,24 @@ def _failed(exc: BaseException) -> dict:
             "message": f"the verdict could not be computed: {exc}"}
 
 
-def verdict_message(outcome: Outcome, ticks: int) -> dict:
+def verdict_message(outcome: Outcome, ticks: int, explanation: dict | None = None) -> dict:
     """The ``verdict`` message a player is sent. ``audit_transaction_id`` names the verdict's
     audit journal entry (``audit:<n>``; it reaches the topic in a block, published by the audit
-    publisher moments later: ``crowdlearning audit verify --contribution <id>`` proves it)."""
+    publisher moments later: ``crowdlearning audit verify --contribution <id>`` proves it);
+    ``explanation`` is the verdict in words and figures (``evaluation.explain``)."""
     return {"type": "verdict", **outcome.verdict.public(), "ticks": ticks,
             "paid_mode": outcome.paid_mode, "reward_tinybar": outcome.reward_tinybar,
             "penalty_tinybar": outcome.penalty_tinybar, "payout_id": outcome.payout_id,
-            "audit_transaction_id": outcome.audit_transaction_id, "note": outcome.note}
+            "audit_transaction_id": outcome.audit_transaction_id, "note": outcome.note,
+            "explanation": explanation}
 
 
-def _record(spec: RunSpec, contribution: Contribution, outcome: Outcome) -> RunRecord:
+def _record(spec: RunSpec, contribution: Contribution, outcome: Outcome,
+            explanation: dict | None = None) -> RunRecord:
     v = outcome.verdict
     return RunRecord(
         run_id=spec.run_id, user_id=int(spec.player_id[1:]), track_seed=spec.track_seed,
         mode=spec.mode, paid=outcome.paid_mode, ticks=contribution.num_ticks,
         decision=v.decision.value, effect_bp=v.effect_bp, reward_tinybar=outcome.reward_tinybar,
         penalty_tinybar=outcome.penalty_tinybar, payout_id=outcome.payout_id,
-        audit_tx=outcome.audit_transaction_id, created_at=time.time())
+        audit_tx=outcome.audit_transaction_id, created_at=time.time(), explanation=explanation)

@@ -16,8 +16,10 @@ released (a hold its verdict settled is left as it is). At start, the holds of t
 paid runs that are neither live nor in the backlog (lost in a restart) are voided.
 
 Messages pushed: ``queued`` (place in the line for a verdict, when others are ahead),
-``verdict`` (decision, effect %, reward / penalty, balances, audit and payout ids), ``settled``
-(payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``, ``verdict_failed``).
+``verdict`` (decision, effect %, reward / penalty, balances, audit and payout ids, and the
+``explanation`` the judge built with it: ``judge.verdict_message``, ``evaluation.explain``),
+``settled`` (payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``,
+``verdict_failed``).
 """
 
 from __future__ import annotations

@@ -142,6 +142,7 @@ class RunPublic(BaseModel):
     payout_id: str | None
     audit_tx: str | None
     created_at: float
+    explanation: dict | None = None  # the verdict in words (docs/protocol.md), null before it
 
 
 class LeaderboardPublic(BaseModel):

@@ -4,11 +4,13 @@ of background readers (where the deposit reader stopped in the mirror's history)
 
 Money is never here: balances live in the ledger (``crowdlearning.ledger``); a run row only
 remembers what its verdict moved, for the league tables. SQLAlchemy Core, one SQLite file by
-default (``server_database_url``); the tables are created on first use.
+default (``server_database_url``); the tables are created on first use, and columns added since
+are added to an existing table at start (``_add_missing_columns``: nullable ones only).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,8 @@ runs = sa.Table(
     sa.Column("payout_id", sa.String(128)),
     sa.Column("audit_tx", sa.String(80)),
     sa.Column("created_at", sa.Float, nullable=False),
+    # the verdict explained to the player (``evaluation.explain``), JSON; null before it existed
+    sa.Column("explanation", sa.Text),
 )
 
 
@@ -110,6 +114,18 @@ class RunRecord:
     payout_id: str | None
     audit_tx: str | None
     created_at: float
+    explanation: dict | None = None  # ``evaluation.explain.explain``
+
+    def row(self) -> dict[str, Any]:
+        """The record as the ``runs`` table stores it (the explanation as JSON text)."""
+        explanation = None if self.explanation is None else json.dumps(self.explanation)
+        return {**self.__dict__, "explanation": explanation}
+
+    @classmethod
+    def from_row(cls, row: sa.Row) -> RunRecord:
+        values = dict(row._mapping)
+        text = values.get("explanation")
+        return cls(**{**values, "explanation": None if text is None else json.loads(text)})
 
 
 class Store:
@@ -121,6 +137,7 @@ class Store:
         args = {"check_same_thread": False} if url.startswith("sqlite") else {}
         self.engine = sa.create_engine(url, connect_args=args)
         _meta.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     # --- users ------------------------------------------------------------------------------
     def add_user(self, username: str, password_hash: str) -> User | None:
@@ -233,18 +250,18 @@ class Store:
     # --- runs ---------------------------------------------------------------------------------
     def add_run(self, record: RunRecord) -> None:
         with self.engine.begin() as c:
-            c.execute(runs.insert().values(**record.__dict__))
+            c.execute(runs.insert().values(**record.row()))
 
     def run(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as c:
             row = c.execute(runs.select().where(runs.c.run_id == run_id)).first()
-        return None if row is None else RunRecord(**row._mapping)
+        return None if row is None else RunRecord.from_row(row)
 
     def runs_of(self, user_id: int, limit: int) -> list[RunRecord]:
         query = (runs.select().where(runs.c.user_id == user_id)
                  .order_by(runs.c.created_at.desc()).limit(limit))
         with self.engine.connect() as c:
-            return [RunRecord(**row._mapping) for row in c.execute(query)]
+            return [RunRecord.from_row(row) for row in c.execute(query)]
 
     def leaderboard(self, since: float, order: str, limit: int) -> list[dict[str, Any]]:
         """Per user since ``since``: improvement (sum of improving effects) and net earnings."""
@@ -259,3 +276,23 @@ class Store:
                                    else "earnings_tinybar")).limit(limit))
         with self.engine.connect() as c:
             return [dict(row._mapping) for row in c.execute(query)]
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Columns this version's tables have and an older database's lack (nullable ones only:
+    old rows keep null), added with ``ALTER TABLE ... ADD COLUMN`` (SQLite and PostgreSQL)."""
+    inspector = sa.inspect(engine)
+    for table in _meta.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as c:
+                    c.execute(sa.text(
+                        f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except sa.exc.DBAPIError:  # another process (the judge, a shard) added it first
+                fresh = sa.inspect(engine).get_columns(table.name)
+                if column.name not in {c["name"] for c in fresh}:
+                    raise

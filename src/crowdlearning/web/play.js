@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("view"), ctx = canvas.getContext("2d");
 const RAY_DEG = [-90, -60, -35, -15, 0, 15, 35, 60, 90];
 let ws = null, view = null, lastFrame = null, playing = false;
+let explained = null;  // the last verdict's explanation: its stretches are drawn on the track
 // why a run ended, in words (the "end" message's reason)
 const END_REASONS = { left_track: "the car left the track", time_up: "time is up",
   stalled: "the car stood still for 3 s", stopped: "you stopped it", disconnected: "disconnected" };
@@ -21,7 +22,7 @@ function handle(msg) {
   switch (msg.type) {
     case "hello": $("error").textContent = ""; break;
     case "start":
-      view = CL.trackView(msg.track, canvas); setPlaying(true);
+      view = CL.trackView(msg.track, canvas); setPlaying(true); clearExplanation();
       $("verdict").textContent = "driving…"; $("verdict").className = "verdict muted";
       $("money").innerHTML = msg.paid ? `${CL.money(msg.held_tinybar)} of your stake is held until the verdict` +
         " (leaving the page ends the run; it is judged all the same)" : "";
@@ -135,7 +136,105 @@ function showVerdict(v) {
   $("txid").textContent = v.audit_transaction_id
     ? `verdict in the audit trail (${v.audit_transaction_id.replace("audit:", "entry ")}, published on Hedera in a block)` : "";
   if (v.payout_id) $("txid").textContent += " · payout pending…";
+  if (v.explanation) showExplanation(v.explanation);
   refreshWallet();
+}
+
+// ---- the verdict explained (docs/protocol.md "Verdict explanations"): words, two charts and
+// the stretches where the player's steering differed most, drawn on the track
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs, text) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function clearExplanation() {
+  explained = null; $("explain").hidden = true; $("trackLegend").hidden = true;
+}
+
+function showExplanation(e) {
+  explained = e;
+  $("explainSummary").textContent = [e.comparison, e.confidence_text, e.decision_text]
+    .filter(Boolean).join(" ");
+  $("explainFigures").hidden = !e.evaluated;
+  $("explainChart").replaceChildren(...(e.evaluated ? [withWithoutChart(e)] : []));
+  $("explainBand").replaceChildren(...(e.evaluated ? [differenceChart(e)] : []));
+  $("explainMoney").textContent = e.money.text;
+  $("explainStretches").textContent = e.stretches_text;
+  $("explain").hidden = false;
+  drawStretches();
+}
+
+// metres driven per hidden track: the model trained on the player's labels (yellow) beside the
+// same model trained on the car's own labels (blue)
+function withWithoutChart(e) {
+  const W = 340, H = 150, L = 40, B = 22, T = 8;
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "wwTitle" });
+  svg.append(svgEl("title", { id: "wwTitle" }, `Metres driven per hidden track: ${e.with_mean_m} m ` +
+    `on average trained on your labels, ${e.without_mean_m} m trained on the car's own labels`));
+  const hi = Math.max(1, ...e.tracks.flatMap((t) => [t.with_m, t.without_m]));
+  const slot = (W - L - 4) / e.tracks.length, bar = Math.max(1, slot * 0.42);
+  const y = (v) => T + (H - T - B) * (1 - Math.max(0, v) / hi);
+  e.tracks.forEach((t, i) => {
+    const x = L + i * slot + slot * 0.08;
+    svg.append(svgEl("rect", { x, y: y(t.with_m), width: bar, height: y(0) - y(t.with_m), class: "bar-with" }));
+    svg.append(svgEl("rect", { x: x + bar, y: y(t.without_m), width: bar, height: y(0) - y(t.without_m), class: "bar-without" }));
+  });
+  svg.append(svgEl("line", { x1: L, y1: y(0), x2: W, y2: y(0), class: "axis" }));
+  svg.append(svgEl("text", { x: L - 4, y: y(hi) + 8, "text-anchor": "end", class: "tick" }, `${Math.round(hi)} m`));
+  svg.append(svgEl("text", { x: L - 4, y: y(0), "text-anchor": "end", class: "tick" }, "0 m"));
+  svg.append(svgEl("text", { x: L, y: H - 6, class: "tick" },
+    `${e.tracks.length} hidden tracks · ${e.runs} runs of ${e.window_s} s`));
+  return svg;
+}
+
+// the difference (with − without) on a line in metres: the dot and its interval, the grey band
+// training noise alone gives, and zero
+function differenceChart(e) {
+  const W = 340, H = 58, P = 14, mid = 22;
+  const values = [e.ci_low_m, e.ci_high_m, e.null_low_m, e.null_high_m, e.mean_diff_m, 0];
+  let lo = Math.min(...values), hi = Math.max(...values);
+  const pad = Math.max(0.5, (hi - lo) * 0.08); lo -= pad; hi += pad;
+  const x = (v) => P + (W - 2 * P) * (v - lo) / (hi - lo);
+  const sign = (v) => `${v > 0 ? "+" : ""}${v.toFixed(1)} m`;
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "diffTitle" });
+  svg.append(svgEl("title", { id: "diffTitle" }, `Difference ${sign(e.mean_diff_m)} per run, ` +
+    `${Math.round(e.confidence * 100)}% sure between ${sign(e.ci_low_m)} and ${sign(e.ci_high_m)}; ` +
+    `training noise alone: ${sign(e.null_low_m)} to ${sign(e.null_high_m)}`));
+  svg.append(svgEl("rect", { x: x(e.null_low_m), y: mid - 10, width: Math.max(1, x(e.null_high_m) - x(e.null_low_m)), height: 20, class: "noise" }));
+  svg.append(svgEl("line", { x1: x(0), y1: mid - 14, x2: x(0), y2: mid + 14, class: "zero" }));
+  svg.append(svgEl("line", { x1: x(e.ci_low_m), y1: mid, x2: x(e.ci_high_m), y2: mid, class: "interval" }));
+  svg.append(svgEl("circle", { cx: x(e.mean_diff_m), cy: mid, r: 5, class: "mean" }));
+  svg.append(svgEl("text", { x: P, y: H - 4, class: "tick" }, sign(lo)));
+  svg.append(svgEl("text", { x: W - P, y: H - 4, "text-anchor": "end", class: "tick" }, sign(hi)));
+  svg.append(svgEl("text", { x: x(0), y: H - 4, "text-anchor": "middle", class: "tick" }, "0"));
+  return svg;
+}
+
+// the stretches of the last judged run where the player's steering differed most from the
+// car's, in their own colour and numbered (1 = most), over the track (not during a run)
+function drawStretches() {
+  if (!view || playing || !explained || !explained.stretches.length) return;
+  CL.drawTrack(ctx, view);
+  const color = getComputedStyle(document.documentElement).getPropertyValue("--stretch").trim() || "#ff7bd5";
+  ctx.lineCap = "round"; ctx.lineJoin = "round";
+  explained.stretches.forEach((s, i) => {
+    ctx.strokeStyle = color; ctx.lineWidth = Math.max(5, view.width * view.scale * 0.5);
+    ctx.beginPath();
+    s.points_m.forEach(([x, y], k) => (k ? ctx.lineTo(view.tx(x), view.ty(y)) : ctx.moveTo(view.tx(x), view.ty(y))));
+    if (s.points_m.length === 1) ctx.lineTo(view.tx(s.points_m[0][0]) + 0.1, view.ty(s.points_m[0][1]));
+    ctx.stroke();
+    const px = view.tx(s.x_m), py = view.ty(s.y_m);
+    ctx.fillStyle = "#0f1419"; ctx.beginPath(); ctx.arc(px, py - 16, 10, 0, 2 * Math.PI); ctx.fill();
+    ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.stroke();
+    ctx.fillStyle = color; ctx.font = "bold 13px system-ui, sans-serif"; ctx.textAlign = "center";
+    ctx.fillText(String(i + 1), px, py - 11.5);
+  });
+  ctx.textAlign = "start";
+  if (lastFrame) CL.drawCar(ctx, view, lastFrame.pose, "#58a6ff");
+  $("trackLegend").hidden = false;
 }
 
 async function refreshWallet() {
