@@ -79,7 +79,7 @@ class Bot(asyncio.Protocol):
         self.errors: dict[str, int] = {}
         self.closed = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
-        self.conn = ClientProtocol(parse_uri(f"{url}/ws/play?token={token}"), max_size=2**20)
+        self.conn = ClientProtocol(parse_uri(f"{url}/ws/play"), max_size=2**20)
         self.task: asyncio.Task | None = None
 
     async def play(self) -> None:
@@ -90,7 +90,9 @@ class Bot(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.conn.send_request(self.conn.connect())
+        request = self.conn.connect()
+        request.headers["Authorization"] = f"Bearer {self.token}"  # never in the URL
+        self.conn.send_request(request)
         self._flush()
 
     def data_received(self, data: bytes) -> None:

@@ -142,13 +142,24 @@ def test_unauthenticated_socket_is_refused(client: TestClient) -> None:
     assert msg["code"] == "not_signed_in" and closed.value.code == 4401
 
 
-def test_bearer_token_in_query_and_cross_origin_refused(client: TestClient) -> None:
+def test_bearer_header_or_subprotocol_not_url_and_cross_origin_refused(
+        client: TestClient) -> None:
     token = signup(client)["token"]
-    bot = TestClient(client.app)
-    with bot.websocket_connect(f"/ws/play?token={token}") as ws:
+    bot = TestClient(client.app)  # no cookie
+    with bot.websocket_connect("/ws/play", headers={"authorization": f"Bearer {token}"}) as ws:
         assert ws.receive_json()["type"] == "hello"
-    with bot.websocket_connect(f"/ws/play?token={token}",
-                               headers={"origin": "http://evil.example"}) as ws, \
+    with bot.websocket_connect("/ws/play", subprotocols=["json", f"bearer.{token}"]) as ws:
+        assert ws.accepted_subprotocol == f"bearer.{token}"
+        assert ws.receive_json()["type"] == "hello"
+    # a token in the URL (it would end up in access logs) is refused, even a valid one
+    with bot.websocket_connect(f"/ws/play?token={token}") as ws, \
+            pytest.raises(WebSocketDisconnect) as closed:
+        msg = ws.receive_json()
+        assert msg["code"] == "token_in_url" and token not in msg["message"]
+        ws.receive_json()
+    assert closed.value.code == 4400
+    with bot.websocket_connect("/ws/play", headers={"authorization": f"Bearer {token}",
+                                                    "origin": "http://evil.example"}) as ws, \
             pytest.raises(WebSocketDisconnect) as closed:
         ws.receive_json()
     assert closed.value.code == 1008

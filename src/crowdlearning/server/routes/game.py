@@ -41,11 +41,26 @@ def stats(runtime: RuntimeDep, request: Request) -> dict:
             "verdicts_waiting": referee.in_flight if referee is not None else 0}
 
 
+BEARER_SUBPROTOCOL = "bearer."  # Sec-WebSocket-Protocol: bearer.<token>
+
+
+def bearer_subprotocol(ws: WebSocket) -> str | None:
+    """The offered ``bearer.<token>`` subprotocol, if any (for clients that can set neither a
+    header nor a cookie: a browser's ``new WebSocket(url, ["bearer." + token])``)."""
+    offered = ws.headers.get("sec-websocket-protocol", "")
+    for name in (p.strip() for p in offered.split(",")):
+        if name.startswith(BEARER_SUBPROTOCOL) and len(name) > len(BEARER_SUBPROTOCOL):
+            return name
+    return None
+
+
 def socket_user(ws: WebSocket, runtime: Runtime) -> User | None:
-    """The user behind a socket: cookie, ``Authorization: Bearer`` or ``?token=``."""
+    """The user behind a socket: ``Authorization: Bearer``, the session cookie, or the
+    ``bearer.<token>`` subprotocol. Never a token in the URL: URLs end up in access logs."""
     header = ws.headers.get("authorization", "")
+    sub = bearer_subprotocol(ws)
     token = (header[7:] if header.lower().startswith("bearer ") else None) or \
-        ws.cookies.get(COOKIE) or ws.query_params.get("token")
+        ws.cookies.get(COOKIE) or (sub[len(BEARER_SUBPROTOCOL):] if sub else None)
     return runtime.store.user_of_token(hash_token(token)) if token else None
 
 
@@ -59,13 +74,21 @@ def same_origin(ws: WebSocket) -> bool:
 async def play(ws: WebSocket) -> None:
     runtime: Runtime = ws.app.state.runtime
     user = socket_user(ws, runtime)
-    await ws.accept()
+    await ws.accept(subprotocol=bearer_subprotocol(ws))  # a client offering one needs it back
     if not same_origin(ws):
         await ws.close(code=1008, reason="cross-origin WebSocket refused")
         return
+    if "token" in ws.query_params:
+        await ws.send_json({"type": "error", "code": "token_in_url",
+                            "message": "a token in the URL ends up in logs and is not accepted: "
+                                       "send Authorization: Bearer <token>, the session cookie, "
+                                       "or the subprotocol bearer.<token>"})
+        await ws.close(code=4400, reason="token in URL")
+        return
     if user is None:
         await ws.send_json({"type": "error", "code": "not_signed_in",
-                            "message": "sign in first (cookie, bearer token or ?token=)"})
+                            "message": "sign in first (session cookie, Authorization: Bearer "
+                                       "<token>, or the subprotocol bearer.<token>)"})
         await ws.close(code=4401, reason="not signed in")
         return
     await PlaySocket(ws, runtime, user).serve()
