@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "re-run published verdicts; confirm decision and hash bit for bit"),
     "audit": ("crowdlearning.audit.cli:audit_main",
               "audit verify: prove a verdict or payout is on the audit topic"),
-    "market-study": ("crowdlearning.crowd.study:study_main",
+    "market-study": ("crowdlearning.crowd.study_cli:study_main",
                      "a large simulated crowd: earnings and penalty rates per persona"),
     "payments": ("crowdlearning.payments.cli:main",
                  "third-party payments API: serve, issue-key, revoke-key"),

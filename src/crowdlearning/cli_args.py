@@ -11,9 +11,22 @@ import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["USAGE_ERROR", "at_least", "port_number", "usage_error"]
+__all__ = ["USAGE_ERROR", "at_least", "module_docstring", "port_number", "usage_error"]
 
 USAGE_ERROR = 2  # exit code of a user's mistake (as argparse exits)
+
+
+def module_docstring(module: str) -> str:
+    """A module's docstring read from its source, without importing it (and what it imports):
+    a command's ``--help`` shows its module's documentation and stays fast."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
 
 
 def usage_error(prog: str, message: str) -> int:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from crowdlearning.config import Settings, get_settings
 from crowdlearning.crowd.personas import Persona, make_persona
+from crowdlearning.crowd.study_cli import DEFAULT_PERSONAS
 from crowdlearning.evaluation.screening import Screener, screen_config
 from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
 from crowdlearning.learning.bootstrap import (
@@ -56,13 +57,9 @@ from crowdlearning.platform.service import Outcome, VerdictService
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["DEFAULT_PERSONAS", "StudyConfig", "run_study", "study_main"]
+__all__ = ["DEFAULT_PERSONAS", "StudyConfig", "run_from_args", "run_study"]
 
 HBAR = 100_000_000
-DEFAULT_PERSONAS = ("expert", "human-150-0.2", "human-250-0.2", "late-6", "noisy-0.1",
-                    "copier-0.01", "copier-0.03", "oversteer-1.6", "keyboard-150",
-                    "keyboard-250", "keyboard-threshold", "gamepad-200", "keyboard-wrong",
-                    "keyboard-random", "adversary", "gambler-0.3", "random")
 REPLAY_NOISE = (1e-3, 1e-2)
 SYBIL_SHARE = 0.6
 
@@ -383,24 +380,8 @@ def plot_report(report: dict, path: Path) -> Path:
     return path
 
 
-def study_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="crowdlearning market-study", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--personas", default=",".join(DEFAULT_PERSONAS),
-                        help="comma-separated persona names (see crowd/personas.py)")
-    parser.add_argument("--modes", default="label,takeover", help="label, takeover or both")
-    parser.add_argument("--runs", type=int, default=12, help="runs per persona and mode a round")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds (merging in between)")
-    parser.add_argument("--ticks", type=int, default=1200, help="ticks per run (20 per second)")
-    parser.add_argument("--replays", type=int, default=10,
-                        help="replayer and sybil attempts per round")
-    parser.add_argument("--beta", type=float, default=1.0,
-                        help="label mode: executed = beta * player + (1 - beta) * policy")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the starts, the players' noise and the submission order")
-    parser.add_argument("--out", type=Path, default=Path("var/market-study"),
-                        help="folder for the JSON report and the plot")
-    args = parser.parse_args(argv)
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``crowdlearning market-study`` once its arguments are parsed (``crowd.study_cli``)."""
     personas = tuple(p.strip() for p in args.personas.split(",") if p.strip())
     rng = np.random.default_rng(0)
     try:
