@@ -95,6 +95,35 @@ def test_practice_first_does_not_make_the_same_paid_run_a_duplicate(
     assert copy.penalty_tinybar == 0  # a refused paid contribution costs nothing
 
 
+class ImprovedPool(InlineJudgePool):
+    """Every contribution judged *improved* (a small reward), without computing it."""
+
+    def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
+        return [dataclasses.replace(self.rejected(spec, c, ""), decision=Decision.IMPROVED,
+                                    price_tinybar=1_000) for c in contributions]
+
+
+def test_an_improving_practice_run_never_makes_a_paid_run_a_near_duplicate(
+        trainer: DaggerTrainer, ledger: Ledger, run: Contribution) -> None:
+    service = VerdictService(trainer, Screener({TRACK.digest: TRACK}.__getitem__),
+                             verdict_config=VerdictConfig(null_runs=4, null_ticks=300,
+                                                          suite_size=2, tracks_per_look=2),
+                             pool=ImprovedPool(), champion_suite=EvalSuite.hidden(2),
+                             ledger=ledger)
+    # GIVEN a practice run accepted as improving this round (it will be merged, unpaid)
+    practice = service.submit(dataclasses.replace(run, contribution_id="practice-first",
+                                                  contributor_id="bot"), paid=False)
+    assert practice.verdict.decision is Decision.IMPROVED and not practice.paid_mode
+    # WHEN a paid run carrying the same states and labels comes next
+    paid = service.submit(run)
+    # THEN it is judged, in paid mode: coverage counts paid runs only (nothing was paid yet)
+    assert paid.verdict.decision is Decision.IMPROVED and paid.paid_mode
+    # AND once paid, the same information from anyone else is a near duplicate
+    again = service.submit(dataclasses.replace(run, contribution_id="late-copy",
+                                               contributor_id="bot"), paid=False)
+    assert again.verdict.decision is Decision.REJECTED
+
+
 def test_a_run_held_at_its_start_stays_paid_when_the_free_stake_is_gone(
         service: VerdictService, ledger: Ledger, run: Contribution) -> None:
     # GIVEN a paid run whose hold the game server opened at its start, and then every

@@ -284,15 +284,23 @@ class VerdictService:
         self._log(outcome)
         return outcome
 
+    def _was_paid(self, contribution_id: str) -> bool:
+        """Whether an accepted contribution was judged in paid mode (unknown, e.g. decided long
+        before a restart: counted as paid, so nothing is paid twice)."""
+        outcome = self._decided.get(contribution_id)
+        return outcome is None or outcome.paid_mode
+
     def _prepare(self, contribution: Contribution) -> tuple[Contribution, str]:
         """What is judged of a screened contribution, or why it is refused: its keyboard input
         must follow from its recorded keys (``learning.device``); ticks already accepted this
-        round are marked covered (``evaluation.coverage``: paid once per round); then the run's
-        own reaction delay and keyboard gain are estimated on its (known) track."""
+        round by a *paid* run are marked covered (``evaluation.coverage``: paid once per round; a
+        practice run, paid nothing, never makes a later run a near duplicate); then the run's own
+        reaction delay and keyboard gain are estimated on its (known) track."""
         reason = check_device(contribution)
         if reason:
             return contribution, f"device input mismatch: {reason}"
-        contribution, reason = self.coverage.mark(contribution, self._accepted)
+        paid = [c for c in self._accepted if self._was_paid(c.contribution_id)]
+        contribution, reason = self.coverage.mark(contribution, paid)
         if reason:
             return contribution, reason
         track = self.screener.tracks(contribution.start.track_digest)
