@@ -60,7 +60,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # and reap it: a live Popen collected later is a ResourceWarning
+            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
