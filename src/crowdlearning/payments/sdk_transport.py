@@ -252,24 +252,29 @@ class SdkHederaTransport:
 
     def get_receipt(self, transaction_id: str) -> TransferReceipt | None:
         """The final status, or ``None`` while the network does not know the transaction."""
-        tx_id = _parse_tx_id(transaction_id)
-        query = TransactionGetReceiptQuery().set_transaction_id(tx_id)
+        receipt = self._final_receipt(transaction_id)
+        if receipt is None:
+            return None
+        status = _status_name(receipt.status)
+        timestamp = (self._consensus_ns(_parse_tx_id(transaction_id))
+                     if self._fetch_consensus_time else None)
+        return TransferReceipt(transaction_id, status, timestamp)
+
+    def _final_receipt(self, transaction_id: str) -> Any | None:
+        """The SDK receipt of ``transaction_id``, one attempt; ``None`` means "no final status":
+        the network does not know the transaction, or it awaits consensus (UNKNOWN, seconds at
+        most). Settlement re-issues a payout whose window passed with None, so a *busy* node
+        (BUSY, PLATFORM_NOT_ACTIVE) raises (retry later) instead: it may well have executed."""
+        query = TransactionGetReceiptQuery().set_transaction_id(_parse_tx_id(transaction_id))
         query.set_max_attempts(1).set_min_backoff(0).set_max_backoff(0)
         try:
-            receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+            return self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
         except HederaUnavailableError as err:
-            # None means "no final status": the network does not know the transaction, or it
-            # awaits consensus (UNKNOWN, seconds at most). Settlement re-issues a payout whose
-            # window passed with None, so a *busy* node (BUSY, PLATFORM_NOT_ACTIVE) must raise
-            # (retry later) instead: the transaction may well have executed.
             if _status_of(getattr(err.__cause__, "last_error", None)) in _NOT_FINAL:
                 return None
             raise
         except PrecheckError as err:
             raise HederaError(f"receipt of {transaction_id}: {_status_name(err.status)}") from err
-        status = _status_name(receipt.status)
-        timestamp = self._consensus_ns(tx_id) if self._fetch_consensus_time else None
-        return TransferReceipt(transaction_id, status, timestamp)
 
     def account_balance(self, account_id: str) -> int:
         query = CryptoGetAccountBalanceQuery().set_account_id(_entity(account_id))
@@ -341,16 +346,9 @@ class SdkHederaTransport:
     def audit_message_receipt(self, transaction_id: str) -> MessageReceipt | None:
         """A topic message's final status and sequence number; ``None`` while the network does
         not know it (as ``get_receipt``: a busy node raises instead)."""
-        query = TransactionGetReceiptQuery().set_transaction_id(_parse_tx_id(transaction_id))
-        query.set_max_attempts(1).set_min_backoff(0).set_max_backoff(0)
-        try:
-            receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
-        except HederaUnavailableError as err:
-            if _status_of(getattr(err.__cause__, "last_error", None)) in _NOT_FINAL:
-                return None
-            raise
-        except PrecheckError as err:
-            raise HederaError(f"receipt of {transaction_id}: {_status_name(err.status)}") from err
+        receipt = self._final_receipt(transaction_id)
+        if receipt is None:
+            return None
         status = _status_name(receipt.status)
         sequence = receipt.topic_sequence_number if status == "SUCCESS" else None
         return MessageReceipt(transaction_id, status, sequence or None)
