@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +139,35 @@ def test_a_dead_judge_process_is_started_again(runtime: Runtime) -> None:
     # the next request finds it dead: it is started again and the request is served
     assert judge.settle([]) == []
     assert judge.restarts == 1 and judge._proc.is_alive()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_judge_child_ends_when_its_server_is_killed() -> None:
+    """A server killed with SIGKILL cannot stop its judge; the judge notices and ends."""
+    script = (
+        "import multiprocessing, os, sys, time\n"
+        "from crowdlearning.server.judge import _exit_with_parent\n"
+        "def child():\n"
+        "    _exit_with_parent(0.05)\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    p = multiprocessing.get_context('fork').Process(target=child)\n"
+        "    p.start()\n"
+        "    print(p.pid, flush=True)\n"
+        "    time.sleep(0.3)\n"
+        "    os.kill(os.getpid(), 9)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -249,11 +250,16 @@ class JudgeProcess:
         return self._call("champion_curve", suite_tracks)
 
     def close(self) -> None:
+        """Ask the child to stop; one busy warming a new champion (tens of seconds of idle-
+        priority CPU under load) does not read the request, so after a grace period it is
+        killed (it holds nothing that a kill can corrupt: the ledger is transactional) and
+        reaped, so that no judge outlives the server."""
         with contextlib.suppress(OSError):
             self._conn.send(("stop", ()))
         self._proc.join(timeout=10)
         if self._proc.is_alive():
             self._proc.kill()
+            self._proc.join(timeout=10)
         self._conn.close()
 
 
@@ -261,6 +267,7 @@ def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Conn
     from crowdlearning.server.runtime import local_judge  # the child builds its own stack
 
     _yield_cpu()
+    _exit_with_parent()
     try:
         judge, closer = local_judge(settings, network)
     except Exception as exc:
@@ -273,6 +280,19 @@ def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Conn
         _serve(judge, conn)
     finally:
         closer()
+
+
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """A server killed with SIGKILL cannot stop its judge, and a judge busy warming does not
+    notice its pipe closing: a daemon thread ends the child once its parent is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="judge-parent-watch", daemon=True).start()
 
 
 def _yield_cpu() -> None:
