@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     settlement_receipt_ttl_s: int = Field(
         default=180, ge=0, description="How long the network keeps receipts; 0 = forever [s]."
     )
+    settlement_fault_step: Literal["", "sign", "store", "send", "submit", "receipt", "post"] = (
+        Field(default="", description="CROWDLEARNING_SETTLEMENT_FAULT_STEP, tests only (refused "
+              "in production): settlement kills its own process with SIGKILL at this step "
+              "(payments.settlement.FAULT_STEPS) to prove a crash there loses and duplicates "
+              "nothing; empty = never."))
     payments_api_history_limit: int = Field(
         default=100, gt=0, le=1000, description="Most transfers one history page returns [count]."
     )
@@ -161,6 +166,18 @@ class Settings(BaseSettings):
     hedera_request_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="Bound on one SDK call, retries included [s]."
     )
+    hedera_connect_timeout_s: float = Field(
+        default=5.0, gt=0, le=120,
+        description="CROWDLEARNING_HEDERA_CONNECT_TIMEOUT_S: how long a submission waits for a "
+        "connection to a node; none within it = nothing is sent (HederaNotSentError) [s].")
+    hedera_node_min_backoff_s: float = Field(
+        default=8.0, gt=0, le=3600,
+        description="CROWDLEARNING_HEDERA_NODE_MIN_BACKOFF_S: the SDK's per-node backoff after a "
+        "failed gRPC call, first step (doubles per failure; reset by the transport after each "
+        "network failure, so it never outlasts an outage) [s].")
+    hedera_node_max_backoff_s: float = Field(
+        default=3600.0, gt=0, le=86_400,
+        description="CROWDLEARNING_HEDERA_NODE_MAX_BACKOFF_S: the SDK's per-node backoff cap [s].")
 
     # --- audit trail (audit/, docs/audit.md) -----------------------------------------------
     audit_block_max_entries: int = Field(
@@ -194,6 +211,13 @@ class Settings(BaseSettings):
         default=True, description="Start each run where a secret per-run seed says (place, "
         "speed, offset), so no run can be re-created before it is played; off: every run "
         "starts on the start line at 8 m/s (tests that script a run).")
+    server_disturbance_low: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Weakest disturbance a run can get: standard "
+        "deviation of the independent noise added to the executed steering every tick, drawn "
+        "per run from its secret seed (learning/disturbance.py; 0 = none).")
+    server_disturbance_high: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Strongest disturbance a run can get (see "
+        "server_disturbance_low; at least that).")
     server_stall_seconds: float = Field(
         default=3.0, ge=0.0, le=600.0, description="A run whose car has not advanced 1 m "
         "along the track for this long ends ('stalled'); 0 = never [s].")

@@ -8,6 +8,12 @@ A settlement transaction's life:
 
 A payout is *claimed* by at most one live transaction: the claim is a guarded update
 (``settlement_tx_id IS NULL``), committed together with the signed bytes before any submission.
+
+Whether the signed bytes may have left this process is kept too, so that a transaction that
+never did can be given up once its valid window is over without asking the network (which
+forgets receipts, and is unreachable in an outage): ``mark_sending`` is committed before every
+submission (``last_status = 'SENDING'``); ``unmark_sending`` undoes it only when the transport
+proved nothing was sent. A crash in between leaves the mark: "maybe sent", the safe side.
 """
 
 from __future__ import annotations
@@ -28,13 +34,16 @@ __all__ = [
     "finish_unsent",
     "get_transaction",
     "list_transactions",
+    "mark_sending",
     "payouts_of",
     "record_submit",
     "unassigned_payouts",
+    "unmark_sending",
 ]
 
 tx = settlement_transactions
 LIVE_STATES = ("prepared", "submitted")
+SENDING = "SENDING"  # last_status while a submission may be under way (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,23 @@ class StoredTransaction:
     state: str
     submit_count: int
     receipt_status: str | None
+    last_status: str | None = None  # the node's last answer, or SENDING (see the module doc)
 
     @property
     def id(self) -> str:
         """The Hedera transaction id."""
         return self.prepared.transaction_id
+
+    @property
+    def never_sent(self) -> bool:
+        """No submission of these bytes was ever started (or each one provably sent nothing):
+        the network cannot know the transaction."""
+        return self.submit_count == 0 and self.last_status is None
+
+    @property
+    def window_end_ns(self) -> int:
+        """The latest moment the network could execute it (valid start + valid duration)."""
+        return self.prepared.valid_start_ns + self.prepared.valid_duration_s * 10**9
 
     def expired(self, now_ns: int, margin_s: int) -> bool:
         """Whether the valid window (plus a clock-skew margin) has passed at ``now_ns``."""
@@ -121,7 +142,7 @@ def get_transaction(conn: sa.Connection, tx_id: str) -> StoredTransaction | None
 
 def _stored(r: sa.Row) -> StoredTransaction:
     prepared = PreparedTransaction(r.id, int(r.valid_start_ns), r.valid_duration_s, bytes(r.body))
-    return StoredTransaction(prepared, r.state, r.submit_count, r.receipt_status)
+    return StoredTransaction(prepared, r.state, r.submit_count, r.receipt_status, r.last_status)
 
 
 def payouts_of(conn: sa.Connection, tx_id: str) -> list[Payout]:
@@ -148,6 +169,25 @@ def record_submit(
     conn.execute(tx.update().where(tx.c.id == tx_id).values(**values))
 
 
+def mark_sending(conn: sa.Connection, tx_id: str, *, now_ns: int) -> None:
+    """Before a submission: the bytes may leave this process from now on."""
+    conn.execute(
+        tx.update()
+        .where(tx.c.id == tx_id, tx.c.last_status.is_(None))
+        .values(last_status=SENDING, updated_at_ns=now_ns)
+    )
+
+
+def unmark_sending(conn: sa.Connection, tx_id: str, *, now_ns: int) -> None:
+    """The transport proved that a submission sent nothing: back to "never sent" (only if no
+    earlier submission was ever started)."""
+    conn.execute(
+        tx.update()
+        .where(tx.c.id == tx_id, tx.c.last_status == SENDING, tx.c.submit_count == 0)
+        .values(last_status=None, updated_at_ns=now_ns)
+    )
+
+
 def finish_succeeded(
     conn: sa.Connection, tx_id: str, *, consensus_ns: int | None, now_ns: int
 ) -> list[Payout]:
@@ -157,15 +197,31 @@ def finish_succeeded(
 
 
 def finish_unsent(
-    conn: sa.Connection, tx_id: str, *, state: str, status: str, max_attempts: int, now_ns: int
+    conn: sa.Connection,
+    tx_id: str,
+    *,
+    state: str,
+    status: str,
+    max_attempts: int,
+    now_ns: int,
+    was_sent: bool = True,
 ) -> list[Payout]:
-    """The transaction failed or expired and moved no money: re-queue or void its payouts."""
+    """The transaction failed or expired and moved no money: re-queue or void its payouts.
+
+    ``was_sent=False`` (the bytes never left this process, e.g. during an outage): the attempt
+    does not count towards ``max_attempts`` and the payouts are re-queued as they were."""
     _set_final(conn, tx_id, state, status, None, now_ns)
     changed = []
     for payout in payouts_of(conn, tx_id):
         if payout.state != "pending" or payout.settlement_tx_id != tx_id:
             continue
-        if payout.attempts >= max_attempts:
+        if not was_sent:
+            conn.execute(
+                payouts.update()
+                .where(payouts.c.id == payout.id)
+                .values(settlement_tx_id=None, attempts=max(payout.attempts - 1, 0))
+            )
+        elif payout.attempts >= max_attempts:
             reason = f"gave up after {payout.attempts} transactions; last: {status}"
             changed.append(void_payout(conn, payout.id, reason, now_ns=now_ns))
         else:

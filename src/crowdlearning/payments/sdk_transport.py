@@ -9,20 +9,31 @@ Errors (``crowdlearning.errors``)::
     HederaError                 a transaction reached consensus with a failure where none may fail
     ├── HederaRequestError      bad input: malformed id, amounts not summing to zero, too many legs
     └── HederaUnavailableError  no answer in time (gRPC failure, retries exhausted); retry later
+        └── HederaNotSentError  ``submit`` found no node reachable and sent nothing
 
 A pre-check rejection of ``submit`` is not an error: it is reported in ``SubmitOutcome.status``.
+
+Outages: the SDK keeps a per-node backoff (8 s doubling to 3,600 s by default) and gRPC a
+per-channel reconnect backoff (up to 120 s), so after a long outage a client could go on failing
+for minutes (or an hour) once the node is back. Our callers pace their own retries (settlement
+runs every few seconds), so after every network failure the transport readmits all nodes and
+drops their channels (``_reset_nodes``): the next call connects afresh, and works as soon as the
+network does.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import grpc
+import httpx
 from hiero_sdk_python import (
     AccountCreateTransaction,
     AccountId,
@@ -58,7 +69,7 @@ from crowdlearning.errors import (
 from crowdlearning.payments.local_network import LocalNetworkInfo
 from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
 
-__all__ = ["SdkHederaTransport", "client_for_network"]
+__all__ = ["HederaNotSentError", "SdkHederaTransport", "client_for_network"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,19 @@ VALID_START_BACKDATE_S = 5  # like the SDK: tolerate a node clock slightly behin
 MAX_MEMO_BYTES = 100
 MAX_AUDIT_MESSAGE_BYTES = 1024  # one HCS chunk; audit messages are hashes
 _NOT_FINAL = {"RECEIPT_NOT_FOUND", "UNKNOWN", "OK"}  # receipt answers that are not an outcome
+PUBLIC_MIRRORS = {"testnet": "https://testnet.mirrornode.hedera.com/api/v1",
+                  "mainnet": "https://mainnet-public.mirrornode.hedera.com/api/v1"}
+SDK_NODE_MIN_BACKOFF_S = 8.0  # the SDK's own per-node backoff (hiero_sdk_python.node._Node)
+SDK_NODE_MAX_BACKOFF_S = 3600.0
+
+
+class HederaNotSentError(HederaUnavailableError):
+    """``submit`` sent nothing: no node of the network could be connected to, so the bytes never
+    left this process (the SDK was not called). Settlement relies on it: a transaction that was
+    never sent can be given up as soon as its valid window is over, without asking for a receipt.
+    """
+
+    maybe_delivered = False
 
 
 def client_for_network(
@@ -131,6 +155,10 @@ class SdkHederaTransport:
         request_timeout_s: float = 30.0,
         fetch_consensus_time: bool = False,
         clock_ns: Callable[[], int] = time.time_ns,
+        connect_timeout_s: float = 5.0,
+        node_min_backoff_s: float = SDK_NODE_MIN_BACKOFF_S,
+        node_max_backoff_s: float = SDK_NODE_MAX_BACKOFF_S,
+        mirror_url: str | None = None,
     ) -> None:
         if not 2 <= max_transfers_per_transaction <= 10:
             raise ConfigurationError(
@@ -155,6 +183,10 @@ class SdkHederaTransport:
         self._last_start_ns = 0
         self._topic_lock = threading.Lock()  # the audit topic is looked up / created once
         self._audit_topic_source: Callable[[], str] | None = None
+        self._connect_timeout_s = connect_timeout_s
+        self._mirror_url = mirror_url.rstrip("/") if mirror_url else None
+        self._http: httpx.Client | None = None
+        self._set_node_backoff(node_min_backoff_s, node_max_backoff_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SdkHederaTransport:
@@ -176,6 +208,10 @@ class SdkHederaTransport:
             valid_duration_s=settings.hedera_valid_duration_s,
             audit_topic_id=settings.hedera_audit_topic_id,
             request_timeout_s=settings.hedera_request_timeout_s,
+            connect_timeout_s=settings.hedera_connect_timeout_s,
+            node_min_backoff_s=settings.hedera_node_min_backoff_s,
+            node_max_backoff_s=settings.hedera_node_max_backoff_s,
+            mirror_url=_settings_mirror_url(settings),
         )
 
     @classmethod
@@ -185,11 +221,14 @@ class SdkHederaTransport:
             "local", local_address=info.address, node_account_id=info.node_account_id
         )
         key = PrivateKey.from_string_der(info.operator_private_key_der_hex)
+        options.setdefault("mirror_url", info.mirror_rest_url)
         return cls(client=client, operator_id=info.operator_account_id, operator_key=key, **options)
 
     def close(self) -> None:
-        """Close the SDK's gRPC channels."""
+        """Close the SDK's gRPC channels (and the mirror HTTP client)."""
         self._client.close()
+        if self._http is not None:
+            self._http.close()
 
     # --- HederaTransport ---------------------------------------------------------------------
 
@@ -236,11 +275,19 @@ class SdkHederaTransport:
         )
 
     def submit(self, prepared: PreparedTransaction) -> SubmitOutcome:
-        """Send the exact signed bytes; a duplicate answer counts as accepted."""
+        """Send the exact signed bytes; a duplicate answer counts as accepted.
+
+        ``HederaNotSentError`` when no node can be connected to (nothing was sent); any other
+        ``HederaUnavailableError`` means the bytes may have reached a node."""
         try:
             tx = Transaction.from_bytes(prepared.body)
         except ValueError as err:
             raise HederaRequestError(f"{prepared.transaction_id}: unreadable body: {err}") from err
+        if not self.reachable():
+            raise HederaNotSentError(
+                f"{prepared.transaction_id}: no Hedera node reachable within "
+                f"{self._connect_timeout_s} s; nothing sent"
+            )
         try:
             self._call(
                 lambda: tx.execute(self._client, timeout=self._timeout_s, wait_for_receipt=False)
@@ -375,6 +422,113 @@ class SdkHederaTransport:
             time.sleep(poll_s)
         return receipt
 
+    # --- outages ----------------------------------------------------------------------------
+
+    def reachable(self, timeout_s: float | None = None) -> bool:
+        """Whether a TCP connection to at least one node opens within ``timeout_s`` (the
+        connect timeout by default). Nothing is sent; the nodes are tried in parallel."""
+        timeout = self._connect_timeout_s if timeout_s is None else timeout_s
+        addresses = [str(node._address) for node in self._client.network.nodes]
+        if not addresses:
+            return False
+        answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
+
+        def attempt(address: str) -> None:
+            host, _, port = address.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                    answers.put(True)
+            except (OSError, ValueError) as err:
+                log.debug("node %s unreachable: %s", address, err)
+                answers.put(False)
+
+        for address in addresses:
+            threading.Thread(target=attempt, args=(address,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        for _ in addresses:  # the first success, or every node refused, or the deadline
+            try:
+                if answers.get(timeout=max(0.0, deadline - time.monotonic())):
+                    return True
+            except queue.Empty:
+                return False
+        return False
+
+    def _set_node_backoff(self, min_s: float, max_s: float) -> None:
+        """The SDK's per-node backoff after a failed gRPC call (8 s doubling to 3,600 s by
+        default): kept configurable so that tests can make it large enough to matter."""
+        network = self._client.network
+        for node in network.nodes:
+            node._min_backoff, node._max_backoff = min_s, max_s
+            node._current_backoff = min_s
+        network._node_min_readmit_period = min_s
+        network._node_max_readmit_period = max_s
+
+    def _reset_nodes(self) -> None:
+        """After a network failure: readmit every node now and drop its gRPC channel.
+
+        The SDK would otherwise keep a failed node out for its backoff (doubling to an hour)
+        and gRPC would wait out its own reconnect backoff (up to 2 minutes); our callers retry
+        at their own pace, so the next call must try the network again, on a fresh connection.
+        """
+        network = self._client.network
+        now = time.monotonic()
+        with self._lock:
+            for node in network.nodes:
+                node._current_backoff = node._min_backoff
+                node._readmit_time = now
+                node._close()  # the next call opens a new channel
+            network._healthy_nodes = list(network.nodes)
+            network._earliest_readmit_time = now
+
+    def transaction_history(self, transaction_id: str, *, final_by_ns: int) -> str | None:
+        """A transaction's outcome from the mirror node, which keeps history for good (a node
+        forgets a receipt ~180 s after consensus).
+
+        The status (``SUCCESS`` or a failure code), or ``None`` when the mirror has no such
+        transaction and has consensus data past ``final_by_ns`` (the end of the transaction's
+        valid window): it provably never reached consensus. ``HederaUnavailableError`` when it
+        cannot be told (no mirror configured, mirror unreachable, or behind ``final_by_ns``).
+        """
+        if self._mirror_url is None:
+            raise HederaUnavailableError("no mirror node configured (hedera_mirror_url)")
+        payer, _, start = transaction_id.partition("@")
+        seconds, _, nanos = start.partition(".")
+        path = f"/transactions/{payer}-{seconds}-{nanos}"
+        found = self._mirror_get(path)
+        if found is not None:
+            entries = [t for t in found.get("transactions", []) if not t.get("scheduled")]
+            entries.sort(key=lambda t: t.get("nonce", 0))
+            if entries:
+                return str(entries[0]["result"])
+        blocks = self._mirror_get("/blocks", {"limit": "1", "order": "desc"}) or {}
+        latest = blocks.get("blocks") or [{}]
+        to = str(latest[0].get("timestamp", {}).get("to") or "0")
+        secs, _, frac = to.partition(".")
+        final_through_ns = int(secs) * _NS_PER_S + int(frac.ljust(9, "0")[:9] or 0)
+        if final_through_ns <= final_by_ns:
+            raise HederaUnavailableError(
+                f"mirror is final through {to} only; {transaction_id} cannot be decided yet"
+            )
+        return None
+
+    def _mirror_get(self, path: str, params: dict[str, str] | None = None) -> dict | None:
+        """GET a mirror REST path: its JSON, ``None`` on 404, ``HederaUnavailableError``
+        otherwise."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._connect_timeout_s + 5.0)
+        try:
+            response = self._http.get(f"{self._mirror_url}{path}", params=params)
+        except httpx.HTTPError as err:
+            raise HederaUnavailableError(f"mirror node unreachable: {err}") from err
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise HederaUnavailableError(f"mirror node answered {response.status_code}")
+        try:
+            return dict(response.json())
+        except ValueError as err:
+            raise HederaUnavailableError(f"mirror node answered no JSON: {err}") from err
+
     # --- internals -------------------------------------------------------------------------
 
     def _check_transfers(self, transfers: dict[str, int], memo: str) -> None:
@@ -445,14 +599,28 @@ class SdkHederaTransport:
             return action()
         except (PrecheckError, ReceiptStatusError):
             raise
-        except (MaxAttemptsError, grpc.RpcError, RuntimeError) as err:
-            # RuntimeError: the SDK's "All nodes are unhealthy" after gRPC failures
+        except (MaxAttemptsError, grpc.RpcError, RuntimeError, ValueError) as err:
+            # RuntimeError: the SDK's "All nodes are unhealthy" after gRPC failures; ValueError:
+            # a channel closed under the call by ``_reset_nodes`` in another thread
+            if _status_of(getattr(err, "last_error", None)) is None:  # no node answered
+                self._reset_nodes()
             raise HederaUnavailableError(f"Hedera network unavailable: {err}") from err
 
 
 def _status_of(error: BaseException | None) -> str | None:
     status = getattr(error, "status", None)
     return None if status is None else _status_name(status)
+
+
+def _settings_mirror_url(settings: Settings) -> str | None:
+    """The mirror REST base for settlement's history lookups: the configured one, the embedded
+    local network's view, or the public mirror of testnet / mainnet."""
+    if settings.hedera_mirror_url:
+        return settings.hedera_mirror_url
+    if settings.hedera_network == "local":
+        port = settings.hedera_local_mirror_port
+        return f"http://{settings.hedera_local_host}:{port}/api/v1" if port else None
+    return PUBLIC_MIRRORS[settings.hedera_network]
 
 
 def _private_key(text: str) -> PrivateKey:

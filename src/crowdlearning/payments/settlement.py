@@ -6,27 +6,44 @@ The protocol (docs/ledger.md, "exactly once"), after TigerBeetle's reliable tran
    ``transport.max_transfers_per_transaction - 1`` recipients per transaction.
 2. ``prepare_transfer`` signs the batch with a fresh transaction id; the id and the signed bytes are
    committed to the database, with the claim of the payouts, *before* anything is sent.
-3. For every live stored transaction: ask for its receipt. ``SUCCESS``: post its payouts. Another
-   final status: the transaction moved nothing; re-queue the payouts (a payout that already failed
-   goes alone next time) or void them after ``max_attempts``. No receipt and the valid window
-   (plus a margin) is over: the transaction can never execute; mark it expired and re-queue.
-   Otherwise submit the *same bytes* again (``DUPLICATE_TRANSACTION`` counts as accepted).
+3. For every live stored transaction:
 
-Receipts are not kept forever (Hedera keeps one for ``receipt_ttl_s`` = 180 s after consensus, and
-consensus is never before the valid start). "No receipt" proves "never executed" only when asked
-after the window closed and before ``valid_start + receipt_ttl_s``. A transaction first seen past
-that (a long outage) is *stuck*: it is never re-issued automatically; an operator checks a mirror
-node and calls ``resolve_stuck``. A transport whose ``get_receipt`` is authoritative forever (a
-mirror-node lookup, the in-memory twin) is used with ``receipt_ttl_s=None``.
+   - *never sent* (no submission started, or each one provably sent nothing: the transport
+     raised an error with ``maybe_delivered = False``, e.g. no node reachable): the network
+     cannot know it. Window over: give it up (``expired``) and re-queue its payouts without
+     counting an attempt; else submit it. No receipt is needed to decide.
+   - *maybe sent*: ask for its receipt. ``SUCCESS``: post its payouts. Another final status: the
+     transaction moved nothing; re-queue the payouts (a payout that already failed goes alone
+     next time) or void them after ``max_attempts``. No receipt and the valid window (plus a
+     margin) is over: decide whether it ever executed (below). Otherwise submit the *same
+     bytes* again (``DUPLICATE_TRANSACTION`` counts as accepted).
+
+Deciding "maybe sent, window over, no receipt". Hedera keeps a receipt ``receipt_ttl_s`` = 180 s
+after consensus, and consensus is never before the valid start, so "no receipt" proves "never
+executed" when asked after the window closed and before ``valid_start + receipt_ttl_s``. Later
+(a long outage, a settler that was down), the transport's history is asked
+(``transaction_history``: the mirror node, which keeps every transaction and tells up to when its
+history is complete): found = its status; absent from a history complete past the window = never
+executed, re-queue. Only when the transport has no history (or it cannot answer yet) does the
+transaction stay *stuck* (retried every run; ``resolve_stuck`` for an operator). A transport whose
+``get_receipt`` is authoritative forever (the in-memory twin) is used with ``receipt_ttl_s=None``.
+
+Outages: a transport failure with the network unavailable ends the run's network work (no new
+transactions are signed into an outage); the SDK transport readmits its nodes after each failure,
+so the first run after the network returns goes through.
 
 A crash anywhere leaves either nothing (before the commit in 2: the signed bytes are forgotten and
 never sent) or a stored transaction that step 3 resumes, so each payout leaves the treasury once.
 Transport failures (exceptions) leave the stored state untouched; the next run retries.
+``fault_step`` (tests only, ``CROWDLEARNING_SETTLEMENT_FAULT_STEP``) kills the process with
+SIGKILL at one named step (``FAULT_STEPS``) to prove it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,12 +51,14 @@ from functools import partial
 from typing import TypeVar
 
 from crowdlearning.config import Settings
+from crowdlearning.errors import ConfigurationError, HederaUnavailableError
 from crowdlearning.ledger import Ledger, Payout, TransferStateError
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.payouts import void_payout
 from crowdlearning.payments.transport import HederaTransport, TransferReceipt
 
 __all__ = [
+    "FAULT_STEPS",
     "ReconciliationReport",
     "SettlementReport",
     "Settler",
@@ -51,8 +70,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Where ``fault_step`` kills the process: signed (not stored) / stored (not sent) / marked as
+# sending (not sent) / sent (answer not recorded) / receipt seen (not posted) / posted.
+FAULT_STEPS = ("sign", "store", "send", "submit", "receipt", "post")
+
+
 class TransportFailedError(Exception):
     """The transport raised; the stored state is untouched and the next run retries."""
+
+    @property
+    def network_down(self) -> bool:
+        """The network did not answer (as opposed to refusing a request)."""
+        return isinstance(self.__cause__, HederaUnavailableError)
+
+    @property
+    def maybe_delivered(self) -> bool:
+        """False only when the transport proved that nothing was sent."""
+        return bool(getattr(self.__cause__, "maybe_delivered", True))
 
 
 @dataclass
@@ -67,8 +101,9 @@ class SettlementReport:
     posted_payouts: int = 0
     voided_payouts: int = 0
     transport_errors: int = 0
-    stuck: int = 0  # past the receipt TTL without a receipt: needs an operator (resolve_stuck)
+    stuck: int = 0  # past the receipt TTL, no receipt, no answer from history (yet)
     live: int = 0  # transactions still awaiting a receipt after the run
+    network_down: bool = False  # the network did not answer: the run stopped early
 
 
 @dataclass(frozen=True)
@@ -82,9 +117,12 @@ class Settler:
     max_attempts: int = 5
     expiry_margin_s: int = 10
     receipt_ttl_s: int | None = 180  # how long the network keeps receipts; None = forever
+    fault_step: str = ""  # tests only: SIGKILL this process at that step (FAULT_STEPS)
     _recipients: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        if self.fault_step and self.fault_step not in FAULT_STEPS:
+            raise ValueError(f"fault_step={self.fault_step!r}: one of {FAULT_STEPS}")
         limit = self.transport.max_transfers_per_transaction - 1  # the treasury debit is one
         if limit < 1:
             raise ValueError(f"max_transfers_per_transaction must be >= 2, got {limit + 1}")
@@ -95,6 +133,8 @@ class Settler:
         cls, ledger: Ledger, transport: HederaTransport, settings: Settings
     ) -> Settler:
         """A settler with the ``settlement_*`` settings."""
+        if settings.settlement_fault_step and settings.environment == "production":
+            raise ConfigurationError("settlement_fault_step kills the process: tests only")
         return cls(
             ledger,
             transport,
@@ -102,6 +142,7 @@ class Settler:
             max_attempts=settings.settlement_max_attempts,
             expiry_margin_s=settings.settlement_expiry_margin_s,
             receipt_ttl_s=settings.settlement_receipt_ttl_s or None,
+            fault_step=settings.settlement_fault_step,
         )
 
     def run_once(self) -> SettlementReport:
@@ -109,14 +150,21 @@ class Settler:
         report = SettlementReport()
         self._advance_all(self._live(store.LIVE_STATES), report)
         fresh: list[store.StoredTransaction] = []
-        try:
-            self._prepare_batches(report, fresh)
-        except TransportFailedError as exc:
-            report.transport_errors += 1
-            log.warning("could not prepare a transaction: %s", exc)
+        if not report.network_down:  # signing into an outage only makes transactions to expire
+            try:
+                self._prepare_batches(report, fresh)
+            except TransportFailedError as exc:
+                report.transport_errors += 1
+                log.warning("could not prepare a transaction: %s", exc)
         self._advance_all(fresh, report)
         report.live = len(self._live(store.LIVE_STATES))
         return report
+
+    def _fault(self, step: str) -> None:
+        """Tests only: die here as ``kill -9`` would (no cleanup, no commit)."""
+        if self.fault_step == step:
+            log.critical("settlement fault injection: SIGKILL at step %r", step)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def run_until_settled(self, *, max_runs: int, pause_s: float = 0.0) -> SettlementReport:
         """Run up to ``max_runs`` times until no transaction is live; return the last report."""
@@ -138,6 +186,7 @@ class Settler:
             prepared = self._call(
                 self.transport.prepare_transfer, transfers, memo=f"payouts x{len(batch)}"
             )
+            self._fault("sign")
             try:
                 self.ledger.run(
                     partial(
@@ -152,6 +201,7 @@ class Settler:
                     "payouts claimed concurrently; dropping unsent %s", prepared.transaction_id
                 )
                 continue
+            self._fault("store")
             report.prepared += 1
             fresh.append(store.StoredTransaction(prepared, "prepared", 0, None))
 
@@ -184,10 +234,13 @@ class Settler:
         self, transactions: list[store.StoredTransaction], report: SettlementReport
     ) -> None:
         for stored in transactions:
+            if report.network_down:
+                return  # the rest waits for the next run (each call would only time out)
             try:
                 self._advance(stored, report)
             except TransportFailedError as exc:
                 report.transport_errors += 1
+                report.network_down = exc.network_down
                 log.warning("transport error on %s: %s", stored.id, exc)
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -197,11 +250,20 @@ class Settler:
             raise TransportFailedError(f"{type(exc).__name__}: {exc}") from exc
 
     def _advance(self, stored: store.StoredTransaction, report: SettlementReport) -> None:
+        if stored.never_sent:
+            if stored.expired(self.clock(), self.expiry_margin_s):
+                # the bytes never left this process and can no longer execute
+                self._finish_unsent(stored, "expired", "EXPIRED_UNSENT", report, was_sent=False)
+                return
+            self._submit(stored, report)
+            receipt = self._call(self.transport.get_receipt, stored.id)
+            if receipt is not None:
+                self._finish(stored, receipt, report)
+            return
         receipt = self._call(self.transport.get_receipt, stored.id)
         if receipt is None and stored.expired(self.clock(), self.expiry_margin_s):
             if self._receipt_may_be_forgotten(stored):
-                report.stuck += 1
-                log.error("no receipt for %s and too late to prove it never ran", stored.id)
+                self._decide_from_history(stored, report)
                 return
             self._finish_unsent(stored, "expired", "EXPIRED_WITHOUT_RECEIPT", report)
             return
@@ -216,6 +278,27 @@ class Settler:
             return False
         return self.clock() > stored.prepared.valid_start_ns + self.receipt_ttl_s * 10**9
 
+    def _decide_from_history(self, stored: store.StoredTransaction, report: SettlementReport
+                             ) -> None:
+        """Maybe sent, window over, receipt possibly forgotten: ask the network's history."""
+        lookup = getattr(self.transport, "transaction_history", None)
+        if lookup is None:
+            report.stuck += 1
+            log.error("no receipt for %s, too late to prove it never ran, and no history to "
+                      "ask: an operator must check a mirror node (resolve_stuck)", stored.id)
+            return
+        final_by_ns = stored.window_end_ns + self.expiry_margin_s * 10**9
+        try:
+            status = self._call(lookup, stored.id, final_by_ns=final_by_ns)
+        except TransportFailedError as exc:
+            report.stuck += 1
+            log.warning("%s undecided for now (retried next run): %s", stored.id, exc)
+            return
+        if status is None:  # absent from a history complete past its window: never executed
+            self._finish_unsent(stored, "expired", "NOT_IN_HISTORY", report)
+        else:
+            self._finish(stored, TransferReceipt(stored.id, status), report)
+
     def resolve_stuck(self, transaction_id: str, *, executed: bool) -> SettlementReport:
         """Operator: settle a stuck transaction after checking a mirror node for its outcome."""
         stored = self.ledger.run(lambda c: store.get_transaction(c, transaction_id))
@@ -227,7 +310,15 @@ class Settler:
         return report
 
     def _submit(self, stored: store.StoredTransaction, report: SettlementReport) -> None:
-        outcome = self._call(self.transport.submit, stored.prepared)
+        self.ledger.run(lambda c: store.mark_sending(c, stored.id, now_ns=self.clock()))
+        self._fault("send")
+        try:
+            outcome = self._call(self.transport.submit, stored.prepared)
+        except TransportFailedError as exc:
+            if not exc.maybe_delivered:
+                self.ledger.run(lambda c: store.unmark_sending(c, stored.id, now_ns=self.clock()))
+            raise
+        self._fault("submit")
         self.ledger.run(
             lambda c: store.record_submit(
                 c, stored.id, status=outcome.status, accepted=outcome.accepted, now_ns=self.clock()
@@ -250,16 +341,24 @@ class Settler:
         if receipt.status != "SUCCESS":
             self._finish_unsent(stored, state, receipt.status, report)
             return
+        self._fault("receipt")
         posted = self.ledger.run(
             lambda c: store.finish_succeeded(
                 c, stored.id, consensus_ns=receipt.consensus_timestamp_ns, now_ns=self.clock()
             )
         )
+        self._fault("post")
         report.succeeded += 1
         report.posted_payouts += len(posted)
 
     def _finish_unsent(
-        self, stored: store.StoredTransaction, state: str, status: str, report: SettlementReport
+        self,
+        stored: store.StoredTransaction,
+        state: str,
+        status: str,
+        report: SettlementReport,
+        *,
+        was_sent: bool = True,
     ) -> None:
         voided = self.ledger.run(
             lambda c: store.finish_unsent(
@@ -269,6 +368,7 @@ class Settler:
                 status=status,
                 max_attempts=self.max_attempts,
                 now_ns=self.clock(),
+                was_sent=was_sent,
             )
         )
         report.voided_payouts += len(voided)

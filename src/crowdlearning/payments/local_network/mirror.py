@@ -6,6 +6,8 @@ Only what deposit detection and audit checks need:
 - ``GET /api/v1/transactions/{payer-seconds-nanos}`` (one transaction by id)
 - ``GET /api/v1/topics/{topic}/messages[?sequencenumber=gt:n][&order=...][&limit=n]``
 - ``GET /api/v1/accounts/{account}`` (balance only)
+- ``GET /api/v1/blocks`` (one block ending where history is complete: how a reader knows that a
+  transaction missing from the history never reached consensus)
 
 Field names follow the mirror node (``consensus_timestamp`` as ``seconds.nanos``, transaction ids
 as ``payer-seconds-nanos``, messages base64); pagination links are always ``null`` (ask again with a
@@ -128,7 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._messages(match.group(1), params)
         if match := re.fullmatch(rf"/api/v1/accounts/{_ENTITY}", path):
             return self._account(match.group(1))
+        if path == "/api/v1/blocks":
+            return self._blocks()
         return _NOT_FOUND
+
+    def _blocks(self) -> tuple[int, dict[str, Any]]:
+        final = _stamp(self.network.final_through_ns())
+        block = {"number": 0, "timestamp": {"from": final, "to": final}}
+        return HTTPStatus.OK, {"blocks": [block], "links": {"next": None}}
 
     def _transactions(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         account = params.get("account.id")

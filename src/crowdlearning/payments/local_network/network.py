@@ -61,6 +61,7 @@ class LocalNetwork:
         state_path: Path | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         consensus_delay_s: float = 0.0,
+        receipt_ttl_s: float | None = None,
     ) -> None:
         if not 0.0 <= consensus_delay_s <= 60.0:
             raise ValueError(f"consensus_delay_s={consensus_delay_s} outside [0, 60]")
@@ -69,6 +70,9 @@ class LocalNetwork:
         self._journal = Journal(state_path) if state_path is not None else None
         self._clock_ns = clock_ns
         self._delay_ns = int(consensus_delay_s * 1e9)
+        # None: receipts and records answered forever; else forgotten this long after consensus,
+        # as the real network does (~180 s); the mirror view keeps the history regardless
+        self._receipt_ttl_ns = None if receipt_ttl_s is None else int(receipt_ttl_s * 1e9)
         self._pending: deque[tuple[int, str, Submission]] = deque()  # (due_ns, tx id, submission)
         self._lock = threading.Lock()
 
@@ -81,6 +85,8 @@ class LocalNetwork:
         operator_balance_tinybar: int = 1_000_000 * 100_000_000,
         operator_key_type: str = "ed25519",
         consensus_delay_s: float = 0.0,
+        clock_ns: Callable[[], int] = time.time_ns,
+        receipt_ttl_s: float | None = None,
     ) -> LocalNetwork:
         """Load ``state_path`` if it exists, else start from genesis with a new dev operator."""
         rules = rules or NetworkRules()
@@ -91,7 +97,14 @@ class LocalNetwork:
             state = _genesis(rules, operator_balance_tinybar, operator_key_type)
             if journal is not None:
                 journal.compact(state)
-        return cls(state, rules=rules, state_path=state_path, consensus_delay_s=consensus_delay_s)
+        return cls(
+            state,
+            rules=rules,
+            state_path=state_path,
+            clock_ns=clock_ns,
+            consensus_delay_s=consensus_delay_s,
+            receipt_ttl_s=receipt_ttl_s,
+        )
 
     @property
     def node_account_id(self) -> str:
@@ -126,6 +139,15 @@ class LocalNetwork:
         """The consensus outcome, or ``None`` if unknown or still pending (see ``is_pending``)."""
         with self._settled():
             return self._state.outcomes.get(transaction_id)
+
+    def receipt_outcome(self, transaction_id: str) -> Outcome | None:
+        """The outcome as the receipt and record queries see it: ``None`` once the receipt
+        lifetime (``receipt_ttl_s`` after consensus) is over."""
+        with self._settled() as now_ns:
+            outcome = self._state.outcomes.get(transaction_id)
+            if outcome is None or self._receipt_ttl_ns is None:
+                return outcome
+            return outcome if now_ns <= outcome.consensus_ns + self._receipt_ttl_ns else None
 
     def is_pending(self, transaction_id: str) -> bool:
         """Admitted by pre-check but not yet executed (only with a consensus delay)."""
@@ -162,6 +184,15 @@ class LocalNetwork:
     def all_outcomes(self) -> list[Outcome]:
         with self._settled():
             return sorted(self._state.outcomes.values(), key=lambda o: o.consensus_ns)
+
+    def final_through_ns(self) -> int:
+        """Consensus time up to which history is complete: any transaction still to execute
+        gets a later consensus timestamp (the mirror's newest "block" ends here)."""
+        with self._settled() as now_ns:
+            final = max(now_ns, self._state.last_consensus_ns)
+            if self._pending:
+                final = min(final, self._pending[0][0] - 1)
+            return final
 
     def topic_messages(self, topic_id: str) -> list[TopicMessage] | None:
         with self._settled():

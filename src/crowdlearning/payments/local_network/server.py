@@ -57,15 +57,18 @@ class LocalNetworkServer:
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._mirror: MirrorRestServer | None = None
+        self._mirror_url: str | None = None
 
     def start(self) -> LocalNetworkInfo:
         """Bind and start serving; returns the address actually bound (port 0 = ephemeral)."""
         self._server, bound = self._bind()
+        self._port = bound  # a restart (stop, start: an outage) comes back on the same port
         self._server.start()
-        mirror_url = None
-        if self._mirror_port is not None:
+        if self._mirror_port is not None and self._mirror is None:
             self._mirror = MirrorRestServer(self.network, host=self._host, port=self._mirror_port)
-            mirror_url = self._mirror.start()
+            self._mirror_url = self._mirror.start()
+            self._mirror_port = int(self._mirror_url.rsplit(":", 1)[1].split("/")[0])
+        mirror_url = self._mirror_url if self._mirror is not None else None
         operator = self.network.operator
         return LocalNetworkInfo(
             address=f"{self._host}:{bound}",
@@ -75,9 +78,11 @@ class LocalNetworkServer:
             mirror_rest_url=mirror_url,
         )
 
-    def stop(self, grace_s: float = 1.0) -> None:
-        """Stop serving; in-flight calls get ``grace_s`` seconds to finish."""
-        if self._mirror is not None:
+    def stop(self, grace_s: float = 1.0, *, mirror: bool = True) -> None:
+        """Stop serving; in-flight calls get ``grace_s`` seconds to finish. ``start`` again
+        serves the same network on the same ports (``mirror=False`` keeps the mirror view
+        up: a consensus-node outage)."""
+        if mirror and self._mirror is not None:
             self._mirror.stop()
             self._mirror = None
         if self._server is not None:

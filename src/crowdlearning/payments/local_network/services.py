@@ -102,7 +102,7 @@ class CryptoService(crypto_service_pb2_grpc.CryptoServiceServicer):
     ) -> response_pb2.Response:
         query = request.transactionGetReceipt
         tx_id = transaction_id_key(query.transactionID)
-        outcome = self._network.outcome(tx_id)
+        outcome = self._network.receipt_outcome(tx_id)
         pending = outcome is None and self._network.is_pending(tx_id)
         found = outcome is not None or pending
         answer = transaction_get_receipt_pb2.TransactionGetReceiptResponse(
@@ -119,7 +119,7 @@ class CryptoService(crypto_service_pb2_grpc.CryptoServiceServicer):
     ) -> response_pb2.Response:
         query = request.transactionGetRecord
         status = self._paid_query_status(query.header, RECORD_QUERY_COST_TINYBAR)
-        outcome = self._network.outcome(transaction_id_key(query.transactionID))
+        outcome = self._network.receipt_outcome(transaction_id_key(query.transactionID))
         if status == "OK" and outcome is None:
             status = "RECORD_NOT_FOUND"
         answer = transaction_get_record_pb2.TransactionGetRecordResponse(
