@@ -25,8 +25,8 @@ import json
 import math
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from crowdlearning.learning.bootstrap import (
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.disturbance import Disturbance
 from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
@@ -76,6 +77,9 @@ class StudyConfig:
     replays: int = 10  # paid runs attacked per round (replayed three ways, split once)
     honest: str = "expert"  # the honest player of the gambler's curve
     seed: int = 0
+    # the server's disturbance strength range (``learning.disturbance``), drawn per run
+    disturbance: tuple[float, float] = field(default_factory=lambda: (
+        get_settings().server_disturbance_low, get_settings().server_disturbance_high))
     verdict: VerdictConfig = field(default_factory=lambda: VerdictConfig.from_settings(
         get_settings()))
     prices: PriceSchedule = field(default_factory=lambda: PriceSchedule.from_settings(
@@ -86,6 +90,9 @@ class StudyConfig:
             raise ValueError("runs, rounds, play_tracks must be >= 1 and ticks >= 20")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        low, high = self.disturbance
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"disturbance needs 0 <= low <= high <= 1, got {low}, {high}")
         bad = [m for m in self.modes if m not in ("label", "takeover")]
         if bad:
             raise ValueError(f"unknown mode(s) {bad}: label, takeover")
@@ -95,10 +102,13 @@ class StudyConfig:
 class _Tally:
     earnings: list[int] = field(default_factory=list)  # tinybar per run, reward - penalty
     decisions: list[str] = field(default_factory=list)
+    reasons: Counter = field(default_factory=Counter)  # why not judged: refusal or screen note
 
     def add(self, outcome: Outcome) -> None:
         self.earnings.append(outcome.reward_tinybar - outcome.penalty_tinybar)
         self.decisions.append(outcome.verdict.decision.value)
+        if outcome.verdict.runs == 0:  # not judged on the suite: say why, in a few words
+            self.reasons[_reason(outcome.verdict.reason or outcome.verdict.decision.value)] += 1
 
     def summary(self) -> dict:
         n = len(self.earnings)
@@ -112,7 +122,13 @@ class _Tally:
                 "paid": paid, "paid_rate_ci95": _wilson(paid, n), "penalized": penalized,
                 "penalty_rate_ci95": _wilson(penalized, n),
                 "no_effect": self.decisions.count("no_effect"),
-                "rejected": self.decisions.count("rejected")}
+                "rejected": self.decisions.count("rejected"),
+                "not_judged_because": dict(self.reasons.most_common())}
+
+
+def _reason(note: str) -> str:
+    """A refusal's kind without its figures ("near duplicate", "copies the car", ...)."""
+    return note.split(":")[0].strip()[:60]
 
 
 def _wilson(k: int, n: int, z: float = 1.959964) -> list[float]:
@@ -161,7 +177,8 @@ def run_study(cfg: StudyConfig, work: Path) -> dict:
     report = {
         "config": {"personas": list(cfg.personas), "modes": list(cfg.modes), "runs": cfg.runs,
                    "rounds": cfg.rounds, "ticks": cfg.ticks, "beta": cfg.beta,
-                   "seed": cfg.seed, "prices": dataclasses.asdict(cfg.prices),
+                   "seed": cfg.seed, "disturbance": list(cfg.disturbance),
+                   "prices": dataclasses.asdict(cfg.prices),
                    "verdict": {"confidence": cfg.verdict.confidence,
                                "margin_pct": cfg.verdict.margin_pct,
                                "finetune_seeds": cfg.verdict.finetune_seeds,
@@ -205,10 +222,19 @@ def _open(ledger: Ledger, player: str, opened: set[str]) -> None:
     opened.add(player)
 
 
+def _disturbances(cfg: StudyConfig, r: int, stream: int) -> Iterator[Disturbance]:
+    """Each run's disturbance, as the server draws it from a secret per-run seed (its own
+    generator: the strength range does not change the starts or the players' noise)."""
+    rng = np.random.default_rng([cfg.seed, r, stream, 0xD157])
+    while True:
+        yield Disturbance.draw(int(rng.integers(2**62)), *cfg.disturbance)
+
+
 def _play_round(cfg: StudyConfig, trainer: DaggerTrainer, tracks: list[Track],
                 rng: np.random.Generator, r: int) -> list[tuple[tuple[str, str], Contribution]]:
     """Every persona plays ``runs`` paid runs per mode in one lockstep batch."""
     specs, groups, keys = [], {}, []
+    wind = _disturbances(cfg, r, 0)
     for persona in cfg.personas:
         for mode in cfg.modes:
             rows = []
@@ -218,7 +244,7 @@ def _play_round(cfg: StudyConfig, trainer: DaggerTrainer, tracks: list[Track],
                     f"{persona}.{mode}", f"r{r}-{persona}-{mode}-{k}", track,
                     start_s_m=float(rng.uniform(0, track.length_m)),
                     start_speed_mps=float(rng.uniform(6.0, 10.0)), mode=mode,  # type: ignore[arg-type]
-                    beta=cfg.beta))
+                    beta=cfg.beta, disturbance=next(wind)))
                 rows.append(len(specs) - 1)
                 keys.append((persona, mode))
             groups[(persona, mode)] = (make_persona(persona, np.random.default_rng(
@@ -278,6 +304,7 @@ def _replays(cfg: StudyConfig, trainer: DaggerTrainer, service: VerdictService,
     variants = [(f"replayer-{n}", n, False) for n in REPLAY_NOISE] + [
         ("replayer-steering", 0.0, True)]
     specs, groups = [], []
+    wind = _disturbances(cfg, r, 1)
     for k, original in enumerate(paid):
         track = service.screener.tracks(original.start.track_digest)
         for j, (name, noise, steer_only) in enumerate(variants):
@@ -286,7 +313,8 @@ def _replays(cfg: StudyConfig, trainer: DaggerTrainer, service: VerdictService,
             specs.append(SessionSpec(name, f"r{r}-replay-{k}-{j}", track,
                                      start_s_m=float(rng.uniform(0, track.length_m)),
                                      start_speed_mps=float(rng.uniform(6.0, 10.0)),
-                                     mode=original.mode, beta=original.beta))
+                                     mode=original.mode, beta=original.beta,
+                                     disturbance=next(wind)))
             groups.append((_Replayer("replayer", np.random.default_rng([cfg.seed, r, k, j]),
                                      player=original.player,
                                      intervention=original.intervention, noise_std=noise,
@@ -389,7 +417,8 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             make_persona(name, rng)
         cfg = StudyConfig(personas=personas, modes=tuple(args.modes.split(",")),
                           runs=args.runs, rounds=args.rounds, ticks=args.ticks,
-                          replays=args.replays, seed=args.seed, beta=args.beta)
+                          replays=args.replays, seed=args.seed, beta=args.beta,
+                          **({"disturbance": args.disturbance} if args.disturbance else {}))
     except ValueError as exc:
         parser.exit(2, f"crowdlearning market-study: error: {exc}\n")
     with tempfile.TemporaryDirectory(prefix="market-study-") as tmp:

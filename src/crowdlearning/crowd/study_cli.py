@@ -32,11 +32,26 @@ def study_parser() -> argparse.ArgumentParser:
                         help="replayer and sybil attempts per round")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="label mode: executed = beta * player + (1 - beta) * policy")
+    parser.add_argument("--disturbance", type=_strength_range, default=None,
+                        metavar="LOW,HIGH",
+                        help="steering-noise strength range the server draws each run's "
+                        "disturbance from (default: the server's setting; 0,0 = none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the starts, the players' noise and the submission order")
     parser.add_argument("--out", type=Path, default=Path("var/market-study"),
                         help="folder for the JSON report and the plot")
     return parser
+
+
+def _strength_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 0.1,0.2), got {text!r}"
+                                         ) from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise argparse.ArgumentTypeError(f"needs 0 <= LOW <= HIGH <= 1, got {text!r}")
+    return low, high
 
 
 def study_main(argv: Sequence[str]) -> int:

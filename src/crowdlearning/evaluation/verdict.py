@@ -441,4 +441,5 @@ def label_params_of(contribution: Contribution) -> dict:
     the device model's parameters, the ticks already covered this round), and the secret seed
     the server drew the run's start from: recorded in its verdict."""
     return {k: v for k, v in sorted(contribution.meta.items())
-            if k in (DELAY_META_KEY, COVERED_META_KEY, "start_seed") or k.startswith("device")}
+            if k in (DELAY_META_KEY, COVERED_META_KEY, "start_seed", "disturbance_std")
+            or k.startswith("device")}

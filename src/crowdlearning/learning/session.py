@@ -21,6 +21,7 @@ import numpy as np
 from crowdlearning.errors import SimulationError
 from crowdlearning.learning.contribution import Contribution, Mode
 from crowdlearning.learning.device import ANALOG, KeyboardWheel, WheelParams, device_meta
+from crowdlearning.learning.disturbance import Disturbance, apply_disturbance
 from crowdlearning.learning.labels import mix_actions
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.params import CarParams
@@ -43,6 +44,7 @@ class SessionSpec:
     start_speed_mps: float = 8.0
     mode: Mode = "label"
     beta: float = 1.0
+    disturbance: Disturbance | None = None  # noise on the executed steering (server's choice)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +116,8 @@ class SessionBatch:
                             speed_mps=[s.start_speed_mps for s in specs])
         self._takeover = np.array([s.mode == "takeover" for s in specs])
         self._beta = np.array([s.beta for s in specs])
+        self._noise = np.stack([s.disturbance.steering(max_ticks) if s.disturbance is not None
+                                else np.zeros(max_ticks) for s in specs])
         self.tick = 0
         obs_dim = self.sim.observe().shape[1]
         self._rec = {
@@ -167,6 +171,7 @@ class SessionBatch:
             self._wheel.reset(live)
         executed = mix_actions(self._takeover, frame.proposed, player, intervention, self._beta)
         row = self._length[live]
+        executed[live] = apply_disturbance(executed[live], self._noise[live, row])
         rec = self._rec
         rec["states"][live, row] = frame.pose[live]
         rec["observations"][live, row] = frame.observation[live]

@@ -36,6 +36,7 @@ import numpy as np
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.learning.contribution import Contribution, Mode
 from crowdlearning.learning.device import ANALOG, KeyboardWheel, device_meta
+from crowdlearning.learning.disturbance import Disturbance, apply_disturbance
 from crowdlearning.learning.labels import mix_actions
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.params import SensorParams
@@ -177,9 +178,13 @@ class GameLoop:
                  capacity: int, run_ticks: int,
                  on_finish: Callable[[FinishedRun], None] = lambda run: None,
                  on_discard: Callable[[RunSpec, str], None] = lambda spec, why: None,
-                 random_starts: bool = True, stall_ticks: int = STALL_TICKS) -> None:
+                 random_starts: bool = True, stall_ticks: int = STALL_TICKS,
+                 disturbance: tuple[float, float] = (0.0, 0.0)) -> None:
         self.on_discard = on_discard  # a run ended with nothing recorded: (spec, why)
         self.random_starts = random_starts  # else every run starts on the start line
+        # each run's steering noise strength is drawn in this range from its secret seed
+        # (``learning.disturbance``; only with random starts: scripted runs stay exact)
+        self.disturbance = disturbance
         self._model_version = model_version
         self._policies: dict[int, Policy] = {model_version: policy}  # versions in use
         self.seeds = list(tracks)
@@ -202,6 +207,7 @@ class GameLoop:
         self._takeover = np.zeros(n, bool)
         self._beta = np.ones(n)
         self._length = np.zeros(n, np.int64)
+        self._noise = np.zeros((n, run_ticks))  # each run's steering disturbance per tick
         self._version = np.full(n, model_version, np.int64)  # the version driving each car
         self._rec = _Recording(n, run_ticks, self.sim.observe().shape[1],
                                {seed: t.digest for seed, t in tracks.items()})
@@ -257,6 +263,8 @@ class GameLoop:
         start = (RunStart.draw(seed, self._tracks[spec.track_seed]) if self.random_starts
                  else RunStart(seed, 0.0, START_SPEED_MPS, 0.0))
         self._runs[slot] = _Run(spec, outbox, self._model_version, start)
+        self._noise[slot] = (Disturbance.draw(seed, *self.disturbance).steering(self.run_ticks)
+                             if self.random_starts else 0.0)
         self._version[slot] = self._model_version
         self.sim.reset_cars(np.array([slot]), track_index=self._track_index[spec.track_seed],
                             start_s_m=start.start_s_m, speed_mps=start.speed_mps,
@@ -363,6 +371,8 @@ class GameLoop:
         given = np.isfinite(player)
         executed = mix_actions(self._takeover, proposed, player, intervene & self._takeover,
                                self._beta)
+        at = np.minimum(self._length[players], self.run_ticks - 1)
+        executed[players] = apply_disturbance(executed[players], self._noise[players, at])
         self._record(players, obs, proposed, executed, player, input_tick, intervene, given)
         self.last_proposed = proposed
         self.last_driver = np.where(self._takeover, intervene, given[:, 0] & (self._beta > 0))
@@ -460,6 +470,8 @@ class GameLoop:
                 "stalled": bool(self.sim.stalled[slot]),
                 "best_lap_s": None if np.isnan(best) else round(best, 3),
                 "start_seed": run.start.seed if run is not None else None,
+                "disturbance_std": (round(Disturbance.draw(run.start.seed, *self.disturbance).std,
+                                          6) if run is not None and self.random_starts else 0.0),
                 "device": device_meta(self._rec.keys[slot, :n],
                                       run.devices if run is not None else set(),
                                       self._wheel.params)}

@@ -251,6 +251,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks,
                     random_starts=settings.server_random_starts,
+                    disturbance=(settings.server_disturbance_low,
+                                 settings.server_disturbance_high),
                     stall_ticks=round(settings.server_stall_seconds * settings.server_tick_hz))
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
