@@ -1,34 +1,40 @@
 // The Play page: server-authoritative; we send inputs tagged with the newest frame's tick and
-// draw what the server streams (docs/protocol.md).
+// draw what the server streams (docs/protocol.md). Drawing: render.js (a chase camera at the
+// display's rate, between the server's frames); devices: controls.js.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const canvas = $("view"), ctx = canvas.getContext("2d");
-const RAY_DEG = [-90, -60, -35, -15, 0, 15, 35, 60, 90];
-let ws = null, view = null, lastFrame = null, playing = false;
+const TICK_HZ = 20, COUNTDOWN_STEP_MS = 700;
+let ws = null, view = null, lastFrame = null, playing = false, runTrack = null;
 let explained = null;  // the last verdict's explanation: its stretches are drawn on the track
 // why a run ended, in words (the "end" message's reason)
 const END_REASONS = { left_track: "the car left the track", time_up: "time is up",
   stalled: "the car stood still for 3 s", stopped: "you stopped it", disconnected: "disconnected" };
-// what the devices do; the server decides what it means (a keyboard's held keys turn its wheel)
-const input = { keys: new Set(), pointer: null, pointerType: "mouse", sentNull: true, last: null };
+const controls = Controls.create(canvas, $("touchpad"));
+const input = { sentNull: true, last: null };  // what was last sent: hands off told once
+const frames = new Render.FrameBuffer(1000 / TICK_HZ);
+const chase = new Render.ChaseView(canvas);
+const loop = { raf: 0, last: 0 };
+// the lap clock, in ticks (fractions: a lap ends where the progress crossed the lap's length)
+const laps = { count: 0, startTick: 0, last: null, best: null, prev: null };
+const countdown = { timer: 0, n: 0 };
 
 function connect() {
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/play`);
   ws.onmessage = (ev) => handle(JSON.parse(ev.data));
-  ws.onclose = (ev) => { setPlaying(false); $("error").textContent = `disconnected (${ev.code} ${ev.reason})`; };
+  ws.onclose = (ev) => {
+    cancelCountdown(); setPlaying(false);
+    $("error").textContent = `disconnected (${ev.code} ${ev.reason})`;
+  };
 }
 
 function handle(msg) {
   switch (msg.type) {
     case "hello": $("error").textContent = ""; break;
-    case "start":
-      view = CL.trackView(msg.track, canvas); setPlaying(true); clearExplanation();
-      $("verdict").textContent = "driving…"; $("verdict").className = "verdict muted";
-      $("money").innerHTML = msg.paid ? `${CL.money(msg.held_tinybar)} of your stake is held until the verdict` +
-        " (leaving the page ends the run; it is judged all the same)" : "";
-      $("txid").textContent = ""; break;
-    case "frame": lastFrame = msg; draw(msg); sendInput(msg); break;
+    case "start": startRun(msg); break;
+    case "frame": onFrame(msg); break;
     case "end": setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
+      if (msg.best_lap_s) saveBest(msg.best_lap_s);
       $("verdict").textContent =
       `run over (${END_REASONS[msg.reason] || msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
     case "queued": $("verdict").textContent =
@@ -38,29 +44,31 @@ function handle(msg) {
       $("txid").textContent = `payout ${msg.state} on Hedera: ${msg.transaction_id}`; refreshWallet(); break;
     case "error":
       // an input still in flight when the run ended is normal (docs/protocol.md): not an error
-      if (msg.code !== "no_run") $("error").textContent = msg.message || msg.code;
+      if (msg.code !== "no_run") { $("error").textContent = msg.message || msg.code; cancelCountdown(); }
       break;
   }
 }
 
-function setPlaying(on) {
-  playing = on; $("start").disabled = on; $("stop").disabled = !on;
-  if (on) { input.last = null; input.sentNull = true; }  // a new run: the wheel starts at rest
-  document.body.dataset.playing = on ? "1" : "0";
+function startRun(msg) {
+  runTrack = Render.track(msg.track); runTrack.raw = msg.track;
+  chase.fit(); chase.setTrack(runTrack); frames.reset(); lastFrame = null;
+  Object.assign(laps, { count: 0, startTick: 0, last: null, prev: null, best: loadBest() });
+  $("hudTrack").textContent = `${msg.track.name || "track"} · ${Math.round(runTrack.length)} m`;
+  showLaps(0);
+  view = CL.trackView(msg.track, canvas); setPlaying(true); clearExplanation();
+  showCountdown("GO", 600);
+  $("verdict").textContent = "driving…"; $("verdict").className = "verdict muted";
+  $("money").innerHTML = msg.paid ? `${CL.money(msg.held_tinybar)} of your stake is held until the verdict` +
+    " (leaving the page ends the run; it is judged all the same)" : "";
+  $("txid").textContent = "";
 }
 
-function draw(f) {
-  if (!view) return;
-  CL.drawTrack(ctx, view);
-  const [x, y, yaw] = f.pose;
-  ctx.strokeStyle = "rgba(255,80,80,.55)"; ctx.lineWidth = 1;
-  f.rays.forEach((d, i) => {
-    const a = yaw + RAY_DEG[i] * Math.PI / 180;
-    ctx.beginPath(); ctx.moveTo(view.tx(x), view.ty(y));
-    ctx.lineTo(view.tx(x + d * Math.cos(a)), view.ty(y + d * Math.sin(a))); ctx.stroke();
-  });
+function onFrame(f) {
+  if (!playing) return;
+  frames.push(f, performance.now());
+  countLap(f);
+  lastFrame = f;
   const you = f.driver === "player";
-  CL.drawCar(ctx, view, f.pose, you ? "#f0c000" : "#58a6ff", f.policy[0]);
   $("driver").textContent = you ? "YOU DRIVE" : "POLICY DRIVES";
   $("driver").className = "badge " + (you ? "player" : "policy");
   $("tick").textContent = f.tick; $("speed").textContent = f.pose[3].toFixed(1);
@@ -68,48 +76,98 @@ function draw(f) {
   $("policy").textContent = f.policy[0].toFixed(2);
   // the player's input as the server applied it (a keyboard: its wheel), null where none
   $("you").textContent = f.player[0] === null ? "-" : f.player[0].toFixed(2);
-  drawWheel(f);
+  sendInput(f);
 }
 
-// a steering gauge under the track: the policy's wish (blue) and yours (yellow); left is left
-function drawWheel(f) {
-  const w = canvas.width * 0.4, x0 = canvas.width / 2, y = canvas.height - 18;
-  ctx.fillStyle = "rgba(0,0,0,.45)"; ctx.fillRect(x0 - w - 6, y - 8, 2 * w + 12, 16);
-  ctx.fillStyle = "#888"; ctx.fillRect(x0 - 1, y - 8, 2, 16);
-  const mark = (steer, color) => { ctx.fillStyle = color; ctx.fillRect(x0 - steer * w - 3, y - 7, 6, 14); };
-  mark(f.policy[0], "#58a6ff");
-  if (f.player[0] !== null) mark(f.player[0], "#f0c000");
-}
-
-function gamepadInput() {
-  let steer = null, throttle = null;
-  for (const pad of navigator.getGamepads ? navigator.getGamepads() : []) {
-    if (pad && Math.abs(pad.axes[0]) > 0.15) steer = -pad.axes[0];
-    if (pad && pad.buttons[7] && pad.buttons[7].value > 0.1) throttle = pad.buttons[7].value;
-    if (pad && pad.buttons[6] && pad.buttons[6].value > 0.1) throttle = -pad.buttons[6].value;
+function setPlaying(on) {
+  playing = on; $("start").disabled = on || countdown.timer !== 0; $("stop").disabled = !on && !countdown.timer;
+  if (on) { input.last = null; input.sentNull = true; }  // a new run: the wheel starts at rest
+  document.body.dataset.playing = on ? "1" : "0";
+  if (on && !loop.raf) { loop.last = performance.now(); loop.raf = requestAnimationFrame(render); }
+  if (!on) {
+    if (loop.raf) cancelAnimationFrame(loop.raf);
+    loop.raf = 0;
+    controls.clear();
+    drawOverview();
   }
-  return steer === null && throttle === null ? null : { device: "gamepad", steer, throttle };
+}
+
+// ---- drawing: every display frame while a run goes, between the server's frames
+function render(now) {
+  loop.raf = requestAnimationFrame(render);
+  const dt = Math.min(100, now - loop.last); loop.last = now;
+  const scene = frames.sample(now);
+  if (!scene || !runTrack) return;
+  chase.draw(scene, dt);
+  const lapS = Math.max(0, (scene.tick - laps.startTick) / TICK_HZ);
+  const text = lapTime(lapS);
+  if ($("hudTime").textContent !== text) $("hudTime").textContent = text;
+}
+
+// after a run: the whole track, the car where it stopped (the verdict's stretches go on top)
+function drawOverview() {
+  if (!runTrack || !view) return;
+  chase.fit();
+  view = CL.trackView(runTrack.raw, canvas);
+  CL.drawTrack(ctx, view);
+  if (lastFrame) CL.drawCar(ctx, view, lastFrame.pose, "#58a6ff");
+  drawStretches();
+}
+
+// ---- laps: the lap clock, the last and the best lap (best kept per track in this browser)
+const lapTime = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+const bestKey = () => `crowdlearning.bestLap.${runTrack ? runTrack.seed : "?"}`;
+function loadBest() {
+  try { const v = Number(localStorage.getItem(bestKey())); return v > 0 ? v : null; } catch (e) { return null; }
+}
+function saveBest(s) {
+  if (laps.best !== null && laps.best <= s) return;
+  laps.best = s; showLaps(laps.count);
+  try { localStorage.setItem(bestKey(), String(s)); } catch (e) { /* storage off */ }
+}
+function countLap(f) {
+  const p = laps.prev;
+  if (p && f.laps > laps.count) {
+    const boundary = f.laps * runTrack.length, dp = f.progress_m - p.progress_m;
+    const cross = p.tick + (dp > 0 ? Math.min(1, Math.max(0, (boundary - p.progress_m) / dp)) : 1) * (f.tick - p.tick);
+    laps.last = (cross - laps.startTick) / TICK_HZ; laps.startTick = cross; laps.count = f.laps;
+    saveBest(laps.last); showLaps(f.laps);
+  }
+  laps.prev = f;
+}
+function showLaps(n) {
+  $("hudLap").textContent = `lap ${n + 1}`;
+  $("hudLast").textContent = laps.last === null ? "last lap —" : `last ${lapTime(laps.last)}`;
+  $("hudBest").textContent = laps.best === null ? "best —" : `best ${lapTime(laps.best)}`;
+}
+
+// ---- the countdown before a run: 3, 2, 1, then the start is sent (and GO when it begins)
+function showCountdown(text, forMs) {
+  const el = $("countdown");
+  el.textContent = text; el.hidden = false;
+  clearTimeout(el.hideTimer);
+  if (forMs) el.hideTimer = setTimeout(() => { el.hidden = true; }, forMs);
+}
+function cancelCountdown() {
+  clearTimeout(countdown.timer); countdown.timer = 0; $("countdown").hidden = true;
+  if (!playing) { $("start").disabled = false; $("stop").disabled = true; }
+}
+function beginCountdown(onDone) {
+  countdown.n = 3; $("start").disabled = true; $("stop").disabled = false;
+  const step = () => {
+    if (countdown.n === 0) { countdown.timer = 0; showCountdown("…"); onDone(); return; }
+    showCountdown(String(countdown.n--)); countdown.timer = setTimeout(step, COUNTDOWN_STEP_MS);
+  };
+  step();
 }
 
 // This tick's input, as the device gives it (docs/protocol.md): an analog value (a drag on the
 // track, a gamepad), or the keys held. Keys are sent every frame while the server's wheel is
 // still off the policy's steering (f.player not null), so each tick says which frame it answers.
-function currentInput(f) {
-  if (input.pointer !== null) return { device: input.pointerType, steer: input.pointer, throttle: null };
-  const pad = gamepadInput();
-  if (pad) return pad;
-  const k = input.keys;
-  const keys = { left: k.has("ArrowLeft") || k.has("a"), right: k.has("ArrowRight") || k.has("d"),
-                 up: k.has("ArrowUp") || k.has("w"), down: k.has("ArrowDown") || k.has("s") };
-  const wheelOff = f.player[0] !== null || f.player[1] !== null;
-  if (keys.left || keys.right || keys.up || keys.down || (input.last === "keyboard" && wheelOff))
-    return { device: "keyboard", ...keys };
-  return null;
-}
-
 function sendInput(f) {
   if (!playing || !ws || ws.readyState !== 1) return;
-  let msg = currentInput(f);
+  const wheelOff = f.player[0] !== null || f.player[1] !== null;
+  let msg = controls.read(wheelOff, input.last);
   if (msg === null) {
     if (input.sentNull) return;  // hands off: tell the server once
     input.sentNull = true;
@@ -117,9 +175,11 @@ function sendInput(f) {
   } else {
     input.sentNull = false; input.last = msg.device;
   }
-  const steering = msg.device === "keyboard" ? Boolean(msg.left || msg.right) : msg.steer != null;
+  // takeover: the player drives while steering or working the pedals
+  const active = msg.device === "keyboard" ? Boolean(msg.left || msg.right || msg.up || msg.down)
+    : msg.steer != null || msg.throttle != null;
   ws.send(JSON.stringify({ type: "input", tick: f.tick, ...msg,
-                           intervene: $("mode").value === "takeover" && steering }));
+                           intervene: $("mode").value === "takeover" && active }));
 }
 
 function showVerdict(v) {
@@ -254,31 +314,35 @@ async function refreshBacklog() {
 }
 
 $("start").onclick = () => {
+  if (playing || countdown.timer) return;
   $("error").textContent = "";
   const paid = document.querySelector('input[name="money"]:checked').value === "paid";
-  ws.send(JSON.stringify({ type: "start", mode: $("mode").value, paid }));
+  const mode = $("mode").value;
+  drawIdle("get ready");
+  beginCountdown(() => {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "start", mode, paid }));
+    else cancelCountdown();
+  });
 };
-$("stop").onclick = () => ws.send(JSON.stringify({ type: "stop" }));
-addEventListener("keydown", (e) => {
-  if (["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", " "].includes(e.key)) e.preventDefault();
-  input.keys.add(e.key.length === 1 ? e.key.toLowerCase() : e.key);
-});
-addEventListener("keyup", (e) => input.keys.delete(e.key.length === 1 ? e.key.toLowerCase() : e.key));
-addEventListener("blur", () => input.keys.clear());
-function pointerSteer(e) {
-  const r = canvas.getBoundingClientRect();
-  input.pointerType = e.pointerType === "mouse" ? "mouse" : e.pointerType === "touch" ? "touch" : "analog";
-  input.pointer = Math.max(-1, Math.min(1, -((e.clientX - r.left) / r.width * 2 - 1) * 1.5));
-}
-canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); pointerSteer(e); });
-canvas.addEventListener("pointermove", (e) => { if (input.pointer !== null) pointerSteer(e); });
-canvas.addEventListener("pointerup", () => { input.pointer = null; });
-canvas.addEventListener("pointercancel", () => { input.pointer = null; });
+$("stop").onclick = () => {
+  if (countdown.timer) { cancelCountdown(); drawIdle("press Start run"); return; }
+  ws.send(JSON.stringify({ type: "stop" }));
+};
+addEventListener("resize", () => { if (playing) chase.fit(); else drawOverview(); });
 
+// before the first run: the canvas at its shown size with a word on what to do
+function drawIdle(text) {
+  if (playing) return;
+  chase.fit();
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = Render.COLORS.grass; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#9aa7b4"; ctx.font = `${Math.round(canvas.width / 28)}px system-ui, sans-serif`;
+  ctx.textAlign = "center"; ctx.fillText(text, canvas.width / 2, canvas.height / 2); ctx.textAlign = "start";
+}
 CL.nav("Play").then((user) => {
   const start = () => {
     $("landing").hidden = true;  // signed in: the game; "How it works" stays one click away
-    $("game").hidden = false; connect(); refreshWallet(); refreshBacklog();
+    $("game").hidden = false; connect(); refreshWallet(); refreshBacklog(); drawIdle("press Start run");
     setInterval(() => { if (!document.hidden) refreshBacklog(); }, 10000);
   };
   if (user) start();
