@@ -17,6 +17,14 @@ on), so none may hold it for long; every refusal answers in the project's one er
 - ``StrictBody``: the base of request bodies: unknown fields are refused with one error
   (pydantic's ``extra="forbid"`` reports each: 5,400 keys fit in 64 KiB and cost the event loop
   ~17 ms to build and convert their errors; ~1.4 ms this way, ``docs/benchmarks.md``).
+- ``ErrorPublic`` and ``documented(codes, ...)``: the error shape in the OpenAPI, and the
+  ``responses=`` of a route naming each refusal it can answer (by code; ``GUARD_CODES`` are this
+  module's) (schemathesis checks that no route answers a
+  status it does not document: ``tests/*/test_*schemathesis.py``).
+- ``Tinybar``: an amount in either API: a JSON integer in 1..``MAX_TINYBAR``, all the HBAR there
+  is (50 billion; 2^63-1, the BIGINT limit, is no number a double holds: tools read it as 2^63).
+  A number with a zero fraction (``1263.0``, ``1e3``) is the integer it names, as JSON Schema
+  says, while a double holds it exactly (below 2^53); ``1.5``, ``"10"``, ``true`` are refused.
 - ``proxy_options(trusted)``: uvicorn's options for forwarded headers. None is believed unless
   the operator names the proxies in front (uvicorn on its own believes any from loopback, so a
   client on the same machine, or behind a proxy that passes the header on, could pick the
@@ -26,23 +34,28 @@ on), so none may hold it for long; every refusal answers in the project's one er
 from __future__ import annotations
 
 import http
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
+    "GUARD_CODES",
     "MAX_ERRORS",
     "MAX_LOC_CHARS",
+    "MAX_TINYBAR",
     "BodyLimit",
     "BodyTooLargeError",
+    "ErrorPublic",
     "StrictBody",
+    "Tinybar",
+    "documented",
     "error_response",
     "install",
     "proxy_options",
@@ -51,6 +64,64 @@ __all__ = [
 
 MAX_ERRORS = 10  # validation errors listed in one 422 [count]
 MAX_LOC_CHARS = 40  # of each part of an error's location (keys of the input) [chars]
+# all the HBAR there is (Hedera's fixed supply), in tinybar: no amount can be larger; exact in a
+# double, unlike 2^63-1 (the ledger's BIGINT limit), which JSON tools read as 2^63
+MAX_TINYBAR = 50_000_000_000 * 100_000_000
+_EXACT_IN_A_DOUBLE = 2**53
+
+
+def _whole_number(value: Any) -> Any:
+    """``1263.0`` is 1263 (JSON Schema's integer), if a double carried it exactly."""
+    if isinstance(value, float) and value.is_integer():
+        if abs(value) < _EXACT_IN_A_DOUBLE:
+            return int(value)
+        raise PydanticCustomError(
+            "int_type", "Input should be a valid integer written without a fraction or an "
+                        "exponent (a double cannot hold one this large exactly)")
+    return value  # anything else: StrictInt says what is wrong
+
+
+Tinybar = Annotated[StrictInt, Field(
+    gt=0, le=MAX_TINYBAR,
+    description="Integer tinybars (1 HBAR = 10^8), at most all the HBAR there is (50 billion)."),
+    BeforeValidator(_whole_number)]
+
+
+class ErrorPublic(BaseModel):
+    """Every refusal of both HTTP APIs: a code for programs, a sentence for people."""
+
+    code: str
+    detail: str
+
+
+# the refusals every route of either app may answer: (status, when)
+GUARD_CODES: dict[str, tuple[int, str]] = {
+    "too_large": (413, "the request body is over the limit (refused before it is parsed; the "
+                       "connection is then closed)"),
+    "invalid_input": (422, "a body or parameter does not fit; `detail` names each field, never "
+                           "the value sent"),
+}
+_RETRY_AFTER = {"description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 1}}
+
+
+def documented(codes: Mapping[str, tuple[int, str]], *names: str
+               ) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route answering the error ``codes`` named ``names`` (each ``code ->
+    (status, when)``): one entry per status, in the error shape, naming its codes."""
+    by_status: dict[int, list[str]] = {}
+    for name in names:
+        status, when = codes[name]
+        by_status.setdefault(status, []).append(f"`{name}`: {when}")
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, lines in sorted(by_status.items()):
+        entry: dict[str, Any] = {"model": ErrorPublic, "description": "; ".join(lines) + "."}
+        if status == 429:
+            entry["headers"] = {"Retry-After": {**_RETRY_AFTER, "required": True}}
+        elif status == 503:
+            entry["headers"] = {"Retry-After": _RETRY_AFTER}
+        out[status] = entry
+    return out
 
 
 def error_response(status_code: int, code: str, detail: str,

@@ -11,17 +11,19 @@ namespaced per client: resending a request returns the original transfer (status
 
 Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large`` (bodies over
 ``payments_api_max_body_bytes``, refused before they are parsed), 422 ``invalid_input`` for
-request validation (naming fields, never echoing the input) and FastAPI's own 404 / 405.
+request validation (naming fields, never echoing the input) and FastAPI's own 404 / 405. The
+OpenAPI documents every status each route answers (``tests/payments/test_api_schemathesis.py``
+holds it to that). Amounts are integers in 1..5*10^18 (all the HBAR there is).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import AfterValidator, BaseModel, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field
 
 from crowdlearning import http_guard
 from crowdlearning.config import Settings, get_settings
@@ -45,16 +47,13 @@ from crowdlearning.ledger import (
 )
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.ledger.clients import authenticate
-from crowdlearning.ledger.validation import INT64_MAX
 from crowdlearning.security_headers import SecurityHeaders
 
 __all__ = ["create_app", "router"]
 
 _REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _PLAYER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,63}$"
-Amount = Annotated[
-    StrictInt, Field(gt=0, le=INT64_MAX, description="Integer tinybars (1 HBAR = 10^8).")
-]
+Amount = http_guard.Tinybar
 
 
 def _no_nul(text: str) -> str:
@@ -113,11 +112,7 @@ class HistoryPublic(BaseModel):
     offset: int
 
 
-class ErrorPublic(BaseModel):
-    """Every 4xx/5xx the API raises on purpose."""
-
-    code: str
-    detail: str
+ErrorPublic = http_guard.ErrorPublic  # every 4xx/5xx the API answers on purpose
 
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -148,10 +143,23 @@ ClientDep = Annotated[str, Depends(current_client)]
 
 
 # --- routes ----------------------------------------------------------------------------------
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 413, 422, 503)
+_CODES: dict[str, tuple[int, str]] = {
+    **http_guard.GUARD_CODES,
+    "unauthorized": (401, "a missing or unknown `X-API-Key`"),
+    "ledger_error": (400, "the books refused the transfer for another reason"),
+    "charge_not_authorized": (403, "beyond the charge mandate the player granted you"),
+    "unknown_account": (404, "no such player"),
+    "idempotency_conflict": (409, "this request id was already used for another request"),
+    "insufficient_funds": (409, "the paying account's balance is short"),
+    "invalid_state": (409, "the transfer is in a state that does not allow this"),
+    "busy": (503, "a ledger transaction kept conflicting: retry it"),
 }
-router = APIRouter(prefix="/v1", tags=["payments"], responses=_ERRORS)
+_MOVES = ("too_large", "invalid_input", "unauthorized", "ledger_error", "unknown_account",
+          "idempotency_conflict", "insufficient_funds", "invalid_state", "busy")
+_REPLAYED = {"model": TransferPublic,
+             "description": "A replay of an earlier request with the same id: its transfer, "
+                            "nothing moved again."}
+router = APIRouter(prefix="/v1", tags=["payments"])
 
 
 def _public(transfer: Transfer, account: str, client_id: str) -> TransferPublic:
@@ -173,7 +181,8 @@ def _replay_status(ledger: Ledger, transfer_id: str, response: Response) -> None
         response.status_code = status.HTTP_200_OK  # a replay: same transfer, nothing new
 
 
-@router.post("/payments", status_code=201, response_model=TransferPublic)
+@router.post("/payments", status_code=201, response_model=TransferPublic,
+             responses={200: _REPLAYED, **http_guard.documented(_CODES, *_MOVES)})
 def pay(
     body: PaymentCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
 ) -> TransferPublic:
@@ -189,7 +198,9 @@ def pay(
     return _public(ledger.transfer(spec), client_account(client_id), client_id)
 
 
-@router.post("/charges", status_code=201, response_model=TransferPublic)
+@router.post("/charges", status_code=201, response_model=TransferPublic,
+             responses={200: _REPLAYED, **http_guard.documented(
+                 _CODES, *_MOVES, "charge_not_authorized")})
 def charge(
     body: ChargeCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
 ) -> TransferPublic:
@@ -211,7 +222,8 @@ def charge(
     return _public(transfer, client_account(client_id), client_id)
 
 
-@router.get("/balance", response_model=BalancePublic)
+@router.get("/balance", response_model=BalancePublic,
+            responses=http_guard.documented(_CODES, "unauthorized", "busy"))
 def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
     """Your account's balance."""
     return BalancePublic(
@@ -219,7 +231,8 @@ def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
     )
 
 
-@router.get("/history", response_model=HistoryPublic)
+@router.get("/history", response_model=HistoryPublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized", "busy"))
 def history(
     ledger: LedgerDep,
     client_id: ClientDep,

@@ -8,17 +8,22 @@
     HashingBusyError 503 (both with ``Retry-After``)
 
 Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large``, 422
-``invalid_input`` for request validation (without the input) and FastAPI's own 404 / 405.
+``invalid_input`` for request validation (without the input) and FastAPI's own 404 / 405;
+``origin_check`` 403 ``bad_origin``. ``documented(*codes)`` is a route's ``responses=``: each
+refusal it can answer, by code, in the OpenAPI (``tests/server/test_schemathesis.py`` holds every
+route to it).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from crowdlearning import http_guard
 from crowdlearning.errors import CrowdLearningError, HederaError
 from crowdlearning.learning.registry import RegistryError
 from crowdlearning.ledger import (
@@ -34,8 +39,9 @@ from crowdlearning.server.security import HashingBusyError, KeyProofError
 from crowdlearning.server.throttle import TooManyRequestsError
 
 __all__ = [
-    "DevelopmentOnlyError", "HederaLinkRequiredError", "NotFoundError", "NotSignedInError",
-    "UnavailableError", "UsernameTakenError", "install_error_handlers",
+    "CODES", "DevelopmentOnlyError", "HederaLinkRequiredError", "NotFoundError",
+    "NotSignedInError", "UnavailableError", "UsernameTakenError", "documented",
+    "install_error_handlers",
 ]
 
 
@@ -81,6 +87,31 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (HederaError, 503, "hedera_unavailable"),
     (UnavailableError, 501, "unavailable"),
 ]
+
+
+# every error code the game server answers: (status, when), for the OpenAPI
+CODES: dict[str, tuple[int, str]] = {
+    **http_guard.GUARD_CODES,
+    "bad_key_proof": (400, "the key or signature does not prove control of the account"),
+    "hedera_link_required": (400, "link a Hedera account first"),
+    "not_signed_in": (401, "no valid session (cookie `cl_session` or `Authorization: Bearer`)"),
+    "bad_origin": (403, "signed in with the session cookie from another site's page"),
+    "development_only": (403, "the faucet exists only in development, within its limits"),
+    "not_found": (404, "no such thing of yours"),
+    "unknown_model": (404, "no such model version"),
+    "insufficient_funds": (409, "the balance drawn on is short (held stake included)"),
+    "username_taken": (409, "someone already has that name"),
+    "conflict": (409, "this `Idempotency-Key` was used for another request"),
+    "too_many_requests": (429, "too many attempts: wait `Retry-After` seconds"),
+    "busy": (503, "too many sign-ins waiting for a password hash (with `Retry-After`), or a "
+                  "ledger transaction kept conflicting: retry"),
+    "hedera_unavailable": (503, "the Hedera network did not answer: retry later"),
+}
+
+
+def documented(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=``: the refusals ``codes`` (keys of ``CODES``) it can answer."""
+    return http_guard.documented(CODES, *codes)
 
 
 def install_error_handlers(app: FastAPI) -> None:

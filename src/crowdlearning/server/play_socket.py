@@ -15,6 +15,7 @@ leaving cannot dodge a penalty.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import time
@@ -22,6 +23,7 @@ import uuid
 
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from starlette.websockets import WebSocketState
 
 from crowdlearning.config import Settings
 from crowdlearning.ledger import StakeRequiredError
@@ -30,7 +32,7 @@ from crowdlearning.server.messages import Input, Start, Stop, parse_client_messa
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
 
-__all__ = ["PlaySocket", "SessionState", "pump"]
+__all__ = ["PlaySocket", "SessionState", "close_once", "pump"]
 
 
 class SessionState(enum.Enum):
@@ -59,6 +61,17 @@ class TokenBucket:
         return True
 
 
+async def close_once(ws: WebSocket, code: int, reason: str) -> None:
+    """Close the socket unless it is closed already: the sender (a client too slow) and the
+    receiver (too many errors) may both decide to, and the client may be gone; a second close
+    is an ASGI error ("Exception in ASGI application"), not a second close frame."""
+    if ws.application_state is not WebSocketState.CONNECTED or \
+            ws.client_state is WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await ws.close(code=code, reason=reason)
+
+
 async def pump(ws: WebSocket, outbox: Outbox) -> None:
     """Send whatever the outbox holds, in order, until the socket goes away."""
     try:
@@ -66,7 +79,7 @@ async def pump(ws: WebSocket, outbox: Outbox) -> None:
             for text in await outbox.take():
                 await ws.send_text(text)
             if outbox.overflowed:
-                await ws.close(code=1008, reason="client too slow to read its messages")
+                await close_once(ws, 1008, "client too slow to read its messages")
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client went away; the receiving side cleans up
@@ -96,7 +109,7 @@ class PlaySocket:
             await self._receive_all()
         except _TooManyErrorsError:
             await asyncio.sleep(0.05)  # let the last error message go out
-            await self.ws.close(code=1008, reason="too many protocol errors")
+            await close_once(self.ws, 1008, "too many protocol errors")
         except WebSocketDisconnect:
             pass
         finally:

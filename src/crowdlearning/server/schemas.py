@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from crowdlearning.http_guard import StrictBody
-from crowdlearning.ledger.validation import INT64_MAX, check_hedera_account_id
+from crowdlearning.http_guard import ErrorPublic, StrictBody, Tinybar
+from crowdlearning.ledger.validation import check_hedera_account_id
 
 __all__ = [
     "AmountCreate",
@@ -27,7 +27,6 @@ __all__ = [
     "WalletPublic",
 ]
 
-Tinybar = Annotated[StrictInt, Field(gt=0, le=INT64_MAX, description="Integer tinybars.")]
 # shard.realm.num as Hedera writes them: ASCII digits (``\d`` would take any script's), no
 # leading zeros, each part an int64 (the network's protobuf type)
 _ID_PART = r"(0|[1-9][0-9]{0,18})"
@@ -38,11 +37,6 @@ HederaAccountId = Annotated[
 
 class _Strict(StrictBody):
     """A request body: unknown fields refused (with one error, however many)."""
-
-
-class ErrorPublic(BaseModel):
-    code: str
-    detail: str
 
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"

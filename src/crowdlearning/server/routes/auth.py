@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crowdlearning.errors import HederaRequestError
 from crowdlearning.server.deps import COOKIE, CurrentUser, RuntimeDep, StoreDep, token_of
-from crowdlearning.server.errors import NotSignedInError, UsernameTakenError
+from crowdlearning.server.errors import NotSignedInError, UsernameTakenError, documented
 from crowdlearning.server.password_policy import check_new_password
 from crowdlearning.server.schemas import (
     ChallengePublic,
@@ -40,6 +40,8 @@ from crowdlearning.server.throttle import Throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 _bearer = HTTPBearer(auto_error=False)
+_CHANGE = ("bad_origin", "too_large")  # every POST: Origin check, body limit
+_SIGNED_IN = ("not_signed_in", *_CHANGE)
 
 
 def user_public(user: User) -> UserPublic:
@@ -70,7 +72,8 @@ def _passwords(request: Request) -> PasswordHashing:
     return request.app.state.passwords
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED)
+@router.post("/signup", status_code=status.HTTP_201_CREATED, responses=documented(
+    *_CHANGE, "invalid_input", "username_taken", "too_many_requests", "busy"))
 async def signup(body: UserCreate, runtime: RuntimeDep, request: Request,
                  response: Response) -> SessionPublic:
     _count_attempt(request)
@@ -89,7 +92,8 @@ def _sign_up(runtime: RuntimeDep, username: str, password_hash: str,
     return _session(runtime, user, response)
 
 
-@router.post("/login")
+@router.post("/login", responses=documented(
+    *_CHANGE, "invalid_input", "not_signed_in", "too_many_requests", "busy"))
 async def login(body: UserCreate, runtime: RuntimeDep, request: Request,
                 response: Response) -> SessionPublic:
     _count_attempt(request)
@@ -106,13 +110,14 @@ async def login(body: UserCreate, runtime: RuntimeDep, request: Request,
     return await run_in_threadpool(_session, runtime, user, response)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT,
+             responses=documented(*_SIGNED_IN))
 def logout(user: CurrentUser, store: StoreDep, response: Response) -> None:
     store.drop_tokens_of(user.id)
     response.delete_cookie(COOKIE)
 
 
-@router.get("/me")
+@router.get("/me", responses=documented("not_signed_in"))
 def me(user: CurrentUser) -> UserPublic:
     return user_public(user)
 
@@ -124,7 +129,7 @@ class SignedInPublic(BaseModel):
     user: UserPublic | None = None
 
 
-@router.get("/session")
+@router.get("/session", openapi_extra={"security": [{"HTTPBearer": []}, {}]})
 def session(request: Request, store: StoreDep,
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
             ) -> SignedInPublic:
@@ -136,14 +141,15 @@ def session(request: Request, store: StoreDep,
                           user=user_public(user) if user is not None else None)
 
 
-@router.post("/hedera/challenge")
+@router.post("/hedera/challenge", responses=documented(*_SIGNED_IN))
 def hedera_challenge(user: CurrentUser, runtime: RuntimeDep) -> ChallengePublic:
     challenge, ttl = new_challenge(), runtime.settings.server_challenge_ttl_s
     runtime.store.set_challenge(user.id, challenge, ttl)
     return ChallengePublic(challenge=challenge, expires_in_s=ttl)
 
 
-@router.post("/hedera/link")
+@router.post("/hedera/link", responses=documented(
+    *_SIGNED_IN, "invalid_input", "bad_key_proof", "too_many_requests", "hedera_unavailable"))
 def hedera_link(body: HederaLinkCreate, user: CurrentUser, runtime: RuntimeDep,
                 request: Request) -> UserPublic:
     """Link the account whose controlling key signed the open challenge.

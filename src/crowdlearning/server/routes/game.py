@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, WebSocket
 
 from crowdlearning.server.deps import COOKIE, RuntimeDep
-from crowdlearning.server.errors import NotFoundError
+from crowdlearning.server.errors import NotFoundError, documented
 from crowdlearning.server.play_socket import PlaySocket
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.security import hash_token
@@ -22,7 +22,7 @@ def tracks(runtime: RuntimeDep) -> list[int]:
     return runtime.game.seeds
 
 
-@router.get("/api/game/tracks/{seed}")
+@router.get("/api/game/tracks/{seed}", responses=documented("invalid_input", "not_found"))
 def track(seed: int, runtime: RuntimeDep) -> dict:
     """A play track as canonical JSON (``Track.to_dict``)."""
     if seed not in runtime.tracks:

@@ -10,6 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from crowdlearning.server.deps import RuntimeDep
+from crowdlearning.server.errors import documented
 from crowdlearning.server.schemas import LeaderboardPublic
 
 router = APIRouter(prefix="/api/league", tags=["league"])
@@ -22,7 +23,7 @@ def season_start(now: float) -> tuple[str, float]:
     return start.strftime("%Y-%m"), start.timestamp()
 
 
-@router.get("/leaderboard")
+@router.get("/leaderboard", responses=documented("invalid_input"))
 def leaderboard(runtime: RuntimeDep,
                 by: Literal["improvement", "earnings"] = "improvement",
                 limit: int = Query(default=20, ge=1, le=100)) -> LeaderboardPublic:

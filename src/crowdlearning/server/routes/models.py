@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from crowdlearning.policy.checkpoint import WEIGHTS_FILE
 from crowdlearning.server.deps import RuntimeDep
+from crowdlearning.server.errors import documented
 from crowdlearning.server.schemas import ModelPublic
 
 router = APIRouter(prefix="/api/models", tags=["models"])
+_ONE = documented("invalid_input", "unknown_model")
+_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                "format": "binary"}}},
+          "description": "The file."},
+    **_ONE}
 
 
 @router.get("")
@@ -19,7 +28,7 @@ def versions(runtime: RuntimeDep) -> list[ModelPublic]:
     return [_public(runtime, v, champion) for v in registry.versions()]
 
 
-@router.get("/{version}")
+@router.get("/{version}", responses=_ONE)
 def version(version: int, runtime: RuntimeDep) -> dict:
     registry = runtime.trainer.registry
     meta = registry.meta(version)
@@ -30,7 +39,7 @@ def version(version: int, runtime: RuntimeDep) -> dict:
             "contribution_ids": meta.contributions[-50:]}
 
 
-@router.get("/{version}/weights")
+@router.get("/{version}/weights", response_class=FileResponse, responses=_FILE)
 def weights(version: int, runtime: RuntimeDep) -> FileResponse:
     """The safetensors weights (no pickles); ``meta.json`` is ``GET /api/models/{version}``."""
     runtime.trainer.registry.meta(version)  # 404 for an unknown version
@@ -39,7 +48,7 @@ def weights(version: int, runtime: RuntimeDep) -> FileResponse:
                         filename=f"crowdlearning-v{version}.safetensors")
 
 
-@router.get("/{version}/onnx")
+@router.get("/{version}/onnx", response_class=FileResponse, responses=_FILE)
 def onnx(version: int, runtime: RuntimeDep) -> FileResponse:
     """The version as an ONNX model: ``observation[batch, 18]`` -> ``action[batch, 2]``; its
     metadata names the observation fields and the weights' SHA-256. Exported on first request

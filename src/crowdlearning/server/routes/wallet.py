@@ -31,6 +31,7 @@ from crowdlearning.server.errors import (
     DevelopmentOnlyError,
     HederaLinkRequiredError,
     NotFoundError,
+    documented,
 )
 from crowdlearning.server.idempotency import IdempotencyKey, once
 from crowdlearning.server.schemas import (
@@ -43,7 +44,11 @@ from crowdlearning.server.schemas import (
 from crowdlearning.server.store import User
 from crowdlearning.server.wallet_events import WalletEventsPublic, describe
 
-router = APIRouter(prefix="/api/wallet", tags=["wallet"])
+router = APIRouter(prefix="/api/wallet", tags=["wallet"],
+                   responses=documented("not_signed_in"))  # every route: the owner's only
+_LISTED = documented("invalid_input")  # ?limit=
+# every change: Origin check, body limit, the amount, the Idempotency-Key, the books
+_CHANGE = ("bad_origin", "too_large", "invalid_input", "insufficient_funds", "conflict", "busy")
 
 
 @router.get("")
@@ -59,7 +64,7 @@ def wallet(user: CurrentUser, runtime: RuntimeDep) -> WalletPublic:
                         deposit_memo=MEMO_PREFIX + user.player_id)
 
 
-@router.get("/history")
+@router.get("/history", responses=_LISTED)
 def history(user: CurrentUser, runtime: RuntimeDep,
             limit: int = Query(default=50, ge=1, le=200)) -> HistoryPublic:
     items = []
@@ -73,7 +78,7 @@ def history(user: CurrentUser, runtime: RuntimeDep,
     return HistoryPublic(items=items[:limit])
 
 
-@router.get("/events")
+@router.get("/events", responses=_LISTED)
 def events(user: CurrentUser, runtime: RuntimeDep,
            limit: int = Query(default=50, ge=1, le=200)) -> WalletEventsPublic:
     """The history as people read it: one event per transfer, in words (``wallet_events``)."""
@@ -109,7 +114,7 @@ class HoldsPublic(BaseModel):
     items: list[HoldPublic]
 
 
-@router.get("/holds")
+@router.get("/holds", responses=_LISTED)
 def holds(user: CurrentUser, runtime: RuntimeDep,
           limit: int = Query(default=50, ge=1, le=200)) -> HoldsPublic:
     """What the held balance is made of: one hold per paid run not judged yet."""
@@ -128,7 +133,7 @@ def holds(user: CurrentUser, runtime: RuntimeDep,
     return HoldsPublic(held_tinybar=held, items=items)
 
 
-@router.get("/runs")
+@router.get("/runs", responses=_LISTED)
 def runs(user: CurrentUser, runtime: RuntimeDep,
          limit: int = Query(default=50, ge=1, le=200)) -> list[RunPublic]:
     return [RunPublic(**{k: v for k, v in r.__dict__.items() if k != "user_id"
@@ -136,7 +141,8 @@ def runs(user: CurrentUser, runtime: RuntimeDep,
             for r in runtime.store.runs_of(user.id, limit)]
 
 
-@router.post("/deposit", status_code=status.HTTP_201_CREATED, response_model=WalletPublic)
+@router.post("/deposit", status_code=status.HTTP_201_CREATED, response_model=WalletPublic,
+             responses=documented(*_CHANGE, "development_only", "hedera_unavailable"))
 def deposit(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
             idempotency_key: IdempotencyKey = None) -> Response:
     settings = runtime.settings
@@ -174,7 +180,7 @@ def _faucet_given_today(runtime: RuntimeDep, player_id: str) -> int:
                if t.id.startswith("faucet:") and t.created_at_ns >= since_ns)
 
 
-@router.post("/stake", response_model=WalletPublic)
+@router.post("/stake", response_model=WalletPublic, responses=documented(*_CHANGE))
 def stake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
           idempotency_key: IdempotencyKey = None) -> Response:
     def act(ref: str) -> WalletPublic:
@@ -184,7 +190,7 @@ def stake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
     return _once(runtime, user, idempotency_key, "stake", body, act, status.HTTP_200_OK)
 
 
-@router.post("/unstake", response_model=WalletPublic)
+@router.post("/unstake", response_model=WalletPublic, responses=documented(*_CHANGE))
 def unstake(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
             idempotency_key: IdempotencyKey = None) -> Response:
     def act(ref: str) -> WalletPublic:
@@ -203,7 +209,8 @@ class WithdrawalPublic(BaseModel):
     amount_tinybar: int
 
 
-@router.post("/withdraw", status_code=status.HTTP_202_ACCEPTED, response_model=WithdrawalPublic)
+@router.post("/withdraw", status_code=status.HTTP_202_ACCEPTED, response_model=WithdrawalPublic,
+             responses=documented(*_CHANGE, "hedera_link_required"))
 def withdraw(body: AmountCreate, user: CurrentUser, runtime: RuntimeDep,
              idempotency_key: IdempotencyKey = None) -> Response:
     destination = _linked(user)
@@ -225,7 +232,7 @@ def _once(runtime: RuntimeDep, user: User, key: str | None, route: str, body: Am
                 ttl_s=runtime.settings.server_idempotency_ttl_s)
 
 
-@router.get("/payouts/{payout_id}")
+@router.get("/payouts/{payout_id}", responses=documented("invalid_input", "not_found"))
 def payout(payout_id: str, user: CurrentUser, runtime: RuntimeDep) -> dict:
     p = runtime.ledger.get_payout(payout_id)
     if p.from_account != player_account(user.player_id, AccountKind.AVAILABLE):
