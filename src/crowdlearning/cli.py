@@ -20,9 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("crowdlearning.sim.cli:run_main", "the expert drives a track, writes a PNG"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),
-    "demo": ("crowdlearning.crowd.demo:demo_main",
+    "demo": ("crowdlearning.crowd.demo_cli:demo_main",
              "a simulated crowd improves the model; writes a report"),
-    "verify-verdict": ("crowdlearning.evaluation.verify:verify_main",
+    "verify-verdict": ("crowdlearning.evaluation.verify_cli:verify_main",
                        "re-run published verdicts; confirm decision and hash bit for bit"),
     "audit": ("crowdlearning.audit.cli:audit_main",
               "audit verify: prove a verdict or payout is on the audit topic"),
@@ -78,20 +78,26 @@ def _run(command: str, argv: list[str]) -> int:
             problem = check(argv)
             if problem:
                 return usage_error(prog, problem)
-    from pydantic import ValidationError
-
     from crowdlearning.errors import ConfigurationError, TrackError
 
     try:
         return int(_load(COMMANDS[command][0])(argv) or 0)
     except (ConfigurationError, TrackError) as exc:
         return usage_error(prog, str(exc))
-    except ValidationError as exc:
-        if exc.title != "Settings":
+    except Exception as exc:
+        if not _is_settings_error(exc):
             raise
         return usage_error(prog, "invalid setting: " + "; ".join(
             f"CROWDLEARNING_{'_'.join(map(str, e['loc'])).upper() or '*'}: {e['msg']}"
-            for e in exc.errors()))
+            for e in exc.errors()))  # type: ignore[attr-defined]
+
+
+def _is_settings_error(exc: Exception) -> bool:
+    """A pydantic error about the ``CROWDLEARNING_*`` settings. pydantic is not imported for it
+    (0.1 s of every ``--help``): an error it raised means a command has loaded it already."""
+    pydantic = sys.modules.get("pydantic")
+    return (pydantic is not None and isinstance(exc, pydantic.ValidationError)
+            and exc.title == "Settings")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from crowdlearning.crowd.demo_cli import demo_main
 from crowdlearning.crowd.simulation import PLAY_TRACK_POOL, make_crowd, play_round
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.learning.bootstrap import (
@@ -39,7 +40,7 @@ from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.train import TrainConfig, fit, new_network
 from crowdlearning.policy.network import Policy
 
-__all__ = ["DemoConfig", "demo_main", "run_dagger_demo"]
+__all__ = ["DemoConfig", "demo_main", "run_dagger_demo", "run_from_args"]
 
 
 @dataclass
@@ -146,37 +147,8 @@ def write_report(report: dict, out_dir: Path, json_path: Path | None = None) -> 
     return paths
 
 
-def _parse_crowd(text: str) -> dict[str, int]:
-    crowd = {}
-    for part in text.split(","):
-        name, _, count = part.partition(":")
-        crowd[name.strip()] = int(count or 1)
-    return crowd
-
-
-def demo_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="crowdlearning demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of play, judging and merging (default: the config's)")
-    parser.add_argument("--crowd", type=_parse_crowd, default=None,
-                        help="persona:count list, e.g. expert:2,lazy:1,random:1")
-    parser.add_argument("--ticks", type=int, default=None, help="ticks per session (20/s)")
-    parser.add_argument("--eval-tracks", type=int, default=None,
-                        help="hidden tracks of the learning curve's suite (2 starts each)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the crowd, the initial model and the play")
-    parser.add_argument("--accept-all", action="store_true",
-                        help="plain DAgger, no verdicts, with the behaviour-cloning baseline")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="with --accept-all: skip the behaviour-cloning comparison")
-    parser.add_argument("--bc-seeds", type=int, default=DemoConfig.bc_seeds,
-                        help="training seeds averaged for the behaviour-cloning comparison")
-    parser.add_argument("--out", type=Path, default=Path("var/demo"),
-                        help="folder for report.md and the learning-curve PNG")
-    parser.add_argument("--json", type=Path, default=None, dest="json_path",
-                        help="also write the report's figures as JSON here")
-    args = parser.parse_args(argv)
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the demo ``crowd.demo_cli``'s parser asked for; write and name the reports."""
     report = _dagger(args) if args.accept_all else _market(args)
     for path in write_report(report, args.out, args.json_path):
         print(f"wrote {path}")

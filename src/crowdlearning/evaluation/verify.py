@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from crowdlearning.cli_args import usage_error
 from crowdlearning.evaluation.verdict import Decision, Judge, Verdict
+from crowdlearning.evaluation.verify_cli import PROG, verify_main
 from crowdlearning.learning.contribution import Contribution, ContributionError
 from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.registry import ModelRegistry
 
-__all__ = ["Check", "Verifier", "verify_main"]
+__all__ = ["Check", "Verifier", "run_from_args", "verify_main"]
 
 
 @dataclass(frozen=True)
@@ -117,46 +118,22 @@ def _log_records(log: Path) -> Iterator[tuple[dict, str | None]]:
                 yield entry["verdict"], entry.get("sha256")
 
 
-def verify_main(argv: Sequence[str]) -> int:
-    """``crowdlearning verify-verdict``: see the module docstring."""
-    parser = argparse.ArgumentParser(
-        prog="crowdlearning verify-verdict",
-        description="Re-run published verdicts and confirm decision and hash bit for bit.")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="the judge's data directory (models/, dataset/, judged/, "
-                        "verdicts.jsonl); default: CROWDLEARNING_DATA_DIR")
-    parser.add_argument("--contribution", metavar="ID", default=None,
-                        help="check only this contribution's verdict from the log")
-    parser.add_argument("--record", type=Path, default=None,
-                        help="check a verdict record given as a JSON file instead of the log")
-    parser.add_argument("--sha256", default=None,
-                        help="with --record: the hash published on the audit topic")
-    args = parser.parse_args(argv)
+def run_from_args(args: argparse.Namespace) -> int:
+    """Check the verdicts ``evaluation.verify_cli`` asked for, once it has found its inputs."""
     data_dir = args.data_dir
-    if data_dir is None:
-        from crowdlearning.config import get_settings
-
-        data_dir = get_settings().data_dir
-    if not data_dir.is_dir():
-        print(f"error: data directory {data_dir} does not exist", file=sys.stderr)
-        return 2
     verifier = Verifier(data_dir)
     if args.record is not None:
         try:
             records = [(json.loads(args.record.read_text()), args.sha256)]
         except (OSError, ValueError) as exc:
-            print(f"error: cannot read {args.record}: {exc}", file=sys.stderr)
-            return 2
+            return usage_error(PROG, f"cannot read {args.record}: {exc}")
     else:
         log = data_dir / "verdicts.jsonl"
-        if not log.is_file():
-            print(f"error: no verdict log at {log}", file=sys.stderr)
-            return 2
         records = [(r, h) for r, h in _log_records(log)
                    if args.contribution is None or r.get("contribution_id") == args.contribution]
         if not records:
-            print("error: no such verdict in the log", file=sys.stderr)
-            return 2
+            which = f"of {args.contribution} " if args.contribution else "s "
+            return usage_error(PROG, f"no verdict{which}in {log}")
     checks = [verifier.check(r, h) for r, h in tqdm(records, desc="verdicts", unit="verdict",
                                                      disable=len(records) < 5)]
     for check in checks:
