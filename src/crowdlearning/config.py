@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         description="Placebo contributions measured per champion: the training-noise null.")
     verdict_null_noise: float = Field(
         default=0.03, gt=0, le=1.0, description="Noise of the placebo labels [action units].")
+    # curriculum (docs/verdict.md "Curriculum"): track families unlock one by one, easiest first
+    curriculum_mastery: float = Field(
+        default=0.95, gt=0, le=1.0,
+        description="Share of laps a new champion must complete on the frontier family's hidden "
+        "mastery suite for the next family to unlock.")
+    curriculum_frontier_tracks: int = Field(
+        default=8, ge=0, le=200,
+        description="Hidden tracks of the frontier family the mastery is measured on (2 starts "
+        "each); 0 turns the curriculum off (only 'easy' stays unlocked) [count].")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

@@ -85,6 +85,8 @@ class VerdictConfig:
     null_runs: int = 16  # placebo contributions measured per champion (the A/A null)
     null_noise: float = 0.03  # placebo labels: the champion's own actions + this noise (std)
     null_ticks: int = 1200  # length of each placebo run, as a 60 s run [ticks]
+    # the track families the hidden suite is drawn within (``evaluation.curriculum``)
+    families: tuple[str, ...] = ("easy",)
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1 or not 0.5 < self.penalty_confidence < 1:
@@ -115,7 +117,7 @@ class VerdictConfig:
         return int(np.ceil(self.suite_size / self.tracks_per_look))
 
     def suite(self) -> EvalSuite:
-        return EvalSuite.hidden(self.suite_size, rotation=self.rotation,
+        return EvalSuite.hidden(self.suite_size, rotation=self.rotation, families=self.families,
                                 starts_per_track=self.starts_per_track, laps=10_000,
                                 max_steps=self.window_ticks)
 
@@ -311,9 +313,7 @@ class Judge:
     def _parts(self) -> list[EvalSuite]:
         """The suite cut into the looks' parts (consecutive tracks, in the suite's order)."""
         cfg, suite = self.config, self.suite
-        return [EvalSuite(suite.track_seeds[i:i + cfg.tracks_per_look],
-                          starts_per_track=cfg.starts_per_track, laps=suite.laps,
-                          max_steps=suite.max_steps, start_speed_mps=suite.start_speed_mps)
+        return [suite.part(i, i + cfg.tracks_per_look)
                 for i in range(0, len(suite.track_seeds), cfg.tracks_per_look)]
 
     def _null_diffs(self) -> np.ndarray:
@@ -422,7 +422,10 @@ class Judge:
 
     def config_record(self) -> dict:
         """The judge's configuration as plain data (see ``Judge.from_config_record``)."""
-        return {"verdict": asdict(self.config), "labels": asdict(self.label_config),
+        verdict = asdict(self.config)
+        if tuple(verdict["families"]) == ("easy",):
+            del verdict["families"]  # easy only: the record verdicts always had
+        return {"verdict": verdict, "labels": asdict(self.label_config),
                 "prices": asdict(self.prices)}
 
     @classmethod
@@ -431,6 +434,7 @@ class Judge:
         """A judge configured as ``config_record()`` says (to re-judge a published verdict)."""
         verdict = dict(record["verdict"])
         verdict["finetune"] = FinetuneConfig(**verdict["finetune"])
+        verdict["families"] = tuple(verdict.get("families", ("easy",)))
         return cls(champion, champion_version, champion_data, config=VerdictConfig(**verdict),
                    prices=PriceSchedule(**record["prices"]),
                    labels=LabelConfig(**record["labels"]), seed=seed)

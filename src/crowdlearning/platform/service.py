@@ -19,7 +19,10 @@ own, puts it in a block published on the topic).
 ``close_round``: merge the contributions judged *improved* since the last round into a candidate
 version; the candidate becomes champion only if it is not worse than the champion on the hidden
 suite. Every verdict of a round was judged against the same champion, so verdicts are fair and
-can run in parallel.
+can run in parallel. A promoted champion then drives its frontier family's mastery suite and may
+unlock the next track family (``evaluation.curriculum``, kept beside the model registry); the
+hidden suites (the verdict's and the promotion's) are drawn within the unlocked families, and the
+round's result says which those are.
 
 ``settle``: one run of the exactly-once settlement job (pending payouts -> Hedera); the
 transactions found settled are journaled for the audit topic.
@@ -32,7 +35,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,6 +44,7 @@ from crowdlearning.audit.journal import AuditJournal
 from crowdlearning.audit.records import verdict_record
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
+from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
 from crowdlearning.evaluation.promotion import promotion
 from crowdlearning.evaluation.screening import Screener
@@ -93,6 +97,10 @@ class RoundResult:
     champion_metrics: dict
     candidate_metrics: dict | None = None
     why_not: str = ""  # why the candidate was not promoted (``evaluation.promotion``)
+    # the track families unlocked after this round (``evaluation.curriculum``), easiest first
+    unlocked_families: tuple[str, ...] = ("easy",)
+    unlocked_now: str | None = None  # the family this round unlocked, if any
+    mastery: dict | None = None  # the mastery check made this round (``MasteryCheck.to_dict``)
 
 
 @dataclass
@@ -114,13 +122,19 @@ class VerdictService:
     pool: JudgePool = field(default_factory=InlineJudgePool)
     coverage: Coverage = field(default_factory=Coverage)  # what is new this round
     audit: AuditJournal | None = None  # verdicts and settled transactions, for the audit topic
+    # which track families are unlocked (None: the one kept beside the model registry, at the
+    # default mastery rule)
+    curriculum: Curriculum | None = None
     _spec: JudgeSpec | None = field(default=None, init=False)
+    _spec_families: tuple[str, ...] = field(default=(), init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
     # judged or booked again (older retries are answered from the game server's run records)
     _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
 
     def __post_init__(self) -> None:
+        if self.curriculum is None:
+            self.curriculum = Curriculum.in_registry(self.trainer.registry.root)
         self._decided = _outcomes_in(self.verdict_log)
         if self.state is not None:
             for digest, prints in self.state.screened():
@@ -139,17 +153,57 @@ class VerdictService:
         """What the current champion's judge is built from (rebuilt once per champion version).
 
         The hidden verdict suite rotates with every new champion (``rotation`` + version), so
-        nobody can tune data to one fixed set of hidden tracks.
+        nobody can tune data to one fixed set of hidden tracks, and is drawn within the unlocked
+        track families (``evaluation.curriculum``).
         """
         net, meta = self.trainer.champion
-        if self._spec is None or self._spec.champion_version != meta.version:
+        families = self.unlocked_families
+        if (self._spec is None or self._spec.champion_version != meta.version
+                or self._spec_families != families):
             ids = self.trainer.registry.contributions_in(meta.version)
             data = self.trainer.dataset.load(ids)
-            config = replace(self.verdict_config,
-                             rotation=self.verdict_config.rotation + meta.version)
+            config = self._verdict_config_within(
+                replace(self.verdict_config,
+                        rotation=self.verdict_config.rotation + meta.version), families)
             self._spec = JudgeSpec.of(net, meta.version, data, config=config,
                                       prices=self.prices, labels=self.labels).with_null()
+            self._spec_families = families
         return self._spec
+
+    @property
+    def unlocked_families(self) -> tuple[str, ...]:
+        """The track families the hidden suites are drawn within, easiest first."""
+        assert self.curriculum is not None
+        return self.curriculum.unlocked
+
+    @staticmethod
+    def _verdict_config_within(config: VerdictConfig, families: tuple[str, ...]
+                               ) -> VerdictConfig:
+        """``config`` drawing its hidden suite within ``families`` (``VerdictConfig.families``).
+
+        Only ``easy``: ``config`` unchanged (today's suite and judge configuration). A
+        ``VerdictConfig`` without a ``families`` field (evaluation/verdict.py before the
+        curriculum) keeps judging on ``easy`` tracks, with a warning when the judge is built.
+        """
+        if families == ("easy",):
+            return config
+        if "families" not in {f.name for f in fields(config)}:
+            log.warning("VerdictConfig has no 'families': the verdict suite stays on easy tracks "
+                        "although %s are unlocked", ", ".join(families))
+            return config
+        return replace(config, families=families)  # type: ignore[call-arg]
+
+    def promotion_suite(self) -> EvalSuite:
+        """The hidden suite candidates are promoted on: ``champion_suite`` while only ``easy`` is
+        unlocked; then as many tracks, with its rollout rules, drawn within the unlocked
+        families (``EvalSuite.hidden``, rotation 0: fixed, like ``champion_suite``)."""
+        families, base = self.unlocked_families, self.champion_suite
+        if families == ("easy",):
+            return base
+        return EvalSuite.hidden(max(len(base.track_seeds), len(families)), rotation=0,
+                                families=families, starts_per_track=base.starts_per_track,
+                                start_speed_mps=base.start_speed_mps, laps=base.laps,
+                                max_steps=base.max_steps)
 
     def hold(self, contribution: Contribution) -> bool:
         """Whether a contribution offered as paid is judged for money; False means practice.
@@ -419,13 +473,22 @@ class VerdictService:
     # ------------------------------------------------------------------ rounds
     def close_round(self) -> RoundResult:
         """Merge this round's improving contributions; promote the result if it is not less
-        safe and not slower (``evaluation.promotion``)."""
+        safe and not slower (``evaluation.promotion``); a promoted champion's mastery of the
+        frontier family may unlock the next one (``evaluation.curriculum``)."""
+        assert self.curriculum is not None
         _, champion_meta = self.trainer.champion
-        champion_result = evaluate(self.trainer.policy(), self.champion_suite)
+        check = None
+        if (champion_meta.parent_version is not None
+                and self.curriculum.check_of(champion_meta.version) is None):
+            # a champion promoted but not measured yet (a restart in between): measured now
+            check = self.curriculum.observe(self.trainer.policy(), champion_meta.version)
+        suite = self.promotion_suite()
+        champion_result = evaluate(self.trainer.policy(), suite)
         champion_metrics = champion_result.summary()
         accepted, self._accepted = self._accepted, []
         if not accepted:
-            return RoundResult([], None, False, champion_meta.version, champion_metrics)
+            return self._round_result([], None, False, champion_meta.version, champion_metrics,
+                                      check=check)
         # labels already appended by a merge that then failed are in the dataset: that merge's
         # retry picks them up from there (``DaggerTrainer.merge`` trains on all unseen data)
         in_dataset = set(self.trainer.dataset.contribution_ids)
@@ -438,18 +501,33 @@ class VerdictService:
         if self.state is not None:
             self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
-        candidate_result = evaluate(Policy(candidate_net), self.champion_suite)
+        candidate_result = evaluate(Policy(candidate_net), suite)
         metrics = candidate_result.summary()
         decision = promotion(candidate_result, champion_result)
         metrics.update(decision.to_dict())
         if decision.promoted:
             self.trainer.registry.set_champion(meta.version)
+            check = self.curriculum.observe(Policy(candidate_net), meta.version)
         else:
             log.info("candidate v%d not promoted: %s", meta.version, decision.reason)
-        return RoundResult([c.contribution_id for c in accepted], meta.version,
-                           decision.promoted,
-                           meta.version if decision.promoted else champion_meta.version,
-                           champion_metrics, metrics, decision.reason)
+        return self._round_result([c.contribution_id for c in accepted], meta.version,
+                                  decision.promoted,
+                                  meta.version if decision.promoted else champion_meta.version,
+                                  champion_metrics, metrics, decision.reason, check=check)
+
+    def _round_result(self, merged: list[str], candidate_version: int | None, promoted: bool,
+                      champion_version: int, champion_metrics: dict,
+                      candidate_metrics: dict | None = None, why_not: str = "", *,
+                      check: MasteryCheck | None) -> RoundResult:
+        """The round's result, with the unlocked families (and what this round unlocked)."""
+        if check is not None and check.unlocked:
+            log.info("champion v%d mastered %s (%.0f%% of laps): %s unlocked", check.version,
+                     check.frontier, 100 * check.lap_completion, check.unlocked)
+        return RoundResult(merged, candidate_version, promoted, champion_version,
+                           champion_metrics, candidate_metrics, why_not,
+                           unlocked_families=self.unlocked_families,
+                           unlocked_now=check.unlocked if check is not None else None,
+                           mastery=check.to_dict() if check is not None else None)
 
 
 def archived_path(root: Path, contribution_id: str) -> Path:

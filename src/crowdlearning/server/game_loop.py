@@ -43,6 +43,7 @@ from crowdlearning.sim.params import SensorParams
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.replay import EpisodeStart
 from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_bank import TrackBank
 
 __all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Outbox", "RunSpec",
            "RunStart"]
@@ -216,6 +217,22 @@ class GameLoop:
         self.last_proposed = np.zeros((n, 2))
         self.last_driver = np.zeros(n, bool)
         self._reset_champion()
+
+    # --- the tracks ------------------------------------------------------------------------
+    def add_tracks(self, tracks: dict[int, Track], bank: TrackBank | None = None) -> list[int]:
+        """Offer more play tracks (play seed -> track) from now on; runs in progress go on bit
+        for bit. ``bank``: the simulator's bank already grown with them (``RaceSim.add_tracks``),
+        built off the loop. Returns the seeds added (those not offered yet)."""
+        new = {seed: t for seed, t in tracks.items() if seed not in self._tracks}
+        if not new:
+            return []
+        indices = self.sim.add_tracks(bank if bank is not None else list(new.values()))
+        for seed, index in zip(new, indices, strict=True):
+            self.seeds.append(seed)
+            self._tracks[seed] = new[seed]
+            self._track_index[seed] = index
+            self._rec.digests[seed] = new[seed].digest
+        return list(new)
 
     # --- the champion ----------------------------------------------------------------------
     @property

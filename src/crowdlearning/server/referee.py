@@ -34,11 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crowdlearning.config import Settings
+from crowdlearning.evaluation.curriculum import unlocked_families
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.backlog import VerdictBacklog
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
 from crowdlearning.server.judge import JudgeUnavailableError
-from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
+from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime, play_tracks
+from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_bank import TrackBank
 
 __all__ = ["Referee", "backlog_dir"]
 
@@ -249,6 +252,23 @@ class Referee:
             # that version's weights (a shared registry may already hold a newer champion)
             net, _ = self.runtime.trainer.registry.load(version)
             self.loop.call_soon_threadsafe(self._swap, Policy(net), version)
+            self._offer_unlocked_tracks()
+
+    def _offer_unlocked_tracks(self) -> None:
+        """The play tracks of families the curriculum unlocked since the game started (kept
+        beside the registry): generated and packed here, added on the loop."""
+        runtime = self.runtime
+        families = unlocked_families(runtime.trainer.registry.root)
+        fresh = {seed: t for seed, t in
+                 play_tracks(runtime.settings.server_play_tracks, families).items()
+                 if seed not in runtime.tracks}
+        if fresh:
+            bank = TrackBank.build([*runtime.game.sim.bank.tracks, *fresh.values()])
+            self.loop.call_soon_threadsafe(self._add_tracks, fresh, bank)
+
+    def _add_tracks(self, tracks: dict[int, Track], bank: TrackBank) -> None:
+        self.runtime.game.add_tracks(tracks, bank)
+        self.runtime.tracks.update(tracks)
 
     def _swap(self, policy: Policy, version: int) -> None:
         self.runtime.game.set_champion(policy, version)  # runs in progress keep their version

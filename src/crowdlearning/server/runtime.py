@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,9 +31,10 @@ from crowdlearning.audit.publisher import AuditPublisher
 from crowdlearning.audit.topic import deployment_topic
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
+from crowdlearning.evaluation.curriculum import Curriculum, play_seeds, unlocked_families
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, make_judge_pool
 from crowdlearning.evaluation.screening import Screener, screen_config
-from crowdlearning.evaluation.suite import EvalSuite, is_play_seed
+from crowdlearning.evaluation.suite import EvalSuite, family_names, is_play_seed
 from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
@@ -58,8 +59,8 @@ from crowdlearning.server.judge import JudgeProcess, LocalJudge
 from crowdlearning.server.judge_remote import RemoteJudge
 from crowdlearning.server.run_holds import RunHolds, paid_runs_dir
 from crowdlearning.server.store import Store
+from crowdlearning.sim.families import FAMILY_NAMES, family_track
 from crowdlearning.sim.track import Track
-from crowdlearning.sim.track_gen import generate_track
 
 __all__ = ["Runtime", "audit_journal", "open_runtime", "play_tracks", "start_audit_publisher"]
 
@@ -95,10 +96,34 @@ class Runtime:
         return self._track_json[seed]
 
 
-def play_tracks(count: int) -> dict[int, Track]:
-    """The tracks players drive: play seeds ``0..count-1`` (never a hidden seed)."""
-    seeds = [s for s in range(count) if is_play_seed(s)]
-    return {s: generate_track(s) for s in seeds}
+class _TrackCatalog:
+    """The play tracks the screen knows, by digest: those of the families unlocked at start;
+    a run on a family unlocked since (the game server adds its tracks at the promotion) makes
+    it generate every family's play tracks once (about 2.6 s, paid only then)."""
+
+    def __init__(self, count: int, families: Sequence[str]) -> None:
+        self._count, self._complete = count, False
+        self._tracks = {t.digest: t for t in play_tracks(count, families).values()}
+
+    def __getitem__(self, digest: str) -> Track:
+        if digest not in self._tracks and not self._complete:
+            self._tracks.update({t.digest: t for t in
+                                 play_tracks(self._count, FAMILY_NAMES).values()})
+            self._complete = True
+        return self._tracks[digest]
+
+
+def play_tracks(count: int, families: Sequence[str] = ("easy",)) -> dict[int, Track]:
+    """The tracks players drive: ``count`` per family in ``families`` (the unlocked ones,
+    ``evaluation.curriculum.unlocked_families``), keyed by play seed (never a hidden seed):
+    ``easy`` has play seeds ``0..count-1`` as always, a harder family the seeds
+    ``curriculum.play_seeds`` gives it (its rank x 1e8 + i)."""
+    tracks = {}
+    for family in family_names(families):
+        for seed in play_seeds(family, count):
+            if is_play_seed(seed):
+                tracks[seed] = family_track(family, seed)
+    return tracks
 
 
 @contextlib.contextmanager
@@ -242,7 +267,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     ledger = open_ledger(settings)
     trainer = _trainer(settings)
     store = Store(settings.server_database_url)
-    tracks = play_tracks(settings.server_play_tracks)
+    tracks = play_tracks(settings.server_play_tracks,
+                         unlocked_families(trainer.registry.root))
     # judging happens here only without a judge process; then the configured pool does it
     judging = not (settings.server_judge_process or settings.judge_url)
     pool = make_judge_pool(settings.judge_backend, settings.judge_workers,
@@ -265,7 +291,7 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
     """The verdict service on the configured verdict, price, label and screening settings;
     ``pool`` computes its verdicts (inline by default). Only the service that judges
     (``judging``) keeps the verdict log and the round's state in ``data_dir`` (one writer)."""
-    catalog = {t.digest: t for t in play_tracks(settings.server_play_tracks).values()}
+    catalog = _TrackCatalog(settings.server_play_tracks, unlocked_families(trainer.registry.root))
     return VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
         verdict_config=VerdictConfig.from_settings(settings),
@@ -274,6 +300,7 @@ def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
         settler=Settler.from_settings(ledger, transport, settings), transport=transport,
         audit=audit_journal(settings, ledger, transport),
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
+        curriculum=Curriculum.from_settings(settings, trainer.registry.root),
         hedera_account_of=store.hedera_account_of_player,
         # only the judging service writes (and, at start, reads back) the verdicts and the round
         verdict_log=settings.data_dir / "verdicts.jsonl" if judging else None,

@@ -7,7 +7,8 @@ reference driver for tests, the source of gold labels, and the skill the simulat
 Steering: aim at the centreline point ``lookahead = clip(k * v + base)`` metres ahead and turn the
 wheels by the pure-pursuit angle ``atan(2 L sin(alpha) / lookahead)``.
 Speed: for points up to ``horizon_m`` ahead, the fastest speed that can still brake to that point's
-corner speed ``sqrt(lateral_grip / |curvature|)``; the target is the minimum, tracked with a
+corner speed ``sqrt(lateral_grip / |curvature|)`` (the car's grip times the track's,
+``Track.grip``); the target is the minimum, tracked with a
 proportional throttle.
 """
 
@@ -66,7 +67,8 @@ class ExpertDriver:
                           track_of: np.ndarray) -> np.ndarray:
         distances = np.arange(0.0, self.horizon_m + 1e-9, self.horizon_step_m)
         curvature = np.abs(curvature_ahead(bank, track_of, idx, distances))
-        corner = np.sqrt(self.grip_fraction * car.grip_mps2 / np.maximum(curvature, 1e-4))
+        grip = car.grip_mps2 * bank.grip[track_of][:, None]  # the track's surface too
+        corner = np.sqrt(self.grip_fraction * grip / np.maximum(curvature, 1e-4))
         brake = self.brake_fraction * car.max_brake_mps2
         reachable = np.sqrt(corner**2 + 2.0 * brake * distances[None, :])
         return np.minimum(reachable.min(axis=1), 0.97 * car.max_speed_mps)

@@ -37,8 +37,12 @@ def _wrap(angle: float) -> float:
 
 
 @njit(**_JIT)
-def step_cars(pose, actions, alive, params, dt):
-    """Advance every alive car by one tick, in place (kinematic bicycle, midpoint rule)."""
+def step_cars(pose, actions, alive, params, dt, track_of, grip):
+    """Advance every alive car by one tick, in place (kinematic bicycle, midpoint rule).
+
+    Car ``i`` has the car model's grip times its track's: ``params[_GRIP] * grip[track_of[i]]``
+    (a product with 1.0 is exact, so tracks of full grip drive as before, bit for bit).
+    """
     for i in range(pose.shape[0]):
         if not alive[i]:
             continue
@@ -55,7 +59,7 @@ def step_cars(pose, actions, alive, params, dt):
         v_new = max(0.0, v + acc * dt)
         v_mid = 0.5 * (v + v_new)
         kappa = math.tan(delta) / params[_WB]
-        limit = params[_GRIP] / max(v_mid * v_mid, 1e-6)
+        limit = params[_GRIP] * grip[track_of[i]] / max(v_mid * v_mid, 1e-6)
         kappa = _clip(kappa, -limit, limit)
         yaw_rate = v_mid * kappa
         yaw_mid = pose[i, YAW] + 0.5 * yaw_rate * dt

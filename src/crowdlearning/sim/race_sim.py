@@ -91,6 +91,24 @@ class RaceSim:
         self._moved_at_m = np.zeros(n)  # progress when the car last advanced stall_progress_m
         self._still_ticks = np.zeros(n, dtype=np.int64)
 
+    # ------------------------------------------------------------------ tracks
+    def add_tracks(self, tracks: Sequence[Track] | TrackBank) -> list[int]:
+        """Append tracks to the bank; return their indices. Cars and earlier indices are
+        untouched (a car on track ``t`` drives on, bit for bit).
+
+        ``tracks`` may be the new tracks or a whole ``TrackBank`` built elsewhere (off a game
+        loop's thread: building takes tens of ms a track) that starts with this one's tracks.
+        """
+        old = self.bank.tracks
+        if isinstance(tracks, TrackBank):
+            if tracks.tracks[:len(old)] != old:
+                raise SimulationError("a grown TrackBank must start with the simulator's tracks")
+            bank = tracks
+        else:
+            bank = TrackBank.build([*old, *tracks]) if tracks else self.bank
+        self.bank = bank
+        return list(range(len(old), bank.num_tracks))
+
     # ------------------------------------------------------------------ reset
     def reset_cars(
         self,
@@ -146,7 +164,8 @@ class RaceSim:
             raise SimulationError("actions contain NaN or infinity")
         alive = self.alive.copy()
         s_before = self.frenet[:, 0].copy()
-        kernels.step_cars(self.pose, actions, alive, self._params, DT_S)
+        kernels.step_cars(self.pose, actions, alive, self._params, DT_S, self.track_of,
+                          self.bank.grip)
         self._project(alive)
         length = self.bank.length[self.track_of]
         ds = (self.frenet[:, 0] - s_before + 0.5 * length) % length - 0.5 * length

@@ -6,6 +6,10 @@ millimetres at construction: the JSON round trip is exact, so a track loaded fro
 bit-identically to the one that wrote it.
 
 Driving direction is increasing centreline index; curvature is positive for left turns.
+
+Grip. ``grip`` multiplies the car model's grip (``CarParams.grip_mps2``) on this track: a slippery
+surface is a property of the track, so one simulator holds tracks of any grip. It goes into the
+JSON (and so the digest) only when it is not 1.0: every track of full grip keeps its digest.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ _MIN_WIDTH_M = 4.0
 _MAX_WIDTH_M = 40.0
 _SPACING_TOLERANCE = 0.05  # relative spread allowed between segment lengths
 _EDGE_CLEARANCE_M = 2.0  # grass between two parts of a track whose edges come close [m]
+_MIN_GRIP, _MAX_GRIP = 0.1, 2.0  # allowed multipliers of the car's grip
 
 
 def wrap_angle(angle_rad: np.ndarray | float) -> np.ndarray | float:
@@ -49,6 +54,7 @@ class Track:
     centreline_m: np.ndarray
     width_m: float
     seed: int | None = None
+    grip: float = 1.0  # multiplies the car's grip on this track (a slippery surface < 1)
 
     def __post_init__(self) -> None:
         points = np.asarray(self.centreline_m, dtype=np.float64)
@@ -63,6 +69,10 @@ class Track:
         width = float(self.width_m)
         if not (np.isfinite(width) and _MIN_WIDTH_M <= width <= _MAX_WIDTH_M):
             raise TrackError(f"width_m must be in [{_MIN_WIDTH_M}, {_MAX_WIDTH_M}], got {width}")
+        grip = float(self.grip)
+        if not (np.isfinite(grip) and _MIN_GRIP <= grip <= _MAX_GRIP):
+            raise TrackError(f"grip must be in [{_MIN_GRIP}, {_MAX_GRIP}], got {grip}")
+        object.__setattr__(self, "grip", round(grip, 6))
         points = np.round(points * 1000.0) / 1000.0
         points.setflags(write=False)
         object.__setattr__(self, "centreline_m", points)
@@ -178,7 +188,7 @@ class Track:
     @classmethod
     def from_loop(
         cls, points_m: np.ndarray, *, width_m: float, name: str, seed: int | None = None,
-        spacing_m: float = 1.0,
+        spacing_m: float = 1.0, grip: float = 1.0,
     ) -> Track:
         """Build a track from any closed polyline, resampled to even spacing (~``spacing_m``)."""
         pts = np.asarray(points_m, dtype=np.float64)
@@ -189,19 +199,23 @@ class Track:
         # at sharp corners chords are shorter than the arc: a few passes even them out
         for _ in range(4):
             pts = _resample_loop(pts, spacing_m)
-        return cls(name=name, centreline_m=pts, width_m=width_m, seed=seed)
+        return cls(name=name, centreline_m=pts, width_m=width_m, seed=seed, grip=grip)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
-        """Canonical JSON-able form: coordinates as integer millimetres."""
+        """Canonical JSON-able form: coordinates as integer millimetres; ``grip`` only when it is
+        not 1.0 (so tracks of full grip keep the digest they had before grip existed)."""
         mm = np.round(self.centreline_m * 1000.0).astype(np.int64)
-        return {
+        out: dict[str, Any] = {
             "format": TRACK_FORMAT,
             "name": self.name,
             "seed": self.seed,
             "width_m": self.width_m,
             "centreline_mm": mm.tolist(),
         }
+        if self.grip != 1.0:
+            out["grip"] = self.grip
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -218,6 +232,7 @@ class Track:
                 centreline_m=mm / 1000.0,
                 width_m=float(data["width_m"]),
                 seed=None if data.get("seed") is None else int(data["seed"]),
+                grip=float(data.get("grip", 1.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, TrackError):

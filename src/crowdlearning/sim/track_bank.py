@@ -4,7 +4,8 @@ Each track contributes its centreline samples (position, tangent, left normal, c
 length) at ``start[t] : start[t] + count[t]``, and its two edges as line segments indexed by a
 uniform grid (cell size ``cell_size_m``) so a range ray tests only the segments in the cells it
 crosses, in order, and stops at the first hit. Grid cells of track ``t`` live at
-``cell_base[t] + iy * nx + ix`` in the CSR arrays ``cell_ptr`` / ``cell_items``.
+``cell_base[t] + iy * nx + ix`` in the CSR arrays ``cell_ptr`` / ``cell_items``. ``grip[t]`` is
+track ``t``'s grip multiplier (``Track.grip``), read by the physics kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class TrackBank:
     length: np.ndarray  # (T,) [m]
     half_width: np.ndarray  # (T,) [m]
     spacing: np.ndarray  # (T,) [m]
+    grip: np.ndarray  # (T,) multiplier of the car's grip (``Track.grip``)
     segments: np.ndarray  # (S, 4) x0, y0, x1, y1 [m]
     grid_origin: np.ndarray  # (T, 2) [m]
     grid_dims: np.ndarray  # (T, 2) int64 nx, ny
@@ -77,6 +79,7 @@ class TrackBank:
             length=np.array([t.length_m for t in tracks]),
             half_width=np.array([t.half_width_m for t in tracks]),
             spacing=np.array([t.spacing_m for t in tracks]),
+            grip=np.array([t.grip for t in tracks], dtype=np.float64),
             segments=_cat([g[0] for g in grids]),
             grid_origin=np.array([g[1] for g in grids], dtype=np.float64),
             grid_dims=np.array([g[2] for g in grids], dtype=np.int64),

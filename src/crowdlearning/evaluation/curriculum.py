@@ -1,0 +1,212 @@
+"""The curriculum: which track families are unlocked, and when the next one unlocks.
+
+Families (``sim.families.FAMILIES``) unlock in order, easiest first; ``easy`` (today's tracks) is
+always unlocked, and the unlocked families are always a prefix of ``FAMILIES``. The hardest
+unlocked one is the *frontier*. Rule: when a champion is promoted it drives a small hidden suite
+of the frontier family (``frontier_tracks`` tracks, 2 starts each, one lap from 8 m/s, as the
+promotion suite); if it completes at least ``mastery`` (95%) of those laps, the next family
+unlocks, for play and for the hidden suites (``EvalSuite.hidden(..., families=unlocked)``). One
+family per promotion; a family never locks again.
+
+The mastery suite rotates with the champion version (``MASTERY_ROTATION`` + version, a rotation
+range no verdict suite uses), so no champion is measured twice on the same tracks, and it is
+hidden like every evaluation suite (hidden seeds only).
+
+Persistence: ``curriculum.json`` beside ``champion.json`` in the model registry (written
+atomically), so a restart keeps the unlocked families and every game server sharing the
+registry reads them (``unlocked_families``). Each mastery check is recorded with the version it
+measured; checking a version again returns the recorded check (a restart between a promotion
+and its check measures it once).
+
+Play tracks of a family: ``play_seeds(family, count)``. ``easy`` keeps play seeds ``0..count-1``;
+family of rank ``r`` uses ``r * FAMILY_PLAY_SEED_STRIDE + i``, so a play seed names one track
+across all families (the game server keys its tracks by seed) and stays a play seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crowdlearning.config import Settings
+from crowdlearning.errors import ConfigurationError
+from crowdlearning.evaluation.suite import PLAY_SEED_LIMIT, EvalSuite, evaluate, family_names
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.families import EASY, FAMILIES, FAMILY_NAMES, get_family
+
+__all__ = [
+    "CURRICULUM_FILE",
+    "FAMILY_PLAY_SEED_STRIDE",
+    "MASTERY_ROTATION",
+    "Curriculum",
+    "MasteryCheck",
+    "next_unlocked",
+    "play_seeds",
+    "unlocked_families",
+]
+
+CURRICULUM_FILE = "curriculum.json"
+CURRICULUM_FORMAT = "crowdlearning.curriculum/1"
+MASTERY_ROTATION = 1_000_000  # mastery suites rotate from here (verdict suites: version + small)
+FAMILY_PLAY_SEED_STRIDE = 100_000_000
+DEFAULT_MASTERY = 0.95
+DEFAULT_FRONTIER_TRACKS = 8
+
+
+@dataclass(frozen=True)
+class MasteryCheck:
+    """One champion on its frontier family's mastery suite, and what it unlocked."""
+
+    version: int
+    frontier: str
+    lap_completion: float
+    runs: int
+    mastery: float
+    unlocked: str | None  # the family this check unlocked, if any
+    at: str = ""
+
+    @property
+    def mastered(self) -> bool:
+        return self.lap_completion >= self.mastery
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mastered": self.mastered}
+
+
+def next_unlocked(unlocked: tuple[str, ...], frontier_completion: float,
+                  mastery: float) -> tuple[str, ...]:
+    """The unlocked families after the frontier (``unlocked[-1]``) was driven with
+    ``frontier_completion``: one more family when it reaches ``mastery``, else the same."""
+    if frontier_completion < mastery or len(unlocked) >= len(FAMILIES):
+        return unlocked
+    return (*unlocked, FAMILIES[len(unlocked)].name)
+
+
+def play_seeds(family: str, count: int) -> list[int]:
+    """The play seeds of ``family``'s ``count`` play tracks (see the module docstring)."""
+    rank = get_family(family).rank
+    seeds = [rank * FAMILY_PLAY_SEED_STRIDE + i for i in range(count)]
+    if not 0 <= count <= FAMILY_PLAY_SEED_STRIDE or (seeds and seeds[-1] >= PLAY_SEED_LIMIT):
+        raise ConfigurationError(f"{count} play tracks of {family} leave the play seeds")
+    return seeds
+
+
+class Curriculum:
+    """The unlocked families, kept in ``path`` (None: in memory only); see the module docstring.
+
+    ``frontier_tracks`` = 0 turns the curriculum off: only ``easy``, nothing measured.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, mastery: float = DEFAULT_MASTERY,
+                 frontier_tracks: int = DEFAULT_FRONTIER_TRACKS) -> None:
+        if not 0.0 < mastery <= 1.0:
+            raise ConfigurationError(f"curriculum mastery must be in (0, 1], got {mastery}")
+        if frontier_tracks < 0:
+            raise ConfigurationError(f"frontier_tracks must be >= 0, got {frontier_tracks}")
+        self.path = None if path is None else Path(path)
+        self.mastery = float(mastery)
+        self.frontier_tracks = int(frontier_tracks)
+        self._unlocked: tuple[str, ...] = (EASY.name,)
+        self._checks: list[MasteryCheck] = []
+        if self.path is not None and self.path.is_file():
+            self._load(self.path)
+
+    @classmethod
+    def in_registry(cls, registry_root: str | Path, **kwargs: Any) -> Curriculum:
+        """The curriculum kept beside the model registry's champion."""
+        return cls(Path(registry_root) / CURRICULUM_FILE, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, registry_root: str | Path) -> Curriculum:
+        return cls.in_registry(registry_root, mastery=settings.curriculum_mastery,
+                               frontier_tracks=settings.curriculum_frontier_tracks)
+
+    # --- state ---------------------------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        return self.frontier_tracks > 0
+
+    @property
+    def unlocked(self) -> tuple[str, ...]:
+        """The unlocked families, easiest first (``("easy",)`` at the start)."""
+        return self._unlocked
+
+    @property
+    def frontier(self) -> str:
+        """The hardest unlocked family: the one mastery is measured on."""
+        return self._unlocked[-1]
+
+    @property
+    def checks(self) -> tuple[MasteryCheck, ...]:
+        return tuple(self._checks)
+
+    def check_of(self, version: int) -> MasteryCheck | None:
+        return next((c for c in self._checks if c.version == version), None)
+
+    # --- the rule ------------------------------------------------------------------------
+    def mastery_suite(self, version: int) -> EvalSuite:
+        """The frontier family's hidden mastery suite for champion ``version``."""
+        return EvalSuite.hidden(max(self.frontier_tracks, 1), rotation=MASTERY_ROTATION + version,
+                                families=(self.frontier,))
+
+    def observe(self, policy: Policy, version: int) -> MasteryCheck | None:
+        """Measure champion ``version`` on the frontier; unlock the next family if it masters
+        it; persist. Idempotent per version (the recorded check is returned). None when the
+        curriculum is off."""
+        if not self.enabled:
+            return None
+        known = self.check_of(version)
+        if known is not None:
+            return known
+        suite = self.mastery_suite(version)
+        result = evaluate(policy, suite)
+        completion = result.lap_completion
+        unlocked = next_unlocked(self._unlocked, completion, self.mastery)
+        check = MasteryCheck(version, self.frontier, completion, len(result.completed),
+                             self.mastery, unlocked[-1] if unlocked != self._unlocked else None,
+                             datetime.now(UTC).isoformat(timespec="seconds"))
+        self._unlocked = unlocked
+        self._checks.append(check)
+        self._save()
+        return check
+
+    # --- persistence ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CURRICULUM_FORMAT, "unlocked": list(self._unlocked),
+                "checks": [asdict(c) for c in self._checks]}
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w") as fh:
+            fh.write(json.dumps(self.to_dict(), sort_keys=True, indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != CURRICULUM_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            unlocked = tuple(data["unlocked"])
+            checks = [MasteryCheck(**c) for c in data.get("checks", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"unreadable curriculum {path}: {exc}") from exc
+        if unlocked != FAMILY_NAMES[:len(unlocked)] or not unlocked:
+            raise ConfigurationError(f"curriculum {path}: unlocked families {list(unlocked)} "
+                                     f"are not a prefix of {list(FAMILY_NAMES)}")
+        self._unlocked = family_names(unlocked)
+        self._checks = checks
+
+
+def unlocked_families(registry_root: str | Path) -> tuple[str, ...]:
+    """The families unlocked in the curriculum kept beside the registry at ``registry_root``
+    (``("easy",)`` when none was written): what a game server offers to play."""
+    return Curriculum.in_registry(registry_root).unlocked

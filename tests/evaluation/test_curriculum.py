@@ -1,0 +1,210 @@
+"""The curriculum: families unlock on mastery, persist, and hidden suites stay today's on easy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crowdlearning.evaluation.curriculum as curriculum_module
+import crowdlearning.evaluation.suite as suite_module
+from crowdlearning.errors import ConfigurationError, SimulationError
+from crowdlearning.evaluation.curriculum import (
+    CURRICULUM_FILE,
+    Curriculum,
+    next_unlocked,
+    play_seeds,
+    unlocked_families,
+)
+from crowdlearning.evaluation.screening import Screener
+from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate, is_play_seed
+from crowdlearning.evaluation.verdict import VerdictConfig
+from crowdlearning.learning.bootstrap import expert_demonstrations
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.learning.train import new_network
+from crowdlearning.platform.service import VerdictService
+from crowdlearning.policy.network import Policy
+from crowdlearning.sim.expert import ExpertDriver
+from crowdlearning.sim.families import FAMILY_NAMES
+
+# SHA-256 (first 16 hex) of [seeds, track digests] of today's suites, computed with the code of
+# commit 5f8fed0 (before families reached the suites): "size/rotation" -> digest.
+TODAYS_SUITES = {"24/0": "d034edff394d0d96", "24/5": "5f3b104b982d13de",
+                 "8/0": "057c323980a52fcd", "6/3": "f856555093e1368b"}
+TODAYS_VERDICT_SUITE_ROTATION_2 = "71b7eaef10160337"
+
+
+def _fingerprint(suite: EvalSuite) -> str:
+    body = json.dumps([list(suite.track_seeds), [t.digest for t in suite.tracks]])
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+class _ExpertPolicy:
+    """The expert dressed as a policy (it reads the simulator ``evaluate`` builds)."""
+
+    sim = None
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        return ExpertDriver().act(self.sim)
+
+
+@pytest.fixture
+def expert(monkeypatch) -> _ExpertPolicy:
+    policy, real = _ExpertPolicy(), suite_module.RaceSim
+
+    def capture(*args, **kwargs):
+        policy.sim = real(*args, **kwargs)
+        return policy.sim
+
+    monkeypatch.setattr(suite_module, "RaceSim", capture)
+    return policy
+
+
+def test_easy_only_suites_are_todays_suites_exactly() -> None:
+    for key, digest in TODAYS_SUITES.items():
+        size, rotation = (int(x) for x in key.split("/"))
+        easy = EvalSuite.hidden(size, rotation=rotation, families=("easy",))
+        assert _fingerprint(easy) == digest, key
+        assert easy == EvalSuite.hidden(size, rotation=rotation) == EvalSuite(easy.track_seeds)
+        assert easy.track_families == () and easy.family_names == ("easy",)
+    assert _fingerprint(VerdictConfig(rotation=2).suite()) == TODAYS_VERDICT_SUITE_ROTATION_2
+
+
+def test_a_suite_within_several_families_is_hidden_even_interleaved_and_rotates() -> None:
+    # WHEN a suite is drawn within easy and tight
+    suite = EvalSuite.hidden(24, rotation=1, families=("tight", "easy"))
+    # THEN half its tracks are of each, alternating (each verdict look holds both), all hidden
+    assert suite.families == ("easy", "tight") * 12
+    assert not any(is_play_seed(s) for s in suite.track_seeds)
+    assert [t.name.split("-")[0] for t in suite.tracks[:2]] == ["gen", "tight"]
+    assert suite.part(0, 12).family_names == ("easy", "tight")
+    assert suite.part(0, 12).tracks == suite.tracks[:12]
+    # deterministic, and rotating changes every family's tracks
+    assert EvalSuite.hidden(24, rotation=1, families=("easy", "tight")) == suite
+    other = EvalSuite.hidden(24, rotation=2, families=("easy", "tight"))
+    assert not set(suite.track_seeds) & set(other.track_seeds)
+    # the remainder goes to the hardest families
+    odd = EvalSuite.hidden(7, families=("easy", "tight", "fast-hairpin"))
+    assert [odd.families.count(f) for f in ("easy", "tight", "fast-hairpin")] == [2, 2, 3]
+    with pytest.raises(SimulationError):
+        EvalSuite((1_500_000_001, 1_500_000_002), track_families=("easy",))
+
+
+def test_a_mixed_suite_evaluates_in_one_batch_with_each_tracks_grip(expert) -> None:
+    # GIVEN a suite of easy and low-grip tracks (the low-grip ones at 65% of the grip)
+    mixed = EvalSuite.hidden(4, rotation=3, families=("easy", "low-grip"))
+    # WHEN the expert drives it in one batch, and each family's tracks on their own
+    together = evaluate(expert, mixed)
+    assert set(expert.sim.bank.grip) == {1.0, 0.65}
+    alone = [evaluate(expert, EvalSuite(mixed.track_seeds[i:i + 1],
+                                        track_families=mixed.families[i:i + 1]))
+             for i in range(4)]
+    # THEN every run is the same as on its own (grip is per track, not per batch)
+    for i, result in enumerate(alone):
+        rows = slice(2 * i, 2 * i + 2)
+        assert np.array_equal(together.lap_time_s[rows], result.lap_time_s)
+    # and the expert finishes all, slower on the slippery tracks
+    assert together.lap_completion == 1.0
+    by_family = together.lap_completion_by_family()
+    assert by_family == {"easy": 1.0, "low-grip": 1.0}
+    speed = together.progress_m / together.lap_time_s
+    low = together.track_family == "low-grip"
+    assert speed[low].mean() < speed[~low].mean() - 2.0
+
+
+def test_the_next_family_unlocks_only_at_mastery_one_at_a_time() -> None:
+    assert next_unlocked(("easy",), 0.95, 0.95) == ("easy", "tight")
+    assert next_unlocked(("easy",), 0.94, 0.95) == ("easy",)
+    assert next_unlocked(("easy", "tight"), 1.0, 0.95) == ("easy", "tight", "fast-hairpin")
+    assert next_unlocked(FAMILY_NAMES, 1.0, 0.95) == FAMILY_NAMES
+
+
+def test_a_champion_that_masters_the_frontier_unlocks_and_a_restart_keeps_it(
+        tmp_path: Path, expert, monkeypatch) -> None:
+    # GIVEN a fresh curriculum beside a registry: only easy
+    assert unlocked_families(tmp_path) == ("easy",)
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=2)
+    # WHEN an untrained champion (v1) is measured: it masters nothing, nothing unlocks
+    weak = curriculum.observe(Policy(new_network(0)), 1)
+    assert weak is not None and weak.lap_completion == 0.0 and weak.unlocked is None
+    assert curriculum.unlocked == ("easy",)
+    # WHEN the expert (v2) is measured on easy's mastery suite
+    check = curriculum.observe(expert, 2)  # type: ignore[arg-type]
+    # THEN it masters it and tight unlocks, measured on hidden tracks of the frontier
+    assert check is not None and check.mastered and check.unlocked == "tight"
+    assert check.frontier == "easy" and check.runs == 4
+    assert not any(is_play_seed(s) for s in curriculum.mastery_suite(2).track_seeds)
+    assert curriculum.unlocked == ("easy", "tight") and curriculum.frontier == "tight"
+    # AND a restart reads it back (and any game server sharing the registry)
+    again = Curriculum.in_registry(tmp_path, frontier_tracks=2)
+    assert again.unlocked == ("easy", "tight") == unlocked_families(tmp_path)
+    assert [c.version for c in again.checks] == [1, 2]
+    # AND measuring a version again returns its record, without driving
+    monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
+    assert again.observe(expert, 2) == check  # type: ignore[arg-type]
+
+
+def test_a_curriculum_file_that_skips_a_family_is_refused(tmp_path: Path) -> None:
+    (tmp_path / CURRICULUM_FILE).write_text(json.dumps(
+        {"format": "crowdlearning.curriculum/1", "unlocked": ["easy", "technical"]}))
+    with pytest.raises(ConfigurationError, match="prefix"):
+        Curriculum.in_registry(tmp_path)
+    off = Curriculum(None, frontier_tracks=0)
+    assert off.observe(Policy(new_network(0)), 1) is None and off.unlocked == ("easy",)
+
+
+def test_play_seeds_of_families_never_collide_and_stay_play_seeds() -> None:
+    assert play_seeds("easy", 8) == list(range(8))
+    seeds = [s for f in FAMILY_NAMES for s in play_seeds(f, 8)]
+    assert len(set(seeds)) == len(seeds) and all(is_play_seed(s) for s in seeds)
+
+
+def _all_completed(policy, suite: EvalSuite) -> EvalResult:
+    n = suite.num_runs
+    return EvalResult(np.zeros(n), np.zeros(n), np.ones(n, bool), np.ones(n), np.ones(n),
+                      np.zeros(n, bool), np.full(n, 50.0), np.ones(n, np.int64))
+
+
+def test_close_round_measures_a_new_champion_unlocks_and_says_so(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    # GIVEN a registry whose champion v1 was promoted (from v0) but never measured
+    registry = ModelRegistry(tmp_path / "models")
+    trainer = DaggerTrainer(registry, AggregatedDataset(tmp_path / "data"))
+    trainer.start(new_network(0), expert_demonstrations((100,), 20), {})
+    registry.set_champion(registry.register(new_network(1), parent_version=0).version)
+    service = VerdictService(trainer, Screener({}.__getitem__),
+                             champion_suite=EvalSuite.hidden(2, max_steps=20))
+    assert service.promotion_suite() is service.champion_suite
+    # WHEN the round closes and v1 completes every lap of the frontier (easy)
+    monkeypatch.setattr(curriculum_module, "evaluate", _all_completed)
+    result = service.close_round()
+    # THEN tight unlocks, the round says so, and the promotion suite spans both families
+    assert result.unlocked_families == ("easy", "tight") and result.unlocked_now == "tight"
+    assert result.mastery is not None and result.mastery["frontier"] == "easy"
+    suite = service.promotion_suite()
+    assert suite.family_names == ("easy", "tight") and suite.max_steps == 20
+    assert len(suite.track_seeds) == 2
+    # AND a restarted service keeps it, and does not measure v1 again
+    restarted = VerdictService(trainer, Screener({}.__getitem__),
+                               champion_suite=EvalSuite.hidden(2, max_steps=20))
+    later = restarted.close_round()
+    assert later.unlocked_families == ("easy", "tight") and later.unlocked_now is None
+    assert later.mastery is None
+
+
+def test_the_verdict_suite_is_drawn_within_the_unlocked_families() -> None:
+    @dataclass(frozen=True)
+    class _Config:  # a VerdictConfig with the ``families`` field (evaluation/verdict.py)
+        rotation: int = 0
+        families: tuple[str, ...] = ("easy",)
+
+    config = VerdictConfig()
+    assert VerdictService._verdict_config_within(config, ("easy",)) is config
+    within = VerdictService._verdict_config_within(_Config(), ("easy", "tight"))  # type: ignore[arg-type]
+    assert within.families == ("easy", "tight")
