@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from crowdlearning.learning.bootstrap import train_initial_model
+from crowdlearning.learning.disturbance import Disturbance, apply_disturbance
 from crowdlearning.policy.network import Policy, PolicyNet
 from crowdlearning.server.game_loop import (
     FinishedRun,
@@ -212,6 +213,28 @@ def test_each_run_starts_where_a_secret_seed_says() -> None:
         assert run.contribution.start.start_s_m == start.start_s_m
         assert run.contribution.start.lateral_m == start.lateral_m
         assert run.contribution.start.speed_mps == start.speed_mps
+
+
+def test_each_run_gets_the_road_its_secret_seed_says_and_only_the_car_feels_it() -> None:
+    finished: list[FinishedRun] = []
+    loop = GameLoop(_policy(), 0, play_tracks(2), capacity=3, run_ticks=30,
+                    on_finish=finished.append, random_starts=True, disturbance=(0.15, 0.2))
+    for i in range(2):
+        loop.join(spec(i, seed=0), Outbox(64))
+    for _ in range(35):
+        loop.step()
+    assert len(finished) == 2
+    for run in finished:
+        c = run.contribution
+        wind = Disturbance.draw(c.meta["start_seed"], 0.15, 0.2)
+        assert 0.15 <= c.meta["disturbance_std"] <= 0.2
+        assert c.meta["disturbance_std"] == pytest.approx(wind.std, abs=1e-6)
+        # no input: the policy drives, and the car executes its proposal plus the noise
+        expected = apply_disturbance(c.proposed, wind.steering(c.num_ticks))
+        assert np.array_equal(c.executed, expected)
+        assert np.isnan(c.player).all()  # nothing of the noise is recorded as an input
+        assert simulate(play_tracks(2)[0], c.start, c.executed).poses[:-1].tolist() == \
+            c.states.tolist()  # the screen re-simulates the run from what was executed
 
 
 def test_a_run_whose_car_stands_still_ends_stalled_and_is_still_judged() -> None:
