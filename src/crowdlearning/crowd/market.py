@@ -158,7 +158,9 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     for r in tqdm(range(cfg.rounds), desc="rounds", unit="round"):
         version = trainer.registry.champion or 0
         contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
-                                   max_ticks=cfg.session_ticks, catalog=catalog)
+                                   max_ticks=cfg.session_ticks, catalog=catalog,
+                                   disturbance=(settings.server_disturbance_low,
+                                                settings.server_disturbance_high))
         earned: dict[str, list[int]] = {}  # this round: persona -> net tinybar per run
         for c in contributions:
             outcome = service.submit(c)
@@ -171,6 +173,7 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         publisher.drain()
         curve.append(_point(trainer, r + 1, suite, promoted=result.promoted,
                             merged=len(result.merged), why_not=result.why_not,
+                            unlocked=list(result.unlocked_families),
                             played_on=version,
                             hbar_per_run={p: float(np.mean(v)) / 1e8
                                           for p, v in sorted(earned.items())}))

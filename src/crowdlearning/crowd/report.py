@@ -66,12 +66,13 @@ def _market_md(report: dict) -> str:
         lines.append(f"| {name} | {b['contributions']} | {b['paid']} | {b['penalized']} | "
                      f"{b['no_effect']} | {b['rejected']} | {b['net_tinybar'] / 1e8:+.4f} |")
     lines += ["", "| round | champion | labels | lap completion | mean progress | "
-              "mean lap time [s] | merged | promoted |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "mean lap time [s] | merged | promoted | unlocked families |",
+              "|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for p in report["learning_curve"]:
         lines.append(f"| {p['round']} | v{p['version']} | {p['labels']} | "
                      f"{_pct(p['lap_completion'])} | {_pct(p['mean_progress'])} | "
                      f"{_seconds(p['mean_lap_time_s'])} | {p.get('merged', '-')} | "
-                     f"{p.get('promoted', '-')} |")
+                     f"{p.get('promoted', '-')} | {', '.join(p.get('unlocked', [])) or '-'} |")
     rounds = [p for p in report["learning_curve"] if "hbar_per_run" in p]
     personas = sorted({name for p in rounds for name in p["hbar_per_run"]})
     if rounds:

@@ -10,6 +10,7 @@ import numpy as np
 
 from crowdlearning.crowd.personas import Persona, make_persona
 from crowdlearning.learning.contribution import Contribution, Mode
+from crowdlearning.learning.disturbance import Disturbance
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.track import Track
@@ -47,11 +48,15 @@ def make_crowd(spec: dict[str, int], rng: np.random.Generator,
 def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember],
                rng: np.random.Generator, *, round_id: str, max_ticks: int = 600,
                track_seeds: Sequence[int] = PLAY_TRACK_POOL,
-               catalog: dict[str, Track] | None = None) -> list[Contribution]:
+               catalog: dict[str, Track] | None = None,
+               disturbance: tuple[float, float] = (0.0, 0.0)) -> list[Contribution]:
     """Every member plays one session on a random play track; their contributions.
 
-    ``catalog`` (track digest -> track), if given, learns every track served.
+    ``catalog`` (track digest -> track), if given, learns every track served;
+    ``disturbance``: the range each session's steering noise is drawn in, as the game server
+    draws it (``learning.disturbance``; from its own generator, so the starts stay the same).
     """
+    wind = np.random.default_rng([int(rng.integers(2**62)), 0xD157]) if disturbance[1] else None
     specs = []
     for m in members:
         track = play_track(int(rng.choice(track_seeds)))
@@ -59,7 +64,9 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
             catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
                                  start_s_m=float(rng.uniform(0, track.length_m)),
-                                 mode=m.mode, beta=m.beta))
+                                 mode=m.mode, beta=m.beta, disturbance=(
+                                     Disturbance.draw(int(wind.integers(2**62)), *disturbance)
+                                     if wind is not None else None)))
     batch = SessionBatch(policy, specs, model_version=model_version, max_ticks=max_ticks)
     groups: dict[int, list[int]] = {}
     for row, m in enumerate(members):

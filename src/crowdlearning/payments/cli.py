@@ -6,10 +6,6 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from crowdlearning.config import get_settings
-from crowdlearning.ledger import clients as ledger_clients
-from crowdlearning.ledger import open_ledger
-
 __all__ = ["main"]
 
 
@@ -24,6 +20,11 @@ def main(argv: Sequence[str]) -> int:
     revoke = sub.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key", help="the API key to revoke")
     args = parser.parse_args(argv)
+    # loaded once the arguments are good: --help and mistakes answer without them (~0.4 s)
+    from crowdlearning.config import get_settings
+    from crowdlearning.ledger import clients as ledger_clients
+    from crowdlearning.ledger import open_ledger
+
     settings = get_settings()
     ledger = open_ledger(settings)
     if args.action == "serve":
@@ -45,5 +46,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _issue(conn, client_id: str) -> str:
+    from crowdlearning.ledger import clients as ledger_clients
+
     ledger_clients.open_client(conn, client_id, now_ns=time.time_ns())
     return ledger_clients.issue_key(conn, client_id, now_ns=time.time_ns())

@@ -13,11 +13,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crowdlearning.config import get_settings
 
-from .network import LocalNetwork
-from .server import LocalNetworkInfo, LocalNetworkServer
+if TYPE_CHECKING:
+    from .server import LocalNetworkInfo
 
 __all__ = ["main"]
 
@@ -70,6 +71,9 @@ def _describe(info: LocalNetworkInfo) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .network import LocalNetwork  # the SDK and gRPC: once the arguments are good
+    from .server import LocalNetworkServer
+
     network = LocalNetwork.open(
         state_path=args.state,
         operator_key_type=args.operator_key_type,
