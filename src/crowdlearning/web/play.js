@@ -1,6 +1,7 @@
 // The Play page: server-authoritative; we send inputs tagged with the newest frame's tick and
 // draw what the server streams (docs/protocol.md). Drawing: render.js (a chase camera at the
-// display's rate, between the server's frames); devices: controls.js.
+// display's rate, between the server's frames); devices: controls.js; a new player's first run
+// guided: tutorial.js.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const canvas = $("view"), ctx = canvas.getContext("2d");
@@ -18,6 +19,16 @@ const loop = { raf: 0, last: 0 };
 // the lap clock, in ticks (fractions: a lap ends where the progress crossed the lap's length)
 const laps = { count: 0, startTick: 0, last: null, best: null, prev: null };
 const countdown = { timer: 0, n: 0 };
+// the first run, guided: its Start button starts a practice run in label mode
+const tutorial = Tutorial.create({
+  box: $("tutorial"), hint: $("tutorialHint"), keys: $("tutorialKeys"), next: $("tutorialNext"),
+  skip: $("tutorialSkip"), touchpad: $("touchpad"),
+  startPractice() {
+    document.querySelector('input[name="money"][value="practice"]').checked = true;
+    $("mode").value = "label";
+    $("start").click();
+  },
+});
 
 function connect() {
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/play`);
@@ -33,10 +44,14 @@ function handle(msg) {
     case "hello": $("error").textContent = ""; break;
     case "start": startRun(msg); break;
     case "frame": onFrame(msg); break;
-    case "end": setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
+    case "end": {
+      setPlaying(false); $("driver").textContent = "RUN OVER"; $("driver").className = "badge";
       if (msg.best_lap_s) saveBest(msg.best_lap_s);
-      $("verdict").textContent =
-      `run over (${END_REASONS[msg.reason] || msg.reason.replace("_", " ")}), ${msg.ticks} ticks: judging…`; break;
+      const why = END_REASONS[msg.reason] || msg.reason.replace("_", " ");
+      $("verdict").textContent = `run over (${why}), ${msg.ticks} ticks: judging…`;
+      tutorial.ended(msg, why);
+      break;
+    }
     case "queued": $("verdict").textContent =
       `judging… ${msg.position - 1} runs ahead of yours (the verdict also lands in your wallet's run history)`; break;
     case "verdict": showVerdict(msg); break;
@@ -61,6 +76,7 @@ function startRun(msg) {
   $("money").innerHTML = msg.paid ? `${CL.money(msg.held_tinybar)} of your stake is held until the verdict` +
     " (leaving the page ends the run; it is judged all the same)" : "";
   $("txid").textContent = "";
+  tutorial.runStarted(msg);
 }
 
 function onFrame(f) {
@@ -77,6 +93,7 @@ function onFrame(f) {
   // the player's input as the server applied it (a keyboard: its wheel), null where none
   $("you").textContent = f.player[0] === null ? "-" : f.player[0].toFixed(2);
   sendInput(f);
+  tutorial.frame(f);
 }
 
 function setPlaying(on) {
@@ -197,6 +214,7 @@ function showVerdict(v) {
     ? `verdict in the audit trail (${v.audit_transaction_id.replace("audit:", "entry ")}, published on Hedera in a block)` : "";
   if (v.payout_id) $("txid").textContent += " · payout pending…";
   if (v.explanation) showExplanation(v.explanation);
+  tutorial.verdict(v);
   refreshWallet();
 }
 
@@ -319,6 +337,7 @@ $("start").onclick = () => {
   const paid = document.querySelector('input[name="money"]:checked').value === "paid";
   const mode = $("mode").value;
   drawIdle("get ready");
+  tutorial.countdown();
   beginCountdown(() => {
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "start", mode, paid }));
     else cancelCountdown();
@@ -327,6 +346,9 @@ $("start").onclick = () => {
 $("stop").onclick = () => {
   if (countdown.timer) { cancelCountdown(); drawIdle("press Start run"); return; }
   ws.send(JSON.stringify({ type: "stop" }));
+};
+$("tutorialAgain").onclick = () => {
+  tutorial.restart().then(() => $("tutorial").scrollIntoView({ block: "nearest" }));
 };
 addEventListener("resize", () => { if (playing) chase.fit(); else drawOverview(); });
 
@@ -343,6 +365,7 @@ CL.nav("Play").then((user) => {
   const start = () => {
     $("landing").hidden = true;  // signed in: the game; "How it works" stays one click away
     $("game").hidden = false; connect(); refreshWallet(); refreshBacklog(); drawIdle("press Start run");
+    tutorial.begin(CL.user);
     setInterval(() => { if (!document.hidden) refreshBacklog(); }, 10000);
   };
   if (user) start();

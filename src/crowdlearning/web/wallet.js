@@ -5,10 +5,13 @@ const ACCOUNT_ID = /^(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0
 let linkedAccount = null, challenge = null, showLinkSteps = false;
 
 // set innerHTML only when it changed (the page refreshes every few seconds: a copy button being
-// clicked is not replaced under the pointer)
+// clicked is not replaced under the pointer, and an opened explanation stays open)
 function render(id, html) {
   const el = $(id);
-  if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; }
+  if (el.dataset.html === html) return;
+  const open = new Set([...el.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
+  el.innerHTML = html; el.dataset.html = html;
+  for (const d of el.querySelectorAll("details[data-key]")) if (open.has(d.dataset.key)) d.open = true;
 }
 
 function amountTinybar() {
@@ -20,6 +23,19 @@ function amountTinybar() {
 const DECISIONS = { improved: ["improved", "good"], no_effect: ["no measurable effect", "muted"],
                     worse: ["made it worse", "bad"], rejected: ["rejected", "muted"] };
 
+// a judged run's verdict in words (the judge's explanation, docs/protocol.md "Verdict
+// explanations"): the money and why on the line, the comparison, how sure and where the input
+// differed most one click away
+function explanation(r) {
+  const e = r.explanation;
+  if (!e) return '<span class="detail">Judged before verdicts were explained: no details.</span>';
+  const money = e.money && e.money.text ? e.money.text : "";
+  const body = [[e.comparison, e.confidence_text].filter(Boolean).join(" "), e.decision_text,
+                e.stretches_text].filter(Boolean).map((t) => `<p>${CL.esc(t)}</p>`).join("");
+  return `<span class="detail why">${CL.esc(money)}</span>` +
+    `<details class="detail explained" data-key="${CL.esc(r.run_id)}"><summary>Why this verdict</summary>${body}</details>`;
+}
+
 function runLine(r) {
   const [word, cls] = DECISIONS[r.decision] || [r.decision, "muted"];
   const money = r.reward_tinybar ? `<span class="good">${CL.money(r.reward_tinybar, true)}</span>`
@@ -28,7 +44,7 @@ function runLine(r) {
   return `<li><span class="when">${CL.when(r.created_at * 1000)}</span>
     <span class="what">run ${CL.shortId(r.run_id.replace(/^run-/, ""), 8)} · track ${r.track_seed} · ${CL.esc(r.mode)}${r.paid ? ", paid" : ", practice"}:
     <span class="${cls}">${word} ${r.effect_pct > 0 ? "+" : ""}${r.effect_pct}%</span></span>
-    <span class="amount">${money}</span>${audit}</li>`;
+    <span class="amount">${money}</span>${explanation(r)}${audit}</li>`;
 }
 
 function eventLine(e) {
