@@ -160,7 +160,8 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
                                    max_ticks=cfg.session_ticks, catalog=catalog,
                                    disturbance=(settings.server_disturbance_low,
-                                                settings.server_disturbance_high))
+                                                settings.server_disturbance_high),
+                                   families=service.unlocked_families)
         earned: dict[str, list[int]] = {}  # this round: persona -> net tinybar per run
         for c in contributions:
             outcome = service.submit(c)

@@ -13,6 +13,7 @@ from crowdlearning.learning.contribution import Contribution, Mode
 from crowdlearning.learning.disturbance import Disturbance
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
 from crowdlearning.policy.network import Policy
+from crowdlearning.sim.families import family_track
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
@@ -22,8 +23,8 @@ PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is 
 
 
 @cache
-def play_track(seed: int) -> Track:
-    return generate_track(seed)
+def play_track(seed: int, family: str = "easy") -> Track:
+    return generate_track(seed) if family == "easy" else family_track(family, seed)
 
 
 @dataclass
@@ -49,17 +50,26 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
                rng: np.random.Generator, *, round_id: str, max_ticks: int = 600,
                track_seeds: Sequence[int] = PLAY_TRACK_POOL,
                catalog: dict[str, Track] | None = None,
-               disturbance: tuple[float, float] = (0.0, 0.0)) -> list[Contribution]:
+               disturbance: tuple[float, float] = (0.0, 0.0),
+               families: Sequence[str] = ("easy",)) -> list[Contribution]:
     """Every member plays one session on a random play track; their contributions.
 
     ``catalog`` (track digest -> track), if given, learns every track served;
     ``disturbance``: the range each session's steering noise is drawn in, as the game server
-    draws it (``learning.disturbance``; from its own generator, so the starts stay the same).
+    draws it (``learning.disturbance``; from its own generator, so the starts stay the same);
+    ``families``: the unlocked track families (``evaluation.curriculum``), the hardest (the
+    frontier, where the model still has most to learn) served to half the crowd, the others
+    shared by the rest (easy only: every draw as before).
     """
+    families = list(families)
     wind = np.random.default_rng([int(rng.integers(2**62)), 0xD157]) if disturbance[1] else None
     specs = []
     for m in members:
-        track = play_track(int(rng.choice(track_seeds)))
+        family = families[0]
+        if len(families) > 1:
+            family = (families[-1] if rng.random() < 0.5
+                      else families[int(rng.integers(len(families) - 1))])
+        track = play_track(int(rng.choice(track_seeds)), family)
         if catalog is not None:
             catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
