@@ -15,7 +15,7 @@ from crowdlearning.learning.finetune import FinetuneConfig
 @pytest.mark.slow
 def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
     # GIVEN a small crowd and a small verdict suite
-    cfg = MarketConfig(rounds=1, crowd={"expert": 2, "lazy": 1, "random": 1},
+    cfg = MarketConfig(rounds=1, crowd={"expert": 2, "lazy": 1, "adversary": 1},
                        session_ticks=300, eval_tracks=4, train_updates=400,
                        verdict=VerdictConfig(null_runs=4, null_ticks=300,
                                              suite_size=8, starts_per_track=3, window_ticks=300,
@@ -25,7 +25,7 @@ def test_one_round_pays_penalizes_and_settles_exactly(tmp_path: Path) -> None:
     report = run_market(cfg, tmp_path)
     books = report["personas"]
     # THEN verdicts moved money as priced, and the chain received exactly the rewards
-    assert books["random"]["penalized"] == 1 and books["random"]["net_tinybar"] < 0
+    assert books["adversary"]["penalized"] == 1 and books["adversary"]["net_tinybar"] < 0
     assert books["lazy"]["paid"] == 0 and books["lazy"]["net_tinybar"] == 0
     assert books["expert"]["penalized"] == 0
     earned = sum(b["earned_tinybar"] for b in books.values())
