@@ -1,0 +1,180 @@
+"""Where the policy is unsure: an ensemble's steering spread and a failure record per segment.
+
+Signal (ThriftyDAgger's *novelty*). ``train_ensemble`` fine-tunes ``members`` copies of the
+champion, each on its own bootstrap resample of the aggregated data (rows drawn with
+replacement) and its own minibatch order. Where the data said one thing often, the copies agree;
+where it said little or nothing (states the data never reached), each copy extrapolates its own
+way. Per state the signal is the **spread of proposed steering**: the standard deviation, over
+the members, of their steering command (in [-1, 1] units; throttle is left out: braking points
+disagree more than lines, and a wrong line is what leaves the track).
+
+Record per track segment (``survey_segments``). The champion drives every play track, one car per
+start (``starts_per_track`` starts equally spaced), until it completes a lap, leaves the track,
+stalls (no metre of progress in ``stall_ticks``) or runs out of ticks; the ensemble scores every
+state it visits. Each track is cut into segments of ``segment_m`` of centreline arc length
+(25 m: about a corner); per segment the survey keeps the ticks spent there, the passes (cars that
+entered it), the mean spread, and the failures (exits and stalls located where the car was on
+the tick it failed). The survey costs simulation time only: the champion drives itself, nobody
+labels anything.
+
+``SegmentRecord.score`` turns both into one number per segment: the *relative* spread (mean
+spread over the median segment's: 1 is a typical segment, 3 three times as unsure; the absolute
+spread of members fine-tuned from one champion is small, 0.002-0.015, and its scale changes with
+the data) plus ``failure_weight`` times the failure rate (failures per pass), the *risk* half of
+ThriftyDAgger measured instead of learnt. Segments no car reached have no score (NaN): the router
+reaches them only by exploring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdlearning.learning.finetune import FinetuneConfig, finetune_many
+from crowdlearning.learning.labels import LabelSet
+from crowdlearning.policy.network import Policy, PolicyNet
+from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.track import Track
+
+__all__ = [
+    "EnsembleConfig",
+    "SegmentRecord",
+    "steering_spread",
+    "survey_segments",
+    "train_ensemble",
+]
+
+SEGMENT_M = 25.0
+FAILURE_WEIGHT = 4.0  # every pass failing adds as much as 4 typical segments' spread
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    members: int = 5
+    updates: int = 300  # gradient steps per member (all members are stepped together)
+    batch: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+
+
+def train_ensemble(net: PolicyNet, data: LabelSet, config: EnsembleConfig | None = None
+                   ) -> list[Policy]:
+    """``config.members`` copies of ``net`` fine-tuned on bootstrap resamples of ``data``.
+
+    Deterministic from ``config.seed`` (one thread). The members are trained as one batched
+    network (``finetune_many``): each sees only its own resample (its rows are the "extra" rows
+    of every minibatch, and no shared base rows).
+    """
+    cfg = config or EnsembleConfig()
+    if cfg.members < 2:
+        raise ValueError("an ensemble needs at least two members to disagree")
+    if not len(data):
+        raise ValueError("an ensemble needs data to resample")
+    rng = np.random.default_rng([cfg.seed, 0xE5])
+    resamples = [data.select(rng.integers(0, len(data), len(data))) for _ in range(cfg.members)]
+    seeds = [int(cfg.seed) * 1000 + 2 * k for k in range(cfg.members)]
+    tune = FinetuneConfig(updates=cfg.updates, base_batch=0, extra_batch=cfg.batch, lr=cfg.lr)
+    nets = finetune_many(net, data, resamples, tune, seeds)
+    return [Policy(n) for n in nets]
+
+
+def steering_spread(members: Sequence[Policy], observations: np.ndarray) -> np.ndarray:
+    """Per observation, the standard deviation of the members' steering (n,)."""
+    if not len(observations):
+        return np.zeros(0)
+    steer = np.stack([m.act(observations)[:, 0] for m in members])
+    return steer.std(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentRecord:
+    """One row per (track, segment): where it is and what the survey saw there."""
+
+    tracks: tuple[Track, ...]
+    segment_m: float
+    track_of: np.ndarray  # (m,) index into ``tracks``
+    start_m: np.ndarray  # (m,) arc length where the segment starts
+    ticks: np.ndarray  # (m,) states scored in the segment
+    passes: np.ndarray  # (m,) cars that entered the segment
+    spread: np.ndarray  # (m,) mean steering spread, NaN where no car came
+    failures: np.ndarray  # (m,) exits and stalls located in the segment
+
+    def __len__(self) -> int:
+        return len(self.start_m)
+
+    @property
+    def visited(self) -> np.ndarray:
+        return self.ticks > 0
+
+    @property
+    def failure_rate(self) -> np.ndarray:
+        return np.where(self.passes > 0, self.failures / np.maximum(self.passes, 1), np.nan)
+
+    @property
+    def relative_spread(self) -> np.ndarray:
+        """Mean spread over the median visited segment's (NaN: never visited)."""
+        typical = np.nanmedian(self.spread) if self.visited.any() else np.nan
+        return self.spread / max(float(typical), 1e-12)
+
+    def score(self, failure_weight: float = FAILURE_WEIGHT, spread_weight: float = 1.0
+              ) -> np.ndarray:
+        """``spread_weight`` x relative spread + ``failure_weight`` x failure rate per segment
+        (NaN: never visited)."""
+        return spread_weight * self.relative_spread + failure_weight * self.failure_rate
+
+    def segment_of(self, track: int, s_m: np.ndarray | float) -> np.ndarray:
+        """Row index of the segment of ``track`` holding arc length ``s_m``."""
+        first = int(np.searchsorted(self.track_of, track))
+        count = int(np.sum(self.track_of == track))
+        length = self.tracks[track].length_m
+        local = np.floor((np.asarray(s_m) % length) / self.segment_m).astype(np.int64)
+        return first + np.minimum(local, count - 1)
+
+
+def _segments(tracks: Sequence[Track], segment_m: float) -> tuple[np.ndarray, np.ndarray]:
+    counts = [max(1, int(np.ceil(t.length_m / segment_m - 1e-9))) for t in tracks]
+    track_of = np.repeat(np.arange(len(tracks)), counts)
+    start = np.concatenate([np.arange(c) * segment_m for c in counts])
+    return track_of, start
+
+
+def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[Track], *,
+                    starts_per_track: int = 4, max_ticks: int = 1200,
+                    segment_m: float = SEGMENT_M, start_speed_mps: float = 8.0,
+                    stall_ticks: int = 60) -> SegmentRecord:
+    """Drive ``policy`` on ``tracks`` and record spread and failures per segment (see module)."""
+    tracks = tuple(tracks)
+    track_of, start = _segments(tracks, segment_m)
+    first = np.searchsorted(track_of, np.arange(len(tracks)))
+    counts = np.bincount(track_of, minlength=len(tracks))
+    k = starts_per_track
+    n = len(tracks) * k
+    car_track = np.repeat(np.arange(len(tracks)), k)
+    lengths = np.array([t.length_m for t in tracks])
+    sim = RaceSim(list(tracks), n, max_steps=max_ticks, stall_ticks=stall_ticks)
+    sim.reset_cars(np.arange(n), track_index=car_track,
+                   start_s_m=lengths[car_track] * np.tile(np.arange(k) / k, len(tracks)),
+                   speed_mps=start_speed_mps)
+    m = len(start)
+    ticks, passes = np.zeros(m, np.int64), np.zeros(m, np.int64)
+    spread_sum, failures = np.zeros(m), np.zeros(m, np.int64)
+    last_row = np.full(n, -1)
+    while sim.alive.any():
+        live = np.flatnonzero(sim.alive)
+        obs = sim.observe()
+        local = np.floor(sim.frenet[live, 0] / segment_m).astype(np.int64)
+        rows = first[car_track[live]] + np.minimum(local, counts[car_track[live]] - 1)
+        np.add.at(ticks, rows, 1)
+        np.add.at(spread_sum, rows, steering_spread(members, obs[live]))
+        entered = rows != last_row[live]
+        np.add.at(passes, rows[entered], 1)
+        last_row[live] = rows
+        out = sim.step(policy.act(obs))
+        failed = out.terminated[live] | sim.stalled[live]
+        np.add.at(failures, rows[failed], 1)
+        sim.alive &= sim.laps < 1
+    spread = np.where(ticks > 0, spread_sum / np.maximum(ticks, 1), np.nan)
+    return SegmentRecord(tracks, float(segment_m), track_of, start, ticks, passes, spread,
+                         failures)
