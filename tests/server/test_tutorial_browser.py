@@ -108,7 +108,10 @@ def test_a_new_player_is_guided_through_a_first_practice_run(
               f"hints seen: {sorted(_seen(page))}")
         assert elapsed < 120
         summary = page.text_content("#explainSummary")
-        assert "sure the difference is between" in summary, summary
+        # judged on the hidden tracks, or (a hold that barely registered on a loaded machine)
+        # told in words why it was not: either way the verdict explains itself
+        assert ("sure the difference is between" in summary
+                or "teaches the car nothing" in summary), summary
         invitation = page.text_content("#tutorialHint")
         assert "Your verdict:" in invitation and "stake" in invitation, invitation
         link = page.locator("#tutorialHint a.cta")
