@@ -235,6 +235,16 @@ class Settings(BaseSettings):
     server_play_tracks: int = Field(
         default=8, gt=0, le=256, description="Play tracks served: play seeds 0..N-1 [count]."
     )
+    server_missions: int = Field(
+        default=6, ge=0, le=64, description="Missions the Play page offers: runs started just "
+        "before the segments where the champion is unsure or failed (server/missions.py; "
+        "0 = none) [count].")
+    server_missions_ensemble: int = Field(
+        default=5, ge=2, le=16, description="Ensemble members whose steering spread measures "
+        "where the champion is unsure, for the missions [count].")
+    server_missions_max_rows: int = Field(
+        default=50_000, ge=100, le=10_000_000, description="At most this many rows of the "
+        "aggregated data (drawn from it) train the missions' ensemble [rows].")
     server_ws_max_message_bytes: int = Field(
         default=1024, ge=64, le=65536, description="Largest client WebSocket message [bytes]."
     )

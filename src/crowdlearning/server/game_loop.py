@@ -22,6 +22,7 @@ A run that ends before its first tick, or is abandoned, records nothing: ``on_di
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -161,6 +162,7 @@ class _Run:
     last_input_tick: int = -1
     devices: set[str] = field(default_factory=set)  # the input devices the player used
     stop_reason: str = ""
+    mission: str | None = None  # the mission it was started on (``join``)
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -271,15 +273,22 @@ class GameLoop:
     def players(self) -> int:
         return self.capacity - len(self._free)
 
-    def join(self, spec: RunSpec, outbox: Outbox) -> int:
-        """Place a new run on a free slot; returns the slot."""
+    def join(self, spec: RunSpec, outbox: Outbox, *, start_s_m: float | None = None,
+             mission: str | None = None) -> int:
+        """Place a new run on a free slot; returns the slot. ``start_s_m`` overrides where on the
+        track it starts (a mission's place, ``server/missions.py``): its speed, offset from the
+        centreline and disturbance still come from the run's secret seed. ``mission`` (the
+        mission's id) is kept in the run's meta."""
         if not self._free:
             raise GameFullError(f"all {self.capacity} places are taken; try again shortly")
         slot = self._free.pop()
         seed = secrets.randbits(62)
         start = (RunStart.draw(seed, self._tracks[spec.track_seed]) if self.random_starts
                  else RunStart(seed, 0.0, START_SPEED_MPS, 0.0))
-        self._runs[slot] = _Run(spec, outbox, self._model_version, start)
+        if start_s_m is not None:
+            length = self._tracks[spec.track_seed].length_m
+            start = dataclasses.replace(start, start_s_m=float(start_s_m) % length)
+        self._runs[slot] = _Run(spec, outbox, self._model_version, start, mission=mission)
         self._noise[slot] = (Disturbance.draw(seed, *self.disturbance).steering(self.run_ticks)
                              if self.random_starts else 0.0)
         self._version[slot] = self._model_version
@@ -491,7 +500,8 @@ class GameLoop:
                                           6) if run is not None and self.random_starts else 0.0),
                 "device": device_meta(self._rec.keys[slot, :n],
                                       run.devices if run is not None else set(),
-                                      self._wheel.params)}
+                                      self._wheel.params),
+                **({"mission": run.mission} if run is not None and run.mission else {})}
 
     def _reset_champion(self) -> None:
         c = self.champion_slot

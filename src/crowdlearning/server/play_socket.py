@@ -20,19 +20,38 @@ import enum
 import json
 import time
 import uuid
+from typing import Annotated
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketState
 
 from crowdlearning.config import Settings
 from crowdlearning.ledger import StakeRequiredError
 from crowdlearning.server.game_loop import GameFullError, InputRejectedError, Outbox, RunSpec
-from crowdlearning.server.messages import Input, Start, Stop, parse_client_message
+from crowdlearning.server.messages import Input, Ping, Start, Stop
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
 
 __all__ = ["PlaySocket", "SessionState", "close_once", "pump"]
+
+
+class MissionStart(Start):
+    """``start``, optionally on a mission of ``GET /api/game/missions`` (its ``id``): the run
+    starts at the mission's place on its track."""
+
+    mission: str | None = Field(default=None, min_length=1, max_length=64,
+                                pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+_PlayMessage = Annotated[MissionStart | Input | Stop | Ping, Field(discriminator="type")]
+_play_adapter: TypeAdapter[MissionStart | Input | Stop | Ping] = TypeAdapter(_PlayMessage)
+
+
+def parse_play_message(text: str) -> MissionStart | Input | Stop | Ping:
+    """One ``/ws/play`` client message (``messages.py``'s, the start with its ``mission``);
+    raises ``pydantic.ValidationError`` naming the bad field."""
+    return _play_adapter.validate_json(text)
 
 
 class SessionState(enum.Enum):
@@ -134,14 +153,14 @@ class PlaySocket:
 
     async def _handle(self, text: str) -> None:
         try:
-            msg = parse_client_message(text)
+            msg = parse_play_message(text)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             self._error("bad_message", f"{where}: {first['msg']}" if where else first["msg"])
             return
         self._sync_state()
-        if isinstance(msg, Start):
+        if isinstance(msg, MissionStart):
             await self._start(msg)
         elif isinstance(msg, Input):
             self._input(msg)
@@ -157,12 +176,24 @@ class PlaySocket:
             if spec is None or spec.run_id != self.run_id:
                 self.state, self.slot, self.run_id = SessionState.IDLE, None, None
 
-    async def _start(self, msg: Start) -> None:
+    async def _start(self, msg: MissionStart) -> None:
         game = self.runtime.game
         if self.state is not SessionState.IDLE:
             return self._error("already_playing", "a run is in progress; send stop first")
-        seed = msg.track_seed if msg.track_seed is not None else game.seeds[
-            int(time.time_ns()) % len(game.seeds)]
+        seed, start_s_m = msg.track_seed, None
+        if msg.mission is not None:
+            board = self.runtime.missions
+            mission = board.find(msg.mission, game.model_version) if board else None
+            if mission is None:
+                return self._error("unknown_mission", f"mission {msg.mission} is not offered "
+                                   "(unknown, or planned for an earlier champion): get "
+                                   "/api/game/missions again")
+            if msg.track_seed is not None and msg.track_seed != mission.track_seed:
+                return self._error("unknown_mission", f"mission {msg.mission} is on track "
+                                   f"{mission.track_seed}, not {msg.track_seed}")
+            seed, start_s_m = mission.track_seed, mission.start_s_m
+        if seed is None:
+            seed = game.seeds[int(time.time_ns()) % len(game.seeds)]
         if seed not in game.seeds:
             return self._error("unknown_track", f"track_seed must be one of {game.seeds}")
         spec = RunSpec(f"run-{uuid.uuid4().hex[:20]}", self.user.player_id, self.user.username,
@@ -177,7 +208,7 @@ class PlaySocket:
             await self._give_back(spec, "a second start raced this one")
             return self._error("already_playing", "a run is in progress; send stop first")
         try:
-            self.slot = game.join(spec, self.outbox)
+            self.slot = game.join(spec, self.outbox, start_s_m=start_s_m, mission=msg.mission)
         except GameFullError as exc:
             await self._give_back(spec, "the game was full")
             return self._error("full", str(exc))
@@ -186,7 +217,7 @@ class PlaySocket:
         head = json.dumps({"type": "start", "run_id": spec.run_id, "track_seed": seed,
                            "mode": spec.mode, "paid": spec.paid,
                            "held_tinybar": ledger.hold_tinybar if spec.paid else 0,
-                           "model_version": game.model_version})
+                           "model_version": game.model_version, "mission": msg.mission})
         self.outbox.event(f'{head[:-1]}, "track": {self.runtime.track_json(seed)}}}')
         return None
 

@@ -57,6 +57,7 @@ from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.judge import JudgeProcess, LocalJudge
 from crowdlearning.server.judge_remote import RemoteJudge
+from crowdlearning.server.missions import MissionBoard, champion_record
 from crowdlearning.server.run_holds import RunHolds, paid_runs_dir
 from crowdlearning.server.store import Store
 from crowdlearning.sim.families import FAMILY_NAMES, family_track
@@ -84,6 +85,7 @@ class Runtime:
     deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
     network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
     audit_publisher: AuditPublisher | None = None  # where the judging service runs (here or not)
+    missions: MissionBoard | None = None  # the runs offered where the champion needs help
     worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="verdicts"))
 
@@ -150,6 +152,8 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
             if runtime.audit_publisher is not None:
                 stack.callback(runtime.audit_publisher.stop)
         stack.callback(runtime.judge.close)
+        if runtime.missions is not None:
+            stack.callback(runtime.missions.close)
         stack.callback(runtime.worker.shutdown, wait=True, cancel_futures=True)
         yield runtime
 
@@ -280,9 +284,12 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
                     disturbance=(settings.server_disturbance_low,
                                  settings.server_disturbance_high),
                     stall_ticks=round(settings.server_stall_seconds * settings.server_tick_hz))
+    missions = MissionBoard(champion_record(trainer, members=settings.server_missions_ensemble,
+                                            max_rows=settings.server_missions_max_rows),
+                            count=settings.server_missions)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
-                   RunHolds(ledger, paid_runs_dir(settings)))
+                   RunHolds(ledger, paid_runs_dir(settings)), missions=missions)
 
 
 def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,

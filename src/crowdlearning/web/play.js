@@ -50,6 +50,7 @@ function handle(msg) {
       const why = END_REASONS[msg.reason] || msg.reason.replace("_", " ");
       $("verdict").textContent = `run over (${why}), ${msg.ticks} ticks: judging…`;
       tutorial.ended(msg, why);
+      refreshMissions();
       break;
     }
     case "queued": $("verdict").textContent =
@@ -60,6 +61,7 @@ function handle(msg) {
     case "error":
       // an input still in flight when the run ended is normal (docs/protocol.md): not an error
       if (msg.code !== "no_run") { $("error").textContent = msg.message || msg.code; cancelCountdown(); }
+      if (msg.code === "unknown_mission") refreshMissions();  // a new champion: new missions
       break;
   }
 }
@@ -68,7 +70,8 @@ function startRun(msg) {
   runTrack = Render.track(msg.track); runTrack.raw = msg.track;
   chase.fit(); chase.setTrack(runTrack); frames.reset(); lastFrame = null;
   Object.assign(laps, { count: 0, startTick: 0, last: null, prev: null, best: loadBest() });
-  $("hudTrack").textContent = `${msg.track.name || "track"} · ${Math.round(runTrack.length)} m`;
+  $("hudTrack").textContent = `${msg.track.name || "track"} · ${Math.round(runTrack.length)} m` +
+    (msg.mission ? " · mission" : "");
   showLaps(0);
   view = CL.trackView(msg.track, canvas); setPlaying(true); clearExplanation();
   showCountdown("GO", 600);
@@ -331,18 +334,61 @@ async function refreshBacklog() {
   } catch (e) { /* offline */ }
 }
 
-$("start").onclick = () => {
+// a run: anywhere (the server picks), or on a mission (its id: the server starts it there)
+function beginRun(mission) {
   if (playing || countdown.timer) return;
   $("error").textContent = "";
   const paid = document.querySelector('input[name="money"]:checked').value === "paid";
   const mode = $("mode").value;
-  drawIdle("get ready");
+  drawIdle(mission ? "get ready: mission" : "get ready");
   tutorial.countdown();
   beginCountdown(() => {
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "start", mode, paid }));
+    const start = mission ? { type: "start", mode, paid, mission } : { type: "start", mode, paid };
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify(start));
     else cancelCountdown();
   });
-};
+}
+$("start").onclick = () => beginRun(null);
+
+// ---- missions: where help is worth most for the current champion (GET /api/game/missions)
+const MISSION_WHY = { failed: "the car fails here", unsure: "the car is unsure here",
+  explore: "a place it has not been judged on" };
+const missions = { timer: 0 };
+async function refreshMissions(afterMs) {
+  clearTimeout(missions.timer);
+  let board = null;
+  try { board = await CL.api("GET", "/api/game/missions"); } catch (e) { /* offline */ }
+  const list = $("missions");
+  list.replaceChildren();
+  if (!board || !board.ready) {  // being worked out (a few seconds after a new champion)
+    $("missionsNote").textContent = board ? "finding where the car needs help…" : "missions unavailable";
+    missions.timer = setTimeout(refreshMissions, 3000);
+    return;
+  }
+  $("missionsNote").textContent = board.missions.length
+    ? `for model v${board.model_version} · value: how unsure the car is there (1 = a typical place, more when it fails)`
+    : "no missions right now: Start run drives anywhere";
+  for (const m of board.missions) {
+    const item = document.createElement("li");
+    const pick = document.createElement("button");
+    pick.type = "button"; pick.className = `mission ${m.reason}`; pick.dataset.mission = m.id;
+    const where = document.createElement("span");
+    where.className = "mission-where";
+    where.textContent = `${m.track_name} · ${Math.round(m.target_m)} m`;
+    const why = document.createElement("span");
+    why.className = "mission-why";
+    why.textContent = MISSION_WHY[m.reason] || m.reason;
+    const value = document.createElement("strong");
+    value.className = "mission-value";
+    value.textContent = `value ${m.value.toFixed(1)}`;
+    pick.append(where, why, value);
+    pick.setAttribute("aria-label", `start a run on ${m.track_name} before ${Math.round(m.target_m)} m: ${why.textContent}, value ${m.value.toFixed(1)}`);
+    pick.onclick = () => beginRun(m.id);
+    item.append(pick);
+    list.append(item);
+  }
+  missions.timer = setTimeout(refreshMissions, afterMs || 30000);
+}
 $("stop").onclick = () => {
   if (countdown.timer) { cancelCountdown(); drawIdle("press Start run"); return; }
   ws.send(JSON.stringify({ type: "stop" }));
@@ -364,7 +410,8 @@ function drawIdle(text) {
 CL.nav("Play").then((user) => {
   const start = () => {
     $("landing").hidden = true;  // signed in: the game; "How it works" stays one click away
-    $("game").hidden = false; connect(); refreshWallet(); refreshBacklog(); drawIdle("press Start run");
+    $("game").hidden = false; connect(); refreshWallet(); refreshBacklog(); refreshMissions();
+    drawIdle("press Start run");
     tutorial.begin(CL.user);
     setInterval(() => { if (!document.hidden) refreshBacklog(); }, 10000);
   };

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, WebSocket
+from pydantic import BaseModel, Field
 
 from crowdlearning.server.deps import COOKIE, RuntimeDep
 from crowdlearning.server.errors import NotFoundError, documented
@@ -28,6 +30,42 @@ def track(seed: int, runtime: RuntimeDep) -> dict:
     if seed not in runtime.tracks:
         raise NotFoundError(f"track {seed} is not served; see /api/game/tracks")
     return runtime.tracks[seed].to_dict()
+
+
+class MissionPublic(BaseModel):
+    id: str = Field(description="send it as the start message's `mission`")
+    track_seed: int
+    track_name: str
+    start_s_m: float = Field(description="where the run starts, along the centreline [m]")
+    target_m: float = Field(description="where the segment aimed at starts [m]")
+    segment_m: float = Field(description="the segment's length [m]")
+    reason: Literal["failed", "unsure", "explore"] = Field(
+        description="the champion failed there, its ensemble disagrees there, or a random place")
+    value: float = Field(description="how much help is worth there: the segment's relative "
+                         "steering spread plus 4 x its failure rate (0 for an unscored place)")
+    model_version: int
+
+
+class MissionsPublic(BaseModel):
+    ready: bool = Field(description="false while the board is being computed: ask again")
+    model_version: int = Field(description="the champion the missions were planned for")
+    missions: list[MissionPublic]
+
+
+_MISSIONS_ANSWER = {200: {"description": "The missions; an empty list with `ready` false while "
+                          "the board for a new champion is being computed (a few seconds)."}}
+
+
+@router.get("/api/game/missions", responses=_MISSIONS_ANSWER)
+def missions(runtime: RuntimeDep) -> MissionsPublic:
+    """The missions offered for the current champion (``server/missions.py``): runs started
+    just before the segments where it is unsure or failed. Never waits for the computation."""
+    game = runtime.game
+    board = runtime.missions
+    if board is None:
+        return MissionsPublic(ready=True, model_version=game.model_version, missions=[])
+    tracks = {seed: runtime.tracks[seed] for seed in game.seeds if seed in runtime.tracks}
+    return MissionsPublic.model_validate(board.offer(game.model_version, tracks))
 
 
 @router.get("/api/game/stats")
