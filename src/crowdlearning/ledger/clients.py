@@ -6,29 +6,47 @@ lookup. Only the hash and the short prefix (to tell keys apart in listings) are 
 
 A client may charge a player only within a *mandate* the player granted (through the game, not
 the API): ``grant_mandate`` sets how much in total the client may still take.
+
+A client may also pay out of its balance to any Hedera account (``request_client_payout``): an
+ordinary ledger payout (``ledger.payouts``) from ``client:<id>`` under the id
+``client_payout_id(client, payout id)``, settled by the same settlement job in the same batches
+as the platform's own payouts; ``client_payout`` reads one back with its settlement.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from crowdlearning.ledger.accounts import AccountKind, client_account, player_account
 from crowdlearning.ledger.errors import ChargeNotAuthorizedError, UnknownAccountError
+from crowdlearning.ledger.payouts import (
+    Payout,
+    PayoutState,
+    find_payout,
+    request_payout,
+    settlement_of,
+)
 from crowdlearning.ledger.postings import get_transfer, lock_accounts, open_account, post
 from crowdlearning.ledger.records import Transfer, TransferSpec
 from crowdlearning.ledger.schema import api_clients, api_keys, charge_mandates
-from crowdlearning.ledger.validation import check_amount
+from crowdlearning.ledger.validation import DERIVED_ID_MAX, check_amount, check_identifier
 
 __all__ = [
+    "ClientPayout",
     "authenticate",
     "charge",
+    "client_payout",
+    "client_payout_id",
     "grant_mandate",
     "hash_key",
     "issue_key",
     "open_client",
+    "refunded_tinybar",
+    "request_client_payout",
     "revoke_key",
 ]
 
@@ -147,3 +165,72 @@ def _mandate_update(client_id: str, player_id: str) -> sa.Update:
     return charge_mandates.update().where(
         charge_mandates.c.client_id == client_id, charge_mandates.c.player_id == player_id
     )
+
+
+# --- payouts to any Hedera account -----------------------------------------------------------
+@dataclass(frozen=True)
+class ClientPayout:
+    """A client's payout with what settlement knows of it."""
+
+    payout: Payout
+    memo: str
+    created_at_ns: int
+    transaction_id: str | None  # the Hedera transaction that paid it (posted payouts)
+    consensus_ns: int | None  # its consensus time, when the receipt or record carried one
+
+
+def client_payout_id(client_id: str, payout_id: str) -> str:
+    """The ledger payout id of a client's ``payout_id``: ``api:<client>:<payout id>``.
+
+    When that is longer than a payout id may be (a 48-char client id with a 64-char request id),
+    the request id is replaced by ``@`` and its SHA-256 prefix (no request id contains ``@``)."""
+    client_account(client_id)  # validates the client id
+    check_identifier(payout_id, what="payout_id", max_length=64)
+    ledger_id = f"api:{client_id}:{payout_id}"
+    if len(ledger_id) > DERIVED_ID_MAX:
+        ledger_id = f"api:{client_id}:@{hashlib.sha256(payout_id.encode()).hexdigest()[:32]}"
+    return ledger_id
+
+
+def request_client_payout(
+    conn: sa.Connection,
+    client_id: str,
+    payout_id: str,
+    destination: str,
+    amount_tinybar: int,
+    *,
+    memo: str,
+    now_ns: int,
+) -> tuple[ClientPayout, bool]:
+    """Book a payout from the client's balance to ``destination``; ``(payout, created)``.
+
+    Idempotent on ``payout_id``: a replay with the same content returns the stored payout
+    (``created`` False); other content under the same id is an ``IdempotencyConflictError``;
+    a short balance is an ``InsufficientFundsError`` (nothing booked)."""
+    ledger_id = client_payout_id(client_id, payout_id)
+    _require_client(conn, client_id)
+    created = find_payout(conn, ledger_id) is None
+    request_payout(
+        conn, ledger_id, client_account(client_id), destination, amount_tinybar,
+        now_ns=now_ns, memo=memo,
+    )
+    found = client_payout(conn, client_id, payout_id)
+    assert found is not None  # just booked (or found) in this transaction
+    return found, created
+
+
+def client_payout(conn: sa.Connection, client_id: str, payout_id: str) -> ClientPayout | None:
+    """The client's payout ``payout_id`` and its settlement, or ``None`` if it has none."""
+    ledger_id = client_payout_id(client_id, payout_id)
+    payout = find_payout(conn, ledger_id)
+    if payout is None or payout.from_account != client_account(client_id):
+        return None
+    pending = get_transfer(conn, f"payout:{ledger_id}")
+    assert pending is not None  # written with the payout row
+    tx_id, consensus_ns = settlement_of(conn, payout)
+    return ClientPayout(payout, pending.spec.memo, pending.created_at_ns, tx_id, consensus_ns)
+
+
+def refunded_tinybar(payout: Payout) -> int:
+    """What went back to the payer: all of it for a voided payout, else nothing."""
+    return payout.amount_tinybar if payout.state is PayoutState.VOIDED else 0

@@ -5,6 +5,10 @@ account into ``pending_payouts``. When the network confirms the money left the t
 ``post_payout`` moves it on to ``world`` (``payout:<id>:post``); if it never can leave,
 ``void_payout`` returns it to the payer (``payout:<id>:void``). A payout is resolved at most once
 (the database's unique ``pending_id`` makes a second resolution impossible).
+
+The pending transfer's memo is ``payout to <destination>`` unless the caller gives one (the
+payments API passes its client's memo); a replay must carry the same memo. ``settlement_of``
+tells the Hedera transaction that settled a posted payout and its consensus time, if stored.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from crowdlearning.ledger.errors import (
     TransferStateError,
     UnknownTransferError,
 )
-from crowdlearning.ledger.postings import lock_accounts, post, resolve_pending
+from crowdlearning.ledger.postings import get_transfer, lock_accounts, post, resolve_pending
 from crowdlearning.ledger.records import TransferKind, TransferSpec
-from crowdlearning.ledger.schema import accounts, payouts
+from crowdlearning.ledger.schema import accounts, payouts, settlement_transactions
 from crowdlearning.ledger.validation import (
     DERIVED_ID_MAX,
     check_amount,
@@ -37,6 +41,7 @@ __all__ = [
     "get_payout",
     "post_payout",
     "request_payout",
+    "settlement_of",
     "void_payout",
 ]
 
@@ -71,17 +76,25 @@ def request_payout(
     amount_tinybar: int,
     *,
     now_ns: int,
+    memo: str | None = None,
 ) -> Payout:
-    """Reserve a payout (idempotent on ``payout_id``); the settlement job sends it later."""
+    """Reserve a payout (idempotent on ``payout_id``); the settlement job sends it later.
+
+    ``memo`` (default ``payout to <destination>``) is the pending transfer's memo; a replay with
+    another memo, payer, destination or amount is an ``IdempotencyConflictError``."""
     check_identifier(payout_id, what="payout_id", max_length=DERIVED_ID_MAX)
     check_hedera_account_id(destination)
     check_amount(amount_tinybar)
+    memo = f"payout to {destination}" if memo is None else memo
     stored = find_payout(conn, payout_id)
     if stored is not None:
-        if (stored.from_account, stored.destination, stored.amount_tinybar) != (
+        pending = get_transfer(conn, f"payout:{payout_id}")
+        stored_memo = pending.spec.memo if pending is not None else None
+        if (stored.from_account, stored.destination, stored.amount_tinybar, stored_memo) != (
             from_account,
             destination,
             amount_tinybar,
+            memo,
         ):
             raise IdempotencyConflictError(
                 f"payout id {payout_id!r} was already used for "
@@ -94,7 +107,7 @@ def request_payout(
         "pending_payouts",
         amount_tinybar,
         kind=TransferKind.PENDING,
-        memo=f"payout to {destination}",
+        memo=memo,
     )
     post(conn, spec, now_ns=now_ns)
     account_id = lock_accounts(conn, [from_account])[from_account].id
@@ -143,6 +156,21 @@ def find_payout(conn: sa.Connection, payout_id: str) -> Payout | None:
         row.attempts,
         row.failure,
     )
+
+
+def settlement_of(conn: sa.Connection, payout: Payout) -> tuple[str | None, int | None]:
+    """``(Hedera transaction id, consensus time ns)`` of a posted payout's transaction.
+
+    Either is ``None`` when unknown: not posted, or posted without a stored transaction
+    (``Settler.resolve_stuck``), or a receipt that carried no consensus time."""
+    if payout.state is not PayoutState.POSTED or payout.settlement_tx_id is None:
+        return None, None
+    consensus_ns = conn.execute(
+        sa.select(settlement_transactions.c.consensus_ns).where(
+            settlement_transactions.c.id == payout.settlement_tx_id
+        )
+    ).scalar_one_or_none()
+    return payout.settlement_tx_id, None if consensus_ns is None else int(consensus_ns)
 
 
 def post_payout(conn: sa.Connection, payout_id: str, *, now_ns: int) -> Payout:

@@ -1,4 +1,4 @@
-"""The payments HTTP API for third parties: pay, charge, balance, history (``create_app``).
+"""The payments HTTP API for third parties: pay, charge, payouts, balance, history.
 
 Each client owns one ledger account (``client:<id>``) and authenticates with an ``X-API-Key``
 header (keys are stored hashed: ``ledger.clients``). Request ids are the client's idempotency keys,
@@ -7,6 +7,7 @@ namespaced per client: resending a request returns the original transfer (status
 
     InvalidInputError 422 · UnknownAccountError, UnknownTransferError 404 ·
     IdempotencyConflictError, InsufficientFundsError, TransferStateError 409 ·
+    an unknown payout id 404 ``unknown_payout`` ·
     ChargeNotAuthorizedError 403 · ConcurrencyError 503 · missing or unknown key 401
 
 Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large`` (bodies over
@@ -14,13 +15,17 @@ Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large`` (b
 request validation (naming fields, never echoing the input) and FastAPI's own 404 / 405. The
 OpenAPI documents every status each route answers (``tests/payments/test_api_schemathesis.py``
 holds it to that). Amounts are integers in 1..5*10^18 (all the HBAR there is).
+
+Payouts (``POST /v1/payouts``) send a client's money to any Hedera account: booked at once as a
+ledger payout from the client's account, settled on Hedera by the platform's settlement job in
+the same batches as its own payouts; the platform's treasury pays the network fee.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, Field
@@ -46,8 +51,16 @@ from crowdlearning.ledger import (
     player_account,
 )
 from crowdlearning.ledger.accounts import AccountKind
-from crowdlearning.ledger.clients import authenticate
+from crowdlearning.ledger.clients import (
+    ClientPayout,
+    authenticate,
+    client_payout,
+    refunded_tinybar,
+    request_client_payout,
+)
+from crowdlearning.ledger.payouts import PayoutState
 from crowdlearning.security_headers import SecurityHeaders
+from crowdlearning.server.schemas import HederaAccountId
 
 __all__ = ["create_app", "router"]
 
@@ -83,6 +96,36 @@ class ChargeCreate(http_guard.StrictBody):
     from_player: str = Field(pattern=_PLAYER_ID)
     amount_tinybar: Amount
     memo: Memo = ""
+
+
+class PayoutCreate(http_guard.StrictBody):
+    """Pay from the client's account to any Hedera account."""
+
+    payout_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
+    to_account: HederaAccountId = Field(description="The Hedera account to pay, `shard.realm.num`.")
+    amount_tinybar: Amount
+    memo: Memo = Field("", description="Kept in your books; not sent on chain (payouts are "
+                                       "batched, one memo per Hedera transaction).")
+
+
+class PayoutPublic(BaseModel):
+    """A payout and where it is: pending, settled on Hedera, or failed (and refunded)."""
+
+    payout_id: str = Field(description="Your payout id.")
+    to_account: str
+    amount_tinybar: int = Field(description="What leaves your balance and what the recipient "
+                                            "receives, exactly.")
+    memo: str
+    status: Literal["pending", "settled", "failed"]
+    network_fee_paid_by: Literal["platform"] = Field(
+        "platform", description="The platform's treasury pays the Hedera network fee.")
+    hedera_transaction_id: str | None = Field(
+        None, description="The Hedera transaction that paid it (settled).")
+    consensus_timestamp_ns: int | None = Field(
+        None, description="Its consensus time [epoch ns], when settlement recorded one.")
+    failure_reason: str | None = Field(None, description="Why it failed (failed).")
+    refunded_tinybar: int = Field(0, description="What went back to your balance (failed).")
+    created_at_ns: int
 
 
 class TransferPublic(BaseModel):
@@ -149,6 +192,7 @@ _CODES: dict[str, tuple[int, str]] = {
     "ledger_error": (400, "the books refused the transfer for another reason"),
     "charge_not_authorized": (403, "beyond the charge mandate the player granted you"),
     "unknown_account": (404, "no such player"),
+    "unknown_payout": (404, "you have no payout with this id"),
     "idempotency_conflict": (409, "this request id was already used for another request"),
     "insufficient_funds": (409, "the paying account's balance is short"),
     "invalid_state": (409, "the transfer is in a state that does not allow this"),
@@ -220,6 +264,71 @@ def charge(
         lambda c: clients.charge(c, client_id, body.from_player, spec, now_ns=ledger.clock())
     )
     return _public(transfer, client_account(client_id), client_id)
+
+
+PayoutStatus = Literal["pending", "settled", "failed"]
+_STATUS_OF: dict[PayoutState, PayoutStatus] = {
+    PayoutState.PENDING: "pending", PayoutState.POSTED: "settled", PayoutState.VOIDED: "failed"}
+
+
+def _payout_public(found: ClientPayout, payout_id: str) -> PayoutPublic:
+    payout = found.payout
+    failed = payout.state is PayoutState.VOIDED
+    return PayoutPublic(
+        payout_id=payout_id,
+        to_account=payout.destination,
+        amount_tinybar=payout.amount_tinybar,
+        memo=found.memo,
+        status=_STATUS_OF[payout.state],
+        hedera_transaction_id=found.transaction_id,
+        consensus_timestamp_ns=found.consensus_ns,
+        failure_reason=payout.failure if failed else None,
+        refunded_tinybar=refunded_tinybar(payout),
+        created_at_ns=found.created_at_ns,
+    )
+
+
+@router.post("/payouts", status_code=201, response_model=PayoutPublic,
+             responses={200: {"model": PayoutPublic,
+                              "description": "A replay of an earlier payout with the same id and "
+                                             "content: that payout as it is now, nothing booked "
+                                             "again."},
+                        **http_guard.documented(_CODES, "too_large", "invalid_input",
+                                                "unauthorized", "ledger_error",
+                                                "idempotency_conflict", "insufficient_funds",
+                                                "busy")})
+def payout(
+    body: PayoutCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+) -> PayoutPublic:
+    """Pay ``amount_tinybar`` from your balance to the Hedera account ``to_account``.
+
+    Booked at once (your balance is debited); the platform settles it on Hedera exactly once,
+    batched with other payouts, and pays the network fee. Follow it with
+    ``GET /v1/payouts/{payout_id}``; a payout that fails is refunded to your balance.
+    """
+    found, created = ledger.run(
+        lambda c: request_client_payout(
+            c, client_id, body.payout_id, body.to_account, body.amount_tinybar,
+            memo=body.memo, now_ns=ledger.clock(),
+        )
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK  # a replay: nothing booked again
+    return _payout_public(found, body.payout_id)
+
+
+@router.get("/payouts/{payout_id}", response_model=PayoutPublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
+                                            "unknown_payout", "busy"))
+def payout_status(
+    payout_id: Annotated[str, Path(pattern=_REQUEST_ID)], ledger: LedgerDep, client_id: ClientDep
+) -> PayoutPublic | JSONResponse:
+    """Your payout and its status: pending, settled (Hedera transaction id and consensus time)
+    or failed (reason; the amount refunded to your balance)."""
+    found = ledger.run(lambda c: client_payout(c, client_id, payout_id))
+    if found is None:
+        return _error(404, "unknown_payout", f"you have no payout {payout_id!r}")
+    return _payout_public(found, payout_id)
 
 
 @router.get("/balance", response_model=BalancePublic,
