@@ -11,12 +11,20 @@ A client may also pay out of its balance to any Hedera account (``request_client
 ordinary ledger payout (``ledger.payouts``) from ``client:<id>`` under the id
 ``client_payout_id(client, payout id)``, settled by the same settlement job in the same batches
 as the platform's own payouts; ``client_payout`` reads one back with its settlement.
+
+A client withdraws its balance (``request_client_withdrawal``) as a payout of its own kind: the
+same machinery under ``client_withdrawal_id(client, withdrawal id)`` (``wd:<client>:<id>``), so
+withdrawal and payout ids never collide. It is funded by Hedera deposits with the memo
+``client:<id>`` (``payments.deposits``); ``hedera_transaction_ids`` names the Hedera transaction
+behind each deposit, payout and withdrawal transfer of a client's history.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -41,12 +49,16 @@ __all__ = [
     "charge",
     "client_payout",
     "client_payout_id",
+    "client_withdrawal",
+    "client_withdrawal_id",
     "grant_mandate",
     "hash_key",
+    "hedera_transaction_ids",
     "issue_key",
     "open_client",
     "refunded_tinybar",
     "request_client_payout",
+    "request_client_withdrawal",
     "revoke_key",
 ]
 
@@ -184,11 +196,22 @@ def client_payout_id(client_id: str, payout_id: str) -> str:
 
     When that is longer than a payout id may be (a 48-char client id with a 64-char request id),
     the request id is replaced by ``@`` and its SHA-256 prefix (no request id contains ``@``)."""
+    return _ledger_payout_id("api", client_id, payout_id, what="payout_id")
+
+
+def client_withdrawal_id(client_id: str, withdrawal_id: str) -> str:
+    """The ledger payout id of a client's withdrawal: ``wd:<client>:<withdrawal id>`` (a SHA-256
+    stand-in for a long one, as for ``client_payout_id``)."""
+    return _ledger_payout_id("wd", client_id, withdrawal_id, what="withdrawal_id")
+
+
+def _ledger_payout_id(namespace: str, client_id: str, request_id: str, *, what: str) -> str:
     client_account(client_id)  # validates the client id
-    check_identifier(payout_id, what="payout_id", max_length=64)
-    ledger_id = f"api:{client_id}:{payout_id}"
+    check_identifier(request_id, what=what, max_length=64)
+    ledger_id = f"{namespace}:{client_id}:{request_id}"
     if len(ledger_id) > DERIVED_ID_MAX:
-        ledger_id = f"api:{client_id}:@{hashlib.sha256(payout_id.encode()).hexdigest()[:32]}"
+        digest = hashlib.sha256(request_id.encode()).hexdigest()[:32]
+        ledger_id = f"{namespace}:{client_id}:@{digest}"
     return ledger_id
 
 
@@ -208,20 +231,57 @@ def request_client_payout(
     (``created`` False); other content under the same id is an ``IdempotencyConflictError``;
     a short balance is an ``InsufficientFundsError`` (nothing booked)."""
     ledger_id = client_payout_id(client_id, payout_id)
+    return _request(conn, client_id, ledger_id, destination, amount_tinybar, memo, now_ns)
+
+
+def request_client_withdrawal(
+    conn: sa.Connection,
+    client_id: str,
+    withdrawal_id: str,
+    destination: str,
+    amount_tinybar: int,
+    *,
+    now_ns: int,
+) -> tuple[ClientPayout, bool]:
+    """Book a withdrawal of the client's balance to its Hedera account ``destination``:
+    a payout (``request_client_payout``) under ``client_withdrawal_id``, memo ``withdrawal``."""
+    ledger_id = client_withdrawal_id(client_id, withdrawal_id)
+    return _request(conn, client_id, ledger_id, destination, amount_tinybar, "withdrawal", now_ns)
+
+
+def _request(
+    conn: sa.Connection,
+    client_id: str,
+    ledger_id: str,
+    destination: str,
+    amount_tinybar: int,
+    memo: str,
+    now_ns: int,
+) -> tuple[ClientPayout, bool]:
     _require_client(conn, client_id)
     created = find_payout(conn, ledger_id) is None
     request_payout(
         conn, ledger_id, client_account(client_id), destination, amount_tinybar,
         now_ns=now_ns, memo=memo,
     )
-    found = client_payout(conn, client_id, payout_id)
+    found = _read(conn, client_id, ledger_id)
     assert found is not None  # just booked (or found) in this transaction
     return found, created
 
 
 def client_payout(conn: sa.Connection, client_id: str, payout_id: str) -> ClientPayout | None:
     """The client's payout ``payout_id`` and its settlement, or ``None`` if it has none."""
-    ledger_id = client_payout_id(client_id, payout_id)
+    return _read(conn, client_id, client_payout_id(client_id, payout_id))
+
+
+def client_withdrawal(
+    conn: sa.Connection, client_id: str, withdrawal_id: str
+) -> ClientPayout | None:
+    """The client's withdrawal ``withdrawal_id`` and its settlement, or ``None``."""
+    return _read(conn, client_id, client_withdrawal_id(client_id, withdrawal_id))
+
+
+def _read(conn: sa.Connection, client_id: str, ledger_id: str) -> ClientPayout | None:
     payout = find_payout(conn, ledger_id)
     if payout is None or payout.from_account != client_account(client_id):
         return None
@@ -229,6 +289,32 @@ def client_payout(conn: sa.Connection, client_id: str, payout_id: str) -> Client
     assert pending is not None  # written with the payout row
     tx_id, consensus_ns = settlement_of(conn, payout)
     return ClientPayout(payout, pending.spec.memo, pending.created_at_ns, tx_id, consensus_ns)
+
+
+_MIRROR_TX_ID = re.compile(r"(\d+\.\d+\.\d+)-(\d+)-(\d+)")
+
+
+def hedera_transaction_ids(
+    conn: sa.Connection, client_id: str, transfers: Iterable[Transfer]
+) -> dict[str, str]:
+    """The Hedera transaction behind each of these transfers of the client's account that has
+    one (``payer@seconds.nanos``), by transfer id: a deposit's (``deposit:<mirror id>``), and a
+    settled payout's or withdrawal's on its pending and post transfers."""
+    found: dict[str, str] = {}
+    account = client_account(client_id)
+    for transfer in transfers:
+        tid = transfer.id
+        if tid.startswith("deposit:"):
+            match = _MIRROR_TX_ID.fullmatch(tid.removeprefix("deposit:"))
+            if match is not None:
+                found[tid] = f"{match[1]}@{match[2]}.{match[3]}"
+        elif tid.startswith("payout:") and not tid.endswith(":void"):
+            payout = find_payout(conn, tid.removeprefix("payout:").removesuffix(":post"))
+            if payout is not None and payout.from_account == account:
+                tx_id, _ = settlement_of(conn, payout)
+                if tx_id is not None:
+                    found[tid] = tx_id
+    return found
 
 
 def refunded_tinybar(payout: Payout) -> int:

@@ -7,7 +7,7 @@ namespaced per client: resending a request returns the original transfer (status
 
     InvalidInputError 422 · UnknownAccountError, UnknownTransferError 404 ·
     IdempotencyConflictError, InsufficientFundsError, TransferStateError 409 ·
-    an unknown payout id 404 ``unknown_payout`` ·
+    an unknown payout id 404 ``unknown_payout`` (a withdrawal id: ``unknown_withdrawal``) ·
     ChargeNotAuthorizedError 403 · ConcurrencyError 503 · missing or unknown key 401
 
 Every answer is ``{"code", "detail"}``; ``http_guard`` adds 413 ``too_large`` (bodies over
@@ -19,6 +19,11 @@ holds it to that). Amounts are integers in 1..5*10^18 (all the HBAR there is).
 Payouts (``POST /v1/payouts``) send a client's money to any Hedera account: booked at once as a
 ledger payout from the client's account, settled on Hedera by the platform's settlement job in
 the same batches as its own payouts; the platform's treasury pays the network fee.
+
+Funding: a client tops up its balance by sending HBAR on Hedera to the platform's treasury
+account with the memo ``client:<client id>`` (credited once, when the platform's mirror reader
+sees it), and withdraws it with ``POST /v1/withdrawals``: a payout to its own Hedera account.
+Both show in ``GET /v1/history`` with their ``hedera_transaction_id``.
 """
 
 from __future__ import annotations
@@ -55,8 +60,11 @@ from crowdlearning.ledger.clients import (
     ClientPayout,
     authenticate,
     client_payout,
+    client_withdrawal,
+    hedera_transaction_ids,
     refunded_tinybar,
     request_client_payout,
+    request_client_withdrawal,
 )
 from crowdlearning.ledger.payouts import PayoutState
 from crowdlearning.security_headers import SecurityHeaders
@@ -108,6 +116,34 @@ class PayoutCreate(http_guard.StrictBody):
                                        "batched, one memo per Hedera transaction).")
 
 
+class WithdrawalCreate(http_guard.StrictBody):
+    """Withdraw from the client's balance to its own Hedera account."""
+
+    withdrawal_id: str = Field(pattern=_REQUEST_ID, description="Your idempotency key.")
+    to_account: HederaAccountId = Field(
+        description="Your Hedera account, `shard.realm.num`, that receives the HBAR.")
+    amount_tinybar: Amount
+
+
+class WithdrawalPublic(BaseModel):
+    """A withdrawal and where it is: pending, settled on Hedera, or failed (and refunded)."""
+
+    withdrawal_id: str = Field(description="Your withdrawal id.")
+    to_account: str
+    amount_tinybar: int = Field(description="What leaves your balance and what your account "
+                                            "receives, exactly.")
+    status: Literal["pending", "settled", "failed"]
+    network_fee_paid_by: Literal["platform"] = Field(
+        "platform", description="The platform's treasury pays the Hedera network fee.")
+    hedera_transaction_id: str | None = Field(
+        None, description="The Hedera transaction that paid it (settled).")
+    consensus_timestamp_ns: int | None = Field(
+        None, description="Its consensus time [epoch ns], when settlement recorded one.")
+    failure_reason: str | None = Field(None, description="Why it failed (failed).")
+    refunded_tinybar: int = Field(0, description="What went back to your balance (failed).")
+    created_at_ns: int
+
+
 class PayoutPublic(BaseModel):
     """A payout and where it is: pending, settled on Hedera, or failed (and refunded)."""
 
@@ -138,6 +174,10 @@ class TransferPublic(BaseModel):
     counterparty: str
     memo: str
     created_at_ns: int
+    hedera_transaction_id: str | None = Field(
+        None, description="The Hedera transaction behind it, `payer@seconds.nanos`: the "
+                          "transfer that funded a deposit, or the one that paid a settled "
+                          "payout or withdrawal (on its pending and post transfers).")
 
 
 class BalancePublic(BaseModel):
@@ -193,6 +233,7 @@ _CODES: dict[str, tuple[int, str]] = {
     "charge_not_authorized": (403, "beyond the charge mandate the player granted you"),
     "unknown_account": (404, "no such player"),
     "unknown_payout": (404, "you have no payout with this id"),
+    "unknown_withdrawal": (404, "you have no withdrawal with this id"),
     "idempotency_conflict": (409, "this request id was already used for another request"),
     "insufficient_funds": (409, "the paying account's balance is short"),
     "invalid_state": (409, "the transfer is in a state that does not allow this"),
@@ -206,7 +247,9 @@ _REPLAYED = {"model": TransferPublic,
 router = APIRouter(prefix="/v1", tags=["payments"])
 
 
-def _public(transfer: Transfer, account: str, client_id: str) -> TransferPublic:
+def _public(
+    transfer: Transfer, account: str, client_id: str, hedera_tx: str | None = None
+) -> TransferPublic:
     other = next(leg.account for leg in transfer.spec.legs if leg.account != account)
     prefix = f"api:{client_id}:"
     return TransferPublic(
@@ -217,6 +260,7 @@ def _public(transfer: Transfer, account: str, client_id: str) -> TransferPublic:
         counterparty=other,
         memo=transfer.spec.memo,
         created_at_ns=transfer.created_at_ns,
+        hedera_transaction_id=hedera_tx,
     )
 
 
@@ -331,6 +375,58 @@ def payout_status(
     return _payout_public(found, payout_id)
 
 
+def _withdrawal_public(found: ClientPayout, withdrawal_id: str) -> WithdrawalPublic:
+    as_payout = _payout_public(found, withdrawal_id)
+    return WithdrawalPublic(withdrawal_id=withdrawal_id,
+                            **as_payout.model_dump(exclude={"payout_id", "memo"}))
+
+
+@router.post("/withdrawals", status_code=201, response_model=WithdrawalPublic,
+             responses={200: {"model": WithdrawalPublic,
+                              "description": "A replay of an earlier withdrawal with the same id "
+                                             "and content: that withdrawal as it is now, nothing "
+                                             "booked again."},
+                        **http_guard.documented(_CODES, "too_large", "invalid_input",
+                                                "unauthorized", "ledger_error",
+                                                "idempotency_conflict", "insufficient_funds",
+                                                "busy")})
+def withdraw(
+    body: WithdrawalCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+) -> WithdrawalPublic:
+    """Withdraw ``amount_tinybar`` from your balance to your Hedera account ``to_account``.
+
+    A payout to your own account (see ``POST /v1/payouts``), with ids of its own: booked at once,
+    settled on Hedera exactly once, the network fee paid by the platform; a withdrawal that fails
+    is refunded to your balance. Fund your balance by sending HBAR to the platform's treasury
+    account with the memo ``client:<your client id>``.
+    """
+    found, created = ledger.run(
+        lambda c: request_client_withdrawal(
+            c, client_id, body.withdrawal_id, body.to_account, body.amount_tinybar,
+            now_ns=ledger.clock(),
+        )
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK  # a replay: nothing booked again
+    return _withdrawal_public(found, body.withdrawal_id)
+
+
+@router.get("/withdrawals/{withdrawal_id}", response_model=WithdrawalPublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
+                                            "unknown_withdrawal", "busy"))
+def withdrawal_status(
+    withdrawal_id: Annotated[str, Path(pattern=_REQUEST_ID)],
+    ledger: LedgerDep,
+    client_id: ClientDep,
+) -> WithdrawalPublic | JSONResponse:
+    """Your withdrawal and its status: pending, settled (Hedera transaction id and consensus
+    time) or failed (reason; the amount refunded to your balance)."""
+    found = ledger.run(lambda c: client_withdrawal(c, client_id, withdrawal_id))
+    if found is None:
+        return _error(404, "unknown_withdrawal", f"you have no withdrawal {withdrawal_id!r}")
+    return _withdrawal_public(found, withdrawal_id)
+
+
 @router.get("/balance", response_model=BalancePublic,
             responses=http_guard.documented(_CODES, "unauthorized", "busy"))
 def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
@@ -353,8 +449,10 @@ def history(
     limit = min(limit, request.app.state.history_limit)
     account = client_account(client_id)
     items = ledger.history(account, limit=limit, offset=offset)
+    tx_ids = ledger.run(lambda c: hedera_transaction_ids(c, client_id, items))
     return HistoryPublic(
-        items=[_public(t, account, client_id) for t in items], limit=limit, offset=offset
+        items=[_public(t, account, client_id, tx_ids.get(t.id)) for t in items],
+        limit=limit, offset=offset,
     )
 
 

@@ -12,6 +12,11 @@ same transaction twice (a restart with an old cursor, an overlapping page) credi
 A transfer whose memo names no known player is reported as unmatched and credited to nobody: the
 money is on the treasury account and an operator refunds it; nothing is lost or guessed.
 
+Client funding: a payments API client tops up its balance the same way with the memo
+``client:<client id>``: credited to ``client:<client id>`` under the same id
+``deposit:<transaction id>`` (once, whoever reads it). A memo naming no known client is reported
+as unmatched, like an unknown player's; the two memo forms never fall back on each other.
+
 Network fees: every transaction the treasury *paid for* (payouts, audit messages, paid queries,
 account creations) moved hbar to the network's system accounts (nodes, fee collection: numbers
 up to 1000, which Hedera reserves for them): that amount is booked as ``treasury ->
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -34,12 +40,14 @@ from crowdlearning.ledger import (
     InvalidInputError,
     Ledger,
     UnknownAccountError,
+    client_account,
     player_account,
 )
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.accounts import AccountKind
 
 __all__ = [
+    "CLIENT_MEMO_PREFIX",
     "MEMO_PREFIX",
     "Deposit",
     "DepositWatcher",
@@ -51,6 +59,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MEMO_PREFIX = "deposit:"
+CLIENT_MEMO_PREFIX = "client:"  # a payments API client funding its balance
 LAST_SYSTEM_ACCOUNT = 1000  # 0.0.1 .. 0.0.1000 are Hedera's system accounts (nodes, fees)
 
 
@@ -70,8 +79,9 @@ def sdk_transaction_id(mirror_id: str) -> str:
 class Deposit:
     transaction_id: str  # mirror form: payer-seconds-nanos
     consensus_timestamp: str
-    player_id: str | None  # None: the memo named no known player
+    player_id: str | None  # None: the memo named no known player (or named a client)
     amount_tinybar: int
+    client_id: str | None = None  # a client funding its balance (memo ``client:<id>``)
 
 
 @dataclass(frozen=True)
@@ -144,18 +154,32 @@ class DepositWatcher:
         # lists it apart) is not the depositor's money
         received -= sum(int(t["amount"]) for t in tx.get("staking_reward_transfers") or []
                         if t["account"] == self.treasury_account_id)
-        if not memo.startswith(MEMO_PREFIX) or received <= 0:
+        if received <= 0:
             return
-        player = memo.removeprefix(MEMO_PREFIX).strip()
-        deposit = Deposit(tx["transaction_id"], tx["consensus_timestamp"], player, received)
+        if memo.startswith(MEMO_PREFIX):
+            player = memo.removeprefix(MEMO_PREFIX).strip()
+            deposit = Deposit(tx["transaction_id"], tx["consensus_timestamp"], player, received)
+            self._credit(deposit, lambda: player_account(player, AccountKind.AVAILABLE),
+                         f"player {player!r}", result)
+        elif memo.startswith(CLIENT_MEMO_PREFIX):
+            client = memo.removeprefix(CLIENT_MEMO_PREFIX).strip()
+            deposit = Deposit(tx["transaction_id"], tx["consensus_timestamp"], None, received,
+                              client_id=client)
+            self._credit(deposit, lambda: client_account(client), f"client {client!r}", result)
+
+    def _credit(self, deposit: Deposit, account: Callable[[], str], named: str,
+                result: PollResult) -> None:
+        """Credit ``deposit`` to ``account()`` once, or report it unmatched (unknown or invalid
+        id: the account code is only built, and so validated, here)."""
         try:
-            self.ledger.deposit(f"deposit:{tx['transaction_id']}",
-                                player_account(player, AccountKind.AVAILABLE), received)
+            self.ledger.deposit(f"deposit:{deposit.transaction_id}", account(),
+                                deposit.amount_tinybar)
         except (UnknownAccountError, InvalidInputError):
-            log.warning("deposit %s names unknown player %r: left for refund",
-                        tx["transaction_id"], player)
+            log.warning("deposit %s names unknown %s: left for refund",
+                        deposit.transaction_id, named)
             result.unmatched.append(Deposit(deposit.transaction_id,
-                                            deposit.consensus_timestamp, None, received))
+                                            deposit.consensus_timestamp, None,
+                                            deposit.amount_tinybar))
             return
         result.credited.append(deposit)
 
