@@ -141,7 +141,7 @@ def test_a_paid_run_that_cannot_take_a_slot_gives_its_hold_back(
         client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     staked(client)
 
-    def full(spec: RunSpec, outbox: object) -> int:
+    def full(spec: RunSpec, outbox: object, **start: object) -> int:
         raise GameFullError("all places are taken")
 
     monkeypatch.setattr(runtime.game, "join", full)

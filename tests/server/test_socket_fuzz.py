@@ -39,6 +39,9 @@ CLOSE_TOO_BIG = 1009
 # the client reads whatever comes (max_queue None: a flood's answers left unread must not stop it
 # from reading the server's close frame)
 CLIENT: dict = {"open_timeout": 10, "close_timeout": 3, "max_size": None, "max_queue": None}
+# oversized messages are the point: hypothesis warns that printing such an example is costly
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning")
 
 
 class _Errors(logging.Handler):
