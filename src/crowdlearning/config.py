@@ -137,6 +137,24 @@ class Settings(BaseSettings):
     payments_api_trusted_proxies: str = Field(
         default="", description="Reverse proxies whose X-Forwarded-For is believed: comma-"
         "separated addresses or networks; empty = none (the client is the socket's peer).")
+    payments_database_url: str = Field(
+        default="", description="The payments API's own database (`crowdlearning payments "
+        "serve`): a SQLAlchemy URL; empty = database_url (the platform's ledger).")
+    payments_client_rps: float = Field(
+        default=50.0, gt=0, le=100_000,
+        description="Requests per second each API client may make, on average (token bucket, "
+        "per process); beyond, 429 rate_limited [1/s].")
+    payments_client_burst: int = Field(
+        default=100, ge=1, le=1_000_000,
+        description="Requests a client may make at once before payments_client_rps applies "
+        "(the bucket's size) [count].")
+    payments_client_daily_payout_tinybar: int = Field(
+        default=10_000 * 100_000_000, ge=0,
+        description="Most a client may book in payouts and withdrawals in any 24 h (rolling "
+        "window; failed ones do not count); beyond, 429 quota_exceeded; 0 = no quota [tinybar].")
+    payments_metrics_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token GET /metrics requires; empty = no "
+        "token, but only clients on loopback (127.0.0.1, ::1) may read it.")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(

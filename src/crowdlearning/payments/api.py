@@ -24,16 +24,31 @@ Funding: a client tops up its balance by sending HBAR on Hedera to the platform'
 account with the memo ``client:<client id>`` (credited once, when the platform's mirror reader
 sees it), and withdraws it with ``POST /v1/withdrawals``: a payout to its own Hedera account.
 Both show in ``GET /v1/history`` with their ``hedera_transaction_id``.
+
+Limits (per client): ``payments_client_rps`` requests per second on average with bursts of
+``payments_client_burst`` (a token bucket per process), beyond which any ``/v1`` route answers 429
+``rate_limited``; payouts and withdrawals booked in any rolling 24 h (failed ones not counted) up to
+``payments_client_daily_payout_tinybar``, beyond which 429 ``quota_exceeded`` and nothing is
+booked. Both 429s carry ``Retry-After`` (whole seconds). Operations: ``GET /healthz`` (the process
+answers), ``GET /readyz`` (the database answers a trivial query, else 503 ``not_ready``),
+``GET /metrics`` (Prometheus text; a bearer token, or loopback only when none is set).
 """
 
 from __future__ import annotations
 
+import hmac
+import math
+import threading
+import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crowdlearning import http_guard
 from crowdlearning.config import Settings, get_settings
@@ -60,17 +75,22 @@ from crowdlearning.ledger.clients import (
     ClientPayout,
     authenticate,
     client_payout,
+    client_payout_id,
     client_withdrawal,
+    client_withdrawal_id,
     hedera_transaction_ids,
     refunded_tinybar,
     request_client_payout,
     request_client_withdrawal,
 )
-from crowdlearning.ledger.payouts import PayoutState
+from crowdlearning.ledger.payouts import PayoutState, find_payout
+from crowdlearning.ledger.schema import accounts as accounts_table
+from crowdlearning.ledger.schema import api_clients as api_clients_table
+from crowdlearning.ledger.schema import payouts as payouts_table
 from crowdlearning.security_headers import SecurityHeaders
 from crowdlearning.server.schemas import HederaAccountId
 
-__all__ = ["create_app", "router"]
+__all__ = ["Metrics", "TokenBuckets", "create_app", "ops_router", "router"]
 
 _REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _PLAYER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,63}$"
@@ -198,6 +218,168 @@ class HistoryPublic(BaseModel):
 ErrorPublic = http_guard.ErrorPublic  # every 4xx/5xx the API answers on purpose
 
 
+# --- limits and metrics ----------------------------------------------------------------------
+class TokenBuckets:
+    """A token bucket per client: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Written here rather than taken from a library: the one installed (pyrate-limiter) answers
+    "allowed or not" but not how long until the next token, which ``Retry-After`` needs, and a
+    bucket is a few lines. In memory and per process: N processes allow N times the rate.
+    """
+
+    def __init__(self, rate: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._lock = threading.Lock()  # sync routes run on a thread pool
+
+    def take(self, key: str) -> float:
+        """Take one token for ``key``: 0.0 if there was one, else seconds until there is."""
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+class Metrics:
+    """The API's counters, exposed in the Prometheus text format (version 0.0.4).
+
+    Written by hand: prometheus-client is not a dependency, and a handful of counters in that
+    documented line format (``# HELP``, ``# TYPE``, ``name{label="value"} number``) needs none.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, str], int] = {}  # (route, method, status)
+        self.payouts_booked: dict[str, int] = {}  # kind -> count
+        self.payouts_booked_tinybar: dict[str, int] = {}  # kind -> tinybar
+        self.refusals: dict[str, int] = {}  # reason (rate_limited, quota_exceeded) -> count
+
+    def add(self, table: dict, key: object, amount: int = 1) -> None:  # type: ignore[type-arg]
+        """Add ``amount`` to ``table[key]``."""
+        with self._lock:
+            table[key] = table.get(key, 0) + amount
+
+    def render(self, pending_payouts: int | None) -> str:
+        """The exposition text; the pending-payouts gauge is left out when it is unknown."""
+        with self._lock:
+            families = [
+                ("payments_http_requests_total", "counter",
+                 "Requests answered, by route template, method and status.",
+                 [({"route": r, "method": m, "status": s}, n)
+                  for (r, m, s), n in sorted(self.requests.items())]),
+                ("payments_payouts_booked_total", "counter",
+                 "Payouts booked through the API, by kind (payout, withdrawal).",
+                 [({"kind": k}, n) for k, n in sorted(self.payouts_booked.items())]),
+                ("payments_payouts_booked_tinybar_total", "counter",
+                 "Tinybar booked in payouts through the API, by kind.",
+                 [({"kind": k}, n) for k, n in sorted(self.payouts_booked_tinybar.items())]),
+                ("payments_limit_refusals_total", "counter",
+                 "Requests refused with 429, by reason (rate_limited, quota_exceeded).",
+                 [({"reason": k}, n) for k, n in sorted(self.refusals.items())]),
+            ]
+        if pending_payouts is not None:
+            families.append(("payments_ledger_pending_payouts", "gauge",
+                             "Payouts booked in the ledger and not yet settled or failed.",
+                             [({}, pending_payouts)]))
+        lines: list[str] = []
+        for name, kind, help_text, samples in families:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            for labels, value in samples:
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+                lines.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class _CountRequests:
+    """ASGI middleware counting answers by route template (never the raw path: bounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answered: list[int] = []
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            code = str(answered[0]) if answered else "none"
+            self.metrics.add(self.metrics.requests, (route, scope["method"], code))
+
+
+class _LimitedError(Exception):
+    """A request over one of the client's limits: 429 ``code`` with ``Retry-After``."""
+
+    def __init__(self, code: str, retry_after_s: float, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+        self.retry_after = max(1, math.ceil(retry_after_s))
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _check_quota(conn: sa.Connection, client_id: str, ledger_id: str, amount: int,
+                 limit: int, now_ns: int) -> None:
+    """Refuse (``_LimitedError``) a new payout that would take the client's payouts booked in
+    the last 24 h (not failed ones) past ``limit``; replays and 0 (no quota) pass."""
+    if limit <= 0 or find_payout(conn, ledger_id) is not None:
+        return  # no quota, or a replay / id conflict: the booking answers those
+    # the client's row locked: concurrent payouts of one client are checked one after another
+    conn.execute(sa.select(api_clients_table.c.id)
+                 .where(api_clients_table.c.id == client_id).with_for_update())
+    since = now_ns - _DAY_NS
+    rows = conn.execute(
+        sa.select(payouts_table.c.created_at_ns, payouts_table.c.amount_tinybar)
+        .join(accounts_table, accounts_table.c.id == payouts_table.c.from_account_id)
+        .where(accounts_table.c.code == client_account(client_id),
+               payouts_table.c.created_at_ns > since,
+               payouts_table.c.state != PayoutState.VOIDED.value)
+        .order_by(payouts_table.c.created_at_ns)
+    ).all()
+    used = sum(row.amount_tinybar for row in rows)
+    if used + amount <= limit:
+        return
+    if amount > limit:
+        raise _LimitedError("quota_exceeded", 86_400,
+                            f"{amount} tinybar is more than your daily payout quota ({limit})")
+    excess, wait_ns = used + amount - limit, _DAY_NS
+    for row in rows:  # oldest first: when enough of them leave the window, it fits
+        excess -= row.amount_tinybar
+        if excess <= 0:
+            wait_ns = row.created_at_ns + _DAY_NS - now_ns
+            break
+    raise _LimitedError("quota_exceeded", wait_ns / 1e9,
+                        f"payouts booked in the last 24 h: {used} of {limit} tinybar; "
+                        f"{amount} more does not fit")
+
+
+def _limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, _LimitedError)
+    metrics: Metrics = request.app.state.metrics
+    metrics.add(metrics.refusals, exc.code)
+    return http_guard.error_response(429, exc.code, exc.detail,
+                                     headers={"Retry-After": str(exc.retry_after)})
+
+
 # --- dependencies ----------------------------------------------------------------------------
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your client API key.")
 
@@ -214,11 +396,17 @@ def get_ledger(request: Request) -> Ledger:
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
-def current_client(ledger: LedgerDep, key: Annotated[str | None, Depends(_api_key)]) -> str:
-    """The client id owning the request's API key."""
+def current_client(
+    request: Request, ledger: LedgerDep, key: Annotated[str | None, Depends(_api_key)]
+) -> str:
+    """The client id owning the request's API key, once within its request rate (else 429)."""
     client_id = ledger.run(lambda c: authenticate(c, key)) if key else None
     if client_id is None:
         raise _UnauthorizedError
+    wait_s = request.app.state.rate_limits.take(client_id)
+    if wait_s > 0:
+        raise _LimitedError("rate_limited", wait_s,
+                            f"over {request.app.state.rate_limits.rate:g} requests per second")
     return client_id
 
 
@@ -238,9 +426,13 @@ _CODES: dict[str, tuple[int, str]] = {
     "insufficient_funds": (409, "the paying account's balance is short"),
     "invalid_state": (409, "the transfer is in a state that does not allow this"),
     "busy": (503, "a ledger transaction kept conflicting: retry it"),
+    "rate_limited": (429, "over your request rate (`payments_client_rps`, bursts of "
+                          "`payments_client_burst`): retry after `Retry-After` seconds"),
+    "quota_exceeded": (429, "over your daily payout volume (payouts and withdrawals booked in "
+                            "the last 24 h): nothing booked; `Retry-After` says when it fits"),
 }
 _MOVES = ("too_large", "invalid_input", "unauthorized", "ledger_error", "unknown_account",
-          "idempotency_conflict", "insufficient_funds", "invalid_state", "busy")
+          "idempotency_conflict", "insufficient_funds", "invalid_state", "busy", "rate_limited")
 _REPLAYED = {"model": TransferPublic,
              "description": "A replay of an earlier request with the same id: its transfer, "
                             "nothing moved again."}
@@ -310,6 +502,13 @@ def charge(
     return _public(transfer, client_account(client_id), client_id)
 
 
+def _count_booked(request: Request, kind: str, amount: int, created: bool) -> None:
+    if created:
+        metrics: Metrics = request.app.state.metrics
+        metrics.add(metrics.payouts_booked, kind)
+        metrics.add(metrics.payouts_booked_tinybar, kind, amount)
+
+
 PayoutStatus = Literal["pending", "settled", "failed"]
 _STATUS_OF: dict[PayoutState, PayoutStatus] = {
     PayoutState.PENDING: "pending", PayoutState.POSTED: "settled", PayoutState.VOIDED: "failed"}
@@ -340,9 +539,10 @@ def _payout_public(found: ClientPayout, payout_id: str) -> PayoutPublic:
                         **http_guard.documented(_CODES, "too_large", "invalid_input",
                                                 "unauthorized", "ledger_error",
                                                 "idempotency_conflict", "insufficient_funds",
-                                                "busy")})
+                                                "busy", "rate_limited", "quota_exceeded")})
 def payout(
-    body: PayoutCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+    body: PayoutCreate, ledger: LedgerDep, client_id: ClientDep, response: Response,
+    request: Request,
 ) -> PayoutPublic:
     """Pay ``amount_tinybar`` from your balance to the Hedera account ``to_account``.
 
@@ -350,12 +550,17 @@ def payout(
     batched with other payouts, and pays the network fee. Follow it with
     ``GET /v1/payouts/{payout_id}``; a payout that fails is refunded to your balance.
     """
-    found, created = ledger.run(
-        lambda c: request_client_payout(
-            c, client_id, body.payout_id, body.to_account, body.amount_tinybar,
-            memo=body.memo, now_ns=ledger.clock(),
-        )
-    )
+    limit = request.app.state.daily_payout_tinybar
+
+    def book(c: sa.Connection) -> tuple[ClientPayout, bool]:
+        now_ns = ledger.clock()
+        _check_quota(c, client_id, client_payout_id(client_id, body.payout_id),
+                     body.amount_tinybar, limit, now_ns)
+        return request_client_payout(c, client_id, body.payout_id, body.to_account,
+                                     body.amount_tinybar, memo=body.memo, now_ns=now_ns)
+
+    found, created = ledger.run(book)
+    _count_booked(request, "payout", body.amount_tinybar, created)
     if not created:
         response.status_code = status.HTTP_200_OK  # a replay: nothing booked again
     return _payout_public(found, body.payout_id)
@@ -363,7 +568,7 @@ def payout(
 
 @router.get("/payouts/{payout_id}", response_model=PayoutPublic,
             responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
-                                            "unknown_payout", "busy"))
+                                            "unknown_payout", "busy", "rate_limited"))
 def payout_status(
     payout_id: Annotated[str, Path(pattern=_REQUEST_ID)], ledger: LedgerDep, client_id: ClientDep
 ) -> PayoutPublic | JSONResponse:
@@ -389,9 +594,10 @@ def _withdrawal_public(found: ClientPayout, withdrawal_id: str) -> WithdrawalPub
                         **http_guard.documented(_CODES, "too_large", "invalid_input",
                                                 "unauthorized", "ledger_error",
                                                 "idempotency_conflict", "insufficient_funds",
-                                                "busy")})
+                                                "busy", "rate_limited", "quota_exceeded")})
 def withdraw(
-    body: WithdrawalCreate, ledger: LedgerDep, client_id: ClientDep, response: Response
+    body: WithdrawalCreate, ledger: LedgerDep, client_id: ClientDep, response: Response,
+    request: Request,
 ) -> WithdrawalPublic:
     """Withdraw ``amount_tinybar`` from your balance to your Hedera account ``to_account``.
 
@@ -400,12 +606,17 @@ def withdraw(
     is refunded to your balance. Fund your balance by sending HBAR to the platform's treasury
     account with the memo ``client:<your client id>``.
     """
-    found, created = ledger.run(
-        lambda c: request_client_withdrawal(
-            c, client_id, body.withdrawal_id, body.to_account, body.amount_tinybar,
-            now_ns=ledger.clock(),
-        )
-    )
+    limit = request.app.state.daily_payout_tinybar
+
+    def book(c: sa.Connection) -> tuple[ClientPayout, bool]:
+        now_ns = ledger.clock()
+        _check_quota(c, client_id, client_withdrawal_id(client_id, body.withdrawal_id),
+                     body.amount_tinybar, limit, now_ns)
+        return request_client_withdrawal(c, client_id, body.withdrawal_id, body.to_account,
+                                         body.amount_tinybar, now_ns=now_ns)
+
+    found, created = ledger.run(book)
+    _count_booked(request, "withdrawal", body.amount_tinybar, created)
     if not created:
         response.status_code = status.HTTP_200_OK  # a replay: nothing booked again
     return _withdrawal_public(found, body.withdrawal_id)
@@ -413,7 +624,7 @@ def withdraw(
 
 @router.get("/withdrawals/{withdrawal_id}", response_model=WithdrawalPublic,
             responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
-                                            "unknown_withdrawal", "busy"))
+                                            "unknown_withdrawal", "busy", "rate_limited"))
 def withdrawal_status(
     withdrawal_id: Annotated[str, Path(pattern=_REQUEST_ID)],
     ledger: LedgerDep,
@@ -428,7 +639,7 @@ def withdrawal_status(
 
 
 @router.get("/balance", response_model=BalancePublic,
-            responses=http_guard.documented(_CODES, "unauthorized", "busy"))
+            responses=http_guard.documented(_CODES, "unauthorized", "busy", "rate_limited"))
 def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
     """Your account's balance."""
     return BalancePublic(
@@ -437,7 +648,8 @@ def balance(ledger: LedgerDep, client_id: ClientDep) -> BalancePublic:
 
 
 @router.get("/history", response_model=HistoryPublic,
-            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized", "busy"))
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized", "busy",
+                                            "rate_limited"))
 def history(
     ledger: LedgerDep,
     client_id: ClientDep,
@@ -454,6 +666,78 @@ def history(
         items=[_public(t, account, client_id, tx_ids.get(t.id)) for t in items],
         limit=limit, offset=offset,
     )
+
+
+# --- operations: health, readiness, metrics --------------------------------------------------
+class HealthPublic(BaseModel):
+    """The process answers (``/healthz``) or is ready to serve (``/readyz``)."""
+
+    status: Literal["ok", "ready"]
+
+
+_OPS_CODES: dict[str, tuple[int, str]] = {
+    "unauthorized": (401, "`payments_metrics_token` is set and the request's `Authorization: "
+                          "Bearer` token is missing or another"),
+    "forbidden": (403, "no `payments_metrics_token` is set and the request is not from loopback"),
+    "not_ready": (503, "the database did not answer a trivial query"),
+}
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+ops_router = APIRouter(tags=["operations"])
+
+
+@ops_router.get("/healthz", response_model=HealthPublic)
+def healthz() -> HealthPublic:
+    """The process is alive and answering (no authentication, touches nothing)."""
+    return HealthPublic(status="ok")
+
+
+@ops_router.get("/readyz", response_model=HealthPublic,
+                responses=http_guard.documented(_OPS_CODES, "not_ready"))
+def readyz(ledger: LedgerDep) -> HealthPublic | JSONResponse:
+    """Ready to serve: the database answers ``SELECT 1`` (no authentication)."""
+    try:
+        with ledger.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means not ready
+        return _error(503, "not_ready", f"database unreachable: {type(exc).__name__}")
+    return HealthPublic(status="ready")
+
+
+def _pending_payouts(ledger: Ledger) -> int | None:
+    try:
+        with ledger.engine.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(payouts_table)
+                .where(payouts_table.c.state == PayoutState.PENDING.value)).scalar_one())
+    except Exception:  # the database is down: the gauge is left out, the counters still answer
+        return None
+
+
+def _as_json(responses: dict[int | str, dict]) -> dict[int | str, dict]:  # type: ignore[type-arg]
+    """Error responses of a text route: their body is JSON, not the route's text/plain."""
+    ref = {"$ref": "#/components/schemas/ErrorPublic"}
+    return {status_code: {**{k: v for k, v in entry.items() if k != "model"},
+                          "content": {"application/json": {"schema": ref}}}
+            for status_code, entry in responses.items()}
+
+
+@ops_router.get("/metrics", response_class=PlainTextResponse,
+                responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                 "description": "Prometheus text exposition format 0.0.4."},
+                           **_as_json(http_guard.documented(_OPS_CODES, "unauthorized",
+                                                            "forbidden"))})
+def metrics(request: Request, ledger: LedgerDep) -> Response:
+    """The service's counters in Prometheus text format: requests by route and status, payouts
+    booked, 429 refusals, and the ledger's pending payouts (a gauge)."""
+    token: str = request.app.state.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _error(401, "unauthorized", "missing or wrong metrics bearer token")
+    elif request.client is None or request.client.host not in _LOOPBACK:
+        return _error(403, "forbidden", "metrics are served to loopback only (no token set)")
+    text = request.app.state.metrics.render(_pending_payouts(ledger))
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -486,8 +770,12 @@ def _unauthorized(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None) -> FastAPI:
-    """The payments API app over ``ledger`` (default: the ledger at ``settings.database_url``)."""
+    """The payments API app over ``ledger`` (default: the ledger at
+    ``settings.payments_database_url``, or ``database_url`` when that is empty)."""
     settings = settings or get_settings()
+    if ledger is None and settings.payments_database_url:
+        ledger = open_ledger(settings.model_copy(
+            update={"database_url": settings.payments_database_url}))
     app = FastAPI(
         title="CrowdLearning payments API",
         version="1",
@@ -495,9 +783,17 @@ def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None
     )
     app.state.ledger = ledger or open_ledger(settings)
     app.state.history_limit = settings.payments_api_history_limit
+    app.state.rate_limits = TokenBuckets(settings.payments_client_rps,
+                                         settings.payments_client_burst)
+    app.state.daily_payout_tinybar = settings.payments_client_daily_payout_tinybar
+    app.state.metrics = Metrics()
+    app.state.metrics_token = settings.payments_metrics_token.get_secret_value()
     app.include_router(router)
+    app.include_router(ops_router)
     app.add_exception_handler(LedgerError, _ledger_error)
     app.add_exception_handler(_UnauthorizedError, _unauthorized)
+    app.add_exception_handler(_LimitedError, _limited)
     http_guard.install(app, max_body_bytes=settings.payments_api_max_body_bytes)
+    app.add_middleware(_CountRequests, metrics=app.state.metrics)  # counts the guard's 413 too
     app.add_middleware(SecurityHeaders)  # outermost: on the guard's 413 as well
     return app

@@ -19,6 +19,11 @@ def main(argv: Sequence[str]) -> int:
     issue.add_argument("client_id", help="the client (third-party app) the key is for")
     revoke = sub.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key", help="the API key to revoke")
+    for command in (serve, issue, revoke):  # the service's own database, keys included
+        command.add_argument(
+            "--database-url", default=None,
+            help="the payments database (default: CROWDLEARNING_PAYMENTS_DATABASE_URL, else "
+                 "CROWDLEARNING_DATABASE_URL)")
     args = parser.parse_args(argv)
     # loaded once the arguments are good: --help and mistakes answer without them (~0.4 s)
     from crowdlearning.config import get_settings
@@ -26,6 +31,8 @@ def main(argv: Sequence[str]) -> int:
     from crowdlearning.ledger import open_ledger
 
     settings = get_settings()
+    url = args.database_url or settings.payments_database_url or settings.database_url
+    settings = settings.model_copy(update={"database_url": url, "payments_database_url": url})
     ledger = open_ledger(settings)
     if args.action == "serve":
         import uvicorn
