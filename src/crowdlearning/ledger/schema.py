@@ -9,6 +9,7 @@
     settlement_tx_payouts     which payouts a settlement transaction pays
     api_clients / api_keys    third-party clients of the payments API; keys stored as SHA-256 hashes
     api_charge_mandates       how much a player allows a client to charge (and how much it did)
+    webhook_*                 a client's webhook endpoint, its event outbox and delivery log (0006)
     audit_*                   the audit journal (``crowdlearning.audit.schema``, migration 0005)
 
 Timestamps are integer epoch nanoseconds (``*_ns``) taken from the caller's clock.
@@ -30,6 +31,9 @@ __all__ = [
     "settlement_transactions",
     "settlement_tx_payouts",
     "transfers",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_events",
 ]
 
 metadata = sa.MetaData()
@@ -173,6 +177,48 @@ charge_mandates = sa.Table(
     sa.CheckConstraint(
         "used_tinybar >= 0 AND used_tinybar <= limit_tinybar", name="ck_mandate_used"
     ),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("client_id", _ID, sa.ForeignKey("api_clients.id"), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),  # the HMAC key: needed in clear to sign
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("client_id", _ID, sa.ForeignKey("api_clients.id"), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("source_id", _ID, nullable=False),  # the ledger fact: a payout id, a transfer id
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_ns", sa.BigInteger(), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("delivered_at_ns", sa.BigInteger()),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="ck_webhook_state"),
+    sa.UniqueConstraint("type", "source_id", name="uq_webhook_events_fact"),
+    sa.Index("ix_webhook_events_due", "state", "next_attempt_ns"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", _PK_INT, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), sa.ForeignKey("webhook_events.id"), nullable=False),
+    sa.Column("client_id", _ID, nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("status_code", sa.Integer()),
+    sa.Column("error", sa.String(256)),
+    sa.Column("ok", sa.Boolean(), nullable=False),
+    sa.Column("attempted_at_ns", sa.BigInteger(), nullable=False),
+    sa.Index("ix_webhook_deliveries_client", "client_id", "id"),
 )
 
 # The audit journal's tables (audit_state, audit_entries, audit_blocks) live in this database and

@@ -46,8 +46,10 @@ from typing import Annotated, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crowdlearning import http_guard
@@ -87,6 +89,7 @@ from crowdlearning.ledger.payouts import PayoutState, find_payout
 from crowdlearning.ledger.schema import accounts as accounts_table
 from crowdlearning.ledger.schema import api_clients as api_clients_table
 from crowdlearning.ledger.schema import payouts as payouts_table
+from crowdlearning.payments import webhooks
 from crowdlearning.security_headers import SecurityHeaders
 from crowdlearning.server.schemas import HederaAccountId
 
@@ -666,6 +669,125 @@ def history(
         items=[_public(t, account, client_id, tx_ids.get(t.id)) for t in items],
         limit=limit, offset=offset,
     )
+
+
+# --- webhooks --------------------------------------------------------------------------------
+class WebhookSet(http_guard.StrictBody):
+    """Where to deliver your events."""
+
+    url: str = Field(max_length=2048, pattern=webhooks.URL_PATTERN,
+                     description="An `https://` URL (or `http://127.0.0.1[:port]/...` in "
+                                 "development) that receives the events as signed POSTs.")
+
+
+class WebhookPublic(BaseModel):
+    """Your webhook endpoint."""
+
+    url: str
+    created_at_ns: int
+
+
+class WebhookCreated(WebhookPublic):
+    """Your webhook endpoint and its signing secret, shown this once."""
+
+    secret: str = Field(description="The HMAC-SHA256 key of the `CrowdLearning-Signature` "
+                                    "header: shown only in this answer; a new PUT replaces it.")
+
+
+class DeliveryPublic(BaseModel):
+    """One attempt to deliver an event to your endpoint."""
+
+    event_id: str
+    event_type: str
+    url: str
+    attempt: int
+    ok: bool = Field(description="Your endpoint answered 2xx.")
+    status_code: int | None = Field(None, description="Its HTTP status, if it answered.")
+    error: str | None = None
+    attempted_at_ns: int
+
+
+class DeliveriesPublic(BaseModel):
+    """A page of delivery attempts, newest first."""
+
+    items: list[DeliveryPublic]
+    limit: int
+    offset: int
+
+
+_CODES["no_webhook"] = (404, "you have no webhook endpoint registered")
+
+
+class _SharedPathRoute(APIRoute):
+    """A route whose 405 names every method of its path (Starlette names only its own)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            allowed = sorted(m for r in _webhook_router.routes if isinstance(r, APIRoute)
+                             and r.path_format == self.path_format.removeprefix("/v1")
+                             for m in r.methods)
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+        await super().handle(scope, receive, send)
+
+
+_webhook_router = APIRouter(route_class=_SharedPathRoute)
+
+
+@_webhook_router.put("/webhook", response_model=WebhookCreated,
+            responses=http_guard.documented(_CODES, "too_large", "invalid_input", "unauthorized",
+                                            "busy", "rate_limited"))
+def set_webhook(body: WebhookSet, ledger: LedgerDep, client_id: ClientDep) -> WebhookCreated:
+    """Register (or replace) your webhook endpoint; the answer carries its secret, shown once.
+
+    Events (``payout.settled``, ``payout.failed``, ``deposit.received``) are POSTed as JSON
+    ``{id, type, created_at_ns, data}`` with ``CrowdLearning-Signature: t=<unix s>,v1=<hex>``
+    (HMAC-SHA256 of ``"<t>." + body`` with the secret); answer 2xx, else it is retried with
+    backoff. Delivery is at least once: de-duplicate by the event ``id``."""
+    now_ns = ledger.clock()
+    secret = ledger.run(lambda c: webhooks.set_endpoint(c, client_id, body.url, now_ns=now_ns))
+    return WebhookCreated(url=body.url, created_at_ns=now_ns, secret=secret)
+
+
+@_webhook_router.get("/webhook", response_model=WebhookPublic,
+            responses=http_guard.documented(_CODES, "unauthorized", "no_webhook", "busy",
+                                            "rate_limited"))
+def get_webhook(ledger: LedgerDep, client_id: ClientDep) -> WebhookPublic | JSONResponse:
+    """Your webhook endpoint (never its secret)."""
+    found = ledger.run(lambda c: webhooks.get_endpoint(c, client_id))
+    if found is None:
+        return _error(404, "no_webhook", "you have no webhook endpoint")
+    return WebhookPublic(url=found.url, created_at_ns=found.created_at_ns)
+
+
+@_webhook_router.delete("/webhook", status_code=204, response_class=Response,
+               responses=http_guard.documented(_CODES, "unauthorized", "no_webhook", "busy",
+                                               "rate_limited"))
+def delete_webhook(ledger: LedgerDep, client_id: ClientDep) -> Response:
+    """Remove your webhook endpoint; events are kept and delivered once you register again."""
+    if not ledger.run(lambda c: webhooks.delete_endpoint(c, client_id)):
+        return _error(404, "no_webhook", "you have no webhook endpoint")
+    return Response(status_code=204)
+
+
+@_webhook_router.get("/webhook/deliveries", response_model=DeliveriesPublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized", "busy",
+                                            "rate_limited"))
+def webhook_deliveries(
+    ledger: LedgerDep,
+    client_id: ClientDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+) -> DeliveriesPublic:
+    """Attempts to deliver your events, newest first (``limit`` is capped by the server)."""
+    limit = min(limit, request.app.state.history_limit)
+    found = ledger.run(lambda c: webhooks.list_deliveries(c, client_id, limit=limit,
+                                                          offset=offset))
+    return DeliveriesPublic(items=[DeliveryPublic(**vars(d)) for d in found],
+                            limit=limit, offset=offset)
+
+
+router.include_router(_webhook_router)
 
 
 # --- operations: health, readiness, metrics --------------------------------------------------

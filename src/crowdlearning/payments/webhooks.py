@@ -1,0 +1,312 @@
+"""Webhooks for payments API clients: an endpoint per client, an event outbox, signed delivery.
+
+A client registers one endpoint (``PUT /v1/webhook``: an ``https://`` URL, or
+``http://127.0.0.1[:port]/...`` for development) and gets a secret, shown once. Three ledger
+facts become events for the client they concern:
+
+    payout.settled     a client's payout (or withdrawal, ``data.kind``) was posted on Hedera
+    payout.failed      it was voided (and refunded)
+    deposit.received   a Hedera deposit with the memo ``client:<id>`` was credited
+
+``record_events(ledger)`` scans the books for such facts not yet evented and writes one row each
+to ``webhook_events`` (the outbox), unique by ``(type, source id)`` (the ledger payout id or the
+deposit's transfer id): scanning the same fact twice, or from two processes at once, never makes
+a second event. The event id is derived from the fact (``evt_`` + SHA-256 prefix), so a client
+de-duplicates on it. Events are recorded for every client, with or without an endpoint; they are
+delivered once one is registered (including earlier ones).
+
+``WebhookDispatcher.run_once(now_ns)`` POSTs the due events of clients with an endpoint: the body
+is the event's JSON (``{"id", "type", "created_at_ns", "data"}``, the same bytes on every
+attempt), signed in the header ``CrowdLearning-Signature: t=<unix s>,v1=<hex>``
+(``client.sign_payload``; check it with ``client.verify_signature``). A 2xx marks the event
+delivered; anything else (another status, a timeout, a refused connection) is logged and retried
+after ``base_backoff_s * 2**(attempt-1)`` (capped at ``max_backoff_s``) until ``max_attempts``,
+after which the event is ``failed``. Every attempt is a row of ``webhook_deliveries``
+(``GET /v1/webhook/deliveries``). Delivery is at least once: a crash between the POST and marking
+it delivered sends it again.
+
+Where they run: both are meant for a periodic job beside the settlement job (e.g. every few
+seconds in the payments service's worker: ``record_events`` then ``run_once``); neither is wired
+into the game server or the API process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crowdlearning.ledger import Ledger
+from crowdlearning.ledger.clients import refunded_tinybar
+from crowdlearning.ledger.payouts import PayoutState, find_payout, settlement_of
+from crowdlearning.ledger.schema import api_clients, legs, payouts, transfers
+from crowdlearning.ledger.schema import webhook_deliveries as deliveries_table
+from crowdlearning.ledger.schema import webhook_endpoints as endpoints_table
+from crowdlearning.ledger.schema import webhook_events as events_table
+from crowdlearning.payments.client import sign_payload
+
+__all__ = [
+    "EVENT_TYPES",
+    "SIGNATURE_HEADER",
+    "URL_PATTERN",
+    "Delivery",
+    "Endpoint",
+    "WebhookDispatcher",
+    "delete_endpoint",
+    "event_id",
+    "get_endpoint",
+    "list_deliveries",
+    "record_events",
+    "set_endpoint",
+]
+
+SIGNATURE_HEADER = "CrowdLearning-Signature"
+EVENT_TYPES = ("payout.settled", "payout.failed", "deposit.received")
+# https anywhere, or plain http to 127.0.0.1 only (development); no spaces, no userinfo, no NUL
+URL_PATTERN = (r"^(https://[^\s/?#@\x00]+|http://127\.0\.0\.1(:[0-9]{1,5})?)"
+               r"([/?][^\s#\x00]*)?$")
+_MIRROR_TX_ID = re.compile(r"(\d+\.\d+\.\d+)-(\d+)-(\d+)")
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def event_id(event_type: str, source_id: str) -> str:
+    """The event id of a fact: the same fact always gives the same id."""
+    return "evt_" + hashlib.sha256(f"{event_type}\n{source_id}".encode()).hexdigest()[:40]
+
+
+# --- endpoints -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    """A client's registered endpoint (the secret is never read back out)."""
+
+    url: str
+    created_at_ns: int
+
+
+def set_endpoint(conn: sa.Connection, client_id: str, url: str, *, now_ns: int) -> str:
+    """Register (or replace) the client's endpoint with a fresh secret; return the secret."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    conn.execute(endpoints_table.delete().where(endpoints_table.c.client_id == client_id))
+    conn.execute(endpoints_table.insert().values(client_id=client_id, url=url, secret=secret,
+                                                 created_at_ns=now_ns))
+    return secret
+
+
+def get_endpoint(conn: sa.Connection, client_id: str) -> Endpoint | None:
+    """The client's endpoint, or ``None``."""
+    row = conn.execute(sa.select(endpoints_table.c.url, endpoints_table.c.created_at_ns)
+                       .where(endpoints_table.c.client_id == client_id)).first()
+    return None if row is None else Endpoint(row.url, row.created_at_ns)
+
+
+def delete_endpoint(conn: sa.Connection, client_id: str) -> bool:
+    """Remove the client's endpoint; whether there was one (its events stay, undelivered)."""
+    result = conn.execute(endpoints_table.delete()
+                          .where(endpoints_table.c.client_id == client_id))
+    return result.rowcount > 0
+
+
+# --- producing events ------------------------------------------------------------------------
+def _request_id(client_id: str, ledger_id: str) -> tuple[str, str]:
+    """``(kind, the client's id)`` of a client payout's ledger id (a hashed long id stays)."""
+    namespace, _, rest = ledger_id.partition(":")
+    kind = "withdrawal" if namespace == "wd" else "payout"
+    return kind, rest.removeprefix(f"{client_id}:")
+
+
+def _payout_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
+    done = sa.select(events_table.c.id).where(events_table.c.source_id == payouts.c.id,
+                                              events_table.c.type.like("payout.%"))
+    rows = conn.execute(
+        sa.select(payouts.c.id, api_clients.c.id.label("client_id"))
+        .join(api_clients, api_clients.c.account_id == payouts.c.from_account_id)
+        .where(payouts.c.state.in_([PayoutState.POSTED.value, PayoutState.VOIDED.value]),
+               ~sa.exists(done))
+        .order_by(payouts.c.resolved_at_ns, payouts.c.id)
+    ).all()
+    events = []
+    for row in rows:
+        payout = find_payout(conn, row.id)
+        assert payout is not None
+        settled = payout.state is PayoutState.POSTED
+        tx_id, consensus_ns = settlement_of(conn, payout)
+        kind, request_id = _request_id(row.client_id, row.id)
+        data = {
+            "kind": kind, f"{kind}_id": request_id, "to_account": payout.destination,
+            "amount_tinybar": payout.amount_tinybar,
+            "status": "settled" if settled else "failed",
+            "hedera_transaction_id": tx_id, "consensus_timestamp_ns": consensus_ns,
+            "failure_reason": None if settled else payout.failure,
+            "refunded_tinybar": refunded_tinybar(payout),
+        }
+        events.append(_event(row.client_id, "payout.settled" if settled else "payout.failed",
+                             row.id, data, now_ns))
+    return events
+
+
+def _deposit_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
+    done = sa.select(events_table.c.id).where(events_table.c.source_id == transfers.c.id,
+                                              events_table.c.type == "deposit.received")
+    rows = conn.execute(
+        sa.select(transfers.c.id, transfers.c.created_at_ns, legs.c.amount_tinybar,
+                  api_clients.c.id.label("client_id"))
+        .join(legs, legs.c.transfer_id == transfers.c.id)
+        .join(api_clients, api_clients.c.account_id == legs.c.account_id)
+        .where(transfers.c.id.like("deposit:%"), legs.c.amount_tinybar > 0, ~sa.exists(done))
+        .order_by(transfers.c.created_at_ns, transfers.c.id)
+    ).all()
+    events = []
+    for row in rows:
+        match = _MIRROR_TX_ID.fullmatch(row.id.removeprefix("deposit:"))
+        data = {"amount_tinybar": row.amount_tinybar, "credited_at_ns": row.created_at_ns,
+                "hedera_transaction_id": f"{match[1]}@{match[2]}.{match[3]}" if match else None}
+        events.append(_event(row.client_id, "deposit.received", row.id, data, now_ns))
+    return events
+
+
+def _event(client_id: str, event_type: str, source_id: str, data: dict[str, Any],
+           now_ns: int) -> dict[str, Any]:
+    eid = event_id(event_type, source_id)
+    payload = json.dumps({"id": eid, "type": event_type, "created_at_ns": now_ns, "data": data},
+                         separators=(",", ":"), sort_keys=True)
+    return {"id": eid, "client_id": client_id, "type": event_type, "source_id": source_id,
+            "payload": payload, "state": "pending", "attempts": 0, "next_attempt_ns": now_ns,
+            "created_at_ns": now_ns}
+
+
+def record_events(ledger: Ledger, *, now_ns: int | None = None) -> int:
+    """Write an event for each client payout settled or failed and each client deposit not yet
+    evented; return how many were new (a fact already evented, here or concurrently, is skipped).
+    """
+    at = _now_ns() if now_ns is None else now_ns
+
+    def work(conn: sa.Connection) -> int:
+        rows = _payout_events(conn, at) + _deposit_events(conn, at)
+        if not rows:
+            return 0
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
+        stmt = dialect.insert(events_table).on_conflict_do_nothing().returning(events_table.c.id)
+        return sum(len(conn.execute(stmt.values(**row)).all()) for row in rows)
+
+    return ledger.run(work)
+
+
+# --- delivering them -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery attempt of an event."""
+
+    event_id: str
+    event_type: str
+    url: str
+    attempt: int
+    ok: bool
+    status_code: int | None
+    error: str | None
+    attempted_at_ns: int
+
+
+def list_deliveries(conn: sa.Connection, client_id: str, *, limit: int, offset: int
+                    ) -> list[Delivery]:
+    """The client's delivery attempts, newest first."""
+    rows = conn.execute(
+        sa.select(deliveries_table, events_table.c.type)
+        .join(events_table, events_table.c.id == deliveries_table.c.event_id)
+        .where(deliveries_table.c.client_id == client_id)
+        .order_by(deliveries_table.c.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return [Delivery(r.event_id, r.type, r.url, r.attempt, bool(r.ok), r.status_code, r.error,
+                     r.attempted_at_ns) for r in rows]
+
+
+class WebhookDispatcher:
+    """Sends due events to their client's endpoint, signed; retries with exponential backoff."""
+
+    def __init__(self, ledger: Ledger, *, http: httpx.Client | None = None,
+                 timeout_s: float = 5.0, base_backoff_s: float = 10.0,
+                 max_backoff_s: float = 3600.0, max_attempts: int = 12, batch: int = 100,
+                 lease_s: float = 60.0, clock: Callable[[], int] = _now_ns) -> None:
+        self.ledger, self.clock = ledger, clock
+        self.http = http or httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.base_backoff_ns = int(base_backoff_s * 1e9)
+        self.max_backoff_ns = int(max_backoff_s * 1e9)
+        self.max_attempts, self.batch, self.lease_ns = max_attempts, batch, int(lease_s * 1e9)
+
+    def backoff_ns(self, attempt: int) -> int:
+        """The wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.max_backoff_ns, self.base_backoff_ns * 2 ** min(attempt - 1, 40))
+
+    def run_once(self, now_ns: int | None = None) -> int:
+        """Attempt every due event once (up to ``batch``); return how many were delivered."""
+        now = self.clock() if now_ns is None else now_ns
+        due = self.ledger.run(lambda c: c.execute(
+            sa.select(events_table.c.id, events_table.c.next_attempt_ns, events_table.c.payload,
+                      events_table.c.attempts, endpoints_table.c.url, endpoints_table.c.secret,
+                      events_table.c.client_id)
+            .join(endpoints_table, endpoints_table.c.client_id == events_table.c.client_id)
+            .where(events_table.c.state == "pending", events_table.c.next_attempt_ns <= now)
+            .order_by(events_table.c.next_attempt_ns, events_table.c.id).limit(self.batch)
+        ).all())
+        delivered = 0
+        for row in due:
+            if not self._claim(row.id, row.next_attempt_ns, now):
+                continue  # another dispatcher has it
+            delivered += self._deliver(row, now)
+        return delivered
+
+    def _claim(self, eid: str, seen_next_ns: int, now: int) -> bool:
+        def work(conn: sa.Connection) -> bool:
+            return conn.execute(
+                events_table.update()
+                .where(events_table.c.id == eid, events_table.c.state == "pending",
+                       events_table.c.next_attempt_ns == seen_next_ns)
+                .values(next_attempt_ns=now + self.lease_ns)).rowcount == 1
+        return self.ledger.run(work)
+
+    def _deliver(self, row: sa.Row, now: int) -> int:
+        body = row.payload.encode()
+        headers = {"Content-Type": "application/json", "CrowdLearning-Event-Id": row.id,
+                   SIGNATURE_HEADER: sign_payload(row.secret, body, now // 10**9)}
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = self.http.post(row.url, content=body, headers=headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:256]
+        ok = error is None
+        attempt = row.attempts + 1
+
+        def record(conn: sa.Connection) -> None:
+            conn.execute(deliveries_table.insert().values(
+                event_id=row.id, client_id=row.client_id, url=row.url, attempt=attempt,
+                status_code=status_code, error=error, ok=ok, attempted_at_ns=now))
+            if ok:
+                values: dict[str, Any] = {"state": "delivered", "delivered_at_ns": now}
+            elif attempt >= self.max_attempts:
+                values = {"state": "failed"}
+            else:
+                values = {"next_attempt_ns": now + self.backoff_ns(attempt)}
+            conn.execute(events_table.update().where(events_table.c.id == row.id)
+                         .values(attempts=attempt, **values))
+
+        self.ledger.run(record)
+        return int(ok)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
