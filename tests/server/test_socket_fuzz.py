@@ -224,7 +224,10 @@ def test_play_socket_answers_every_message_as_documented(served: Served,
         answers: list[dict] = []
         if code is None:
             answers, code = _drain(ws, time.monotonic() + 3)
-    assert code in (None, CLOSE_TOO_MANY_ERRORS, *([CLOSE_TOO_BIG] if too_big else [])), code
+    # an oversized message is refused with 1009; while the client is still writing it the
+    # server may close the TCP connection before the client reads that close frame (-1)
+    oversized = [CLOSE_TOO_BIG, -1] if too_big else []
+    assert code in (None, CLOSE_TOO_MANY_ERRORS, *oversized), code
     if code is None:  # still open: it answered the last ping (or refused it, rate-limited)
         assert answers and answers[-1]["type"] in ("pong", "error"), answers
     assert not served.errors.records, [r.getMessage() for r in served.errors.records]
