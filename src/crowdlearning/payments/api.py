@@ -148,13 +148,9 @@ class WithdrawalCreate(http_guard.StrictBody):
     amount_tinybar: Amount
 
 
-class WithdrawalPublic(BaseModel):
-    """A withdrawal and where it is: pending, settled on Hedera, or failed (and refunded)."""
+class _Settling(BaseModel):
+    """Where money sent to a Hedera account is: pending, settled, or failed (and refunded)."""
 
-    withdrawal_id: str = Field(description="Your withdrawal id.")
-    to_account: str
-    amount_tinybar: int = Field(description="What leaves your balance and what your account "
-                                            "receives, exactly.")
     status: Literal["pending", "settled", "failed"]
     network_fee_paid_by: Literal["platform"] = Field(
         "platform", description="The platform's treasury pays the Hedera network fee.")
@@ -167,7 +163,16 @@ class WithdrawalPublic(BaseModel):
     created_at_ns: int
 
 
-class PayoutPublic(BaseModel):
+class WithdrawalPublic(_Settling):
+    """A withdrawal and where it is: pending, settled on Hedera, or failed (and refunded)."""
+
+    withdrawal_id: str = Field(description="Your withdrawal id.")
+    to_account: str
+    amount_tinybar: int = Field(description="What leaves your balance and what your account "
+                                            "receives, exactly.")
+
+
+class PayoutPublic(_Settling):
     """A payout and where it is: pending, settled on Hedera, or failed (and refunded)."""
 
     payout_id: str = Field(description="Your payout id.")
@@ -175,16 +180,6 @@ class PayoutPublic(BaseModel):
     amount_tinybar: int = Field(description="What leaves your balance and what the recipient "
                                             "receives, exactly.")
     memo: str
-    status: Literal["pending", "settled", "failed"]
-    network_fee_paid_by: Literal["platform"] = Field(
-        "platform", description="The platform's treasury pays the Hedera network fee.")
-    hedera_transaction_id: str | None = Field(
-        None, description="The Hedera transaction that paid it (settled).")
-    consensus_timestamp_ns: int | None = Field(
-        None, description="Its consensus time [epoch ns], when settlement recorded one.")
-    failure_reason: str | None = Field(None, description="Why it failed (failed).")
-    refunded_tinybar: int = Field(0, description="What went back to your balance (failed).")
-    created_at_ns: int
 
 
 class TransferPublic(BaseModel):
