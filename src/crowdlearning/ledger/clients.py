@@ -5,7 +5,12 @@ of that entropy (no dictionary to attack), and lets every request be checked wit
 lookup. Only the hash and the short prefix (to tell keys apart in listings) are stored.
 
 A client may charge a player only within a *mandate* the player granted (through the game, not
-the API): ``grant_mandate`` sets how much in total the client may still take.
+the API): ``grant_mandate`` sets how much in total the client may still take. The player sees
+and answers them on the Wallet page and the consent page (``server.routes.consent``):
+``player_mandates`` lists them, ``set_allowance`` grants or changes one (idempotent on a
+reference), ``revoke_mandate`` revokes one (later charges are refused; what was spent stays).
+A client's consent page returns the player only to a URL under a prefix the operator registered
+(``allow_return_url``, ``return_url_allowed``; the rule is in ``ledger.return_urls``).
 
 A client may also pay out of its balance to any Hedera account (``request_client_payout``): an
 ordinary ledger payout (``ledger.payouts``) from ``client:<id>`` under the id
@@ -30,7 +35,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crowdlearning.ledger.accounts import AccountKind, client_account, player_account
-from crowdlearning.ledger.errors import ChargeNotAuthorizedError, UnknownAccountError
+from crowdlearning.ledger.errors import (
+    ChargeNotAuthorizedError,
+    InvalidInputError,
+    UnknownAccountError,
+)
 from crowdlearning.ledger.payouts import (
     Payout,
     PayoutState,
@@ -40,26 +49,47 @@ from crowdlearning.ledger.payouts import (
 )
 from crowdlearning.ledger.postings import get_transfer, lock_accounts, open_account, post
 from crowdlearning.ledger.records import Transfer, TransferSpec
-from crowdlearning.ledger.schema import api_clients, api_keys, charge_mandates
-from crowdlearning.ledger.validation import DERIVED_ID_MAX, check_amount, check_identifier
+from crowdlearning.ledger.return_urls import check_prefix, is_under, parse_return_url
+from crowdlearning.ledger.schema import (
+    api_clients,
+    api_keys,
+    charge_mandates,
+    client_return_urls,
+)
+from crowdlearning.ledger.validation import (
+    DERIVED_ID_MAX,
+    INT64_MAX,
+    check_amount,
+    check_identifier,
+)
 
 __all__ = [
     "ClientPayout",
+    "Mandate",
+    "allow_return_url",
     "authenticate",
     "charge",
+    "client_exists",
     "client_payout",
     "client_payout_id",
     "client_withdrawal",
     "client_withdrawal_id",
+    "disallow_return_url",
+    "find_mandate",
     "grant_mandate",
     "hash_key",
     "hedera_transaction_ids",
     "issue_key",
     "open_client",
+    "player_mandates",
     "refunded_tinybar",
     "request_client_payout",
     "request_client_withdrawal",
+    "return_url_allowed",
+    "return_urls",
     "revoke_key",
+    "revoke_mandate",
+    "set_allowance",
 ]
 
 
@@ -112,13 +142,53 @@ def authenticate(conn: sa.Connection, key: str) -> str | None:
     ).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class Mandate:
+    """What a player allows a client to charge: ``allowance_tinybar`` more from now on, after
+    ``spent_tinybar`` charged so far (kept when revoked)."""
+
+    client_id: str
+    player_id: str
+    allowance_tinybar: int
+    spent_tinybar: int
+    granted_at_ns: int  # the player's last grant or change (or revocation)
+    updated_at_ns: int  # the last grant, change, revocation or charge
+    revoked_at_ns: int | None  # set while revoked
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ns is not None
+
+
 def grant_mandate(
     conn: sa.Connection, player_id: str, client_id: str, allowance_tinybar: int, *, now_ns: int
 ) -> None:
     """Let ``client_id`` charge ``player_id`` up to ``allowance_tinybar`` more (0 revokes)."""
-    if allowance_tinybar != 0:
-        check_amount(allowance_tinybar, what="allowance_tinybar")
+    if allowance_tinybar == 0:
+        player_account(player_id, AccountKind.AVAILABLE)  # validates the id
+        _require_client(conn, client_id)
+        if _locked_mandate(conn, client_id, player_id) is not None:
+            revoke_mandate(conn, player_id, client_id, now_ns=now_ns)
+        return
+    set_allowance(conn, player_id, client_id, allowance_tinybar, now_ns=now_ns)
+
+
+def set_allowance(
+    conn: sa.Connection,
+    player_id: str,
+    client_id: str,
+    allowance_tinybar: int,
+    *,
+    now_ns: int,
+    ref: str | None = None,
+) -> Mandate:
+    """Grant or change: ``client_id`` may charge ``player_id`` ``allowance_tinybar`` more from
+    now on (a revoked mandate is granted again; what was spent stays). With ``ref`` (the
+    request's idempotency reference) a retry of the same grant acts once: while the mandate's
+    last grant is ``ref`` it is returned unchanged."""
+    check_amount(allowance_tinybar, what="allowance_tinybar")
     player_account(player_id, AccountKind.AVAILABLE)  # validates the id
+    ref = None if ref is None else hashlib.sha256(ref.encode()).hexdigest()  # any length
     _require_client(conn, client_id)
     row = _locked_mandate(conn, client_id, player_id)
     if row is None:
@@ -129,14 +199,130 @@ def grant_mandate(
                 limit_tinybar=allowance_tinybar,
                 used_tinybar=0,
                 updated_at_ns=now_ns,
+                granted_at_ns=now_ns,
+                grant_ref=ref,
             )
         )
-        return
-    conn.execute(
-        _mandate_update(client_id, player_id).values(
-            limit_tinybar=row.used_tinybar + allowance_tinybar, updated_at_ns=now_ns
+    elif ref is None or row.grant_ref != ref:
+        if row.used_tinybar + allowance_tinybar > INT64_MAX:
+            raise InvalidInputError(
+                f"allowance_tinybar: at most {INT64_MAX - row.used_tinybar} tinybar more"
+            )
+        conn.execute(
+            _mandate_update(client_id, player_id).values(
+                limit_tinybar=row.used_tinybar + allowance_tinybar,
+                updated_at_ns=now_ns,
+                granted_at_ns=now_ns,
+                revoked_at_ns=None,
+                grant_ref=ref,
+            )
+        )
+    found = find_mandate(conn, player_id, client_id)
+    assert found is not None  # written (or found) in this transaction
+    return found
+
+
+def revoke_mandate(
+    conn: sa.Connection, player_id: str, client_id: str, *, now_ns: int
+) -> Mandate | None:
+    """Revoke the mandate (idempotent): later charges are refused, what was spent stays;
+    ``None`` when the player never granted ``client_id`` one."""
+    row = _locked_mandate(conn, client_id, player_id)
+    if row is None:
+        return None
+    if row.revoked_at_ns is None:
+        conn.execute(
+            _mandate_update(client_id, player_id).values(
+                limit_tinybar=row.used_tinybar,
+                updated_at_ns=now_ns,
+                granted_at_ns=now_ns,
+                revoked_at_ns=now_ns,
+                grant_ref=None,
+            )
+        )
+    return find_mandate(conn, player_id, client_id)
+
+
+def find_mandate(conn: sa.Connection, player_id: str, client_id: str) -> Mandate | None:
+    """The mandate ``player_id`` granted ``client_id``, or ``None``."""
+    row = conn.execute(
+        sa.select(charge_mandates).where(
+            charge_mandates.c.client_id == client_id, charge_mandates.c.player_id == player_id
+        )
+    ).first()
+    return None if row is None else _mandate(row)
+
+
+def player_mandates(conn: sa.Connection, player_id: str) -> list[Mandate]:
+    """Every mandate the player granted, live ones first, then by client id."""
+    rows = conn.execute(
+        sa.select(charge_mandates)
+        .where(charge_mandates.c.player_id == player_id)
+        .order_by(charge_mandates.c.client_id)
+    ).all()
+    found = [_mandate(row) for row in rows]
+    return sorted(found, key=lambda m: m.revoked)
+
+
+def _mandate(row: sa.Row) -> Mandate:
+    return Mandate(
+        client_id=row.client_id,
+        player_id=row.player_id,
+        allowance_tinybar=row.limit_tinybar - row.used_tinybar,
+        spent_tinybar=row.used_tinybar,
+        granted_at_ns=row.granted_at_ns if row.granted_at_ns is not None else row.updated_at_ns,
+        updated_at_ns=row.updated_at_ns,
+        revoked_at_ns=row.revoked_at_ns,
+    )
+
+
+# --- where a consent page may return the player ----------------------------------------------
+def allow_return_url(conn: sa.Connection, client_id: str, url_prefix: str, *, now_ns: int) -> str:
+    """Register ``url_prefix`` (``ledger.return_urls``) for the client (idempotent)."""
+    prefix = check_prefix(url_prefix)
+    _require_client(conn, client_id)
+    exists = conn.execute(
+        sa.select(client_return_urls.c.url_prefix).where(
+            client_return_urls.c.client_id == client_id,
+            client_return_urls.c.url_prefix == prefix,
+        )
+    ).first()
+    if exists is None:
+        conn.execute(
+            client_return_urls.insert().values(
+                client_id=client_id, url_prefix=prefix, created_at_ns=now_ns
+            )
+        )
+    return prefix
+
+
+def disallow_return_url(conn: sa.Connection, client_id: str, url_prefix: str) -> bool:
+    """Forget a registered prefix; whether there was one."""
+    done = conn.execute(
+        client_return_urls.delete().where(
+            client_return_urls.c.client_id == client_id,
+            client_return_urls.c.url_prefix == url_prefix,
         )
     )
+    return bool(done.rowcount)
+
+
+def return_urls(conn: sa.Connection, client_id: str) -> list[str]:
+    """The client's registered return URL prefixes."""
+    query = (
+        sa.select(client_return_urls.c.url_prefix)
+        .where(client_return_urls.c.client_id == client_id)
+        .order_by(client_return_urls.c.url_prefix)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def return_url_allowed(conn: sa.Connection, client_id: str, url: str) -> bool:
+    """Whether a consent page may send the player to ``url`` for ``client_id``: a valid return
+    URL under one of the client's registered prefixes (``InvalidInputError`` when ``url`` is no
+    valid return URL at all)."""
+    parsed = parse_return_url(url)
+    return any(is_under(parsed, prefix) for prefix in return_urls(conn, client_id))
 
 
 def charge(
@@ -146,6 +332,10 @@ def charge(
     row = _locked_mandate(conn, client_id, player_id)  # serializes charges of this pair
     if get_transfer(conn, spec.id) is not None:
         return post(conn, spec, now_ns=now_ns)  # a replay (or an id conflict) is post's call
+    if row is not None and row.revoked_at_ns is not None:
+        raise ChargeNotAuthorizedError(
+            f"player {player_id} revoked client {client_id}'s mandate to charge them"
+        )
     left = 0 if row is None else row.limit_tinybar - row.used_tinybar
     if spec.amount_tinybar > left:
         raise ChargeNotAuthorizedError(
@@ -160,9 +350,14 @@ def charge(
     return post(conn, spec, now_ns=now_ns)
 
 
-def _require_client(conn: sa.Connection, client_id: str) -> None:
+def client_exists(conn: sa.Connection, client_id: str) -> bool:
+    """Whether ``client_id`` is a client of the payments API."""
     query = sa.select(api_clients.c.id).where(api_clients.c.id == client_id)
-    if conn.execute(query).first() is None:
+    return conn.execute(query).first() is not None
+
+
+def _require_client(conn: sa.Connection, client_id: str) -> None:
+    if not client_exists(conn, client_id):
         raise UnknownAccountError(f"unknown API client: {client_id!r}")
 
 

@@ -30,7 +30,7 @@ from crowdlearning.server.deps import COOKIE
 from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.origin_check import OriginCheck
 from crowdlearning.server.referee import Referee
-from crowdlearning.server.routes import Pages, auth, game, league, models, wallet, watch
+from crowdlearning.server.routes import Pages, auth, consent, game, league, models, wallet, watch
 from crowdlearning.server.runtime import Runtime, open_runtime
 from crowdlearning.server.security import PasswordHashing
 from crowdlearning.server.throttle import Throttle
@@ -81,7 +81,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
     app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
     app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)
-    for module in (auth, game, wallet, league, models, watch):
+    for module in (auth, game, wallet, consent, league, models, watch):
         app.include_router(module.router)
     # the pages at "/", never answering an /api/ path (a wrong method there is the API's 405)
     app.router.routes.append(Pages("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"))

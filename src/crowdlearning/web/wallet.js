@@ -60,6 +60,64 @@ function holdLine(h) {
     ${CL.shortId(h.run_id.replace(/^run-/, ""), 8)}: ${h.status === "playing" ? "run in progress" : "waiting for its verdict"}</span></li>`;
 }
 
+// an app allowed to charge the player (GET /api/wallet/apps): what it may still take, what it
+// took, and the change and revoke controls (revoked apps: what they took, when revoked)
+function appLine(a, i) {
+  const name = `<strong class="mono">${CL.esc(a.client_id)}</strong>`;
+  if (a.status === "revoked")
+    return `<li class="muted" data-client="${CL.esc(a.client_id)}"><span class="when">revoked ${CL.when(a.revoked_at_ns / 1e6)}</span>
+      <span class="what">${name}: revoked, may charge nothing more</span>
+      <span class="amount">spent ${CL.money(a.spent_tinybar)}</span></li>`;
+  return `<li data-client="${CL.esc(a.client_id)}"><span class="when">allowed ${CL.when(a.granted_at_ns / 1e6)}</span>
+    <span class="what">${name} may charge <span class="allowance">${CL.money(a.allowance_tinybar)}</span> more</span>
+    <span class="amount">spent <span class="spent">${CL.money(a.spent_tinybar)}</span></span>
+    <span class="detail"><label for="app-allow-${i}">New allowance</label>
+      <input id="app-allow-${i}" type="number" min="0.00000001" step="any" class="amount-input"
+             value="${a.allowance_tinybar / HBAR}"> HBAR
+      <button type="button" class="secondary small" data-act="change" data-client="${CL.esc(a.client_id)}"
+              aria-label="change the allowance of ${CL.esc(a.client_id)}">Change</button>
+      <button type="button" class="secondary small" data-act="revoke" data-client="${CL.esc(a.client_id)}"
+              aria-label="revoke ${CL.esc(a.client_id)}">Revoke</button></span></li>`;
+}
+
+async function refreshApps() {
+  const apps = await CL.api("GET", "/api/wallet/apps");
+  if ($("apps").contains(document.activeElement) && document.activeElement.tagName === "INPUT")
+    return;  // not while the player types a new allowance
+  render("apps", apps.items.length ? apps.items.map(appLine).join("")
+    : '<li class="muted"><span>No app may charge you. An app asks on its consent page; you ' +
+      "answer there.</span></li>");
+}
+
+// one Idempotency-Key per change of an app's allowance (the same on a retry of the same value)
+const appKeys = {};
+
+$("apps").addEventListener("click", async (e) => {
+  const button = e.target.closest && e.target.closest("button[data-act]");
+  if (!button) return;
+  const client = button.dataset.client, path = `/api/wallet/apps/${encodeURIComponent(client)}`;
+  $("appsError").textContent = ""; $("appsNote").textContent = "";
+  try {
+    if (button.dataset.act === "revoke") {
+      await CL.api("DELETE", path);
+      $("appsNote").textContent = `${client} may charge you nothing more.`;
+    } else {
+      const input = button.closest("li").querySelector("input");
+      const hbar = parseFloat(input.value), tinybar = Math.round(hbar * HBAR);
+      if (!Number.isFinite(hbar) || tinybar < 1)
+        throw new Error("Enter an allowance in HBAR greater than 0 (revoke to allow nothing)");
+      const same = appKeys[client] && appKeys[client].tinybar === tinybar;
+      const key = same ? appKeys[client].key : CL.newKey();
+      appKeys[client] = { key, tinybar };
+      await CL.api("PUT", path, { allowance_tinybar: tinybar }, { "Idempotency-Key": key });
+      delete appKeys[client];
+      input.blur();
+      $("appsNote").textContent = `${client} may now charge you ${CL.hbar(tinybar)} more.`;
+    }
+    await refreshApps();
+  } catch (err) { $("appsError").textContent = CL.plain(err.message); }
+});
+
 async function refresh() {
   const w = await CL.api("GET", "/api/wallet");
   render("available", CL.money(w.available_tinybar));
@@ -77,6 +135,7 @@ async function refresh() {
   const runs = await CL.api("GET", "/api/wallet/runs?limit=20");
   render("runs", runs.length ? runs.map(runLine).join("")
     : '<li class="muted"><span>No judged runs yet: <a href="index.html">play one</a>.</span></li>');
+  await refreshApps();
   const events = await CL.api("GET", "/api/wallet/events?limit=50");
   render("history", events.items.length ? events.items.map(eventLine).join("")
     : '<li class="muted"><span>Nothing yet: deposit some HBAR above to start.</span></li>');
