@@ -64,3 +64,19 @@ def test_expert_takeover_steps_in_only_where_the_policy_strays() -> None:
 def test_unknown_persona_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown persona"):
         make_persona("speedrunner", np.random.default_rng(0))
+
+
+def test_motor_noise_does_not_make_a_player_take_over() -> None:
+    """Stepping in is decided on intent: a shaky hand (noise 0.3 on every tick) takes over no
+    more than the exact expert (before, its tremor fired the gate on 97% of the ticks)."""
+    policy = Policy(train_initial_model(0)[0])
+    shares = {}
+    for name in ("expert", "noisy-0.3", "human-150-0.2"):
+        c = play(policy, make_persona(name, np.random.default_rng(1)), mode="takeover",
+                 ticks=400, track_name="kidney")
+        shares[name] = c.intervention.mean()
+    assert shares["noisy-0.3"] <= shares["expert"] + 0.05, shares
+    assert shares["human-150-0.2"] <= shares["expert"] + 0.05, shares
+    # the noise still reaches the car whenever the noisy player drives
+    c = play(policy, make_persona("noisy-0.3", np.random.default_rng(1)), mode="label", ticks=50)
+    assert np.abs(c.player - c.proposed).mean() > 0.1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from crowdlearning.learning.bootstrap import expert_demonstrations, train_initial_model
 from crowdlearning.learning.finetune import FinetuneConfig, finetune, finetune_many
@@ -22,3 +23,20 @@ def test_models_trained_together_equal_models_trained_alone() -> None:
     # and the models really differ from one another (different data, different seeds)
     assert not np.allclose(Policy(together[0]).act(obs), Policy(together[1]).act(obs))
     assert not np.allclose(Policy(together[0]).act(obs), Policy(together[2]).act(obs))
+
+
+def test_numpy_tanh_matches_torch_tanh_and_its_gradient() -> None:
+    """The fine-tune's tanh (numpy's kernel, a hand-written backward) is torch's tanh."""
+    from crowdlearning.learning.finetune import _Tanh
+
+    x = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_Tanh.apply, (x,))
+    y = torch.randn(4, 9, 6, requires_grad=True)
+    grad = torch.randn(4, 9, 6)
+    (torch.tanh(y) * grad).sum().backward()
+    expected = y.grad.clone()
+    y.grad = None
+    out = _Tanh.apply(y)
+    (out * grad).sum().backward()
+    assert torch.allclose(out, torch.tanh(y), atol=1e-6)
+    assert torch.allclose(y.grad, expected, atol=1e-6)

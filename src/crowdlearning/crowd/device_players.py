@@ -143,9 +143,8 @@ class GamepadPlayer(_Delayed):
 
     noise_std: float = 0.05
 
-    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
-        late = super().action(frame, rows)
-        return late + self.rng.normal(0.0, self.noise_std, size=late.shape)
+    def motor(self, intent: np.ndarray) -> np.ndarray:
+        return intent + self.rng.normal(0.0, self.noise_std, size=intent.shape)
 
 
 def make_device_persona(name: str, rng: np.random.Generator) -> Persona | None:

@@ -3,6 +3,10 @@
 Each persona handles a set of sessions (rows of the batch) and returns, for those rows, its
 input (steer, throttle), the tick the input answers, and whether it holds control (takeover mode).
 A persona sees only the frame: pose, observation, the policy's proposal and the public track.
+Its ``action`` is what it means to do; ``motor`` adds what its hands add (noise). In takeover
+mode it steps in on its intent, not on its noise: a shaky hand does not make a player grab the
+wheel more often (before 2026-11-29 it did, and noisy players labelled more, and earned more,
+than the exact expert because their own tremor kept firing the gate).
 
 ==============  ======================================================================
 expert          the scripted expert's action every tick; in takeover mode it steps in
@@ -51,7 +55,12 @@ class Persona:
     _held: dict[int, int] = field(default_factory=dict)
 
     def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
+        """What the player means to do (their intent, as they perceive the frame)."""
         raise NotImplementedError
+
+    def motor(self, intent: np.ndarray) -> np.ndarray:
+        """What their hands make of ``intent`` (motor noise); by default exactly it."""
+        return intent
 
     def wants_control(self, frame: Frame, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Takeover gate; by default a human steps in when the policy disagrees or drifts."""
@@ -68,8 +77,11 @@ class Persona:
         """(player (k, 2), input_tick (k,), intervention (k,)) for ``rows``."""
         if frame.tick == 0:
             self.reset()
-        action = np.clip(self.action(frame, rows), -1.0, 1.0)
-        gate = self.wants_control(frame, rows, action)
+        intent = self.action(frame, rows)
+        action = np.clip(self.motor(intent), -1.0, 1.0)
+        # stepping in is a decision taken on what the player sees and means, not on the
+        # tremor of their hands: motor noise does not make anyone grab the wheel
+        gate = self.wants_control(frame, rows, np.clip(intent, -1.0, 1.0))
         hold = np.array([self._held.get(int(r), 0) for r in rows])
         hold = np.where(gate, self.hold_ticks, np.maximum(hold - 1, 0))
         self._held.update(zip(rows.tolist(), hold.tolist(), strict=True))
@@ -81,10 +93,12 @@ class ExpertPlayer(Persona):
     noise_std: float = 0.0
 
     def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
-        act = _expert(frame, rows)
+        return _expert(frame, rows)
+
+    def motor(self, intent: np.ndarray) -> np.ndarray:
         if self.noise_std > 0:
-            act = act + self.rng.normal(0.0, self.noise_std, size=act.shape)
-        return act
+            return intent + self.rng.normal(0.0, self.noise_std, size=intent.shape)
+        return intent
 
 
 @dataclass
@@ -151,9 +165,8 @@ class HumanPlayer(LateReactor):
 
     noise_std: float = 0.2
 
-    def action(self, frame: Frame, rows: np.ndarray) -> np.ndarray:
-        act = super().action(frame, rows)
-        return act + self.rng.normal(0.0, self.noise_std, size=act.shape)
+    def motor(self, intent: np.ndarray) -> np.ndarray:
+        return intent + self.rng.normal(0.0, self.noise_std, size=intent.shape)
 
 
 @dataclass
