@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
 from crowdlearning.config import Settings
+from crowdlearning.ledger import batch, postings, stakes
 from crowdlearning.ledger import holds as holds_mod
 from crowdlearning.ledger import payouts as payouts_mod
-from crowdlearning.ledger import postings, stakes
 from crowdlearning.ledger.accounts import PLAYER_KINDS, AccountKind, client_account, player_account
 from crowdlearning.ledger.db import make_engine, run_transaction
 from crowdlearning.ledger.errors import StakeRequiredError
@@ -22,7 +25,7 @@ from crowdlearning.ledger.migrate import upgrade_to_head
 from crowdlearning.ledger.records import Transfer, TransferSpec
 from crowdlearning.ledger.validation import check_amount
 
-__all__ = ["Ledger", "PlayerBalances", "open_ledger"]
+__all__ = ["Ledger", "Move", "PlayerBalances", "open_ledger"]
 
 T = TypeVar("T")
 
@@ -34,6 +37,26 @@ class PlayerBalances:
     available_tinybar: int
     stake_tinybar: int
     held_tinybar: int
+
+
+class Move(NamedTuple):
+    """One two-leg transfer for ``Ledger.move_many`` (the arguments of ``Ledger.move``)."""
+
+    transfer_id: str
+    from_account: str
+    to_account: str
+    amount_tinybar: int
+    memo: str = ""
+
+    def spec(self) -> TransferSpec:
+        """The transfer this asks for (validated)."""
+        return TransferSpec.move(
+            self.transfer_id,
+            self.from_account,
+            self.to_account,
+            self.amount_tinybar,
+            memo=self.memo,
+        )
 
 
 class Ledger:
@@ -100,6 +123,20 @@ class Ledger:
         return self.transfer(
             TransferSpec.move(transfer_id, from_account, to_account, amount_tinybar, memo=memo)
         )
+
+    def transfer_many(self, specs: Sequence[TransferSpec]) -> list[batch.BatchItem]:
+        """Book many transfers in one database transaction, in order (each idempotent on its
+        ``id``); one ``BatchItem`` per spec: booked, already booked, or refused on its own
+        (insufficient funds, unknown account, idempotency conflict) while the others book."""
+        with _sqlite_writer(self.engine):
+            return self.run(lambda c: batch.book_many(c, specs, now_ns=self.clock()))
+
+    def move_many(
+        self, moves: Iterable[Move | tuple[str, str, str, int] | tuple[str, str, str, int, str]]
+    ) -> list[batch.BatchItem]:
+        """Book many two-leg transfers ``(id, from, to, amount[, memo])`` (``Move`` or plain
+        tuples: the arguments of ``move``) in one database transaction; see ``transfer_many``."""
+        return self.transfer_many([Move(*move).spec() for move in moves])
 
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         """The stored transfer, or ``None``."""
@@ -217,6 +254,21 @@ class Ledger:
     def check_books(self) -> BooksSummary:
         """Check all invariants (raises ``BooksUnbalancedError``)."""
         return self.run(check_books)
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+def _sqlite_writer(engine: sa.Engine) -> AbstractContextManager[object]:
+    """On SQLite, one batch at a time per engine in this process. SQLite has one writer anyway
+    (``BEGIN IMMEDIATE``); queueing batch writers on a Python lock hands the database over as
+    soon as a batch commits, where SQLite's busy handler would have them sleep and poll (up to
+    100 ms a try). Other processes still meet the busy timeout."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _SQLITE_WRITERS_LOCK:
+        return _SQLITE_WRITERS.setdefault(engine, threading.Lock())
 
 
 def open_ledger(settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> Ledger:
