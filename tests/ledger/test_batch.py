@@ -153,7 +153,7 @@ def test_a_batch_touching_over_a_thousand_accounts_locks_them_in_chunks(ledger: 
 def test_the_database_still_refuses_an_overdraft_in_a_multi_row_insert(
     any_ledger: Ledger,
 ) -> None:
-    # the grouped balance trigger (PostgreSQL, migration 0009) and the row trigger (SQLite)
+    # the grouped balance trigger (PostgreSQL, migration 0008) and the row trigger (SQLite)
     # apply a many-leg statement; a statement leaving a forbidding account negative fails
     query = sa.select(accounts.c.id).where(accounts.c.code.in_([A, B])).order_by(accounts.c.code)
     a_id, b_id = any_ledger.run(lambda c: c.execute(query).scalars().all())
@@ -204,7 +204,7 @@ def _raw_many(conn: sa.Connection, leg_rows: list[tuple], headers: list[tuple]) 
 
 
 def test_the_database_checks_every_header_of_a_many_row_statement(any_ledger: Ledger) -> None:
-    # the statement triggers of 0009 (PostgreSQL) check every row of the statement, not one
+    # the statement triggers of 0008 (PostgreSQL) check every row of the statement, not one
     a, b = _ids(any_ledger, A, B)
     legs_ok = [
         (f"r{n}", k, acc, v) for n in range(5) for k, (acc, v) in enumerate(((a, -1), (b, 1)))
@@ -305,7 +305,7 @@ def test_batches_give_the_books_of_posting_one_by_one(tmp_path: Path) -> None:
 
 
 def test_batches_give_the_books_of_posting_one_by_one_on_postgres(postgres_url: str) -> None:
-    """The same on PostgreSQL (unnest inserts, statement triggers of 0009)."""
+    """The same on PostgreSQL (unnest inserts, statement triggers of 0008)."""
     with (
         postgres_schema_engine(postgres_url) as batch_engine,
         postgres_schema_engine(postgres_url) as single_engine,

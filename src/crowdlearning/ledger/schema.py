@@ -9,7 +9,7 @@
     settlement_tx_payouts     which payouts a settlement transaction pays
     api_clients / api_keys    third-party clients of the payments API; keys stored as SHA-256 hashes
     api_charge_mandates       how much a player allows a client to charge (and how much it did)
-    api_client_return_urls    where a client's consent page may return the player (0008)
+    api_client_return_urls    where a client's consent page may return the player (0007)
     webhook_*                 a client's webhook endpoint, its event outbox and delivery log (0006)
     audit_*                   the audit journal (``crowdlearning.audit.schema``, migration 0005)
 
@@ -176,15 +176,15 @@ charge_mandates = sa.Table(
     sa.Column("limit_tinybar", sa.BigInteger(), nullable=False),
     sa.Column("used_tinybar", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("updated_at_ns", sa.BigInteger(), nullable=False),
-    sa.Column("granted_at_ns", sa.BigInteger()),  # 0008: the player's last grant or change
-    sa.Column("revoked_at_ns", sa.BigInteger()),  # 0008: set while revoked
-    sa.Column("grant_ref", sa.String(160)),  # 0008: the last grant's idempotency reference
+    sa.Column("granted_at_ns", sa.BigInteger()),  # 0007: the player's last grant or change
+    sa.Column("revoked_at_ns", sa.BigInteger()),  # 0007: set while revoked
+    sa.Column("grant_ref", sa.String(160)),  # 0007: the last grant's idempotency reference
     sa.CheckConstraint(
         "used_tinybar >= 0 AND used_tinybar <= limit_tinybar", name="ck_mandate_used"
     ),
 )
 
-client_return_urls = sa.Table(  # 0008: where a client's consent page may send the player back
+client_return_urls = sa.Table(  # 0007: where a client's consent page may send the player back
     "api_client_return_urls",
     metadata,
     sa.Column("client_id", _ID, sa.ForeignKey("api_clients.id"), primary_key=True),

@@ -7,8 +7,8 @@ and ``grant_ref`` (the last grant's idempotency reference: a retried grant acts 
 ``api_client_return_urls`` holds the URL prefixes the operator registered for a client
 (``crowdlearning payments return-url``): the consent page returns only to a URL under one of them.
 
-Revision ID: 0008
-Revises: 0006 (0007 is left to another change: chain it before this one, or this after it)
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

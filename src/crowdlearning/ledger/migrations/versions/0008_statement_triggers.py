@@ -20,16 +20,16 @@ each statement instead of after each leg (a statement is atomic, nothing can obs
 between). Single postings write one leg per statement and behave exactly as before. SQLite has no
 statement triggers and keeps its row triggers (in-process, cheap): nothing changes there.
 
-Revision ID: 0009
-Revises: 0008 (0007 is left to another change, see 0008)
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
