@@ -26,6 +26,7 @@ from tqdm import tqdm
 from crowdlearning.crowd.device_players import make_device_persona
 from crowdlearning.crowd.personas import Persona
 from crowdlearning.evaluation.verdict import Judge, VerdictConfig
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,
@@ -38,7 +39,6 @@ from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.reaction import with_estimated_delay
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
 from crowdlearning.policy.network import Policy
-from crowdlearning.server.runtime import play_tracks
 from crowdlearning.sim.track import Track
 
 PERSONAS = ("keyboard-threshold", "keyboard-200", "keyboard-wrong", "gamepad-200")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from crowdlearning.crowd.personas import make_persona
 from crowdlearning.evaluation.verdict import Judge, VerdictConfig
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,
@@ -33,7 +34,6 @@ from crowdlearning.learning.labels import LabelConfig
 from crowdlearning.learning.reaction import with_estimated_delay
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
 from crowdlearning.policy.network import Policy
-from crowdlearning.server.runtime import play_tracks
 from crowdlearning.sim.track import Track
 
 

@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import train_initial_model
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import GameLoop, Outbox, RunSpec
-from crowdlearning.server.runtime import play_tracks
 from crowdlearning.server.watch_feed import WatchFeed
 
 WATCH_HZ = 10

@@ -19,11 +19,11 @@ from crowdlearning.audit.records import BlockMessage, record_sha256, verdict_rec
 from crowdlearning.audit.schema import audit_entries
 from crowdlearning.cli import main
 from crowdlearning.config import Settings
+from crowdlearning.judging.stack import audit_journal
 from crowdlearning.ledger import Ledger, make_engine
 from crowdlearning.payments.local_network import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler
-from crowdlearning.server.runtime import audit_journal
 from tests.audit.factories import succeeded_ids
 from tests.ledger.factories import funded_player, new_ledger
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import train_initial_model
 from crowdlearning.learning.disturbance import Disturbance, apply_disturbance
 from crowdlearning.policy.network import Policy, PolicyNet
@@ -21,7 +22,6 @@ from crowdlearning.server.game_loop import (
     RunSpec,
     RunStart,
 )
-from crowdlearning.server.runtime import play_tracks
 from crowdlearning.sim.replay import simulate
 
 

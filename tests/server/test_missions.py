@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.routing import RouterConfig
 from crowdlearning.learning.uncertainty import SegmentRecord
 from crowdlearning.server.game_loop import FinishedRun, GameLoop, Outbox, RunSpec, RunStart
 from crowdlearning.server.missions import MissionBoard, champion_record
-from crowdlearning.server.runtime import Runtime, play_tracks
+from crowdlearning.server.runtime import Runtime
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track import Track
 from tests.server.conftest import TestClient, signup

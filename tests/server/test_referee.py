@@ -11,9 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from crowdlearning.config import Settings
+from crowdlearning.judging.errors import JudgeUnavailableError
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
-from crowdlearning.server.judge import JudgeUnavailableError
 from crowdlearning.server.referee import Referee
 from crowdlearning.server.run_holds import RunHolds
 from tests.server.conftest import TestClient

@@ -6,10 +6,10 @@
     game_loop.py    one RaceSim for every live run, one batched inference per tick
     play_socket.py  /ws/play: one player's state machine     messages.py  what clients send
     referee.py      finished run -> verdict -> settlement, pushed to the player
-    judge.py        the verdict service behind the game: in a child process (or in-thread)
     store.py        users, tokens, challenges, runs (SQLite)  security.py  hashing, key proofs
     deps.py         Annotated dependencies                    errors.py    domain error -> status
     schemas.py      Create / Public bodies                    routes/      one router per resource
 
-The protocol is in docs/protocol.md.
+The judge behind the game (verdicts, settlement, rounds) is the ``judging`` package beside
+this one. The protocol is in docs/protocol.md.
 """

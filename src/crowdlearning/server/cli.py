@@ -1,7 +1,7 @@
 """``crowdlearning serve``: the game on http://127.0.0.1:8000 with embedded defaults.
 
 Also the front of ``crowdlearning judge``: its options are read and checked here, so that
-``--help`` and a user's mistake answer at once; the judge itself (``judge_remote``) loads after.
+``--help`` and a user's mistake answer at once; the judge itself (``judging.remote``) loads after.
 Nothing heavy is imported at module level (uvicorn, FastAPI, torch, the Hedera SDK load only
 once a command really starts): ``crowdlearning serve --help`` answers in a fraction of a second.
 """
@@ -102,7 +102,7 @@ def quiet_loggers(level: str) -> None:
 
 def will_train_initial_model(settings: Settings) -> bool:
     """Whether this start trains the first model: the registry under ``data_dir`` is empty
-    (``runtime._trainer``; ``ModelRegistry`` keeps each version in ``models/v00000``, ...)."""
+    (``judging.stack.open_trainer``; ``ModelRegistry`` keeps each version in ``models/v00000``)."""
     models = settings.data_dir / "models"
     return not any(p.is_dir() for p in models.glob("v[0-9]*")) if models.is_dir() else True
 
@@ -195,7 +195,7 @@ JUDGE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def judge_main(argv: Sequence[str]) -> int:
-    """``crowdlearning judge``: options checked here, then ``judge_remote.judge_main`` serves."""
+    """``crowdlearning judge``: options checked here, then ``judging.remote.judge_main`` serves."""
     prog = "crowdlearning judge"
     parser = argparse.ArgumentParser(
         prog=prog, description="The one judge that several game servers share, over Redis "
@@ -215,7 +215,7 @@ def judge_main(argv: Sequence[str]) -> int:
     if problem:
         return usage_error(prog, problem)
     quiet_loggers(get_settings().log_level)
-    from crowdlearning.server.judge_remote import judge_main as serve_judge
+    from crowdlearning.judging.remote import judge_main as serve_judge
 
     return serve_judge(["--url", args.url])
 

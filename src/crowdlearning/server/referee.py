@@ -2,7 +2,7 @@
 
 The game loop calls ``Referee.on_finish`` inside a tick; the runtime's worker thread writes each
 finished run into the verdict backlog on disk (``backlog.py``: a busy judge or a restart loses
-no run) and feeds the oldest to the judge (``judge.py``: in a child process by default) in
+no run) and feeds the oldest to the judge (``judging``: in a child process by default) in
 batches as large as the judge has workers (one run at a time inline, several on a Ray pool or a
 shared judge); each answer comes back to its run's ``Outbox`` on the event loop.
 Background tasks settle pending payouts (pushing ``settled`` with the Hedera transaction id to
@@ -17,7 +17,8 @@ paid runs that are neither live nor in the backlog (lost in a restart) are voide
 
 Messages pushed: ``queued`` (place in the line for a verdict, when others are ahead),
 ``verdict`` (decision, effect %, reward / penalty, balances, audit and payout ids, and the
-``explanation`` the judge built with it: ``judge.verdict_message``, ``evaluation.explain``),
+``explanation`` the judge built with it: ``judging.local.verdict_message``,
+``evaluation.explain``),
 ``settled`` (payout id, Hedera transaction id, state), ``error`` (``verdict_queue_full``,
 ``verdict_failed``).
 """
@@ -35,11 +36,12 @@ from pathlib import Path
 
 from crowdlearning.config import Settings
 from crowdlearning.evaluation.curriculum import unlocked_families
+from crowdlearning.judging.errors import JudgeUnavailableError
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.backlog import VerdictBacklog
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec
-from crowdlearning.server.judge import JudgeUnavailableError
-from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime, play_tracks
+from crowdlearning.server.runtime import DEPOSIT_CURSOR, Runtime
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_bank import TrackBank
 

@@ -3,7 +3,7 @@
 ``open_runtime(settings)`` starts, in order: the local Hedera network (in-process, state in
 ``data_dir``, with its mirror REST view) or the configured network, the SQLite ledger (reward
 budget funded at first start), the model registry (the initial model trained if it is empty), the
-store of users and runs, the judge (the verdict service, in a child process unless
+store of users and runs, the judge (``judging``: the verdict service, in a child process unless
 ``server_judge_process`` is off), the game loop on the play tracks (play seeds
 ``0..server_play_tracks-1``), the holds behind paid runs (``run_holds.py``) and the deposit
 reader (``payments.deposits.DepositWatcher`` on the network's mirror node, resuming where it
@@ -14,56 +14,42 @@ slow behind it to the judge, in order: verdicts, settlement runs, round closing,
 evaluations; it also reads deposits. The verdict service is never used from two threads at
 once, and the tick loop never waits. The process that judges and settles (this one without a
 judge process, else the judge) also runs the audit publisher, a thread of its own
-(``audit.publisher``): verdicts and settlements only journal their entries.
+(``audit.publisher``, started by ``judging.stack.start_audit_publisher``): verdicts and
+settlements only journal their entries.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from crowdlearning.audit.journal import AuditJournal
-from crowdlearning.audit.network import AuditNetwork
 from crowdlearning.audit.publisher import AuditPublisher
-from crowdlearning.audit.topic import deployment_topic
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
-from crowdlearning.evaluation.curriculum import Curriculum, play_seeds, unlocked_families
-from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, make_judge_pool
-from crowdlearning.evaluation.screening import Screener, screen_config
-from crowdlearning.evaluation.suite import EvalSuite, family_names, is_play_seed
-from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
-from crowdlearning.learning.bootstrap import (
-    INITIAL_DEMO_TICKS,
-    INITIAL_DEMO_TRACKS,
-    expert_demonstrations,
-    train_initial_model,
-)
+from crowdlearning.evaluation.curriculum import unlocked_families
+from crowdlearning.evaluation.judge_pool import make_judge_pool
+from crowdlearning.judging.local import LocalJudge
+from crowdlearning.judging.process import JudgeProcess
+from crowdlearning.judging.remote import RemoteJudge
+from crowdlearning.judging.stack import open_trainer, start_audit_publisher, verdict_service
+from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.learning.dataset import AggregatedDataset
-from crowdlearning.learning.labels import LabelConfig
-from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.ledger import Ledger, open_ledger
 from crowdlearning.payments.deposits import DepositWatcher
 from crowdlearning.payments.local_network.server import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
-from crowdlearning.payments.settlement import Settler
 from crowdlearning.payments.transport import HederaTransport
-from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
-from crowdlearning.server.judge import JudgeProcess, LocalJudge
-from crowdlearning.server.judge_remote import RemoteJudge
 from crowdlearning.server.missions import MissionBoard, champion_record
 from crowdlearning.server.run_holds import RunHolds, paid_runs_dir
 from crowdlearning.server.store import Store
-from crowdlearning.sim.families import FAMILY_NAMES, family_track
 from crowdlearning.sim.track import Track
 
-__all__ = ["Runtime", "audit_journal", "open_runtime", "play_tracks", "start_audit_publisher"]
+__all__ = ["Runtime", "open_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -98,36 +84,6 @@ class Runtime:
         return self._track_json[seed]
 
 
-class _TrackCatalog:
-    """The play tracks the screen knows, by digest: those of the families unlocked at start;
-    a run on a family unlocked since (the game server adds its tracks at the promotion) makes
-    it generate every family's play tracks once (about 2.6 s, paid only then)."""
-
-    def __init__(self, count: int, families: Sequence[str]) -> None:
-        self._count, self._complete = count, False
-        self._tracks = {t.digest: t for t in play_tracks(count, families).values()}
-
-    def __getitem__(self, digest: str) -> Track:
-        if digest not in self._tracks and not self._complete:
-            self._tracks.update({t.digest: t for t in
-                                 play_tracks(self._count, FAMILY_NAMES).values()})
-            self._complete = True
-        return self._tracks[digest]
-
-
-def play_tracks(count: int, families: Sequence[str] = ("easy",)) -> dict[int, Track]:
-    """The tracks players drive: ``count`` per family in ``families`` (the unlocked ones,
-    ``evaluation.curriculum.unlocked_families``), keyed by play seed (never a hidden seed):
-    ``easy`` has play seeds ``0..count-1`` as always, a harder family the seeds
-    ``curriculum.play_seeds`` gives it (its rank x 1e8 + i)."""
-    tracks = {}
-    for family in family_names(families):
-        for seed in play_seeds(family, count):
-            if is_play_seed(seed):
-                tracks[seed] = family_track(family, seed)
-    return tracks
-
-
 @contextlib.contextmanager
 def open_runtime(settings: Settings, transport: HederaTransport | None = None
                  ) -> Iterator[Runtime]:
@@ -156,26 +112,6 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
             stack.callback(runtime.missions.close)
         stack.callback(runtime.worker.shutdown, wait=True, cancel_futures=True)
         yield runtime
-
-
-def local_judge(settings: Settings, network: LocalNetworkInfo | None
-                ) -> tuple[LocalJudge, Callable[[], None]]:
-    """A judge on its own ledger, transport, store and registry handles (the judge process's)."""
-    transport = (SdkHederaTransport.for_local_network(network) if network is not None
-                 else SdkHederaTransport.from_settings(settings))
-    ledger, trainer = open_ledger(settings), _trainer(settings)
-    store = Store(settings.server_database_url)
-    pool = make_judge_pool(settings.judge_backend, settings.judge_workers, settings.ray_address)
-    service = _service(settings, ledger, transport, trainer, store, pool)
-    publisher = start_audit_publisher(settings, service, transport)
-
-    def close() -> None:
-        if publisher is not None:
-            publisher.stop()
-        service.close()
-        transport.close()
-
-    return LocalJudge(service, ledger, store), close
 
 
 @contextlib.contextmanager
@@ -269,7 +205,7 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     """Wire the ledger, the model, the verdict service, the store and the game loop (the money
     is opened by ``open_books``)."""
     ledger = open_ledger(settings)
-    trainer = _trainer(settings)
+    trainer = open_trainer(settings)
     store = Store(settings.server_database_url)
     tracks = play_tracks(settings.server_play_tracks,
                          unlocked_families(trainer.registry.root))
@@ -277,7 +213,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     judging = not (settings.server_judge_process or settings.judge_url)
     pool = make_judge_pool(settings.judge_backend, settings.judge_workers,
                            settings.ray_address) if judging else None
-    service = _service(settings, ledger, transport, trainer, store, pool, judging=judging)
+    service = verdict_service(settings, ledger, transport, trainer, store, pool,
+                              judging=judging)
     game = GameLoop(trainer.policy(), trainer.registry.champion or 0, tracks,
                     capacity=settings.server_max_players, run_ticks=settings.server_run_ticks,
                     random_starts=settings.server_random_starts,
@@ -290,60 +227,3 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
                    RunHolds(ledger, paid_runs_dir(settings)), missions=missions)
-
-
-def _service(settings: Settings, ledger: Ledger, transport: HederaTransport,
-             trainer: DaggerTrainer, store: Store, pool: JudgePool | None = None, *,
-             judging: bool = True) -> VerdictService:
-    """The verdict service on the configured verdict, price, label and screening settings;
-    ``pool`` computes its verdicts (inline by default). Only the service that judges
-    (``judging``) keeps the verdict log and the round's state in ``data_dir`` (one writer)."""
-    catalog = _TrackCatalog(settings.server_play_tracks, unlocked_families(trainer.registry.root))
-    return VerdictService(
-        trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
-        verdict_config=VerdictConfig.from_settings(settings),
-        prices=PriceSchedule.from_settings(settings), labels=LabelConfig.from_settings(settings),
-        pool=pool or InlineJudgePool(), ledger=ledger,
-        settler=Settler.from_settings(ledger, transport, settings), transport=transport,
-        audit=audit_journal(settings, ledger, transport),
-        champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
-        curriculum=Curriculum.from_settings(settings, trainer.registry.root),
-        hedera_account_of=store.hedera_account_of_player,
-        # only the judging service writes (and, at start, reads back) the verdicts and the round
-        verdict_log=settings.data_dir / "verdicts.jsonl" if judging else None,
-        state=RoundState(settings.data_dir / "round") if judging else None)
-
-
-def audit_journal(settings: Settings, ledger: Ledger, transport: HederaTransport
-                  ) -> AuditJournal:
-    """The audit journal in the ledger database; the transport's own audit messages (the
-    development faucet's) go to the deployment's one topic kept there too."""
-    journal = AuditJournal(ledger.engine, scan_limit=settings.audit_scan_limit,
-                           attempts=settings.ledger_transaction_attempts)
-    if isinstance(transport, SdkHederaTransport):
-        transport.use_audit_topic_from(
-            lambda: deployment_topic(journal, transport, settings.hedera_audit_topic_id))
-    return journal
-
-
-def start_audit_publisher(settings: Settings, service: VerdictService,
-                          transport: HederaTransport) -> AuditPublisher | None:
-    """The audit publisher of the process that judges and settles, started (its own thread:
-    never on the verdict or payout path); None when the transport cannot publish blocks."""
-    if service.audit is None:
-        return None
-    if not isinstance(transport, AuditNetwork):
-        log.warning("the transport cannot publish audit blocks: the journal is kept, unpublished")
-        return None
-    return AuditPublisher.from_settings(service.audit, transport, settings).start()
-
-
-def _trainer(settings: Settings) -> DaggerTrainer:
-    root = settings.data_dir
-    trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"),
-                            labels=LabelConfig.from_settings(settings))
-    if not trainer.registry.versions():
-        net, training = train_initial_model(0)
-        trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),
-                      training)
-    return trainer

@@ -6,8 +6,9 @@ duplicate), one round (every verdict against the same champion, one merge), one 
 verdicts and settlement. ``crowdlearning judge`` runs that judge (``JudgeServer``: the same
 ``LocalJudge`` the single server uses, its verdicts on a Ray pool if configured); a game server
 with ``CROWDLEARNING_JUDGE_URL=redis://...`` talks to it through ``RemoteJudge`` instead of
-starting its own judge process. Shards share the data directory's model registry (a shared
-filesystem) and the PostgreSQL ledger and user store; each serves its own players.
+starting its own judge process (``judging.process``). Shards share the data directory's model
+registry (a shared filesystem) and the PostgreSQL ledger and user store; each serves its own
+players.
 
 Wire format (JSON; bytes as base64, so nothing is unpickled from the network)::
 
@@ -34,20 +35,16 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from crowdlearning.errors import CrowdLearningError
+from crowdlearning.judging.errors import JudgeUnavailableError, RemoteJudgeError
+from crowdlearning.judging.local import LocalJudge
+from crowdlearning.judging.stack import local_judge
 from crowdlearning.server.game_loop import RunSpec
-from crowdlearning.server.judge import JudgeUnavailableError, LocalJudge
 
-__all__ = ["JudgeServer", "RemoteJudge", "RemoteJudgeError"]
+__all__ = ["JudgeServer", "RemoteJudge", "judge_main"]
 
 log = logging.getLogger(__name__)
 REPLY_TTL_S = 60
 DEFAULT_PREFIX = "crowdlearning:judge"
-
-
-class RemoteJudgeError(CrowdLearningError, RuntimeError):
-    """The shared judge answered with an error (no answer in time is
-    ``JudgeUnavailableError``)."""
 
 
 def _encode_runs(runs: list[tuple[RunSpec, bytes]]) -> list[dict]:
@@ -202,7 +199,6 @@ def judge_main(argv: list[str]) -> int:
     import redis
 
     from crowdlearning.config import get_settings
-    from crowdlearning.server.runtime import local_judge
 
     parser = argparse.ArgumentParser(prog="crowdlearning judge", description=__doc__.split(
         "\n\n")[0])

@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from crowdlearning.evaluation.verdict import Decision
-from crowdlearning.server.judge import JudgeUnavailableError, LocalJudge
-from crowdlearning.server.judge_remote import JudgeServer, RemoteJudge
+from crowdlearning.judging.errors import JudgeUnavailableError
+from crowdlearning.judging.local import LocalJudge
+from crowdlearning.judging.remote import JudgeServer, RemoteJudge
 from crowdlearning.server.runtime import Runtime, open_runtime
 from tests.server.conftest import played_run, server_settings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from crowdlearning.evaluation.verdict import Decision
+from crowdlearning.judging.process import JudgeProcess
 from crowdlearning.learning.registry import ONNX_FILE
-from crowdlearning.server.judge import JudgeProcess
 from crowdlearning.server.runtime import Runtime, open_runtime
 from tests.server.conftest import played_run, server_settings
 
@@ -154,7 +154,7 @@ def test_a_judge_child_ends_when_its_server_is_killed() -> None:
     """A server killed with SIGKILL cannot stop its judge; the judge notices and ends."""
     script = (
         "import multiprocessing, os, sys, time\n"
-        "from crowdlearning.server.judge import _exit_with_parent\n"
+        "from crowdlearning.judging.process import _exit_with_parent\n"
         "def child():\n"
         "    _exit_with_parent(0.05)\n"
         "    time.sleep(60)\n"
