@@ -21,7 +21,8 @@ CLI = [sys.executable, "-m", "crowdlearning.cli"]
 # commands allowed to lack help text for some flags, with the reason (strict xfail: explaining
 # the flags turns it into a failure to remove); none today
 HELP_GAPS: dict[str, str] = {}
-SUBCOMMANDS = ["payments serve", "payments issue-key", "payments revoke-key", "audit verify"]
+SUBCOMMANDS = ["payments serve", "payments issue-key", "payments revoke-key", "payments return-url",
+               "audit verify"]
 
 
 def _run(args: list[str], *, python_only: bool = False,

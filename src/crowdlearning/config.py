@@ -155,6 +155,30 @@ class Settings(BaseSettings):
     payments_metrics_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token GET /metrics requires; empty = no "
         "token, but only clients on loopback (127.0.0.1, ::1) may read it.")
+    # payments service: webhooks
+    payments_webhook_interval_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="How often `crowdlearning payments serve` records webhook events from the "
+        "books and delivers the due ones (also at once after a settlement run posts or voids "
+        "payouts); 0 = it delivers none [s].")
+    payments_webhook_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Webhook deliveries in flight at once [count].")
+    payments_webhook_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one webhook delivery POST [s].")
+    payments_webhook_base_backoff_s: float = Field(
+        default=10.0, gt=0, le=86_400,
+        description="Wait after a failed delivery, doubled after each further failure [s].")
+    payments_webhook_max_backoff_s: float = Field(
+        default=3600.0, gt=0, le=7 * 86_400, description="Longest wait between deliveries [s].")
+    payments_webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100,
+        description="Delivery attempts of an event before it is marked failed (a client can "
+        "replay it) [count].")
+    payments_settle_interval_s: float = Field(
+        default=0.0, ge=0, le=3600,
+        description="How often `crowdlearning payments serve` settles pending payouts on Hedera "
+        "itself (the platform's Settler, with the hedera_operator as treasury); 0 = it does not "
+        "(the game server or scripts/settle-once.py settles) [s].")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(
@@ -247,6 +271,12 @@ class Settings(BaseSettings):
         "server_disturbance_low; at least that). Measured (docs/verdict.md): at 0.2 the "
         "scripted expert leaves the track in 1 of 128 one-minute runs, at 0.25 in 12, at 0.3 "
         "in 22 of 64: keep it at most 0.2 so that a good driver always can recover.")
+    server_label_beta: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Label mode: the car executes beta x the "
+        "player's input + (1 - beta) x the policy's own action (DAgger's mixture: the states "
+        "are the learner's, the labels the player's). Measured (docs/verdict.md, 'Whose states'"
+        "): at 1 (the player drives) players whose own lag and noise push the car around earn "
+        "more than exact labels; at 0.5 exact labels earn most and every honest player more.")
     server_stall_seconds: float = Field(
         default=3.0, ge=0.0, le=600.0, description="A run whose car has not advanced 1 m "
         "along the track for this long ends ('stalled'); 0 = never [s].")

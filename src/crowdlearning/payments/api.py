@@ -18,7 +18,14 @@ holds it to that). Amounts are integers in 1..5*10^18 (all the HBAR there is).
 
 Payouts (``POST /v1/payouts``) send a client's money to any Hedera account: booked at once as a
 ledger payout from the client's account, settled on Hedera by the platform's settlement job in
-the same batches as its own payouts; the platform's treasury pays the network fee.
+the same batches as its own payouts (the service's own worker when
+``payments_settle_interval_s`` > 0); the platform's treasury pays the network fee.
+
+Webhooks (``PUT /v1/webhook``): settled and failed payouts and withdrawals and received deposits
+are POSTed to the client's endpoint as signed events, at least once per event id, retried with
+exponential backoff (``payments.webhooks``; the service's worker delivers them). The client reads
+its events (``GET /v1/webhook/events``) and the delivery log (``GET /v1/webhook/deliveries``),
+paged, and replays an event (``POST /v1/webhook/events/{event_id}/replay``).
 
 Funding: a client tops up its balance by sending HBAR on Hedera to the platform's treasury
 account with the memo ``client:<client id>`` (credited once, when the platform's mirror reader
@@ -36,11 +43,13 @@ answers), ``GET /readyz`` (the database answers a trivial query, else 503 ``not_
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
@@ -90,6 +99,7 @@ from crowdlearning.ledger.schema import accounts as accounts_table
 from crowdlearning.ledger.schema import api_clients as api_clients_table
 from crowdlearning.ledger.schema import payouts as payouts_table
 from crowdlearning.payments import webhooks
+from crowdlearning.payments.worker import PaymentsWorker
 from crowdlearning.security_headers import SecurityHeaders
 from crowdlearning.server.schemas import HederaAccountId
 
@@ -702,6 +712,28 @@ class DeliveryPublic(BaseModel):
     attempted_at_ns: int
 
 
+class EventPublic(BaseModel):
+    """One of your events and where its delivery is."""
+
+    id: str = Field(description="The event id: the same on every delivery, de-duplicate on it.")
+    type: str = Field(description="`payout.settled`, `payout.failed` or `deposit.received`.")
+    state: Literal["pending", "delivered", "failed"] = Field(
+        description="Delivered (your endpoint answered 2xx), pending (being retried with "
+                    "backoff) or failed (every attempt failed: replay it).")
+    attempts: int = Field(description="Attempts since it was recorded or last replayed.")
+    next_attempt_ns: int
+    created_at_ns: int
+    delivered_at_ns: int | None = None
+
+
+class EventsPublic(BaseModel):
+    """A page of your events, newest first."""
+
+    items: list[EventPublic]
+    limit: int
+    offset: int
+
+
 class DeliveriesPublic(BaseModel):
     """A page of delivery attempts, newest first."""
 
@@ -711,6 +743,8 @@ class DeliveriesPublic(BaseModel):
 
 
 _CODES["no_webhook"] = (404, "you have no webhook endpoint registered")
+_CODES["unknown_event"] = (404, "you have no event with this id")
+_EVENT_ID = r"^evt_[0-9a-f]{40}$"
 
 
 class _SharedPathRoute(APIRoute):
@@ -773,13 +807,64 @@ def webhook_deliveries(
     request: Request,
     limit: Annotated[int, Query(ge=1)] = 50,
     offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+    event_id: Annotated[str | None, Query(pattern=_EVENT_ID)] = None,
 ) -> DeliveriesPublic:
-    """Attempts to deliver your events, newest first (``limit`` is capped by the server)."""
+    """Attempts to deliver your events (of one event with ``event_id``), newest first
+    (``limit`` is capped by the server; page with ``offset``)."""
     limit = min(limit, request.app.state.history_limit)
     found = ledger.run(lambda c: webhooks.list_deliveries(c, client_id, limit=limit,
-                                                          offset=offset))
+                                                          offset=offset, event_id=event_id))
     return DeliveriesPublic(items=[DeliveryPublic(**vars(d)) for d in found],
                             limit=limit, offset=offset)
+
+
+@_webhook_router.get("/webhook/events", response_model=EventsPublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized", "busy",
+                                            "rate_limited"))
+def webhook_events(
+    ledger: LedgerDep,
+    client_id: ClientDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+    state: Literal["pending", "delivered", "failed"] | None = None,
+) -> EventsPublic:
+    """Your events (those in ``state``, if given), newest first: recorded for every settled or
+    failed payout or withdrawal and every deposit, delivered once you have an endpoint."""
+    limit = min(limit, request.app.state.history_limit)
+    found = ledger.run(lambda c: webhooks.list_events(c, client_id, limit=limit, offset=offset,
+                                                      state=state))
+    return EventsPublic(items=[EventPublic(**vars(e)) for e in found], limit=limit,
+                        offset=offset)
+
+
+@_webhook_router.post("/webhook/events/{event_id}/replay", status_code=202,
+                      response_model=EventPublic,
+                      responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
+                                                      "unknown_event", "busy", "rate_limited"))
+def replay_webhook_event(
+    event_id: Annotated[str, Path(pattern=_EVENT_ID)],
+    ledger: LedgerDep,
+    client_id: ClientDep,
+    request: Request,
+) -> EventPublic | JSONResponse:
+    """Deliver one of your events again: queued now with a fresh attempt budget, whatever its
+    state (a failed one, or one delivered that you lost). The same id and body: your
+    de-duplication by event id still holds."""
+    now_ns = ledger.clock()
+
+    def replay(c: sa.Connection) -> list[webhooks.EventSummary]:
+        if not webhooks.replay_event(c, client_id, event_id, now_ns=now_ns):
+            return []
+        return webhooks.list_events(c, client_id, limit=1, offset=0, event_id=event_id)
+
+    found = ledger.run(replay)
+    if not found:
+        return _error(404, "unknown_event", f"you have no event {event_id!r}")
+    worker = request.app.state.worker
+    if worker is not None:
+        worker.wake()
+    return EventPublic(**vars(found[0]))
 
 
 router.include_router(_webhook_router)
@@ -886,18 +971,35 @@ def _unauthorized(_request: Request, _exc: Exception) -> JSONResponse:
     return response
 
 
-def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None) -> FastAPI:
+def create_app(ledger: Ledger | None = None, *, settings: Settings | None = None,
+               worker: PaymentsWorker | None = None) -> FastAPI:
     """The payments API app over ``ledger`` (default: the ledger at
-    ``settings.payments_database_url``, or ``database_url`` when that is empty)."""
+    ``settings.payments_database_url``, or ``database_url`` when that is empty).
+
+    ``worker`` (settlement and webhook delivery, ``payments.worker``) is started with the app's
+    lifespan and stopped at its shutdown; ``crowdlearning payments serve`` passes one."""
     settings = settings or get_settings()
     if ledger is None and settings.payments_database_url:
         ledger = open_ledger(settings.model_copy(
             update={"database_url": settings.payments_database_url}))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+
     app = FastAPI(
         title="CrowdLearning payments API",
         version="1",
         description=__doc__,
+        lifespan=lifespan,
     )
+    app.state.worker = worker
     app.state.ledger = ledger or open_ledger(settings)
     app.state.history_limit = settings.payments_api_history_limit
     app.state.rate_limits = TokenBuckets(settings.payments_client_rps,

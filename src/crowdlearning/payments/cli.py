@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # loaded lazily at run time (see main)
+    from crowdlearning.config import Settings
+    from crowdlearning.ledger import Ledger
+    from crowdlearning.payments.worker import PaymentsWorker
 
 __all__ = ["main"]
 
@@ -19,7 +25,13 @@ def main(argv: Sequence[str]) -> int:
     issue.add_argument("client_id", help="the client (third-party app) the key is for")
     revoke = sub.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key", help="the API key to revoke")
-    for command in (serve, issue, revoke):  # the service's own database, keys included
+    returns = sub.add_parser(  # issue 15.4: where a client's consent page may return players
+        "return-url", help="list, register (a prefix) or --remove a client's consent return URLs")
+    returns.add_argument("client_id", help="the client (third-party app)")
+    returns.add_argument("url_prefix", nargs="?", help="https://host[/path] the consent page may "
+                         "return to (a URL at or below it); none: list them")
+    returns.add_argument("--remove", action="store_true", help="forget url_prefix")
+    for command in (serve, issue, revoke, returns):  # the service's own database, keys included
         command.add_argument(
             "--database-url", default=None,
             help="the payments database (default: CROWDLEARNING_PAYMENTS_DATABASE_URL, else "
@@ -40,9 +52,12 @@ def main(argv: Sequence[str]) -> int:
         from crowdlearning.http_guard import proxy_options
         from crowdlearning.payments.api import create_app
 
-        uvicorn.run(create_app(ledger, settings=settings), host=args.host, port=args.port,
-                    **proxy_options(settings.payments_api_trusted_proxies))
+        worker = _worker(ledger, settings)
+        uvicorn.run(create_app(ledger, settings=settings, worker=worker), host=args.host,
+                    port=args.port, **proxy_options(settings.payments_api_trusted_proxies))
         return 0
+    if args.action == "return-url":
+        return _return_url(ledger, args.client_id, args.url_prefix, remove=args.remove)
     if args.action == "issue-key":
         key = ledger.run(lambda c: _issue(c, args.client_id))
         print(f"client {args.client_id}: API key (shown once, stored hashed): {key}")
@@ -57,3 +72,46 @@ def _issue(conn, client_id: str) -> str:
 
     ledger_clients.open_client(conn, client_id, now_ns=time.time_ns())
     return ledger_clients.issue_key(conn, client_id, now_ns=time.time_ns())
+
+
+def _worker(ledger: Ledger, settings: Settings) -> PaymentsWorker | None:
+    """The background worker: webhooks every ``payments_webhook_interval_s``; settlement too
+    when ``payments_settle_interval_s`` > 0 (the Hedera operator is the treasury); None when
+    both are off."""
+    from crowdlearning.payments.worker import PaymentsWorker
+
+    settler = None
+    if settings.payments_settle_interval_s > 0:
+        from crowdlearning.payments.sdk_transport import SdkHederaTransport
+        from crowdlearning.payments.settlement import Settler
+
+        settler = Settler.from_settings(ledger, SdkHederaTransport.from_settings(settings),
+                                        settings)
+    if settler is None and settings.payments_webhook_interval_s <= 0:
+        return None
+    return PaymentsWorker.from_settings(ledger, settings, settler=settler)
+
+
+def _return_url(ledger, client_id: str, prefix: str | None, *, remove: bool) -> int:  # type: ignore[no-untyped-def]
+    """``return-url``: list, register or remove (docs/payments-consent.md); a mistake is one
+    line and exit code 2."""
+    import sys
+
+    from crowdlearning.ledger import LedgerError
+    from crowdlearning.ledger import clients as ledger_clients
+
+    try:
+        if prefix is None:
+            print("\n".join(ledger.run(lambda c: ledger_clients.return_urls(c, client_id)))
+                  or f"client {client_id}: no return URL registered")
+        elif remove:
+            gone = ledger.run(lambda c: ledger_clients.disallow_return_url(c, client_id, prefix))
+            print("removed" if gone else f"client {client_id} had no return URL {prefix}")
+        else:
+            ledger.run(lambda c: ledger_clients.allow_return_url(c, client_id, prefix,
+                                                                 now_ns=time.time_ns()))
+            print(f"client {client_id}: consent may return to {prefix} and below")
+    except LedgerError as e:
+        print(f"crowdlearning payments return-url: {e}", file=sys.stderr)
+        return 2
+    return 0

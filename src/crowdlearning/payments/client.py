@@ -51,6 +51,9 @@ __all__ = [
     "RetryPolicy",
     "SignatureError",
     "Transfer",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
     "Withdrawal",
     "sign_payload",
     "verify_signature",
@@ -110,6 +113,37 @@ class Withdrawal(TypedDict):
     failure_reason: str | None
     refunded_tinybar: int
     created_at_ns: int
+
+
+class Webhook(TypedDict, total=False):
+    url: str
+    created_at_ns: int
+    secret: str  # only in the answer to set_webhook
+
+
+class WebhookEvent(TypedDict):
+    id: str
+    type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_ns: int
+    created_at_ns: int
+    delivered_at_ns: int | None
+
+
+class WebhookDelivery(TypedDict):
+    event_id: str
+    event_type: str
+    url: str
+    attempt: int
+    ok: bool
+    status_code: int | None
+    error: str | None
+    attempted_at_ns: int
+
+
+def _page(limit: int, offset: int, **more: str | None) -> dict[str, Any]:
+    return {"limit": limit, "offset": offset, **{k: v for k, v in more.items() if v is not None}}
 
 
 class PaymentsError(Exception):
@@ -281,6 +315,27 @@ class PaymentsClient:
         """``GET /v1/withdrawals/{withdrawal_id}``."""
         return self._send(_Call("GET", f"/v1/withdrawals/{withdrawal_id}"))
 
+    def set_webhook(self, url: str) -> Webhook:
+        """Register (or replace) your endpoint: ``PUT /v1/webhook``; the answer's ``secret``
+        (shown once) is what :func:`verify_signature` checks deliveries with."""
+        return self._send(_Call("PUT", "/v1/webhook", json={"url": url}))
+
+    def webhook_events(self, *, limit: int = 50, offset: int = 0, state: str | None = None
+                       ) -> list[WebhookEvent]:
+        """Your events, newest first: ``GET /v1/webhook/events``."""
+        return self._send(_Call("GET", "/v1/webhook/events",
+                                params=_page(limit, offset, state=state)))["items"]
+
+    def webhook_deliveries(self, *, limit: int = 50, offset: int = 0,
+                           event_id: str | None = None) -> list[WebhookDelivery]:
+        """Delivery attempts, newest first: ``GET /v1/webhook/deliveries``."""
+        return self._send(_Call("GET", "/v1/webhook/deliveries",
+                                params=_page(limit, offset, event_id=event_id)))["items"]
+
+    def replay_webhook_event(self, event_id: str) -> WebhookEvent:
+        """Deliver an event again: ``POST /v1/webhook/events/{event_id}/replay``."""
+        return self._send(_Call("POST", f"/v1/webhook/events/{event_id}/replay"))
+
 
 class AsyncPaymentsClient:
     """The payments API over ``httpx.AsyncClient``: :class:`PaymentsClient`'s methods, awaited."""
@@ -374,6 +429,22 @@ class AsyncPaymentsClient:
     async def get_withdrawal(self, withdrawal_id: str) -> Withdrawal:
         return await self._send(_Call("GET", f"/v1/withdrawals/{withdrawal_id}"))
 
+    async def set_webhook(self, url: str) -> Webhook:
+        return await self._send(_Call("PUT", "/v1/webhook", json={"url": url}))
+
+    async def webhook_events(self, *, limit: int = 50, offset: int = 0,
+                             state: str | None = None) -> list[WebhookEvent]:
+        return (await self._send(_Call("GET", "/v1/webhook/events",
+                                       params=_page(limit, offset, state=state))))["items"]
+
+    async def webhook_deliveries(self, *, limit: int = 50, offset: int = 0,
+                                 event_id: str | None = None) -> list[WebhookDelivery]:
+        return (await self._send(_Call("GET", "/v1/webhook/deliveries",
+                                       params=_page(limit, offset, event_id=event_id))))["items"]
+
+    async def replay_webhook_event(self, event_id: str) -> WebhookEvent:
+        return await self._send(_Call("POST", f"/v1/webhook/events/{event_id}/replay"))
+
 
 # --- webhook signatures ------------------------------------------------------------------------
 class SignatureError(ValueError):
@@ -390,13 +461,13 @@ def verify_signature(secret: str, body: bytes, header: str, tolerance_s: float =
                      *, now: float | None = None) -> int:
     """Check a webhook delivery as a client must before trusting it; return its timestamp.
 
-    NOT BUILT YET: the service does not send webhooks today (issue 15, item 3). This is the
-    verification a client will do once it does, under the scheme planned there: the header
-    ``t=<unix seconds>,v1=<hex>`` (several ``v1=`` during a secret rotation), where ``v1`` is
-    HMAC-SHA256 with the client's webhook secret over ``b"<t>." + body`` (the raw request body,
-    bytes as received, before any JSON parsing). Accepted only if some ``v1`` matches (compared
-    in constant time) and ``|now - t| <= tolerance_s``: the timestamp is signed, so an old
-    delivery replayed later is refused; de-duplicate within the window by the event id.
+    The service signs every delivery (``payments.webhooks``) in the header
+    ``CrowdLearning-Signature: t=<unix seconds>,v1=<hex>`` (several ``v1=`` during a secret
+    rotation), where ``v1`` is HMAC-SHA256 with the client's webhook secret over
+    ``b"<t>." + body`` (the raw request body, bytes as received, before any JSON parsing).
+    Accepted only if some ``v1`` matches (compared in constant time) and
+    ``|now - t| <= tolerance_s``: the timestamp is signed, so an old delivery replayed later is
+    refused; de-duplicate within the window by the event id.
     Raises :class:`SignatureError` otherwise.
     """
     fields: dict[str, list[str]] = {}

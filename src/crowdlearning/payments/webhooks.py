@@ -20,14 +20,23 @@ is the event's JSON (``{"id", "type", "created_at_ns", "data"}``, the same bytes
 attempt), signed in the header ``CrowdLearning-Signature: t=<unix s>,v1=<hex>``
 (``client.sign_payload``; check it with ``client.verify_signature``). A 2xx marks the event
 delivered; anything else (another status, a timeout, a refused connection) is logged and retried
-after ``base_backoff_s * 2**(attempt-1)`` (capped at ``max_backoff_s``) until ``max_attempts``,
-after which the event is ``failed``. Every attempt is a row of ``webhook_deliveries``
-(``GET /v1/webhook/deliveries``). Delivery is at least once: a crash between the POST and marking
-it delivered sends it again.
+``base_backoff_s * 2**(attempt-1)`` (capped at ``max_backoff_s``) after the failed attempt
+ended, until ``max_attempts``, after which the event is ``failed``. Every attempt is a row of
+``webhook_deliveries`` (``GET /v1/webhook/deliveries``). A batch of due events is leased in one
+statement before it is sent (``lease_s``; ``concurrency`` POSTs in flight at once). Delivery is
+at least once: a crash between the POST and marking it delivered sends it again once the lease
+is over.
 
-Where they run: both are meant for a periodic job beside the settlement job (e.g. every few
-seconds in the payments service's worker: ``record_events`` then ``run_once``); neither is wired
-into the game server or the API process.
+Replay: ``replay_event`` (``POST /v1/webhook/events/{event_id}/replay``) puts one of the
+client's events back in the queue, due now with a fresh attempt budget, whatever its state
+(delivered, failed or still pending); the payload and event id stay the same, so a client that
+already processed it de-duplicates the replay. ``list_events`` (``GET /v1/webhook/events``) pages
+through the client's events and their state.
+
+Where they run: ``payments.worker.PaymentsWorker``, started by ``crowdlearning payments serve``
+with the app's lifespan: ``record_events`` then ``run_once`` every
+``payments_webhook_interval_s``, and at once after its settlement runs posted or voided payouts.
+Several dispatchers over one database are safe (each event is claimed before it is sent).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +70,15 @@ __all__ = [
     "URL_PATTERN",
     "Delivery",
     "Endpoint",
+    "EventSummary",
     "WebhookDispatcher",
     "delete_endpoint",
     "event_id",
     "get_endpoint",
     "list_deliveries",
+    "list_events",
     "record_events",
+    "replay_event",
     "set_endpoint",
 ]
 
@@ -127,8 +140,10 @@ def _request_id(client_id: str, ledger_id: str) -> tuple[str, str]:
 
 
 def _payout_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
-    done = sa.select(events_table.c.id).where(events_table.c.source_id == payouts.c.id,
-                                              events_table.c.type.like("payout.%"))
+    # IN rather than LIKE "payout.%": an equality on the unique (type, source_id) index
+    done = sa.select(events_table.c.id).where(
+        events_table.c.source_id == payouts.c.id,
+        events_table.c.type.in_(["payout.settled", "payout.failed"]))
     rows = conn.execute(
         sa.select(payouts.c.id, api_clients.c.id.label("client_id"))
         .join(api_clients, api_clients.c.account_id == payouts.c.from_account_id)
@@ -218,17 +233,55 @@ class Delivery:
     attempted_at_ns: int
 
 
-def list_deliveries(conn: sa.Connection, client_id: str, *, limit: int, offset: int
-                    ) -> list[Delivery]:
-    """The client's delivery attempts, newest first."""
+def list_deliveries(conn: sa.Connection, client_id: str, *, limit: int, offset: int,
+                    event_id: str | None = None) -> list[Delivery]:
+    """The client's delivery attempts (of one event, if given), newest first."""
+    query = (sa.select(deliveries_table, events_table.c.type)
+             .join(events_table, events_table.c.id == deliveries_table.c.event_id)
+             .where(deliveries_table.c.client_id == client_id))
+    if event_id is not None:
+        query = query.where(deliveries_table.c.event_id == event_id)
     rows = conn.execute(
-        sa.select(deliveries_table, events_table.c.type)
-        .join(events_table, events_table.c.id == deliveries_table.c.event_id)
-        .where(deliveries_table.c.client_id == client_id)
-        .order_by(deliveries_table.c.id.desc()).limit(limit).offset(offset)
-    ).all()
+        query.order_by(deliveries_table.c.id.desc()).limit(limit).offset(offset)).all()
     return [Delivery(r.event_id, r.type, r.url, r.attempt, bool(r.ok), r.status_code, r.error,
                      r.attempted_at_ns) for r in rows]
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """One of a client's events and where its delivery is."""
+
+    id: str
+    type: str
+    state: str
+    attempts: int
+    next_attempt_ns: int
+    created_at_ns: int
+    delivered_at_ns: int | None
+
+
+def list_events(conn: sa.Connection, client_id: str, *, limit: int, offset: int,
+                state: str | None = None, event_id: str | None = None) -> list[EventSummary]:
+    """The client's events (in ``state``, or the one ``event_id``, if given), newest first."""
+    query = sa.select(events_table).where(events_table.c.client_id == client_id)
+    if state is not None:
+        query = query.where(events_table.c.state == state)
+    if event_id is not None:
+        query = query.where(events_table.c.id == event_id)
+    rows = conn.execute(query.order_by(events_table.c.created_at_ns.desc(),
+                                       events_table.c.id.desc()).limit(limit).offset(offset))
+    return [EventSummary(r.id, r.type, r.state, r.attempts, r.next_attempt_ns, r.created_at_ns,
+                         r.delivered_at_ns) for r in rows]
+
+
+def replay_event(conn: sa.Connection, client_id: str, eid: str, *, now_ns: int) -> bool:
+    """Queue the client's event ``eid`` again, due now with a fresh attempt budget (whatever
+    its state); whether the client has such an event."""
+    result = conn.execute(
+        events_table.update()
+        .where(events_table.c.id == eid, events_table.c.client_id == client_id)
+        .values(state="pending", attempts=0, next_attempt_ns=now_ns, delivered_at_ns=None))
+    return result.rowcount == 1
 
 
 class WebhookDispatcher:
@@ -237,8 +290,11 @@ class WebhookDispatcher:
     def __init__(self, ledger: Ledger, *, http: httpx.Client | None = None,
                  timeout_s: float = 5.0, base_backoff_s: float = 10.0,
                  max_backoff_s: float = 3600.0, max_attempts: int = 12, batch: int = 100,
-                 lease_s: float = 60.0, clock: Callable[[], int] = _now_ns) -> None:
+                 lease_s: float = 60.0, clock: Callable[[], int] = _now_ns,
+                 concurrency: int = 1) -> None:
         self.ledger, self.clock = ledger, clock
+        self.concurrency = concurrency  # deliveries in flight at once (threads)
+        self._executor: ThreadPoolExecutor | None = None
         self.http = http or httpx.Client(timeout=timeout_s, follow_redirects=False)
         self.base_backoff_ns = int(base_backoff_s * 1e9)
         self.max_backoff_ns = int(max_backoff_s * 1e9)
@@ -250,6 +306,11 @@ class WebhookDispatcher:
 
     def run_once(self, now_ns: int | None = None) -> int:
         """Attempt every due event once (up to ``batch``); return how many were delivered."""
+        return self.run_due(now_ns)[1]
+
+    def run_due(self, now_ns: int | None = None) -> tuple[int, int]:
+        """As ``run_once``; return ``(due events seen, delivered)`` (as many seen as ``batch``:
+        more may be due)."""
         now = self.clock() if now_ns is None else now_ns
         due = self.ledger.run(lambda c: c.execute(
             sa.select(events_table.c.id, events_table.c.next_attempt_ns, events_table.c.payload,
@@ -259,23 +320,44 @@ class WebhookDispatcher:
             .where(events_table.c.state == "pending", events_table.c.next_attempt_ns <= now)
             .order_by(events_table.c.next_attempt_ns, events_table.c.id).limit(self.batch)
         ).all())
-        delivered = 0
-        for row in due:
-            if not self._claim(row.id, row.next_attempt_ns, now):
-                continue  # another dispatcher has it
-            delivered += self._deliver(row, now)
-        return delivered
+        claimed = self._claim([row.id for row in due], now)  # the others: another dispatcher's
+        rows = [row for row in due if row.id in claimed]
 
-    def _claim(self, eid: str, seen_next_ns: int, now: int) -> bool:
-        def work(conn: sa.Connection) -> bool:
-            return conn.execute(
+        def send(row: sa.Row) -> int:
+            if now_ns is not None:  # a caller's fixed time: the backoff counts from it
+                return self._deliver(row, now, now)
+            return self._deliver(row, self.clock())
+
+        if self.concurrency > 1 and len(rows) > 1:
+            delivered = sum(self._pool().map(send, rows))
+        else:
+            delivered = sum(send(row) for row in rows)
+        return len(due), delivered
+
+    def _claim(self, ids: list[str], now: int) -> set[str]:
+        """Lease the events still due (one statement): a crash leaves them due again once the
+        lease is over."""
+        if not ids:
+            return set()
+
+        def work(conn: sa.Connection) -> set[str]:
+            return set(conn.execute(
                 events_table.update()
-                .where(events_table.c.id == eid, events_table.c.state == "pending",
-                       events_table.c.next_attempt_ns == seen_next_ns)
-                .values(next_attempt_ns=now + self.lease_ns)).rowcount == 1
+                .where(events_table.c.id.in_(ids), events_table.c.state == "pending",
+                       events_table.c.next_attempt_ns <= now)
+                .values(next_attempt_ns=now + self.lease_ns)
+                .returning(events_table.c.id)).scalars())
         return self.ledger.run(work)
 
-    def _deliver(self, row: sa.Row, now: int) -> int:
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.concurrency,
+                                                thread_name_prefix="webhook-delivery")
+        return self._executor
+
+    def _deliver(self, row: sa.Row, now: int, done_ns: int | None = None) -> int:
+        """One attempt, signed at ``now``; the backoff counts from when it ended (``done_ns``,
+        default the clock then: a slow endpoint is not retried the moment it answers)."""
         body = row.payload.encode()
         headers = {"Content-Type": "application/json", "CrowdLearning-Event-Id": row.id,
                    SIGNATURE_HEADER: sign_payload(row.secret, body, now // 10**9)}
@@ -290,6 +372,7 @@ class WebhookDispatcher:
             error = f"{type(exc).__name__}: {exc}"[:256]
         ok = error is None
         attempt = row.attempts + 1
+        ended = self.clock() if done_ns is None else done_ns
 
         def record(conn: sa.Connection) -> None:
             conn.execute(deliveries_table.insert().values(
@@ -300,7 +383,7 @@ class WebhookDispatcher:
             elif attempt >= self.max_attempts:
                 values = {"state": "failed"}
             else:
-                values = {"next_attempt_ns": now + self.backoff_ns(attempt)}
+                values = {"next_attempt_ns": ended + self.backoff_ns(attempt)}
             conn.execute(events_table.update().where(events_table.c.id == row.id)
                          .values(attempts=attempt, **values))
 
@@ -308,5 +391,8 @@ class WebhookDispatcher:
         return int(ok)
 
     def close(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP client (and the delivery threads)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.http.close()
