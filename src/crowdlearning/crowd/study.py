@@ -73,7 +73,8 @@ class StudyConfig:
     rounds: int = 1
     ticks: int = 1200  # 60 s runs
     play_tracks: int = 8  # the server's default play tracks (seeds 0..n-1)
-    beta: float = 1.0  # the server's label-mode mix
+    # the server's label-mode mix (``server_label_beta``)
+    beta: float = field(default_factory=lambda: get_settings().server_label_beta)
     replays: int = 10  # paid runs attacked per round (replayed three ways, split once)
     honest: str = "expert"  # the honest player of the gambler's curve
     seed: int = 0
@@ -417,7 +418,8 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             make_persona(name, rng)
         cfg = StudyConfig(personas=personas, modes=tuple(args.modes.split(",")),
                           runs=args.runs, rounds=args.rounds, ticks=args.ticks,
-                          replays=args.replays, seed=args.seed, beta=args.beta,
+                          replays=args.replays, seed=args.seed,
+                          **({"beta": args.beta} if args.beta is not None else {}),
                           **({"disturbance": args.disturbance} if args.disturbance else {}))
     except ValueError as exc:
         parser.exit(2, f"crowdlearning market-study: error: {exc}\n")

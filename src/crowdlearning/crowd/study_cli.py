@@ -30,8 +30,9 @@ def study_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ticks", type=int, default=1200, help="ticks per run (20 per second)")
     parser.add_argument("--replays", type=int, default=10,
                         help="replayer and sybil attempts per round")
-    parser.add_argument("--beta", type=float, default=1.0,
-                        help="label mode: executed = beta * player + (1 - beta) * policy")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="label mode: executed = beta * player + (1 - beta) * policy "
+                        "(default: the server's setting, CROWDLEARNING_SERVER_LABEL_BETA)")
     parser.add_argument("--disturbance", type=_strength_range, default=None,
                         metavar="LOW,HIGH",
                         help="steering-noise strength range the server draws each run's "
