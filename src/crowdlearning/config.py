@@ -277,6 +277,12 @@ class Settings(BaseSettings):
         "are the learner's, the labels the player's). Measured (docs/verdict.md, 'Whose states'"
         "): at 1 (the player drives) players whose own lag and noise push the car around earn "
         "more than exact labels; at 0.5 exact labels earn most and every honest player more.")
+    server_ws_fast_paths: bool = Field(
+        default=True, description="Game frames written straight to uvicorn's transport and "
+        "valid inputs applied as they arrive (server/play_socket.py: direct_writer, "
+        "InlineInputs): from 500 to 750 players per 2-core node at p99 <= 75 ms "
+        "(docs/benchmarks.md). They read uvicorn's private protocol object and fall back to the "
+        "normal path when it is not there; false = always the normal path.")
     server_stall_seconds: float = Field(
         default=3.0, ge=0.0, le=600.0, description="A run whose car has not advanced 1 m "
         "along the track for this long ends ('stalled'); 0 = never [s].")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
@@ -214,3 +215,35 @@ def test_spectators_are_bounded(client: TestClient) -> None:
     finally:
         client.app.state.watchers = 0
     assert closed.value.code == 1013
+
+
+def test_label_runs_blend_the_players_input_with_the_policy(client: TestClient) -> None:
+    """Label mode executes ``server_label_beta`` x input + the rest x the policy (DAgger's
+    mixture): the run's record says so, and the car did so (steering less the run's gusts)."""
+    runtime = client.app.state.runtime
+    finished = []
+    chained = runtime.game.on_finish
+    runtime.game.on_finish = lambda run: (finished.append(run), chained(run))
+    try:
+        signup(client)
+        with client.websocket_connect("/ws/play") as ws:
+            hello = ws.receive_json()
+            ws.send_json({"type": "start", "mode": "label", "track_seed": hello["tracks"][0]})
+            receive_until(ws, "start")
+            for _ in range(20):
+                frame = receive_until(ws, "frame")
+                ws.send_json({"type": "input", "tick": frame["tick"], "steer": 0.6,
+                              "throttle": 0.4})
+            ws.send_json({"type": "stop"})
+            receive_until(ws, "end")
+    finally:
+        runtime.game.on_finish = chained
+    c = finished[-1].contribution
+    beta = runtime.settings.server_label_beta
+    assert c.beta == beta == 0.5
+    given = np.isfinite(c.player[:, 1])
+    assert given.sum() >= 10
+    # throttle carries no disturbance: exactly the blend
+    np.testing.assert_allclose(c.executed[given, 1],
+                               beta * c.player[given, 1] + (1 - beta) * c.proposed[given, 1],
+                               atol=1e-6)

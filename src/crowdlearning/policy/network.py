@@ -7,13 +7,17 @@ thousands of cars per tick on a CPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
-__all__ = ["Architecture", "Policy", "PolicyNet", "single_threaded_torch"]
+__all__ = ["Architecture", "Policy", "PolicyNet", "single_threaded_blas", "single_threaded_torch"]
+
+_blas_pinned = False
 
 
 def single_threaded_torch() -> None:
@@ -26,6 +30,25 @@ def single_threaded_torch() -> None:
     """
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+def single_threaded_blas() -> None:
+    """Run the BLAS libraries loaded in this process (numpy's OpenBLAS) on one thread, once per
+    process. An explicit ``OPENBLAS_NUM_THREADS`` wins.
+
+    ``Policy``'s numpy path multiplies through numpy's OpenBLAS, which by default starts a thread
+    per core: at 100 rows that is 84 us of wall time but 153 us of CPU, the second thread
+    spinning against the game loop's own (issue 13; 100 players: server CPU 119% -> 17%,
+    docs/benchmarks.md). The ``crowdlearning`` command sets ``OPENBLAS_NUM_THREADS=1`` before
+    numpy loads (``cli.THREAD_VARIABLES``); this does the same at run time for every other way
+    in (``serve_main`` called directly, tests, embedding), through ``threadpoolctl``. A BLAS
+    loaded later (scipy's) is not limited.
+    """
+    global _blas_pinned
+    if _blas_pinned or os.environ.get("OPENBLAS_NUM_THREADS"):
+        return
+    _blas_pinned = True
+    threadpool_limits(limits=1, user_api="blas")  # kept for the process: never restored
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,7 @@ class Policy:
     def __init__(self, net: PolicyNet) -> None:
         self.net = net.eval()
         single_threaded_torch()
+        single_threaded_blas()
         self._layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
                         for m in self.net.body if isinstance(m, nn.Linear)]
 

@@ -47,7 +47,7 @@ from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_bank import TrackBank
 
 __all__ = ["FinishedRun", "GameFullError", "GameLoop", "InputRejectedError", "Outbox", "RunSpec",
-           "RunStart"]
+           "RunStart", "fixed_text"]
 
 log = logging.getLogger(__name__)
 START_SPEED_MPS = 8.0  # runs start at 6-10 m/s (``RunStart``)
@@ -60,6 +60,14 @@ _FRAME = ('{"type":"frame","tick":%d,"pose":[%.3f,%.3f,%.3f,%.3f,%.3f],"policy":
           '"rays":[' + ",".join(["%.2f"] * _N_RAYS) + '],'
           '"progress_m":%.2f,"laps":%d}')
 _RAY_RANGE_M = SensorParams().ray_max_range_m
+# the same frame from texts already made (``fixed_text``): 29 floats formatted one at a time
+# with ``%.3f`` were about half of building 1,000 frames (5.0 -> 4.4 ms a tick, see
+# docs/benchmarks.md, "1,000 players per node")
+_FRAME_TEXT = (_FRAME.replace("%.3f", "%s").replace("%.2f", "%s"))
+_HEADS = 10_000  # integer parts with a ready-made text, each sign
+_POS_HEADS = np.array([f"{k}." for k in range(_HEADS)], dtype=object)
+_NEG_HEADS = np.array([f"-{k}." for k in range(_HEADS)], dtype=object)
+_FRACTIONS = {d: np.array([f"{k:0{d}d}" for k in range(10**d)], dtype=object) for d in (2, 3)}
 # garbage collection between ticks (see ``GameLoop.run_forever``): every tick the youngest
 # generation, every 10 ticks the middle one, every minute everything
 _GC_MIDDLE_EVERY, _GC_FULL_EVERY = 10, 1200
@@ -79,7 +87,13 @@ class InputRejectedError(CrowdLearningError):
 
 class Outbox:
     """What is waiting to be sent to one client: frames (the oldest dropped past the bound) and
-    events (never dropped; past ``max_events`` the client is too slow and ``overflowed`` is set)."""
+    events (never dropped; past ``max_events`` the client is too slow and ``overflowed`` is set).
+
+    ``writer`` (optional, set by the socket): writes one text message to the client at once and
+    says whether it could (``play_socket.direct_writer``). A frame goes through it when nothing
+    is queued or being sent before it, so that the tick writes each player's frame itself
+    instead of waking a sending task per player (``docs/benchmarks.md``, "1,000 players per
+    node"); otherwise, and for events, it is queued for the sending task as before."""
 
     def __init__(self, max_frames: int, max_events: int = 64) -> None:
         self._items: deque[tuple[bool, str]] = deque()
@@ -87,8 +101,13 @@ class Outbox:
         self._wake = asyncio.Event()
         self.dropped_frames = 0
         self.overflowed = False
+        self.writer: Callable[[str], bool] | None = None
+        self.sending = False  # the sending task is between ``take`` and its last send
 
     def frame(self, text: str) -> None:
+        if (self.writer is not None and not self._items and not self.sending
+                and self.writer(text)):
+            return
         if self._frames >= self.max_frames:
             for i, (is_frame, _) in enumerate(self._items):
                 if is_frame:
@@ -199,6 +218,7 @@ class GameLoop:
         self.sim = RaceSim([tracks[s] for s in self.seeds], n, max_steps=run_ticks,
                            stall_ticks=stall_ticks)
         self._runs: list[_Run | None] = [None] * capacity
+        self._stopping: set[int] = set()  # slots whose player asked to stop (``stop``)
         self._free = list(range(capacity - 1, -1, -1))
         self._player = np.full((n, 2), np.nan)
         self._input_tick = np.full(n, -1, np.int64)
@@ -216,6 +236,7 @@ class GameLoop:
                                {seed: t.digest for seed, t in tracks.items()})
         self.tick_count = 0
         self.tick_s: deque[float] = deque(maxlen=2000)
+        self.tick_at: deque[float] = deque(maxlen=2000)  # when each tick started [perf_counter s]
         self.last_proposed = np.zeros((n, 2))
         self.last_driver = np.zeros(n, bool)
         self._reset_champion()
@@ -308,6 +329,7 @@ class GameLoop:
         run = self._runs[slot]
         if run is not None:
             run.stop_reason = reason
+            self._stopping.add(slot)
 
     def abandon(self, slot: int) -> None:
         """Free the slot without recording anything (the client went away)."""
@@ -339,17 +361,11 @@ class GameLoop:
         analog values, or a keyboard's held keys (``keys``: ``learning.device.key_code``; the
         run's ``KeyboardWheel`` then makes the input every tick, ``steer`` / ``throttle`` are
         not used)."""
+        problem = self.input_problem(slot, tick)
+        if problem is not None:
+            raise problem
         run = self._runs[slot]
-        if run is None:
-            raise InputRejectedError("no_run", "no run is in progress; send a start message first")
-        sent = int(self._length[slot]) - 1
-        if tick > sent:
-            raise InputRejectedError(
-                "future_tick", f"tick {tick} was never sent (newest is {sent}); input ignored")
-        if tick < max(run.last_input_tick, 0):
-            raise InputRejectedError(
-                "out_of_order", f"tick {tick} is older than the previous input's tick "
-                f"{run.last_input_tick}; input ignored")
+        assert run is not None  # checked by ``input_problem``
         run.last_input_tick = tick
         run.devices.add(device)
         if keys is not None:  # the wheel decides, each tick (``_inputs``)
@@ -361,6 +377,21 @@ class GameLoop:
                               np.nan if throttle is None else throttle]
         self._intervene[slot] = intervene and steer is not None
         self._input_tick[slot] = tick if steer is not None or throttle is not None else -1
+
+    def input_problem(self, slot: int, tick: int) -> InputRejectedError | None:
+        """Why ``set_input`` would refuse an input answering ``tick`` now (None: it would not)."""
+        run = self._runs[slot]
+        if run is None:
+            return InputRejectedError("no_run", "no run is in progress; send a start message first")
+        sent = int(self._length[slot]) - 1
+        if tick > sent:
+            return InputRejectedError(
+                "future_tick", f"tick {tick} was never sent (newest is {sent}); input ignored")
+        if tick < max(run.last_input_tick, 0):
+            return InputRejectedError(
+                "out_of_order", f"tick {tick} is older than the previous input's tick "
+                f"{run.last_input_tick}; input ignored")
+        return None
 
     def _inputs(self, rows: np.ndarray, proposed: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -409,6 +440,7 @@ class GameLoop:
             self._reset_champion()
         self.tick_count += 1
         self.tick_s.append(time.perf_counter() - started)
+        self.tick_at.append(started)
 
     def _propose(self, live: np.ndarray, obs: np.ndarray) -> np.ndarray:
         """Each live car's proposed action: one batched inference per version in use."""
@@ -445,22 +477,29 @@ class GameLoop:
         nums[:, 7:9] = executed[rows]
         nums[:, 9:-1] = obs[rows, :_N_RAYS] * _RAY_RANGE_M
         nums[:, -1] = self.sim.progress_m[rows]
-        values = nums.tolist()
-        ticks = (self._length[rows] - 1).tolist()
-        laps = self.sim.laps[rows].tolist()
-        drivers = ["player" if d else "policy" for d in self.last_driver[rows].tolist()]
-        inputs = player[rows].tolist()
+        # every frame's fields in frame order, as texts (``fixed_text``: exactly ``_FRAME``'s)
+        fields = np.empty((rows.size, 3 + 9 + 2 + _N_RAYS + 1), dtype=object)
+        fields[:, 0] = self._length[rows] - 1
+        fields[:, 1:10] = fixed_text(nums[:, :9], 3)
+        fields[:, 10:12] = fixed_text(player[rows], 3)
+        fields[:, 12] = np.where(self.last_driver[rows], "player", "policy")
+        fields[:, 13:-1] = fixed_text(nums[:, 9:], 2)
+        fields[:, -1] = self.sim.laps[rows]
+        values = fields.tolist()
         none = np.isnan(player[rows]).any(axis=1).tolist()  # "nan" -> null (nothing else is NaN)
         runs = self._runs
         for i, slot in enumerate(rows.tolist()):
             run = runs[slot]
             if run is not None:
-                v = values[i]
-                text = _FRAME % (ticks[i], *v[:9], *inputs[i], drivers[i], *v[9:], laps[i])
+                text = _FRAME_TEXT % tuple(values[i])
                 run.outbox.frame(text.replace("nan", "null") if none[i] else text)
 
     def _finish_stopped(self) -> None:
-        for slot, run in enumerate(self._runs):
+        if not self._stopping:
+            return
+        stopping, self._stopping = sorted(self._stopping), set()
+        for slot in stopping:
+            run = self._runs[slot]
             if run is not None and run.stop_reason:
                 self._finish(slot, run, run.stop_reason)
 
@@ -557,10 +596,48 @@ class GameLoop:
             if was_enabled:
                 gc.enable()
 
-    def tick_ms(self) -> dict:
+    def tick_ms(self, recent: int = 200) -> dict:
+        """Tick durations p50 / p99 over the last 2,000 ticks, and over the last ``recent``
+        ticks (10 s at 20 Hz) the durations and the intervals between tick starts [ms]."""
         values = np.array(self.tick_s or [0.0]) * 1000
+        steps = values[-recent:]
+        gaps = np.diff(np.array(list(self.tick_at)[-recent - 1:])) * 1000
+        if not gaps.size:
+            gaps = np.zeros(1)
         return {"p50": round(float(np.percentile(values, 50)), 3),
-                "p99": round(float(np.percentile(values, 99)), 3)}
+                "p99": round(float(np.percentile(values, 99)), 3),
+                "recent": {"ticks": int(steps.size),
+                           "step_p50": round(float(np.percentile(steps, 50)), 3),
+                           "step_p99": round(float(np.percentile(steps, 99)), 3),
+                           "interval_p50": round(float(np.percentile(gaps, 50)), 3),
+                           "interval_p99": round(float(np.percentile(gaps, 99)), 3),
+                           "interval_max": round(float(gaps.max()), 3)}}
+
+
+def fixed_text(x: np.ndarray, decimals: int) -> np.ndarray:
+    """``"%.<decimals>f" % v`` for every element of ``x`` (2 or 3 decimals), as an object array
+    of str: the same text, made from integers in bulk instead of one float at a time.
+
+    Each value is scaled and rounded to an integer (``rint``), split into integer part and
+    fraction, and both are looked up in tables of ready-made texts. That is exact wherever the
+    scaled product is not within 1e-6 of a half (its rounding error is ~1e-16 relative, so it
+    rounds as the exact binary value does, as ``%`` does); those values, non-finite ones (NaN
+    gives "nan", as ``%`` does) and integer parts of 10,000 or more are formatted with ``%``.
+    The sign is the sign bit (``%`` writes -0.0004 as "-0.000").
+    """
+    scale = 10**decimals
+    scaled = np.asarray(x, np.float64) * scale
+    with np.errstate(invalid="ignore"):
+        rounded = np.rint(scaled)
+        bad = ~(np.abs(rounded) < _HEADS * scale)  # NaN and inf too
+        bad |= np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    whole = np.where(bad, 0, np.abs(rounded)).astype(np.int64)
+    heads = np.where(np.signbit(scaled), _NEG_HEADS[whole // scale], _POS_HEADS[whole // scale])
+    text = heads + _FRACTIONS[decimals][whole % scale]
+    if bad.any():
+        form = f"%.{decimals}f"
+        text[bad] = [form % v for v in np.asarray(x, np.float64)[bad].tolist()]
+    return text
 
 
 def _collect_garbage(tick: int) -> None:

@@ -20,7 +20,8 @@ import enum
 import json
 import time
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import Field, TypeAdapter, ValidationError
@@ -95,13 +96,116 @@ async def pump(ws: WebSocket, outbox: Outbox) -> None:
     """Send whatever the outbox holds, in order, until the socket goes away."""
     try:
         while True:
-            for text in await outbox.take():
+            items = await outbox.take()
+            outbox.sending = True  # no frame may overtake these (``Outbox.frame``)
+            for text in items:
                 await ws.send_text(text)
+            outbox.sending = False
             if outbox.overflowed:
                 await close_once(ws, 1008, "client too slow to read its messages")
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client went away; the receiving side cleans up
+
+
+def _uvicorn_protocol(send: object, depth: int = 0) -> Any:
+    """The uvicorn sans-I/O WebSocket protocol object behind an ASGI ``send`` callable (found
+    through the bound method or the closures of the middlewares wrapping it), or None."""
+    owner = getattr(send, "__self__", None)
+    if owner is not None and type(owner).__name__ == "WebSocketsSansIOProtocol":
+        return owner
+    if depth >= 12:
+        return None
+    for cell in getattr(send, "__closure__", None) or ():
+        try:
+            inner = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if callable(inner):
+            found = _uvicorn_protocol(inner, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def direct_writer(ws: WebSocket) -> Callable[[str], bool] | None:
+    """A function writing one text message straight to this socket's transport, for the game
+    loop's frames (``Outbox.writer``), or None where that cannot be done safely (another ASGI
+    server or protocol, a test client, a negotiated extension such as compression).
+
+    It writes the very bytes ``websockets`` would (an unmasked, unfragmented text frame: FIN
+    and opcode 1, the length, the UTF-8 payload) but skips the per-message path of Starlette's
+    and uvicorn's ``send`` and the wake-up of this socket's sending task. It refuses (returns
+    False: the frame is queued and sent the usual way) unless the connection is open and the
+    transport is writable (not paused by flow control, buffer below ``WRITE_LIMIT_BYTES``).
+    """
+    proto = _uvicorn_protocol(ws._send)  # the ASGI send chain, read only
+    if proto is None:
+        return None
+    conn = getattr(proto, "conn", None)
+    transport = getattr(proto, "transport", None)
+    writable = getattr(proto, "writable", None)
+    if conn is None or transport is None or writable is None or getattr(conn, "extensions",
+                                                                         None):
+        return None
+    from websockets.protocol import State
+
+    open_state = State.OPEN
+
+    def write(text: str) -> bool:
+        if (conn.state is not open_state or proto.close_sent or not writable.is_set()
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > WRITE_LIMIT_BYTES):
+            return False
+        data = text.encode()
+        n = len(data)
+        if n < 126:
+            head = bytes((0x81, n))
+        elif n < 65536:
+            head = b"\x81\x7e" + n.to_bytes(2, "big")
+        else:
+            head = b"\x81\x7f" + n.to_bytes(8, "big")
+        transport.write(head + data)
+        return True
+
+    return write
+
+
+WRITE_LIMIT_BYTES = 64 * 1024  # past this much unsent, frames queue (and drop) in the Outbox
+
+
+class InlineInputs:
+    """Stands in for the receive queue of one uvicorn sans-I/O WebSocket connection so that a
+    player's ``input`` is applied as it arrives (in the connection's ``data_received``) instead
+    of being queued, pausing the reads, waking the socket's task and resuming the reads: that
+    path cost ~40 us per input, 40% of a core at 1,000 players sending 10 inputs a second
+    (``docs/benchmarks.md``, "1,000 players per node").
+
+    ``apply(text)`` applies one message and says whether it did; it only does when nothing is
+    queued before it and the message is an input that would be accepted as it is (otherwise it
+    goes to the queue and the socket's task handles it as before, errors included). Every other
+    use of the queue goes to the queue.
+    """
+
+    def __init__(self, proto: Any, queue: asyncio.Queue, apply: Callable[[str], bool]) -> None:
+        self._proto, self._queue, self._apply = proto, queue, apply
+
+    def put_nowait(self, message: dict) -> None:
+        if (message.get("type") == "websocket.receive" and self._queue.empty()
+                and isinstance(message.get("text"), str) and self._apply(message["text"])):
+            if not self._proto.read_paused:
+                # uvicorn pauses reading after queueing a message, until the app takes it:
+                # nothing was queued, so keep reading (the flag is cleared right after)
+                self._proto.read_paused = True
+                asyncio.get_running_loop().call_soon(self._reading)
+            return
+        self._queue.put_nowait(message)
+
+    def _reading(self) -> None:
+        self._proto.read_paused = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
 
 
 class PlaySocket:
@@ -116,8 +220,16 @@ class PlaySocket:
         self.slot: int | None = None
         self.run_id: str | None = None
         self.errors = 0
+        self._busy = False  # the socket's task is handling a message (``_apply_input``)
+        self._limit = self.settings.server_ws_max_message_bytes
 
     async def serve(self) -> None:
+        if self.settings.server_ws_fast_paths:  # uvicorn's internals: off switch in Settings
+            self.outbox.writer = direct_writer(self.ws)
+            proto = _uvicorn_protocol(self.ws._send)
+            if proto is not None and isinstance(getattr(proto, "queue", None), asyncio.Queue) \
+                    and hasattr(proto, "read_paused"):
+                proto.queue = InlineInputs(proto, proto.queue, self._apply_input)
         sender = asyncio.create_task(pump(self.ws, self.outbox))
         self.outbox.event({"type": "hello", "user": self.user.username,
                            "tracks": self.runtime.game.seeds,
@@ -144,12 +256,38 @@ class PlaySocket:
             text = message.get("text")
             if text is None:
                 self._error("binary_not_supported", "send JSON text messages")
-            elif len(text.encode()) > limit:
+            elif len(text) > limit // 4 and len(text.encode()) > limit:
                 self._error("too_large", f"messages are at most {limit} bytes")
             elif not self.bucket.take():
                 self._error("rate_limited", f"at most {self.bucket.rate:g} messages a second")
             else:
-                await self._handle(text)
+                self._busy = True
+                try:
+                    await self._handle(text)
+                finally:
+                    self._busy = False
+
+    def _apply_input(self, text: str) -> bool:
+        """Apply ``text`` now if it is an input the normal path would apply without a word
+        (``InlineInputs``); True if it was applied, False to leave it to the normal path."""
+        if self._busy or self.state is not SessionState.PLAYING or self.slot is None:
+            return False
+        if len(text) > self._limit // 4 and len(text.encode()) > self._limit:
+            return False
+        try:
+            msg = parse_play_message(text)
+        except ValidationError:
+            return False
+        if not isinstance(msg, Input):
+            return False
+        self._sync_state()
+        game = self.runtime.game
+        if self.state is not SessionState.PLAYING or self.slot is None or \
+                game.input_problem(self.slot, msg.tick) is not None or not self.bucket.take():
+            return False
+        game.set_input(self.slot, msg.tick, msg.steer, msg.throttle, msg.intervene,
+                       keys=msg.keys, device=msg.device)
+        return True
 
     async def _handle(self, text: str) -> None:
         try:
@@ -197,7 +335,7 @@ class PlaySocket:
         if seed not in game.seeds:
             return self._error("unknown_track", f"track_seed must be one of {game.seeds}")
         spec = RunSpec(f"run-{uuid.uuid4().hex[:20]}", self.user.player_id, self.user.username,
-                       seed, msg.mode, msg.paid)
+                       seed, msg.mode, msg.paid, beta=self.settings.server_label_beta)
         if spec.paid:  # the stake is held from now until the run's verdict
             try:
                 await asyncio.to_thread(self.runtime.holds.open, spec)

@@ -6,7 +6,7 @@ the players' ticks need (``docs/benchmarks.md``, "Spectators"). ``WatchFeed`` bu
 once per watch tick, encodes it once, and every spectator sends the same text; a spectator that
 falls behind skips to the newest snapshot (it never queues old ones).
 
-With several game servers (``CROWDLEARNING_JUDGE_URL`` set, see ``judge_remote.py``) each server
+With several game servers (``CROWDLEARNING_JUDGE_URL`` set, see ``judging/remote.py``) each server
 also publishes its own runs to Redis (``{prefix}:watch:<server>``, expiring after 3 s) and
 merges what the others published, so a spectator on any server sees every live run, each marked
 with the server it is played on.
