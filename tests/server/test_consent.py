@@ -257,3 +257,25 @@ def test_the_consent_page_is_served_under_the_pages_policy(client: TestClient) -
 def test_a_method_the_apps_path_does_not_take_names_both_it_does(client: TestClient) -> None:
     r = client.post("/api/wallet/apps/shop")
     assert (r.status_code, r.headers["allow"]) == (405, "DELETE, PUT")
+
+
+def test_the_app_reads_what_the_player_allowed_it(
+        client: TestClient, app: App, player: str) -> None:
+    """``GET /v1/mandates/{player}``: the app sees the grant, what it spent, the revocation."""
+    path = f"/api/wallet/apps/{app.client_id}"
+
+    def mandate() -> tuple[int, dict]:
+        r = app.api.get(f"/v1/mandates/{player}")
+        return r.status_code, r.json()
+
+    assert mandate()[0] == 404 and mandate()[1]["code"] == "unknown_mandate"
+    client.put(path, json={"allowance_tinybar": 500})
+    assert app.charge(player, 120, "m1") == (201, "")
+    status, body = mandate()
+    assert status == 200
+    assert (body["status"], body["allowance_tinybar"], body["spent_tinybar"]) == (
+        "active", 380, 120)
+    client.delete(path)
+    assert (mandate()[1]["status"], mandate()[1]["allowance_tinybar"],
+            mandate()[1]["spent_tinybar"]) == ("revoked", 0, 120)
+    assert app.api.get("/v1/mandates/not a player").status_code in (400, 404, 422)

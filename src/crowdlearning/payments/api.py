@@ -510,6 +510,38 @@ def charge(
     return _public(transfer, client_account(client_id), client_id)
 
 
+class MandatePublic(BaseModel):
+    """What a player allows you to charge (granted on the consent page, docs/payments-consent.md).
+    """
+
+    player_id: str
+    status: Literal["active", "revoked"]
+    allowance_tinybar: int = Field(description="How much more you may charge (0 when revoked).")
+    spent_tinybar: int = Field(description="What you charged this player so far.")
+    granted_at_ns: int = Field(description="The player's last grant, change or revocation.")
+
+
+_CODES["unknown_mandate"] = (404, "this player granted you no charge mandate")
+
+
+@router.get("/mandates/{player_id}", response_model=MandatePublic,
+            responses=http_guard.documented(_CODES, "invalid_input", "unauthorized",
+                                            "unknown_mandate", "busy", "rate_limited"))
+def mandate(
+    player_id: Annotated[str, Path(pattern=_PLAYER_ID)], ledger: LedgerDep, client_id: ClientDep
+) -> MandatePublic | JSONResponse:
+    """The charge mandate a player granted you: whether it is active, how much you may still
+    charge and how much you did (read it before charging, or after the player comes back from
+    the consent page)."""
+    found = ledger.run(lambda c: clients.find_mandate(c, player_id, client_id))
+    if found is None:
+        return _error(404, "unknown_mandate", f"player {player_id!r} granted you no mandate")
+    return MandatePublic(player_id=player_id,
+                         status="revoked" if found.revoked else "active",
+                         allowance_tinybar=0 if found.revoked else found.allowance_tinybar,
+                         spent_tinybar=found.spent_tinybar, granted_at_ns=found.granted_at_ns)
+
+
 def _count_booked(request: Request, kind: str, amount: int, created: bool) -> None:
     if created:
         metrics: Metrics = request.app.state.metrics

@@ -45,6 +45,7 @@ __all__ = [
     "Balance",
     "History",
     "HistoryItem",
+    "Mandate",
     "PaymentsClient",
     "PaymentsError",
     "Payout",
@@ -66,6 +67,16 @@ RETRY_STATUSES = frozenset({429, 503})
 class Balance(TypedDict):
     client_id: str
     balance_tinybar: int
+
+
+class Mandate(TypedDict):
+    """What a player allows you to charge (``GET /v1/mandates/{player_id}``)."""
+
+    player_id: str
+    status: str  # active | revoked
+    allowance_tinybar: int
+    spent_tinybar: int
+    granted_at_ns: int
 
 
 class Transfer(TypedDict):
@@ -284,6 +295,10 @@ class PaymentsClient:
             "charge_id": charge_id or _new_id(), "from_player": from_player,
             "amount_tinybar": amount_tinybar, "memo": memo}))
 
+    def mandate(self, player_id: str) -> Mandate:
+        """What ``player_id`` allows you to charge: ``GET /v1/mandates/{player_id}``."""
+        return self._send(_Call("GET", f"/v1/mandates/{player_id}"))
+
     def create_payout(self, to_account: str, amount_tinybar: int, *, memo: str = "",
                       payout_id: str | None = None) -> Payout:
         """Pay any Hedera account from your balance: ``POST /v1/payouts`` (booked at once,
@@ -387,6 +402,9 @@ class AsyncPaymentsClient:
 
     async def balance(self) -> Balance:
         return await self._send(_Call("GET", "/v1/balance"))
+
+    async def mandate(self, player_id: str) -> Mandate:
+        return await self._send(_Call("GET", f"/v1/mandates/{player_id}"))
 
     async def history(self, *, limit: int = 50, offset: int = 0) -> History:
         return await self._send(_Call("GET", "/v1/history",
