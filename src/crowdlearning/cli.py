@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "market-study": ("crowdlearning.crowd.study_cli:study_main",
                      "a large simulated crowd: earnings and penalty rates per persona"),
     "payments": ("crowdlearning.payments.cli:main",
-                 "third-party payments API: serve, issue-key, revoke-key"),
+                 "third-party payments API: serve, issue-key, revoke-key, return-url"),
     "hedera-node": (
         "crowdlearning.payments.local_network.cli:main",
         "start the local Hedera-compatible network and print how to connect",
