@@ -45,7 +45,7 @@ from crowdlearning.learning.bootstrap import (
     expert_demonstrations,
     train_initial_model,
 )
-from crowdlearning.policy.network import Policy
+from crowdlearning.policy.network import Policy, use_torch_threads
 
 
 def _timed(judge: Judge, screener: Screener, contributions: list
@@ -77,7 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=3, help="players per persona")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the judge (CROWDLEARNING_JUDGE_THREADS): 1 "
+                        "beside a game server, the machine's cores for a judge of its own")
     args = parser.parse_args()
+    use_torch_threads(args.threads)
     net, _ = train_initial_model(args.seed)
     demo = expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS)
     rng = np.random.default_rng(args.seed)
@@ -105,7 +109,8 @@ def main() -> None:
             setups[name] = time.perf_counter() - start
             results[name] = _timed(judge, Screener(catalog.__getitem__), contributions)
         loads[name] = os.getloadavg()[0]
-    print(f"\non {os.cpu_count()} cores; wall and CPU seconds per verdict (CPU: this process)")
+    print(f"\non {os.cpu_count()} cores, {args.threads} torch thread(s); wall and CPU seconds per "
+          "verdict (CPU: this process)")
     print(f"{'judge':<22} {'setup s':>8} {'median s':>9} {'p95 s':>7} {'max s':>7} "
           f"{'CPU med s':>10} {'load':>5}")
     for name, (times, _, cpu) in results.items():

@@ -277,6 +277,11 @@ class Settings(BaseSettings):
         "are the learner's, the labels the player's). Measured (docs/verdict.md, 'Whose states'"
         "): at 1 (the player drives) players whose own lag and noise push the car around earn "
         "more than exact labels; at 0.5 exact labels earn most and every honest player more.")
+    judge_threads: int = Field(
+        default=1, ge=1, le=64, description="Torch threads of the judging process (the judge "
+        "child, crowdlearning judge). 1 where it shares the cores with a game server; a judge on "
+        "a machine of its own may use its cores: on 2 cores the fine-tune runs 1.7x faster, "
+        "with the same weights (docs/benchmarks.md, 'Verdict latency').")
     server_ws_fast_paths: bool = Field(
         default=True, description="Game frames written straight to uvicorn's transport and "
         "valid inputs applied as they arrive (server/play_socket.py: direct_writer, "

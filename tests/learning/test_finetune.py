@@ -40,3 +40,26 @@ def test_numpy_tanh_matches_torch_tanh_and_its_gradient() -> None:
     (out * grad).sum().backward()
     assert torch.allclose(out, torch.tanh(y), atol=1e-6)
     assert torch.allclose(y.grad, expected, atol=1e-6)
+
+
+def test_a_judge_with_more_threads_trains_the_same_weights() -> None:
+    """``use_torch_threads`` (``CROWDLEARNING_JUDGE_THREADS``) changes the speed of a fine-tune,
+    never its result: a verdict judged on 2 threads is re-checked bit for bit on 1."""
+    from crowdlearning.policy.network import use_torch_threads
+
+    net, _ = train_initial_model(0)
+    base = expert_demonstrations((100,), 200)
+    extra = base.select(np.arange(40))
+    cfg = FinetuneConfig(updates=30)
+    weights = {}
+    try:
+        for threads in (1, 2):
+            use_torch_threads(threads)
+            assert torch.get_num_threads() == threads
+            models = finetune_many(net, base, [extra, None], cfg, [5, 5])
+            assert torch.get_num_threads() == threads  # kept through the fine-tune
+            weights[threads] = torch.cat([p.detach().flatten() for m in models
+                                          for p in m.parameters()])
+    finally:
+        use_torch_threads(1)
+    assert torch.equal(weights[1], weights[2])

@@ -25,6 +25,7 @@ from crowdlearning.judging.errors import JudgeUnavailableError
 from crowdlearning.judging.local import LocalJudge
 from crowdlearning.judging.stack import local_judge
 from crowdlearning.payments.local_network.server import LocalNetworkInfo
+from crowdlearning.policy.network import use_torch_threads
 from crowdlearning.server.game_loop import RunSpec
 
 __all__ = ["JUDGE_NICENESS", "JudgeProcess"]
@@ -123,6 +124,7 @@ class JudgeProcess:
 def _child_main(settings: Settings, network: LocalNetworkInfo | None, conn: Connection) -> None:
     _yield_cpu()
     _exit_with_parent()
+    use_torch_threads(settings.judge_threads)
     try:
         judge, closer = local_judge(settings, network)  # the child builds its own stack
     except Exception as exc:

@@ -38,6 +38,7 @@ from typing import Any
 from crowdlearning.judging.errors import JudgeUnavailableError, RemoteJudgeError
 from crowdlearning.judging.local import LocalJudge
 from crowdlearning.judging.stack import local_judge
+from crowdlearning.policy.network import use_torch_threads
 from crowdlearning.server.game_loop import RunSpec
 
 __all__ = ["JudgeServer", "RemoteJudge", "judge_main"]
@@ -209,6 +210,7 @@ def judge_main(argv: list[str]) -> int:
         parser.error("set --url or CROWDLEARNING_JUDGE_URL (e.g. redis://127.0.0.1:6379/0)")
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    use_torch_threads(settings.judge_threads)
     judge, close = local_judge(settings, None)  # the Hedera network comes from the settings
     server = JudgeServer(judge, redis.Redis.from_url(args.url, socket_timeout=None,
                                                      socket_connect_timeout=5.0),
