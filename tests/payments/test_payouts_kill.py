@@ -95,7 +95,11 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # the service was killed mid-request: nothing arrived
+                    self.close_connection = True
+                    return
                 try:
                     verify_signature(outer.secret, body, self.headers[SIGNATURE_HEADER])
                 except SignatureError:
