@@ -280,8 +280,8 @@ class Settings(BaseSettings):
     judge_threads: int = Field(
         default=1, ge=1, le=64, description="Torch threads of the judging process (the judge "
         "child, crowdlearning judge). 1 where it shares the cores with a game server; a judge on "
-        "a machine of its own may use its cores: on 2 cores the fine-tune runs 1.7x faster, "
-        "with the same weights (docs/benchmarks.md, 'Verdict latency').")
+        "a machine of its own may use its cores: on 2 cores the fine-tune runs 1.7x faster "
+        "(a verdict 1.3x), with the same weights (docs/benchmarks.md, 'Verdict latency').")
     server_ws_fast_paths: bool = Field(
         default=True, description="Game frames written straight to uvicorn's transport and "
         "valid inputs applied as they arrive (server/play_socket.py: direct_writer, "
