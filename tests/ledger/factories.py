@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from crowdlearning.ledger import Ledger, make_engine, upgrade_to_head
@@ -35,6 +37,21 @@ def postgres_schema_engine(postgres_url: str) -> Iterator[sa.Engine]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+@contextmanager
+def ledger_on(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    """A migrated ledger on ``backend`` ("sqlite": a file in ``tmp_path``; "postgres": a fresh
+    schema of the ``postgres_url`` fixture's database, dropped after)."""
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            yield new_ledger(engine)
+        finally:
+            engine.dispose()
+        return
+    with postgres_schema_engine(request.getfixturevalue("postgres_url")) as engine:
+        yield new_ledger(engine)
 
 
 def funded_player(ledger: Ledger, player_id: str, available: int, stake: int = 0) -> None:

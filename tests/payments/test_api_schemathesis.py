@@ -9,7 +9,6 @@ operation) so the whole file takes well under a minute.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -21,10 +20,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis import AuthContext, Case
 
 from crowdlearning.config import Settings
-from crowdlearning.ledger import Ledger, make_engine
+from crowdlearning.ledger import Ledger
 from crowdlearning.ledger.clients import grant_mandate, issue_key, open_client
 from crowdlearning.payments.api import create_app
-from tests.ledger.factories import funded_player, new_ledger, postgres_schema_engine
+from tests.ledger.factories import funded_player, ledger_on
 
 MAX_EXAMPLES = 25  # per operation and database: 4 operations x 2 databases
 
@@ -50,14 +49,7 @@ class _ApiKey:
 def payments(request: pytest.FixtureRequest, tmp_path: Path
              ) -> Iterator[tuple[FastAPI, str, Ledger]]:
     """The API over funded books (a client with a mandate from a player), and the client's key."""
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-            stack.callback(engine.dispose)
-        else:
-            engine = stack.enter_context(
-                postgres_schema_engine(request.getfixturevalue("postgres_url")))
-        ledger = new_ledger(engine)
+    with ledger_on(request.param, tmp_path, request) as ledger:
         ledger.run(lambda c: open_client(c, "acme", now_ns=1))
         ledger.deposit("acme-funding", "client:acme", 10**12)
         funded_player(ledger, "alice", 10**9)

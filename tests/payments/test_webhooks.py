@@ -3,7 +3,6 @@ retries, the delivery log (issue 15, item 3)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import warnings
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from starlette.exceptions import StarletteDeprecationWarning
 
 from crowdlearning.config import Settings
-from crowdlearning.ledger import Ledger, make_engine
+from crowdlearning.ledger import Ledger
 from crowdlearning.ledger.clients import client_payout_id, issue_key, open_client
 from crowdlearning.ledger.clients import request_client_payout as book_payout
 from crowdlearning.ledger.payouts import post_payout, void_payout
@@ -29,7 +28,7 @@ from crowdlearning.payments.webhooks import (
     event_id,
     record_events,
 )
-from tests.ledger.factories import new_ledger, postgres_schema_engine
+from tests.ledger.factories import ledger_on
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -40,14 +39,7 @@ NOW = 1_700_000_000 * 10**9
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-            stack.callback(engine.dispose)
-        else:
-            engine = stack.enter_context(
-                postgres_schema_engine(request.getfixturevalue("postgres_url")))
-        books = new_ledger(engine)
+    with ledger_on(request.param, tmp_path, request) as books:
         books.run(lambda c: open_client(c, "acme", now_ns=1))
         books.deposit("acme-funding", "client:acme", 10_000)
         yield books

@@ -5,7 +5,6 @@ log (issue 15, item 3)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -18,14 +17,14 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from crowdlearning.config import Settings
-from crowdlearning.ledger import Ledger, PayoutState, make_engine
+from crowdlearning.ledger import Ledger, PayoutState
 from crowdlearning.ledger.clients import client_payout_id, issue_key, open_client
 from crowdlearning.payments.client import verify_signature
 from crowdlearning.payments.memory_transport import MemoryTransport
 from crowdlearning.payments.settlement import Settler
 from crowdlearning.payments.webhooks import SIGNATURE_HEADER, WebhookDispatcher, event_id
 from crowdlearning.payments.worker import PaymentsWorker
-from tests.ledger.factories import new_ledger, postgres_schema_engine
+from tests.ledger.factories import ledger_on
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -87,14 +86,7 @@ class FlakyReceiver:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-            stack.callback(engine.dispose)
-        else:
-            engine = stack.enter_context(
-                postgres_schema_engine(request.getfixturevalue("postgres_url")))
-        books = new_ledger(engine)
+    with ledger_on(request.param, tmp_path, request) as books:
         books.run(lambda c: open_client(c, "acme", now_ns=1))
         books.deposit("acme-funding", "client:acme", 1_000_000)
         yield books
