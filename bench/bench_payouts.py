@@ -242,6 +242,7 @@ def api_run(args: Args, network: LocalNetworkInfo, jobs: list[list[tuple[str, st
             "CROWDLEARNING_HEDERA_OPERATOR_KEY": network.operator_private_key_der_hex,
             "CROWDLEARNING_PAYMENTS_SETTLE_INTERVAL_S": str(args.settle_interval_s),
             "CROWDLEARNING_PAYMENTS_WEBHOOK_INTERVAL_S": "0",
+            "CROWDLEARNING_PAYMENTS_DEPOSIT_POLL_S": "0",  # no mirror here (--no-mirror)
             "CROWDLEARNING_PAYMENTS_CLIENT_RPS": "100000",
             "CROWDLEARNING_PAYMENTS_CLIENT_BURST": "100000",
             "CROWDLEARNING_PAYMENTS_CLIENT_DAILY_PAYOUT_TINYBAR": "0",

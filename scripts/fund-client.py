@@ -6,11 +6,11 @@
 Local network only (``CROWDLEARNING_HEDERA_NETWORK=local``, the operator ``crowdlearning
 hedera-node`` printed): the development operator opens a throwaway wallet account holding the
 amount plus fees (a stand-in for the client's own wallet), that wallet sends the amount to the
-treasury with the memo ``client:<id>`` (paying its own fee), and a ``DepositWatcher`` reads the
-treasury's new transactions from the mirror view and credits ``client:<id>`` once under
-``deposit:<transaction id>``. A payments service on its own ledger runs no treasury reader
-(docs/payments.md "Funding a client"): this script is that reader, run once. The ledger is the
-one at ``CROWDLEARNING_PAYMENTS_DATABASE_URL``, else
+treasury with the memo ``client:<id>`` (paying its own fee), and the script waits until it is
+credited to ``client:<id>`` (once, under ``deposit:<transaction id>``): by the payments
+service's own treasury reader (``payments/worker.py``, every ``PAYMENTS_DEPOSIT_POLL_S``), or by
+the ``DepositWatcher`` this script runs over the treasury's new transactions meanwhile (for a
+service started with that reader off), whichever reads it first. The ledger is the one at ``CROWDLEARNING_PAYMENTS_DATABASE_URL``, else
 ``CROWDLEARNING_DATABASE_URL``; the client must exist (``crowdlearning payments
 issue-key <id>``).
 """

@@ -175,10 +175,16 @@ class Settings(BaseSettings):
         description="Delivery attempts of an event before it is marked failed (a client can "
         "replay it) [count].")
     payments_settle_interval_s: float = Field(
-        default=0.0, ge=0, le=3600,
+        default=2.0, ge=0, le=3600,
         description="How often `crowdlearning payments serve` settles pending payouts on Hedera "
         "itself (the platform's Settler, with the hedera_operator as treasury); 0 = it does not "
         "(the game server or scripts/settle-once.py settles) [s].")
+    payments_deposit_poll_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="How often `crowdlearning payments serve` reads the treasury's history on "
+        "the mirror node (hedera_mirror_url, else the network's): client and player deposits "
+        "credited, network fees booked; at first start it opens the books with the treasury's "
+        "balance; 0 = it reads none (a game server on the same ledger does) [s].")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from starlette.exceptions import StarletteDeprecationWarning
 
 from crowdlearning.config import Settings
@@ -82,13 +83,53 @@ def test_daily_quota_refuses_a_payout_and_books_nothing(ledger: Ledger, key: str
     refused = _payout(api, "p-2", 101)
     assert refused.status_code == 429, refused.text
     assert refused.json()["code"] == "quota_exceeded" and set(refused.json()) == {"code", "detail"}
-    # it fits once p-1 (600, the oldest) leaves the 24 h window: about a day from now
-    assert 86_000 < int(refused.headers["Retry-After"]) <= 86_400
+    # it fits once p-1 (600, the oldest) leaves the 24 h window: about a day from now (the
+    # counter is per minute: the end of p-1's minute plus 24 h)
+    assert 86_000 < int(refused.headers["Retry-After"]) <= 86_400 + 60
     assert ledger.balance("client:acme") == 10_000 - 900
     assert api.get("/v1/payouts/p-2").status_code == 404  # nothing booked
     assert _payout(api, "p-1", 600).status_code == 200  # a replay is no new volume
     assert _payout(api, "p-3", 100).status_code == 201  # exactly up to the quota
     assert _payout(api, "p-4", 1).json()["code"] == "quota_exceeded"
+
+
+def test_daily_quota_counter_frees_voided_payouts_survives_restarts_and_rolls(
+        tmp_path: Path) -> None:
+    """The running per-minute counter (ledger/payout_volume.py) against the facts it counts:
+    a voided payout frees its volume, a new app over the same database (a restart) sees the
+    same volume, and a payout leaves the window a day (and at most a minute) later."""
+    from crowdlearning.ledger import payout_volume
+    from crowdlearning.ledger.payouts import void_payout
+    from crowdlearning.ledger.schema import api_clients
+
+    now = [1_700_000_000 * 10**9]
+    engine = make_engine(f"sqlite:///{tmp_path / 'quota.db'}")
+    ledger = new_ledger(engine, clock=lambda: now[0])
+    ledger.run(lambda c: open_client(c, "acme", now_ns=1))
+    ledger.deposit("acme-funding", "client:acme", 10_000)
+    key = ledger.run(lambda c: issue_key(c, "acme", now_ns=1))
+    api = _client(ledger, key, payments_client_daily_payout_tinybar=1_000)
+    assert _payout(api, "p-1", 700).status_code == 201
+    now[0] += 3600 * 10**9
+    assert _payout(api, "p-2", 300).status_code == 201
+    assert _payout(api, "p-3", 1).json()["code"] == "quota_exceeded"
+    # a failed (voided) payout does not count
+    ledger.run(lambda c: void_payout(c, "api:acme:p-2", "INVALID_ACCOUNT_ID", now_ns=now[0]))
+    account_id = ledger.run(lambda c: c.execute(sa.select(api_clients.c.account_id)
+                                                .where(api_clients.c.id == "acme")).scalar())
+    assert ledger.run(lambda c: payout_volume.volume_since(c, account_id, now[0])) == 700
+    # a restart: a new app (and ledger) over the same database counts the same
+    again = _client(new_ledger(engine, clock=lambda: now[0]), key,
+                    payments_client_daily_payout_tinybar=1_000)
+    assert _payout(again, "p-4", 300).status_code == 201
+    refused = _payout(again, "p-5", 1)
+    assert refused.json()["code"] == "quota_exceeded"
+    # p-1 (booked an hour ago) leaves the window at the end of its minute + 24 h
+    assert 23 * 3600 <= int(refused.headers["Retry-After"]) <= 23 * 3600 + 60
+    now[0] += 23 * 3600 * 10**9 + 61 * 10**9
+    assert _payout(again, "p-5", 700).status_code == 201  # p-1's 700 has left the window
+    assert _payout(again, "p-6", 1).json()["code"] == "quota_exceeded"  # 300 + 700 used
+    engine.dispose()
 
 
 def test_healthz_readyz_and_readyz_503_without_a_database(

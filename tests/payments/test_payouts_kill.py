@@ -214,6 +214,10 @@ def _service_env(network: LocalNetworkInfo, url: str) -> dict[str, str]:
         "CROWDLEARNING_HEDERA_OPERATOR_ID": network.operator_account_id,
         "CROWDLEARNING_HEDERA_OPERATOR_KEY": network.operator_private_key_der_hex,
         "CROWDLEARNING_PAYMENTS_SETTLE_INTERVAL_S": "0.2",
+        # the service's treasury reader: opens the books at its first start, books every
+        # settlement transaction's fee from the mirror's record
+        "CROWDLEARNING_HEDERA_MIRROR_URL": str(network.mirror_rest_url),
+        "CROWDLEARNING_PAYMENTS_DEPOSIT_POLL_S": "0.2",
         "CROWDLEARNING_PAYMENTS_WEBHOOK_INTERVAL_S": "0.2",
         "CROWDLEARNING_PAYMENTS_WEBHOOK_TIMEOUT_S": "2",
         "CROWDLEARNING_PAYMENTS_WEBHOOK_BASE_BACKOFF_S": "0.2",
@@ -333,7 +337,8 @@ def run_payouts_under_kills(postgres_url: str, network: LocalNetworkInfo, tmp_pa
             assert sum(b[0] for b in booked.values()) == payouts
             # THEN, restarted, the service settles everything and announces it
             while (_settled_count(ledger)[0] < payouts
-                   or sum(r.unique() for r in receivers.values()) < payouts):
+                   or sum(r.unique() for r in receivers.values()) < payouts
+                   or reconcile(ledger, transport, limit=10**6).fees_unbooked):
                 assert time.monotonic() < deadline, (
                     f"settled {_settled_count(ledger)}, events "
                     f"{[r.unique() for r in receivers.values()]}\n" + service.tail())
@@ -378,7 +383,13 @@ def run_payouts_under_kills(postgres_url: str, network: LocalNetworkInfo, tmp_pa
                 .group_by(payouts_table.c.settlement_tx_id)).all())
         assert set(per_tx) == {s.id for s in succeeded}  # each payout paid by a succeeded one
         assert max(per_tx.values()) <= transport.max_transfers_per_transaction - 1
-        assert reconcile(ledger, transport, limit=10**6).mismatches == ()
+        report = reconcile(ledger, transport, limit=10**6)
+        assert report.mismatches == () and report.fees_unbooked == ()
+        # the service's own treasury reader booked each transaction's fee once, through the
+        # kills, and the books agree with the chain to the tinybar: the only difference is the
+        # clients' funding, booked here without a chain deposit
+        assert report.network_fees_tinybar == fees
+        assert report.drift_tinybar == -FUNDING * len(CLIENTS)
         for client in CLIENTS:
             spent = sum(m for _p, _a, m in jobs[client])
             assert ledger.balance(f"client:{client}") == FUNDING - spent

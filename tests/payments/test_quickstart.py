@@ -173,8 +173,10 @@ def test_the_quickstart_ends_with_a_settled_payout_on_the_mirror_view(
     # THEN the steps printed what the page says they print
     outputs = "\n".join(b.output for b in blocks)
     assert '"balance_tinybar":1000000000' in outputs  # step 5: funded with 10 HBAR
-    assert "settled: payouts posted 1," in outputs  # step 8
-    assert '"status":"settled"' in outputs
+    waited = next(b for b in blocks if "wait-payout first-payout" in b.body)  # step 8
+    assert json.loads(waited.output)["status"] == "settled"
+    assert json.loads(waited.output)["payout_id"] == "first-payout"
+    assert "scripts/settle-once.py" not in "\n".join(b.body for b in blocks)  # no hand settling
     # AND the payout is settled, and the mirror view shows it on the new account
     key, to_account = shell.env["PAYMENTS_API_KEY"], shell.env["TO_ACCOUNT"]
     assert f"first-payout -> {to_account} pending" in outputs  # step 7: booked at once

@@ -214,3 +214,69 @@ def test_an_unreachable_endpoint_fails_after_max_attempts(ledger: Ledger, api: T
         dispatcher.close()
     assert [r.state for r in _events(ledger)] == ["failed"]
     assert len(api.get("/v1/webhook/deliveries").json()["items"]) == 2
+
+
+def _book_and_post(ledger: Ledger, payout_id: str, at_ns: int) -> None:
+    ledger.run(lambda c: book_payout(c, "acme", payout_id, "0.0.5005", 10, memo="",
+                                     now_ns=at_ns))
+    ledger.run(lambda c: post_payout(c, client_payout_id("acme", payout_id), now_ns=at_ns))
+
+
+def test_a_pass_reads_only_facts_after_its_watermark(ledger: Ledger) -> None:
+    """record_events keeps watermarks (payments_cursors): a pass reads the facts stamped after
+    them (less the lag), not every settled payout ever; a fact committed late, stamped within
+    the lag before the watermark, is still evented."""
+    from crowdlearning.ledger.cursors import read_cursor
+    from crowdlearning.payments.webhooks import PAYOUTS_WATERMARK, WATERMARK_LAG_NS
+
+    for n in range(5):
+        _book_and_post(ledger, f"old-{n}", NOW + n)
+    assert record_events(ledger, now_ns=NOW + 10) == 5
+    assert ledger.run(lambda c: read_cursor(c, PAYOUTS_WATERMARK)) == str(NOW + 4)
+    mid = NOW + 10 * WATERMARK_LAG_NS
+    _book_and_post(ledger, "mid", mid)
+    assert record_events(ledger, now_ns=mid + 1) == 1
+    assert ledger.run(lambda c: read_cursor(c, PAYOUTS_WATERMARK)) == str(mid)
+    # the settled payouts long before the watermark are not read again: an event taken away
+    # from under one is not re-recorded (the pass never looked at it), while ...
+    ledger.run(lambda c: c.execute(webhook_events.delete()
+                                   .where(webhook_events.c.source_id == "api:acme:old-0")))
+    _book_and_post(ledger, "new", mid + 5)
+    # ... a payout stamped before the newest one read, but committed after that read (a slow
+    # settlement transaction, another process's clock), is found: it is within the lag
+    _book_and_post(ledger, "late", mid - WATERMARK_LAG_NS // 2)
+    assert record_events(ledger, now_ns=mid + 10) == 2
+    sources = set(ledger.run(lambda c: c.execute(sa.select(webhook_events.c.source_id))
+                             .scalars().all()))
+    assert {"api:acme:new", "api:acme:late", "api:acme:mid"} <= sources
+    assert "api:acme:old-0" not in sources
+    assert ledger.run(lambda c: read_cursor(c, PAYOUTS_WATERMARK)) == str(mid + 5)
+    assert record_events(ledger, now_ns=mid + 20) == 0  # nothing new: nothing written
+
+
+def test_the_watermarked_reads_use_their_indexes(tmp_path: Path) -> None:
+    """record_events' own two scans are index range reads on SQLite (so a pass does not grow
+    with the books): the statements it runs, explained with their parameters."""
+    from crowdlearning.ledger import make_engine
+    from tests.ledger.factories import new_ledger
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    books = new_ledger(engine)
+    books.run(lambda c: open_client(c, "acme", now_ns=1))
+    seen: list[tuple[str, object]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def keep(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "ledger_" in statement:
+            seen.append((statement, parameters))
+
+    record_events(books, now_ns=NOW)
+    sa.event.remove(engine, "before_cursor_execute", keep)
+    plans = []
+    with engine.connect() as conn:
+        for statement, parameters in seen:
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plans.append(" ".join(str(row[-1]) for row in rows))
+    assert any("ix_ledger_payouts_resolved" in plan for plan in plans), plans
+    assert any("ix_ledger_transfers_deposit_created" in plan for plan in plans), plans
+    engine.dispose()

@@ -251,9 +251,10 @@ def test_one_pass_settles_then_delivers_what_it_settled(ledger: Ledger,
 def test_the_service_builds_its_worker_from_settings(ledger: Ledger) -> None:
     from crowdlearning.payments.cli import _worker
 
-    assert _worker(ledger, Settings(payments_webhook_interval_s=0)) is None
+    off = {"payments_settle_interval_s": 0, "payments_deposit_poll_s": 0}
+    assert _worker(ledger, Settings(payments_webhook_interval_s=0, **off)) is None
     worker = _worker(ledger, Settings(payments_webhook_interval_s=1.5,
-                                      payments_webhook_concurrency=3))
+                                      payments_webhook_concurrency=3, **off))
     assert worker is not None and worker.settler is None and worker.dispatcher is not None
     assert (worker.webhook_interval_s, worker.dispatcher.concurrency) == (1.5, 3)
     assert worker.dispatcher.lease_ns > worker.dispatcher.http.timeout.read * 1e9

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from crowdlearning.ledger import payout_volume
 from crowdlearning.ledger.errors import (
     IdempotencyConflictError,
     InvalidInputError,
@@ -110,7 +111,8 @@ def request_payout(
         memo=memo,
     )
     post(conn, spec, now_ns=now_ns)
-    account_id = lock_accounts(conn, [from_account])[from_account].id
+    payer = lock_accounts(conn, [from_account])[from_account]
+    account_id = payer.id
     conn.execute(
         payouts.insert().values(
             id=payout_id,
@@ -122,6 +124,8 @@ def request_payout(
             created_at_ns=now_ns,
         )
     )
+    if payer.kind == "client":  # counted against the client's daily quota
+        payout_volume.add_payout(conn, account_id, amount_tinybar, created_at_ns=now_ns)
     return get_payout(conn, payout_id)
 
 
@@ -215,4 +219,9 @@ def _resolve(
             resolved_at_ns=now_ns,
         )
     )
+    if not posting:  # a failed payout does not count against its client's daily quota
+        row = conn.execute(sa.select(payouts.c.from_account_id, payouts.c.created_at_ns)
+                           .where(payouts.c.id == payout_id)).one()
+        payout_volume.remove_payout(conn, row.from_account_id, payout.amount_tinybar,
+                                    created_at_ns=row.created_at_ns)
     return get_payout(conn, payout_id)

@@ -25,10 +25,12 @@ __all__ = [
     "api_clients",
     "api_keys",
     "charge_mandates",
+    "client_payout_volume",
     "client_return_urls",
     "holds",
     "legs",
     "metadata",
+    "payments_cursors",
     "payouts",
     "settlement_transactions",
     "settlement_tx_payouts",
@@ -65,6 +67,10 @@ transfers = sa.Table(
     sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
     sa.CheckConstraint("amount_tinybar > 0", name="ck_transfer_amount_positive"),
     sa.CheckConstraint("kind IN ('single', 'pending', 'post', 'void')", name="ck_transfer_kind"),
+    # 0009: deposits by the time they were credited (webhook watermark); only deposit rows
+    sa.Index("ix_ledger_transfers_deposit_created", "created_at_ns",
+             postgresql_where=sa.text("id LIKE 'deposit:%'"),
+             sqlite_where=sa.text("id LIKE 'deposit:%'")),
     sa.CheckConstraint(
         "(kind IN ('post', 'void')) = (pending_id IS NOT NULL)", name="ck_transfer_pending_link"
     ),
@@ -141,6 +147,7 @@ payouts = sa.Table(
     sa.CheckConstraint("amount_tinybar > 0", name="ck_payout_amount_positive"),
     sa.CheckConstraint("state IN ('pending', 'posted', 'voided')", name="ck_payout_state"),
     sa.Index("ix_ledger_payouts_state", "state"),
+    sa.Index("ix_ledger_payouts_resolved", "resolved_at_ns"),  # 0009: webhook watermark
 )
 
 settlement_tx_payouts = sa.Table(
@@ -232,6 +239,23 @@ webhook_deliveries = sa.Table(
     sa.Column("ok", sa.Boolean(), nullable=False),
     sa.Column("attempted_at_ns", sa.BigInteger(), nullable=False),
     sa.Index("ix_webhook_deliveries_client", "client_id", "id"),
+)
+
+payments_cursors = sa.Table(  # 0009: where the payments service's readers stopped
+    "payments_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
+    sa.Column("updated_at_ns", sa.BigInteger(), nullable=False),
+)
+
+client_payout_volume = sa.Table(  # 0009: a client's booked payouts per minute (daily quota)
+    "client_payout_volume",
+    metadata,
+    sa.Column("account_id", _PK_INT, sa.ForeignKey("ledger_accounts.id"), primary_key=True),
+    sa.Column("minute", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("amount_tinybar >= 0", name="ck_client_payout_volume_not_negative"),
 )
 
 # The audit journal's tables (audit_state, audit_entries, audit_blocks) live in this database and

@@ -79,6 +79,7 @@ from crowdlearning.ledger import (
     client_account,
     clients,
     open_ledger,
+    payout_volume,
     player_account,
 )
 from crowdlearning.ledger.accounts import AccountKind
@@ -348,33 +349,26 @@ _DAY_NS = 86_400 * 10**9
 def _check_quota(conn: sa.Connection, client_id: str, ledger_id: str, amount: int,
                  limit: int, now_ns: int) -> None:
     """Refuse (``_LimitedError``) a new payout that would take the client's payouts booked in
-    the last 24 h (not failed ones) past ``limit``; replays and 0 (no quota) pass."""
+    the last 24 h (not failed ones) past ``limit``; replays and 0 (no quota) pass. Reads the
+    running per-minute counter (``ledger/payout_volume.py``), not the day's payouts."""
     if limit <= 0 or find_payout(conn, ledger_id) is not None:
         return  # no quota, or a replay / id conflict: the booking answers those
     # the client's row locked: concurrent payouts of one client are checked one after another
-    conn.execute(sa.select(api_clients_table.c.id)
-                 .where(api_clients_table.c.id == client_id).with_for_update())
-    since = now_ns - _DAY_NS
-    rows = conn.execute(
-        sa.select(payouts_table.c.created_at_ns, payouts_table.c.amount_tinybar)
-        .join(accounts_table, accounts_table.c.id == payouts_table.c.from_account_id)
-        .where(accounts_table.c.code == client_account(client_id),
-               payouts_table.c.created_at_ns > since,
-               payouts_table.c.state != PayoutState.VOIDED.value)
-        .order_by(payouts_table.c.created_at_ns)
-    ).all()
-    used = sum(row.amount_tinybar for row in rows)
+    account_id = conn.execute(
+        sa.select(accounts_table.c.id)
+        .join(api_clients_table, api_clients_table.c.account_id == accounts_table.c.id)
+        .where(api_clients_table.c.id == client_id)
+        .with_for_update(of=api_clients_table)).scalar()
+    if account_id is None:
+        return  # no such client: the booking answers that
+    used = payout_volume.volume_since(conn, account_id, now_ns)
     if used + amount <= limit:
         return
     if amount > limit:
         raise _LimitedError("quota_exceeded", 86_400,
                             f"{amount} tinybar is more than your daily payout quota ({limit})")
-    excess, wait_ns = used + amount - limit, _DAY_NS
-    for row in rows:  # oldest first: when enough of them leave the window, it fits
-        excess -= row.amount_tinybar
-        if excess <= 0:
-            wait_ns = row.created_at_ns + _DAY_NS - now_ns
-            break
+    refill = payout_volume.refill_at_ns(conn, account_id, used + amount - limit, now_ns)
+    wait_ns = _DAY_NS if refill is None else refill - now_ns
     raise _LimitedError("quota_exceeded", wait_ns / 1e9,
                         f"payouts booked in the last 24 h: {used} of {limit} tinybar; "
                         f"{amount} more does not fit")

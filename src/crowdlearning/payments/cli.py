@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # loaded lazily at run time (see main)
     from crowdlearning.config import Settings
     from crowdlearning.ledger import Ledger
+    from crowdlearning.payments.deposits import ServiceDepositReader
+    from crowdlearning.payments.transport import HederaTransport
     from crowdlearning.payments.worker import PaymentsWorker
 
 __all__ = ["main"]
+START_TIMEOUT_S = 30.0  # how long serve waits for the mirror node at start
 
 
 def main(argv: Sequence[str]) -> int:
@@ -75,21 +78,58 @@ def _issue(conn, client_id: str) -> str:
 
 
 def _worker(ledger: Ledger, settings: Settings) -> PaymentsWorker | None:
-    """The background worker: webhooks every ``payments_webhook_interval_s``; settlement too
-    when ``payments_settle_interval_s`` > 0 (the Hedera operator is the treasury); None when
-    both are off."""
+    """The background worker: webhooks every ``payments_webhook_interval_s``; settlement when
+    ``payments_settle_interval_s`` > 0 (the Hedera operator is the treasury); the treasury
+    reader when ``payments_deposit_poll_s`` > 0 (on ``hedera_mirror_url``, else the network's
+    mirror), which opens the books here, before anything settles; None when all are off."""
     from crowdlearning.payments.worker import PaymentsWorker
 
-    settler = None
-    if settings.payments_settle_interval_s > 0:
+    settler = deposits = transport = None
+    if settings.payments_settle_interval_s > 0 or settings.payments_deposit_poll_s > 0:
         from crowdlearning.payments.sdk_transport import SdkHederaTransport
+
+        transport = SdkHederaTransport.from_settings(settings)
+    if settings.payments_deposit_poll_s > 0:
+        assert transport is not None
+        deposits = _open_deposit_reader(ledger, settings, transport)
+    if settings.payments_settle_interval_s > 0:
         from crowdlearning.payments.settlement import Settler
 
-        settler = Settler.from_settings(ledger, SdkHederaTransport.from_settings(settings),
-                                        settings)
-    if settler is None and settings.payments_webhook_interval_s <= 0:
+        assert transport is not None
+        settler = Settler.from_settings(ledger, transport, settings)
+    if settler is None and deposits is None and settings.payments_webhook_interval_s <= 0:
         return None
-    return PaymentsWorker.from_settings(ledger, settings, settler=settler)
+    return PaymentsWorker.from_settings(ledger, settings, settler=settler, deposits=deposits)
+
+
+def _open_deposit_reader(ledger: Ledger, settings: Settings, transport: HederaTransport
+                         ) -> ServiceDepositReader:
+    """The service's treasury reader, its books opened or resumed (``ServiceDepositReader
+    .open``); a mirror node that does not answer within ``START_TIMEOUT_S`` stops the start
+    (settling before the books are open would make them disagree with the chain)."""
+    import logging
+
+    import httpx
+
+    from crowdlearning.audit.mirror import default_mirror_url
+    from crowdlearning.payments.deposits import DepositWatcher, ServiceDepositReader
+
+    treasury = transport.treasury_account_id
+    url = default_mirror_url(settings)
+    reader = ServiceDepositReader(DepositWatcher(ledger, url, treasury))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            reader.open(lambda: transport.account_balance(treasury))
+            return reader
+        except httpx.HTTPError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"crowdlearning payments serve: the mirror node {url} does not "
+                                 f"answer ({exc}); set CROWDLEARNING_HEDERA_MIRROR_URL, or "
+                                 "CROWDLEARNING_PAYMENTS_DEPOSIT_POLL_S=0 when a game server "
+                                 "reads this ledger's treasury") from exc
+            logging.getLogger(__name__).warning("mirror node %s: %s (retrying)", url, exc)
+            time.sleep(1.0)
 
 
 def _return_url(ledger, client_id: str, prefix: str | None, *, remove: bool) -> int:  # type: ignore[no-untyped-def]

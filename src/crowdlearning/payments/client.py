@@ -507,3 +507,38 @@ def verify_signature(secret: str, body: bytes, header: str, tolerance_s: float =
     if abs(current - timestamp) > tolerance_s:
         raise SignatureError(f"timestamp {timestamp} outside the {tolerance_s:g} s tolerance")
     return timestamp
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m crowdlearning.payments.client wait-payout <payout_id>``: poll the payout until
+    it is settled or failed and print it as JSON; exit 0 when settled, 1 when failed or still
+    pending at ``--timeout-s``. The key comes from ``PAYMENTS_API_KEY``."""
+    import argparse
+    import json
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m crowdlearning.payments.client",
+                                     description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    wait = sub.add_parser("wait-payout", help="wait until a payout is settled (or failed)")
+    wait.add_argument("payout_id")
+    wait.add_argument("--url", default="http://127.0.0.1:8001", help="the payments API")
+    wait.add_argument("--timeout-s", type=float, default=60.0)
+    wait.add_argument("--poll-s", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    key = os.environ.get("PAYMENTS_API_KEY", "")
+    if not key:
+        parser.error("set PAYMENTS_API_KEY")
+    with PaymentsClient(args.url, key) as api:
+        payout = api.wait_for_payout(args.payout_id, timeout_s=args.timeout_s,
+                                     poll_s=args.poll_s)
+    print(json.dumps(payout, separators=(",", ":")))
+    if payout["status"] != "settled":
+        print(f"payout {args.payout_id} is {payout['status']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import sqlalchemy as sa
 
 from crowdlearning.ledger import (
     InsufficientFundsError,
@@ -45,14 +48,19 @@ from crowdlearning.ledger import (
 )
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.accounts import AccountKind
+from crowdlearning.ledger.cursors import read_cursor, write_cursor
+from crowdlearning.ledger.postings import post
+from crowdlearning.ledger.records import TransferSpec
 
 __all__ = [
     "CLIENT_MEMO_PREFIX",
     "MEMO_PREFIX",
+    "OPENING_BALANCE_ID",
     "Deposit",
     "DepositWatcher",
     "Outflow",
     "PollResult",
+    "ServiceDepositReader",
     "is_system_account",
     "sdk_transaction_id",
 ]
@@ -60,6 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 MEMO_PREFIX = "deposit:"
 CLIENT_MEMO_PREFIX = "client:"  # a payments API client funding its balance
+OPENING_BALANCE_ID = "treasury-opening-balance"  # the same id as the game server's opening
 LAST_SYSTEM_ACCOUNT = 1000  # 0.0.1 .. 0.0.1000 are Hedera's system accounts (nodes, fees)
 
 
@@ -211,3 +220,73 @@ class DepositWatcher:
         stored = self.ledger.run(lambda c: store.get_transaction(c, sdk_id))
         return (stored is not None and tx.get("result") == "SUCCESS"
                 and stored.state in ("succeeded", *store.LIVE_STATES))
+
+
+class ServiceDepositReader:
+    """The payments service's own treasury reader (``payments/worker.py`` runs ``poll``).
+
+    A ``DepositWatcher`` whose cursor lives in the ledger's database (``payments_cursors``, name
+    ``deposits:<treasury>``), saved after each poll's ledger writes: a ``kill -9`` in between
+    re-reads a page, which credits nothing twice (``deposit:<transaction id>``) and books no fee
+    twice (``fee:<transaction id>:<consensus time>``, the same ids as the game server's reader,
+    so both may read one ledger's treasury).
+
+    ``open`` (before the service serves): with a saved cursor, resume there. Else, first start:
+    the cursor is set to the newest treasury transaction on the mirror, then the books open with
+    the treasury's balance read from the network (``world -> treasury`` under the game server's
+    ``treasury-opening-balance`` id) in the same database transaction as the cursor, so from
+    then on every change of the treasury on chain is explained by the books and ``reconcile``
+    shows no drift. Books already opened by another reader (a game server on the same ledger)
+    are not opened again: this reader starts at the mirror's end (the other one has read what
+    came before)."""
+
+    def __init__(self, watcher: DepositWatcher, *, clock: Callable[[], int] = time.time_ns
+                 ) -> None:
+        self.watcher, self.ledger, self.clock = watcher, watcher.ledger, clock
+        self.cursor_name = f"deposits:{watcher.treasury_account_id}"
+        self._lock = threading.Lock()  # one poll at a time moves the cursor
+
+    def open(self, treasury_balance: Callable[[], int]) -> bool:
+        """Resume or open the books (see the class doc); whether this call opened them."""
+        with self._lock:
+            stored = self.ledger.run(lambda c: read_cursor(c, self.cursor_name))
+            if stored is not None:
+                self.watcher.cursor = stored
+                return False
+            opened = self.ledger.get_transfer(OPENING_BALANCE_ID) is not None
+            self.watcher.start_at_end()
+            cursor = self.watcher.cursor
+            if opened:
+                log.warning("the books were opened by another treasury reader: this one reads "
+                            "from %s on", cursor)
+                self.ledger.run(lambda c: write_cursor(c, self.cursor_name, cursor,
+                                                       now_ns=self.clock()))
+                return False
+            opening = treasury_balance()
+            spec = TransferSpec.move(OPENING_BALANCE_ID, "world", "treasury", opening,
+                                     memo="opening balance")
+
+            def both(conn: sa.Connection) -> None:
+                post(conn, spec, now_ns=self.clock())
+                write_cursor(conn, self.cursor_name, cursor, now_ns=self.clock())
+
+            self.ledger.run(both)
+            log.info("books opened with the treasury's %d tinybar; reading deposits after %s",
+                     opening, cursor)
+            return True
+
+    def poll(self) -> PollResult:
+        """Read what is new, credit and book it, then save the cursor."""
+        with self._lock:
+            result = self.watcher.poll()
+            cursor = self.watcher.cursor
+            self.ledger.run(lambda c: write_cursor(c, self.cursor_name, cursor,
+                                                   now_ns=self.clock()))
+        for deposit in result.unmatched:
+            log.warning("deposit %s of %d tinybar names no known client or player: refund it "
+                        "by hand", deposit.transaction_id, deposit.amount_tinybar)
+        return result
+
+    def close(self) -> None:
+        """Close the mirror HTTP client."""
+        self.watcher.http.close()

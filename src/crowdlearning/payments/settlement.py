@@ -50,11 +50,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+import sqlalchemy as sa
+
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError, HederaUnavailableError
 from crowdlearning.ledger import Ledger, Payout, TransferStateError
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.payouts import void_payout
+from crowdlearning.ledger.schema import transfers
 from crowdlearning.payments.transport import HederaTransport, TransferReceipt
 
 __all__ = [
@@ -395,6 +398,10 @@ class ReconciliationReport:
     unverifiable: tuple[str, ...]  # final transactions whose receipt the network no longer has
     ledger_internal_tinybar: int  # what the treasury account should hold according to the books
     chain_treasury_tinybar: int
+    # succeeded settlement transactions whose network fee is not booked (yet): the treasury
+    # reader books ``fee:<transaction id>:<consensus time>`` when it reads their record
+    fees_unbooked: tuple[str, ...] = ()
+    network_fees_tinybar: int = 0  # what the books say the treasury paid the network
 
     @property
     def drift_tinybar(self) -> int:
@@ -418,9 +425,28 @@ def reconcile(
         elif problem:
             mismatches.append(problem)
     chain = transport.account_balance(transport.treasury_account_id)
+    succeeded = [item.id for item in stored if item.state == "succeeded"]
     return ReconciliationReport(
-        len(stored), tuple(mismatches), tuple(unverifiable), books.internal_tinybar, chain
+        len(stored), tuple(mismatches), tuple(unverifiable), books.internal_tinybar, chain,
+        fees_unbooked=_unbooked_fees(ledger, succeeded),
+        network_fees_tinybar=ledger.balance("network_fees"),
     )
+
+
+def _unbooked_fees(ledger: Ledger, transaction_ids: list[str]) -> tuple[str, ...]:
+    """Those of ``transaction_ids`` (``payer@seconds.nanos``) without a booked fee transfer
+    ``fee:<payer-seconds-nanos>:<consensus time>`` (one read of the fee transfers)."""
+    def fee_ids(conn: sa.Connection) -> set[str]:
+        rows = conn.execute(sa.select(transfers.c.id).where(transfers.c.id.like("fee:%")))
+        return {_sdk_id(row.id.removeprefix("fee:").rsplit(":", 1)[0]) for row in rows}
+
+    booked = ledger.run(fee_ids)
+    return tuple(tx_id for tx_id in transaction_ids if tx_id not in booked)
+
+
+def _sdk_id(mirror_id: str) -> str:
+    payer, _, rest = mirror_id.partition("-")
+    return f"{payer}@{rest.replace('-', '.')}"
 
 
 def _compare(item: store.StoredTransaction, receipt: TransferReceipt | None) -> str | None:

@@ -57,6 +57,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from crowdlearning.ledger import Ledger
 from crowdlearning.ledger.clients import refunded_tinybar
+from crowdlearning.ledger.cursors import read_cursor, write_cursor
 from crowdlearning.ledger.payouts import PayoutState, find_payout, settlement_of
 from crowdlearning.ledger.schema import api_clients, legs, payouts, transfers
 from crowdlearning.ledger.schema import webhook_deliveries as deliveries_table
@@ -139,18 +140,24 @@ def _request_id(client_id: str, ledger_id: str) -> tuple[str, str]:
     return kind, rest.removeprefix(f"{client_id}:")
 
 
-def _payout_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
+def _payout_events(conn: sa.Connection, now_ns: int, since_ns: int
+                   ) -> tuple[list[dict[str, Any]], int | None]:
+    """Events of client payouts resolved after ``since_ns`` not yet evented, and the newest
+    ``resolved_at_ns`` read (``ix_ledger_payouts_resolved``: the pass reads only that range)."""
     # IN rather than LIKE "payout.%": an equality on the unique (type, source_id) index
     done = sa.select(events_table.c.id).where(
         events_table.c.source_id == payouts.c.id,
         events_table.c.type.in_(["payout.settled", "payout.failed"]))
     rows = conn.execute(
-        sa.select(payouts.c.id, api_clients.c.id.label("client_id"))
+        sa.select(payouts.c.id, payouts.c.resolved_at_ns,
+                  api_clients.c.id.label("client_id"))
         .join(api_clients, api_clients.c.account_id == payouts.c.from_account_id)
-        .where(payouts.c.state.in_([PayoutState.POSTED.value, PayoutState.VOIDED.value]),
-               ~sa.exists(done))
+        # resolved_at_ns is set exactly when a payout is posted or voided: no filter on the
+        # state, which would tempt a planner into ix_ledger_payouts_state (every posted payout)
+        .where(payouts.c.resolved_at_ns > since_ns, ~sa.exists(done))
         .order_by(payouts.c.resolved_at_ns, payouts.c.id)
     ).all()
+    newest = max((int(row.resolved_at_ns) for row in rows), default=None)
     events = []
     for row in rows:
         payout = find_payout(conn, row.id)
@@ -168,10 +175,14 @@ def _payout_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
         }
         events.append(_event(row.client_id, "payout.settled" if settled else "payout.failed",
                              row.id, data, now_ns))
-    return events
+    return events, newest
 
 
-def _deposit_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
+def _deposit_events(conn: sa.Connection, now_ns: int, since_ns: int
+                    ) -> tuple[list[dict[str, Any]], int | None]:
+    """Events of client deposits credited after ``since_ns`` not yet evented, and the newest
+    ``created_at_ns`` read (the partial index ``ix_ledger_transfers_deposit_created``, whose
+    predicate the query repeats word for word so that SQLite uses it)."""
     done = sa.select(events_table.c.id).where(events_table.c.source_id == transfers.c.id,
                                               events_table.c.type == "deposit.received")
     rows = conn.execute(
@@ -179,16 +190,19 @@ def _deposit_events(conn: sa.Connection, now_ns: int) -> list[dict[str, Any]]:
                   api_clients.c.id.label("client_id"))
         .join(legs, legs.c.transfer_id == transfers.c.id)
         .join(api_clients, api_clients.c.account_id == legs.c.account_id)
-        .where(transfers.c.id.like("deposit:%"), legs.c.amount_tinybar > 0, ~sa.exists(done))
+        .where(sa.text("ledger_transfers.id LIKE 'deposit:%'"),
+               transfers.c.created_at_ns > since_ns, legs.c.amount_tinybar > 0,
+               ~sa.exists(done))
         .order_by(transfers.c.created_at_ns, transfers.c.id)
     ).all()
+    newest = max((int(row.created_at_ns) for row in rows), default=None)
     events = []
     for row in rows:
         match = _MIRROR_TX_ID.fullmatch(row.id.removeprefix("deposit:"))
         data = {"amount_tinybar": row.amount_tinybar, "credited_at_ns": row.created_at_ns,
                 "hedera_transaction_id": f"{match[1]}@{match[2]}.{match[3]}" if match else None}
         events.append(_event(row.client_id, "deposit.received", row.id, data, now_ns))
-    return events
+    return events, newest
 
 
 def _event(client_id: str, event_type: str, source_id: str, data: dict[str, Any],
@@ -201,19 +215,43 @@ def _event(client_id: str, event_type: str, source_id: str, data: dict[str, Any]
             "created_at_ns": now_ns}
 
 
-def record_events(ledger: Ledger, *, now_ns: int | None = None) -> int:
+# How far behind its watermark a pass looks again: a fact stamped (by its writer's clock, inside
+# its database transaction) before the newest one already read, but committed after that read,
+# is still found if it is at most this much older. Covers commit delays and clock skew between
+# the processes that settle and credit; a pass costs the facts of this window plus the new ones.
+WATERMARK_LAG_NS = 120 * 10**9
+PAYOUTS_WATERMARK, DEPOSITS_WATERMARK = "webhooks:payouts", "webhooks:deposits"
+
+
+def record_events(ledger: Ledger, *, now_ns: int | None = None,
+                  lag_ns: int = WATERMARK_LAG_NS) -> int:
     """Write an event for each client payout settled or failed and each client deposit not yet
     evented; return how many were new (a fact already evented, here or concurrently, is skipped).
-    """
+
+    A pass reads only facts stamped after its watermarks (the newest ``resolved_at_ns`` /
+    deposit ``created_at_ns`` seen, kept in ``payments_cursors`` and written in the same
+    database transaction as the events) less ``lag_ns``: its cost follows the new facts, not the
+    books' history. A crash before the commit leaves the watermarks where they were."""
     at = _now_ns() if now_ns is None else now_ns
 
     def work(conn: sa.Connection) -> int:
-        rows = _payout_events(conn, at) + _deposit_events(conn, at)
-        if not rows:
-            return 0
-        dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
-        stmt = dialect.insert(events_table).on_conflict_do_nothing().returning(events_table.c.id)
-        return sum(len(conn.execute(stmt.values(**row)).all()) for row in rows)
+        marks = {name: int(read_cursor(conn, name) or 0)
+                 for name in (PAYOUTS_WATERMARK, DEPOSITS_WATERMARK)}
+        payout_rows, newest_payout = _payout_events(conn, at, marks[PAYOUTS_WATERMARK] - lag_ns)
+        deposit_rows, newest_deposit = _deposit_events(conn, at,
+                                                       marks[DEPOSITS_WATERMARK] - lag_ns)
+        rows = payout_rows + deposit_rows
+        new = 0
+        if rows:
+            dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
+            stmt = (dialect.insert(events_table).on_conflict_do_nothing()
+                    .returning(events_table.c.id))
+            new = sum(len(conn.execute(stmt.values(**row)).all()) for row in rows)
+        for name, newest in ((PAYOUTS_WATERMARK, newest_payout),
+                             (DEPOSITS_WATERMARK, newest_deposit)):
+            if newest is not None and newest > marks[name]:
+                write_cursor(conn, name, str(newest), now_ns=at)
+        return new
 
     return ledger.run(work)
 
