@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "the game on http://127.0.0.1:8000 (embedded defaults): the main job"),
     "judge": ("crowdlearning.server.cli:judge_main",
               "the shared judge of several game servers (over Redis)"),
+    "stack": ("crowdlearning.deploy.cli:stack_main",
+              "several game servers behind HAProxy, judge and all, on this machine"),
     "run": ("crowdlearning.sim.cli:run_main", "the expert drives a track, writes a PNG"),
     "drive": ("crowdlearning.sim.cli:drive_main", "drive the scripted expert around a track"),
     "track": ("crowdlearning.sim.cli:track_main", "print a track as JSON (by seed or name)"),

@@ -20,7 +20,7 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from crowdlearning import http_guard
@@ -83,6 +83,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)
     for module in (auth, game, wallet, consent, league, models, watch):
         app.include_router(module.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     # the pages at "/", never answering an /api/ path (a wrong method there is the API's 405)
     app.router.routes.append(Pages("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"))
     return app
+
+
+def healthz(request: Request) -> dict:
+    """For load balancers (``deploy/``): 200 once the app serves (its lifespan has started the
+    game loop), with which server this is and how full it is."""
+    state = request.app.state
+    game = state.runtime.game
+    return {"status": "ok", "server": state.feed.server_id, "players": game.players,
+            "capacity": game.capacity}
