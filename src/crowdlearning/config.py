@@ -186,6 +186,44 @@ class Settings(BaseSettings):
         "credited, network fees booked; at first start it opens the books with the treasury's "
         "balance; 0 = it reads none (a game server on the same ledger does) [s].")
 
+    # --- races (races/, the autonomous race league) ----------------------------------------
+    races_enabled: bool = Field(
+        default=True, description="Run the scheduled autonomous races in this game server.")
+    races_interval_s: float = Field(
+        default=300.0, ge=5, le=86_400, description="A race starts every this many seconds "
+        "(aligned to the epoch, UTC) [s].")
+    races_seed: int = Field(
+        default=0, ge=0, description="Mixed into every race's seed (track, grid) [int].")
+    races_laps: int = Field(default=2, ge=1, le=50, description="Laps of every race [count].")
+    races_max_cars: int = Field(
+        default=8, ge=1, le=8, description="Cars in a race: the champion and the most recent "
+        "other model versions [count].")
+    races_grid_gap_m: float = Field(
+        default=10.0, gt=0, le=50, description="Distance between grid slots [m].")
+    races_start_speed_mps: float = Field(
+        default=8.0, ge=0, le=30, description="Rolling start speed of every car [m/s].")
+    races_resets: int = Field(
+        default=2, ge=0, le=20, description="Times a car that leaves the track is put back on "
+        "it before it is out (DNF, left_track) [count].")
+    races_max_lap_s: float = Field(
+        default=150.0, gt=0, le=3600, description="Time allowed per lap: a car still racing "
+        "after laps x this is out (DNF, time_up) [s].")
+    races_track: str = Field(
+        default="", description="Race on this named track (sim.track_gen.NAMED_TRACKS) instead "
+        "of drawing one per race from the unlocked families (demos, tests).")
+    races_speed: int = Field(
+        default=1, ge=1, le=100, description="Simulated ticks per wall tick: 1 = real time "
+        "(tests and demos run faster) [x].")
+    races_frame_hz: float = Field(
+        default=10.0, ge=1, le=20, description="Spectator frames per second of a race [Hz].")
+    races_max_spectators: int = Field(
+        default=5000, gt=0, description="Spectator sockets per race [count].")
+    races_timetable: int = Field(
+        default=6, ge=1, le=100, description="Upcoming races listed in the timetable [count].")
+    races_reactions_per_min: int = Field(
+        default=20, ge=0, le=600, description="Reactions one signed-in user may send to a race "
+        "per minute (0: reactions off) [count].")
+
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(
         default="local", description="local = the embedded local network (development only)."

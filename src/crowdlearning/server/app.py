@@ -25,12 +25,23 @@ from fastapi.staticfiles import StaticFiles
 
 from crowdlearning import http_guard
 from crowdlearning.config import Settings
+from crowdlearning.races.service import RaceService
 from crowdlearning.security_headers import SecurityHeaders
 from crowdlearning.server.deps import COOKIE
 from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.origin_check import OriginCheck
 from crowdlearning.server.referee import Referee
-from crowdlearning.server.routes import Pages, auth, consent, game, league, models, wallet, watch
+from crowdlearning.server.routes import (
+    Pages,
+    auth,
+    consent,
+    game,
+    league,
+    models,
+    races,
+    wallet,
+    watch,
+)
 from crowdlearning.server.runtime import Runtime, open_runtime
 from crowdlearning.server.security import PasswordHashing
 from crowdlearning.server.throttle import Throttle
@@ -60,6 +71,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                      asyncio.create_task(referee.rounds_forever()),
                      asyncio.create_task(referee.deposits_forever()),
                      asyncio.create_task(feed.run_forever())]
+            # the race league's scheduled races (races/service.py: its own task beside the game
+            # loop, not inside its tick; why there)
+            app.state.races = None
+            if settings.races_enabled:
+                app.state.races = RaceService(settings, rt.trainer.registry, rt.store.engine)
+                tasks.append(asyncio.create_task(app.state.races.run_forever()))
             try:
                 yield
             finally:
@@ -81,7 +98,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
     app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
     app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)
-    for module in (auth, game, wallet, consent, league, models, watch):
+    for module in (auth, game, wallet, consent, league, models, watch, races):
         app.include_router(module.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     # the pages at "/", never answering an /api/ path (a wrong method there is the API's 405)

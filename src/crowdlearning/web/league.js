@@ -33,5 +33,78 @@ async function champion() {
       <td data-label="left the track">${(100 * c.exit_rate).toFixed(0)}% of runs</td></tr>`).join("") + "</tbody>";
 }
 
-CL.nav("League").then(() => Promise.all([board("improvement"), board("earnings"), champion()]))
+// The race league: timetable with countdowns, recent results, the season table.
+let clockSkew = 0, timetable = [];
+const inSeconds = (at) => Math.round(at - Date.now() / 1000 - clockSkew);
+function countdownText(r) {
+  if (r.status === "racing") return "racing now";
+  if (r.status === "grid") return "on the grid";
+  const s = inSeconds(r.starts_at);
+  if (s <= 0) return "starting";
+  return s >= 60 ? `in ${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s` : `in ${s} s`;
+}
+const secs = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(2)} s`);
+
+function showTimetable() {
+  $("timetable").innerHTML = "<thead><tr><th>race</th><th>track</th><th>cars</th><th>starts</th><th></th></tr></thead><tbody>" +
+    timetable.map((r) => `<tr><td data-label="race">${CL.esc(r.race_id)}</td>
+      <td data-label="track" class="wrap">${CL.esc(r.track.name)} · ${r.laps} lap${r.laps > 1 ? "s" : ""}</td>
+      <td data-label="cars">${r.cars.length}</td>
+      <td data-label="starts"><span class="race-countdown" data-race="${CL.esc(r.race_id)}">${countdownText(r)}</span>
+        <span class="muted">${new Date(r.starts_at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}</span></td>
+      <td data-label=""><a href="${CL.esc(r.share_url)}">watch</a></td></tr>`).join("") + "</tbody>";
+}
+
+function tickCountdowns() {
+  for (const el of document.querySelectorAll(".race-countdown[data-race]")) {
+    const r = timetable.find((x) => x.race_id === el.dataset.race);
+    if (r) el.textContent = countdownText(r);
+  }
+  if (timetable.length && timetable[0].status === "scheduled" && inSeconds(timetable[0].starts_at) < -5) races();
+}
+
+async function races() {
+  const body = await CL.api("GET", "/api/races?recent=10");
+  clockSkew = Date.now() / 1000 - body.now;
+  timetable = body.timetable;
+  showTimetable();
+  $("recentRaces").innerHTML = "<thead><tr><th>race</th><th>winner</th><th>time</th><th>best lap</th><th>out</th><th></th></tr></thead><tbody>" +
+    body.recent.map((r) => {
+      const cars = r.result.cars, won = cars[0].state === "finished";
+      const best = Math.min(...cars.filter((c) => c.best_lap_s !== null).map((c) => c.best_lap_s));
+      const out = cars.filter((c) => c.state === "out").map((c) => `${CL.esc(c.name)} (${c.reason.replace("_", " ")})`);
+      return `<tr><td data-label="race">${CL.esc(r.race_id)} <span class="muted">${CL.esc(r.track.name)}</span></td>
+        <td data-label="winner">${won ? CL.esc(cars[0].name) : "nobody finished"}</td>
+        <td data-label="time">${won ? secs(cars[0].race_time_s) : "–"}</td>
+        <td data-label="best lap">${Number.isFinite(best) ? secs(best) : "–"}</td>
+        <td data-label="out" title="${out.join(", ")}">${out.length ? `${out.length} of ${cars.length}` : "none"}</td>
+        <td data-label=""><a href="${CL.esc(r.share_url)}">replay</a></td></tr>`;
+    }).join("") +
+    (body.recent.length ? "" : '<tr><td colspan="6" class="muted">No race finished yet: the first starts soon.</td></tr>') + "</tbody>";
+}
+
+async function raceSeason() {
+  const s = await CL.api("GET", "/api/league/season");
+  $("raceSeason").textContent = s.season;
+  const credit = (m) => m.credits.length ? m.credits.map((c) => `${CL.esc(c.username)} (${c.contributions})`).join(", ") +
+    (m.contributors > m.credits.length ? ` and ${m.contributors - m.credits.length} more` : "") : '<span class="muted">the initial demonstrations</span>';
+  $("seasonModels").innerHTML = "<thead><tr><th>#</th><th>model</th><th>points</th><th>wins</th><th>races</th><th>best lap</th><th>built with data from</th></tr></thead><tbody>" +
+    s.models.map((m) => `<tr><td data-label="#">${m.rank}</td><td data-label="model">v${m.version}</td>
+      <td data-label="points">${m.points}</td><td data-label="wins">${m.wins}</td><td data-label="races">${m.races}</td>
+      <td data-label="best lap">${secs(m.best_lap_s)}</td><td data-label="built with data from">${credit(m)}</td></tr>`).join("") +
+    (s.models.length ? "" : '<tr><td colspan="7" class="muted">No race this season yet.</td></tr>') + "</tbody>";
+  $("seasonPlayers").innerHTML = "<thead><tr><th>#</th><th>player</th><th>points</th><th>models</th></tr></thead><tbody>" +
+    s.players.map((p) => `<tr><td data-label="#">${p.rank}</td><td data-label="player">${CL.esc(p.username)}</td>
+      <td data-label="points">${p.points.toFixed(1)}</td><td data-label="models">${p.models.map((v) => "v" + v).join(", ")}</td></tr>`).join("") +
+    (s.players.length ? "" : '<tr><td colspan="4" class="muted">No player-built model has raced this season yet.</td></tr>') + "</tbody>";
+}
+
+CL.nav("League").then(() => {
+  races().then(() => setInterval(tickCountdowns, 1000)).catch(() => {
+    $("timetable").innerHTML = '<tbody><tr><td class="muted">Races are off on this server.</td></tr></tbody>';
+  });
+  raceSeason().catch(() => {});
+  setInterval(() => { races().catch(() => {}); raceSeason().catch(() => {}); }, 30000);
+  return Promise.all([board("improvement"), board("earnings"), champion()]);
+})
   .catch((e) => { $("season").textContent = "(could not load: " + CL.plain(e.message) + ")"; });

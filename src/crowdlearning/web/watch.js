@@ -1,6 +1,10 @@
-// The Watch page: live runs and the champion, streamed from /ws/watch.
+// The Watch page: live runs and the champion (/ws/watch), or one race of the league
+// (watch?race=<id>: /ws/races/<id> live, the replay from /api/races/<id>/replay once finished).
 "use strict";
 const $ = (id) => document.getElementById(id);
+const wsUrl = (path) => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+
+// --- live runs ----------------------------------------------------------------------------------
 const canvas = $("view"), ctx = canvas.getContext("2d");
 const tracks = {};
 let follow = "champion", view = null, viewSeed = null;
@@ -43,7 +47,188 @@ $("runs").addEventListener("click", (e) => {
   if (run) { e.preventDefault(); follow = run; }
 });
 
+// The next (or running) race, linked above the runs.
+async function raceBanner() {
+  try {
+    const races = await CL.api("GET", "/api/races?recent=0");
+    const next = races.timetable[0];
+    if (!next) return;
+    const banner = $("raceBanner");
+    const when = next.status === "scheduled" ? `starts ${raceClock(next.starts_at)}` : next.status === "grid" ? "on the grid" : "racing now";
+    banner.innerHTML = `<strong>Race league:</strong> ${CL.esc(next.track.name)}, ${next.laps} lap${next.laps > 1 ? "s" : ""}, ` +
+      `${next.cars.length} cars · ${when} · <a href="${CL.esc(next.share_url)}">watch the race</a>`;
+    banner.hidden = false;
+  } catch (e) { /* races off on this server */ }
+}
+
+// --- a race -------------------------------------------------------------------------------------
+const COLORS = ["#3fb950", "#58a6ff", "#f0c000", "#f85149", "#bc8cff", "#ff9e40", "#39d0d8", "#e6edf3"];
+const race = { info: null, view: null, frame: null, clockSkew: 0, ws: null, replay: null };
+const rctx = $("raceCanvas").getContext("2d");
+
+function raceClock(startsAt) {
+  const s = Math.round(startsAt - Date.now() / 1000 - race.clockSkew);
+  if (s <= 0) return "now";
+  return s >= 60 ? `in ${Math.floor(s / 60)} min ${s % 60} s` : `in ${s} s`;
+}
+
+const seconds = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(2)} s`);
+
+function carName(n) {
+  const c = race.info.cars[n];
+  return c ? c.name : `car ${n}`;
+}
+
+function drawRace(frame) {
+  if (!race.view) return;
+  CL.drawTrack(rctx, race.view);
+  const order = frame ? [...frame.order].reverse() : [];  // the leader drawn last, on top
+  for (const n of order) {
+    const c = frame.cars[n];
+    if (c.state === "out") continue;
+    CL.drawCar(rctx, race.view, c.pose, COLORS[n % COLORS.length]);
+    rctx.fillStyle = "#fff"; rctx.font = "12px sans-serif";
+    rctx.fillText(String(c.pos), race.view.tx(c.pose[0]) + 8, race.view.ty(c.pose[1]) - 8);
+  }
+  if (frame) {
+    rctx.fillStyle = "#fff"; rctx.font = "16px sans-serif";
+    const lead = frame.cars[frame.order[0]];
+    rctx.fillText(`${frame.status === "finished" ? "finished" : `lap ${lead.lap}/${race.info.laps}`} · ${frame.t.toFixed(1)} s`, 12, 22);
+  }
+}
+
+function showStandings(frame) {
+  const rows = frame.order.map((n) => {
+    const c = frame.cars[n];
+    const state = c.state === "out" ? `out: ${c.reason.replace("_", " ")}` : c.state === "finished" ? "finished" : `lap ${c.lap}/${race.info.laps}`;
+    const gap = c.pos === 1 ? "leader" : c.gap_s === null ? "–" : `+${c.gap_s.toFixed(2)} s`;
+    return `<tr><td data-label="#">${c.pos}</td>
+      <td data-label="car"><span class="swatch c${n % COLORS.length}"></span>${CL.esc(carName(n))}</td>
+      <td data-label="gap">${gap}</td><td data-label="last lap">${seconds(c.last_lap_s)}</td>
+      <td data-label="best lap">${seconds(c.best_lap_s)}</td><td data-label="lap">${state}${c.resets ? ` · ${c.resets} reset${c.resets > 1 ? "s" : ""}` : ""}</td></tr>`;
+  }).join("");
+  $("standings").innerHTML = "<thead><tr><th>#</th><th>car</th><th>gap</th><th>last</th><th>best</th><th>lap</th></tr></thead>" +
+    `<tbody>${rows}</tbody>`;
+  if (frame.spectators !== undefined) $("spectators").textContent = `(${frame.spectators} watching)`;
+  if (frame.reactions) {
+    $("reactionShow").textContent = Object.entries(frame.reactions).map(([e, n]) => `${e}×${n}`).join("  ");
+    clearTimeout(showStandings.fade);
+    showStandings.fade = setTimeout(() => { $("reactionShow").textContent = ""; }, 1500);
+  }
+}
+
+function showResult(result) {
+  $("raceStatus").innerHTML = `Finished. Winner: <strong>${CL.esc(result.cars[0].state === "finished" ? result.cars[0].name : "nobody finished")}</strong>` +
+    ` · <a href="?race=${encodeURIComponent(race.info.race_id)}">watch the replay</a>`;
+}
+
+function gridStandings() {
+  const frame = { order: race.info.cars.map((c) => c.car), cars: race.info.cars.map((c, i) => ({
+    pos: i + 1, state: "racing", lap: 1, gap_s: null, last_lap_s: null, best_lap_s: null, resets: 0 })) };
+  showStandings(frame);
+}
+
+function showInfo(info) {
+  race.info = info;
+  $("raceTitle").textContent = `Race ${info.race_id} · ${info.track.name}`;
+  $("raceInfo").textContent = `${info.laps} lap${info.laps > 1 ? "s" : ""} · ${info.cars.length} cars (ghosts: they never collide)` +
+    ` · starts ${new Date(info.starts_at * 1000).toLocaleTimeString()}`;
+  const link = new URL(info.share_url, location.href).href;
+  $("shareLink").innerHTML = `<a href="${CL.esc(link)}">${CL.esc(link)}</a> <button type="button" class="secondary small copy" data-copy="${CL.esc(link)}">copy</button>`;
+}
+
+function countdown() {
+  if (!race.info || race.frame || race.replay) return;
+  const status = race.info.status;
+  $("raceStatus").textContent = status === "grid" ? `On the grid: starts ${raceClock(race.info.starts_at)}` :
+    `Scheduled: starts ${raceClock(race.info.starts_at)}`;
+}
+
+function reactions(info) {
+  const box = $("reactions");
+  box.innerHTML = info.reactions.map((e) => `<button type="button" class="secondary small" data-emoji="${e}" aria-label="react ${e}">${e}</button>`).join("");
+  box.hidden = false;
+  box.addEventListener("click", (e) => {
+    const emoji = e.target.dataset && e.target.dataset.emoji;
+    if (!emoji) return;
+    if (!CL.user) { $("reactionNote").textContent = "Sign in (Play page) to react."; return; }
+    if (race.ws && race.ws.readyState === 1) race.ws.send(JSON.stringify({ type: "react", emoji }));
+  });
+}
+
+function live(info) {
+  reactions(info);
+  const ws = new WebSocket(wsUrl(`/ws/races/${encodeURIComponent(info.race_id)}`));
+  race.ws = ws;
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.type === "hello") { race.clockSkew = Date.now() / 1000 - m.now; showInfo(m.race); }
+    else if (m.type === "grid") { showInfo(m.race); }
+    else if (m.type === "frame") {
+      race.frame = m; $("raceStatus").textContent = m.status === "racing" ? "Racing" : "Finished";
+      showStandings(m); drawRace(m);
+    } else if (m.type === "result") { race.info = m.race; showResult(m.result); }
+    else if (m.type === "error") {
+      $("reactionNote").textContent = m.code === "rate_limited" ? "Easy: too many reactions, wait a little." : m.message;
+    }
+  };
+  ws.onclose = () => { race.ws = null; };
+}
+
+async function playReplay(info) {
+  $("raceStatus").textContent = "Loading the replay (re-simulated from the race's seed)…";
+  const replay = await CL.api("GET", `/api/races/${encodeURIComponent(info.race_id)}/replay`);
+  race.replay = replay;
+  const frames = replay.frames, seek = $("replaySeek");
+  seek.max = String(frames.length - 1);
+  $("replayControls").hidden = false;
+  $("raceStatus").innerHTML = `Replay${replay.verified ? " (same poses as the live race, verified)" : ""} · ` +
+    `winner: <strong>${CL.esc(info.result.cars[0].state === "finished" ? info.result.cars[0].name : "nobody finished")}</strong>`;
+  let at = 0, playing = true, last = performance.now();
+  const period = 1000 / replay.frame_hz;
+  const paint = () => {
+    const f = frames[Math.min(at, frames.length - 1)];
+    drawRace(f); showStandings(f);
+    seek.value = String(at); $("replayTime").textContent = `${f.t.toFixed(1)} s`;
+  };
+  const tick = (now) => {
+    if (playing && now - last >= period) {
+      last = now; at = Math.min(at + 1, frames.length - 1);
+      if (at === frames.length - 1) { playing = false; $("replayPlay").textContent = "Play"; }
+      paint();
+    }
+    requestAnimationFrame(tick);
+  };
+  $("replayPlay").onclick = () => {
+    if (!playing && at >= frames.length - 1) at = 0;
+    playing = !playing; $("replayPlay").textContent = playing ? "Pause" : "Play";
+  };
+  seek.oninput = () => { at = Number(seek.value); paint(); };
+  paint();
+  requestAnimationFrame(tick);
+}
+
+async function watchRace(id) {
+  $("runsView").hidden = true; $("raceView").hidden = false;
+  let info;
+  try { info = await CL.api("GET", `/api/races/${encodeURIComponent(id)}`); } catch (e) {
+    $("raceTitle").textContent = "No such race";
+    $("raceStatus").innerHTML = `${CL.esc(CL.plain(e.message))} · <a href="league.html">the timetable</a>`;
+    return;
+  }
+  showInfo(info);
+  race.view = CL.trackView(await CL.api("GET", `/api/races/${encodeURIComponent(id)}/track`), $("raceCanvas"));
+  drawRace(null);
+  if (info.status === "finished") { await playReplay(info); return; }
+  gridStandings();
+  countdown(); setInterval(countdown, 500);
+  live(info);
+}
+
 CL.nav("Watch").then(() => {
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/watch`);
+  const id = new URLSearchParams(location.search).get("race");
+  if (id) { watchRace(id); return; }
+  raceBanner();
+  const ws = new WebSocket(wsUrl("/ws/watch"));
   ws.onmessage = (ev) => show(JSON.parse(ev.data));
 });

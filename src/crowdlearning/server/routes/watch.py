@@ -1,16 +1,26 @@
-"""Spectating: live runs and the champion, as JSON (``/api/watch``) or streamed (``/ws/watch``)."""
+"""Spectating: live runs and the champion, as JSON (``/api/watch``) or streamed (``/ws/watch``);
+``/watch`` is the Watch page (``/watch?race=<id>``: a race's share link, ``routes/races.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
 
 from crowdlearning.server.deps import RuntimeDep
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.watch_feed import WatchFeed
 
 router = APIRouter(tags=["watch"])
+WATCH_PAGE = Path(__file__).resolve().parents[2] / "web" / "watch.html"
+
+
+@router.get("/watch", include_in_schema=False)
+def watch_page() -> FileResponse:
+    """The Watch page at a short address: ``/watch?race=<id>`` is a race's link to share."""
+    return FileResponse(WATCH_PAGE, media_type="text/html")
 
 
 @router.get("/api/watch")

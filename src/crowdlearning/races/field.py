@@ -1,0 +1,74 @@
+"""The field: which model versions race, and where each starts on the grid.
+
+The champion always races; the other places (up to ``max_cars`` in all) go to the most recent
+other versions of the registry: candidates newer than the champion (not promoted) and previous
+champions and candidates older than it. The grid order is drawn from the race's seed, so it is
+the same on every server and in every replay. Grid slot ``k`` is ``k x gap_m`` behind the start
+line, alternately left and right of the centreline (a staggered grid); every car starts rolling
+at the same speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Entrant", "GridSlot", "choose_field", "grid_slots"]
+
+Role = Literal["champion", "candidate", "previous"]
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """A car of the race: its number (= its grid slot, 0 on pole), the model version driving it,
+    and what that version is to the champion."""
+
+    car: int
+    version: int
+    role: Role
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}" + (" (champion)" if self.role == "champion" else "")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "name": self.name}
+
+
+@dataclass(frozen=True)
+class GridSlot:
+    """Where a car starts: ``behind_m`` behind the line, ``lateral_m`` off the centreline
+    (left positive)."""
+
+    behind_m: float
+    lateral_m: float
+
+
+def choose_field(versions: Sequence[int], champion: int | None, max_cars: int,
+                 seed: int) -> list[Entrant]:
+    """The cars of a race in grid order (see the module docstring)."""
+    if max_cars < 1:
+        raise ValueError("a race needs at least one car")
+    others = sorted((v for v in set(versions) if v != champion), reverse=True)
+    chosen = ([champion] if champion is not None else []) + others
+    chosen = chosen[:max_cars]
+    if not chosen:
+        return []
+    order = np.random.default_rng([seed, 0x6A1D]).permutation(len(chosen)).tolist()
+    grid = [chosen[i] for i in order]
+
+    def role(v: int) -> Role:
+        if v == champion:
+            return "champion"
+        return "candidate" if champion is not None and v > champion else "previous"
+
+    return [Entrant(car, v, role(v)) for car, v in enumerate(grid)]
+
+
+def grid_slots(cars: int, gap_m: float, width_m: float) -> list[GridSlot]:
+    """A staggered grid of ``cars`` slots on a track ``width_m`` wide."""
+    side = min(2.0, width_m / 4)
+    return [GridSlot(k * gap_m, side if k % 2 == 0 else -side) for k in range(cars)]

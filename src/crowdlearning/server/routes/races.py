@@ -1,0 +1,169 @@
+"""The race league's races: timetable, results, tracks, replays (HTTP) and ``/ws/races/{id}``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+
+from crowdlearning.races.schemas import RacePublic, RacesPublic, ReplayPublic
+from crowdlearning.races.service import RaceService
+from crowdlearning.races.spectators import Spectators
+from crowdlearning.server.errors import NotFoundError, documented
+from crowdlearning.server.game_loop import Outbox
+from crowdlearning.server.routes.game import bearer_subprotocol, same_origin, socket_user
+from crowdlearning.server.runtime import Runtime
+from crowdlearning.server.store import User
+
+router = APIRouter(tags=["races"])
+FINAL = '"final":true}'  # the last message of a race's channel (``Spectators.close``)
+
+
+def service_of(request: Request | WebSocket) -> RaceService:
+    races = getattr(request.app.state, "races", None)
+    if races is None:
+        raise NotFoundError("races are off on this server (CROWDLEARNING_RACES_ENABLED)")
+    return races
+
+
+@router.get("/api/races", responses=documented("invalid_input", "not_found"))
+def races(request: Request, recent: int = Query(default=10, ge=0, le=50)) -> RacesPublic:
+    """The timetable (the race being run first) and the latest results."""
+    service = service_of(request)
+    return RacesPublic(now=service.clock(), interval_s=service.timetable.interval_s,
+                       timetable=service.timetable_public(),
+                       recent=service.recent_public(recent))
+
+
+@router.get("/api/races/{race_id}", responses=documented("not_found"))
+def race(race_id: str, request: Request) -> RacePublic:
+    """One race: scheduled, on the grid, racing, or finished with its result."""
+    public = service_of(request).public(race_id)
+    if public is None:
+        raise NotFoundError(f"no race {race_id} (finished races and the next ones are known)")
+    return RacePublic(**public)
+
+
+@router.get("/api/races/{race_id}/track", responses=documented("not_found"))
+def race_track(race_id: str, request: Request) -> dict:
+    """The race's track, as ``/api/game/tracks/{seed}`` answers a play track."""
+    track = service_of(request).track(race_id)
+    if track is None:
+        raise NotFoundError(f"no race {race_id}")
+    return track.to_dict()
+
+
+@router.get("/api/races/{race_id}/replay", responses=documented("not_found"))
+async def race_replay(race_id: str, request: Request) -> ReplayPublic:
+    """A finished race re-simulated from its plan (the same poses as live: ``verified``)."""
+    service = service_of(request)
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(service.worker, service.replay, race_id)
+    public = await loop.run_in_executor(service.worker, service.public, race_id)
+    if found is None or public is None:
+        raise NotFoundError(f"no finished race {race_id}")
+    frames, result = found
+    recorded = public["result"]["digest"]
+    return ReplayPublic(race=RacePublic(**public), frame_hz=10.0, frames=frames,
+                        digest=result["digest"], verified=result["digest"] == recorded)
+
+
+@router.websocket("/ws/races/{race_id}")
+async def race_socket(ws: WebSocket, race_id: str) -> None:
+    """A race live: ``hello``, then frames, then ``result`` (``docs/protocol.md``, "Races")."""
+    runtime: Runtime = ws.app.state.runtime
+    user = socket_user(ws, runtime)
+    await ws.accept(subprotocol=bearer_subprotocol(ws))
+    if not same_origin(ws):
+        await ws.close(code=1008, reason="cross-origin WebSocket refused")
+        return
+    service: RaceService | None = getattr(ws.app.state, "races", None)
+    if service is None:
+        await _refuse(ws, "races_off", "races are off on this server", 4404)
+        return
+    channel, why = service.subscribe(race_id)
+    if channel is None:
+        if why == "finished":
+            await ws.send_json({"type": "result", "race": service.public(race_id),
+                                "result": (service.public(race_id) or {}).get("result")})
+            await ws.close(code=1000, reason="race finished: see its replay")
+        elif why == "not_yet":
+            await _refuse(ws, why, "that race is too far ahead: watch a race of the timetable",
+                          4404)
+        else:
+            await _refuse(ws, why, f"no race {race_id}", 4404)
+        return
+    box = channel.join()
+    if box is None:
+        await ws.close(code=1013, reason="too many spectators; try again later")
+        return
+    try:
+        await ws.send_json({"type": "hello", "race": service.public(race_id),
+                            "frame_hz": service.settings.races_frame_hz,
+                            "signed_in": user is not None, "now": time.time()})
+        if channel.last_frame:
+            box.frame(channel.last_frame)
+        listener = asyncio.create_task(_listen(ws, channel, box, user))
+        try:
+            while not listener.done():
+                take = asyncio.ensure_future(box.take())
+                await asyncio.wait({take, listener}, return_when=asyncio.FIRST_COMPLETED)
+                if not take.done():
+                    take.cancel()
+                    break
+                final = False
+                for text in take.result():
+                    await ws.send_text(text)
+                    final = final or text.endswith(FINAL)
+                if box.overflowed:
+                    await ws.close(code=1008, reason="too slow")
+                    break
+                if final:  # the result (or why the race did not run) is out
+                    await ws.close(code=1000, reason="race over")
+                    break
+        finally:
+            listener.cancel()
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        channel.leave(box)
+
+
+async def _listen(ws: WebSocket, channel: Spectators, box: Outbox, user: User | None) -> None:
+    """Reactions from the spectator (signed in, rate limited); anything else is refused."""
+    errors = 0
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            code = "bad_message"
+            text = message.get("text")
+            if text is not None and len(text) <= 256:
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict) and data.get("type") == "react":
+                    code = ("not_signed_in" if user is None
+                            else channel.react(user.id, str(data.get("emoji", ""))) or "")
+            if code:
+                errors += 1
+                box.event({"type": "error", "code": code, "message": _WHY[code]})
+                if errors >= 20:
+                    return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+_WHY = {"bad_message": "send {\"type\": \"react\", \"emoji\": <one of the race's reactions>}",
+        "not_signed_in": "sign in to react",
+        "rate_limited": "too many reactions: wait a little",
+        "reactions_off": "reactions are off on this server"}
+
+
+async def _refuse(ws: WebSocket, code: str, message: str, close: int) -> None:
+    await ws.send_json({"type": "error", "code": code, "message": message})
+    await ws.close(code=close, reason=code)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+from crowdlearning.races.spectators import Spectators
+from crowdlearning.server.throttle import Throttle
+
+
+def test_a_slow_spectator_skips_frames_and_never_holds_the_race() -> None:
+    async def scenario() -> None:
+        channel = Spectators(max_spectators=2, queue=3, reactions=None)
+        slow, fast = channel.join(), channel.join()
+        assert slow is not None and fast is not None
+        assert channel.join() is None  # full
+        for tick in range(10):
+            channel.frame({"type": "frame", "tick": tick})
+            if tick == 4:
+                channel.event({"type": "grid"})
+            if tick % 2 == 0:
+                got = [json.loads(t) for t in await fast.take()]
+                assert [m.get("tick") for m in got] in ([0], [1, 2], [3, 4, None], [5, 6],
+                                                        [7, 8])
+        got = [json.loads(t) for t in await slow.take()]
+        assert got[0] == {"type": "grid"}  # events are never dropped
+        assert [m["tick"] for m in got[1:]] == [7, 8, 9]  # the newest frames only
+        assert slow.dropped_frames == 7 and not slow.overflowed
+        assert got[-1]["spectators"] == 2
+        channel.leave(slow)
+        channel.close({"type": "result"})
+        assert channel.closed and len(channel) == 1
+
+    asyncio.run(scenario())
+
+
+def test_reactions_are_counted_into_the_next_frame_per_user_limited() -> None:
+    channel = Spectators(10, 8, Throttle(2, 60.0))
+    assert channel.react(1, "🔥") is None and channel.react(1, "🔥") is None
+    assert channel.react(1, "🔥") == "rate_limited"
+    assert channel.react(2, "👏") is None  # another user has their own allowance
+    assert channel.react(2, "free text") == "bad_message"
+    box = channel.join()
+    assert box is not None
+    channel.frame({"type": "frame"})
+    channel.frame({"type": "frame"})
+
+    async def read() -> list[dict]:
+        return [json.loads(t) for t in await box.take()]
+
+    first, second = asyncio.run(read())
+    assert first["reactions"] == {"🔥": 2, "👏": 1} and "reactions" not in second
+    assert Spectators(10, 8, None).react(1, "🔥") == "reactions_off"
