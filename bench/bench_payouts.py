@@ -72,6 +72,7 @@ class Args:
     clients: int = 3  # concurrent bookers (API clients / judge threads) [count]
     settle_interval_s: float = 0.2  # settlement cadence in both runs [s]
     timeout_s: float = 900.0  # bound on one run [s]
+    api_only: int = 0  # 1: the api run only (comparing the service's booking between runs)
     postgres_url: str = ""
 
 
@@ -346,6 +347,8 @@ def main() -> None:
                  for n in range(i, args.payouts, args.clients)] for i in range(args.clients)]
         api = api_run(args, network, jobs)
         print(_line("api", api), flush=True)
+        if args.api_only:
+            return
         platform = platform_run(args, network, jobs)
         print(_line("platform", platform), flush=True)
     print(f"api/platform: booked {api.booked_per_s / platform.booked_per_s:.2f}x, settled "

@@ -174,6 +174,16 @@ class Settings(BaseSettings):
         default=12, ge=1, le=100,
         description="Delivery attempts of an event before it is marked failed (a client can "
         "replay it) [count].")
+    payments_webhook_watermark_lag_s: float = Field(
+        default=120.0, ge=1, le=86_400,
+        description="How far behind its watermarks each webhook pass looks again for settled or "
+        "failed payouts and client deposits (stamped by their writer's clock inside a database "
+        "transaction, so one committed late, or written by a process whose clock lags, can be "
+        "older than the newest fact already seen). Must exceed the longest commit delay plus "
+        "the clock skew between the processes that settle and credit (the service, game "
+        "servers); a fact older than this when its transaction commits never gets its event. "
+        "Larger costs each pass the facts of this window again (skipped: they are evented "
+        "once) [s].")
     payments_settle_interval_s: float = Field(
         default=2.0, ge=0, le=3600,
         description="How often `crowdlearning payments serve` settles pending payouts on Hedera "
@@ -183,8 +193,9 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=3600,
         description="How often `crowdlearning payments serve` reads the treasury's history on "
         "the mirror node (hedera_mirror_url, else the network's): client and player deposits "
-        "credited, network fees booked; at first start it opens the books with the treasury's "
-        "balance; 0 = it reads none (a game server on the same ledger does) [s].")
+        "credited, network fees booked; its position is the ledger's, one per treasury, shared "
+        "with game servers on the same ledger; the first of them to start opens the books with "
+        "the treasury's balance; 0 = it reads none (a game server on the same ledger does) [s].")
 
     # --- races (races/, the autonomous race league) ----------------------------------------
     races_enabled: bool = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -280,3 +281,27 @@ def test_the_watermarked_reads_use_their_indexes(tmp_path: Path) -> None:
     assert any("ix_ledger_payouts_resolved" in plan for plan in plans), plans
     assert any("ix_ledger_transfers_deposit_created" in plan for plan in plans), plans
     engine.dispose()
+
+
+@pytest.mark.parametrize("lag_s", [None, "300"])
+def test_the_watermark_lag_is_a_setting(ledger: Ledger, monkeypatch: pytest.MonkeyPatch,
+                                        lag_s: str | None) -> None:
+    """CROWDLEARNING_PAYMENTS_WEBHOOK_WATERMARK_LAG_S sets how far behind its watermark the
+    service's worker looks again: a payout stamped 200 s before the newest one evented (a late
+    commit, a lagging clock) is found with 300 s, and not with the default of 120 s."""
+    from crowdlearning.payments.worker import PassReport, PaymentsWorker
+
+    if lag_s is not None:
+        monkeypatch.setenv("CROWDLEARNING_PAYMENTS_WEBHOOK_WATERMARK_LAG_S", lag_s)
+    settings = Settings()
+    assert settings.payments_webhook_watermark_lag_s == float(lag_s or 120)
+    worker = PaymentsWorker.from_settings(ledger, settings)
+    now = time.time_ns()  # the worker's passes stamp and read with the real clock
+    _book_and_post(ledger, "newest", now)
+    worker.deliver(PassReport())
+    _book_and_post(ledger, "late", now - 200 * 10**9)
+    worker.deliver(PassReport())
+    sources = set(ledger.run(lambda c: c.execute(sa.select(webhook_events.c.source_id))
+                             .scalars().all()))
+    assert "api:acme:newest" in sources
+    assert ("api:acme:late" in sources) is (lag_s is not None)

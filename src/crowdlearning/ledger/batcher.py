@@ -135,3 +135,4 @@ class MoveBatcher:
             self.batches += 1
         for (_, future), item in zip(batch, items, strict=True):
             future.set_result(item)
+

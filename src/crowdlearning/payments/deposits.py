@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import httpx
 import sqlalchemy as sa
 
+from crowdlearning.errors import ConfigurationError
 from crowdlearning.ledger import (
     InsufficientFundsError,
     InvalidInputError,
@@ -48,7 +49,7 @@ from crowdlearning.ledger import (
 )
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.accounts import AccountKind
-from crowdlearning.ledger.cursors import read_cursor, write_cursor
+from crowdlearning.ledger.cursors import insert_cursor, read_cursor, write_cursor
 from crowdlearning.ledger.postings import post
 from crowdlearning.ledger.records import TransferSpec
 
@@ -61,8 +62,10 @@ __all__ = [
     "Outflow",
     "PollResult",
     "ServiceDepositReader",
+    "earliest",
     "is_system_account",
     "sdk_transaction_id",
+    "timestamp_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,66 +225,125 @@ class DepositWatcher:
                 and stored.state in ("succeeded", *store.LIVE_STATES))
 
 
+def timestamp_key(consensus_timestamp: str) -> tuple[int, int]:
+    """A mirror consensus timestamp ``seconds.nanos`` as a sortable ``(seconds, nanos)``."""
+    seconds, _, nanos = consensus_timestamp.partition(".")
+    return int(seconds), int(nanos.ljust(9, "0")[:9])
+
+
+def earliest(*timestamps: str) -> str:
+    """The earliest of consensus timestamps (``seconds.nanos``)."""
+    return min(timestamps, key=timestamp_key)
+
+
 class ServiceDepositReader:
-    """The payments service's own treasury reader (``payments/worker.py`` runs ``poll``).
+    """The treasury reader of every process booking one ledger's treasury: the payments service
+    (``payments/worker.py`` runs ``poll``) and the game server (``server/referee.py``).
 
-    A ``DepositWatcher`` whose cursor lives in the ledger's database (``payments_cursors``, name
-    ``deposits:<treasury>``), saved after each poll's ledger writes: a ``kill -9`` in between
-    re-reads a page, which credits nothing twice (``deposit:<transaction id>``) and books no fee
-    twice (``fee:<transaction id>:<consensus time>``, the same ids as the game server's reader,
-    so both may read one ledger's treasury).
+    Its position lives in the ledger's database (``payments_cursors``, name
+    ``deposits:<treasury>``): ONE per treasury account, shared by every reader of that ledger,
+    so whichever process starts first opens the books and the others resume where the readers
+    got to, in any start order. Invariant: every deposit and fee of the treasury up to the
+    stored position is booked. Each reader reads from its own place in memory and, after a
+    poll's ledger writes, moves the stored position forward to where it read (never back:
+    ``advance``); a ``kill -9`` in between leaves it behind, and reading a page again credits
+    nothing twice (``deposit:<transaction id>``) and books no fee twice (``fee:<transaction
+    id>:<consensus time>``), whoever reads it. Several readers running at once read the same
+    history (same ids: booked once), which costs reads, not money.
 
-    ``open`` (before the service serves): with a saved cursor, resume there. Else, first start:
-    the cursor is set to the newest treasury transaction on the mirror, then the books open with
-    the treasury's balance read from the network (``world -> treasury`` under the game server's
-    ``treasury-opening-balance`` id) in the same database transaction as the cursor, so from
-    then on every change of the treasury on chain is explained by the books and ``reconcile``
-    shows no drift. Books already opened by another reader (a game server on the same ledger)
-    are not opened again: this reader starts at the mirror's end (the other one has read what
-    came before)."""
+    ``open`` (before the process serves): with a stored position, resume there (or at the
+    caller's own older position, ``own_cursor``: a game server's copy in its database, read
+    again rather than skipped). Else, first start: the position is taken at the newest treasury
+    transaction on the mirror, then the books open with the treasury's balance read from the
+    network (``world -> treasury``, ``treasury-opening-balance``) in ONE database transaction
+    with the stored position, so from then on every change of the treasury on chain is
+    explained by the books and ``reconcile`` shows no drift; two readers opening at once end
+    with one opening and one position (the second finds the first's). Books opened without a
+    stored position (by a game server from before the shared position) resume at
+    ``own_cursor`` when given; else the caller chooses: refuse (``unknown_position="refuse"``,
+    the game server: reading from the start would book everything twice) or start at the
+    mirror's end (the service: that older game server reads the gap from its own position)."""
 
     def __init__(self, watcher: DepositWatcher, *, clock: Callable[[], int] = time.time_ns
                  ) -> None:
         self.watcher, self.ledger, self.clock = watcher, watcher.ledger, clock
         self.cursor_name = f"deposits:{watcher.treasury_account_id}"
-        self._lock = threading.Lock()  # one poll at a time moves the cursor
+        self._lock = threading.Lock()  # one poll at a time moves this reader's place
 
-    def open(self, treasury_balance: Callable[[], int]) -> bool:
+    def stored_cursor(self) -> str | None:
+        """The shared position stored in the ledger, or ``None`` before the books open."""
+        return self.ledger.run(lambda c: read_cursor(c, self.cursor_name))
+
+    def open(self, treasury_balance: Callable[[], int], *, own_cursor: str | None = None,
+             unknown_position: str = "start_at_end") -> bool:
         """Resume or open the books (see the class doc); whether this call opened them."""
+        if unknown_position not in ("start_at_end", "refuse"):
+            raise ValueError(f"unknown_position: {unknown_position!r}")
         with self._lock:
-            stored = self.ledger.run(lambda c: read_cursor(c, self.cursor_name))
+            stored = self.stored_cursor()
             if stored is not None:
-                self.watcher.cursor = stored
+                self.watcher.cursor = (stored if own_cursor is None
+                                       else earliest(stored, own_cursor))
                 return False
-            opened = self.ledger.get_transfer(OPENING_BALANCE_ID) is not None
+            if self.ledger.get_transfer(OPENING_BALANCE_ID) is not None:
+                return self._adopt(own_cursor, unknown_position)
             self.watcher.start_at_end()
             cursor = self.watcher.cursor
-            if opened:
-                log.warning("the books were opened by another treasury reader: this one reads "
-                            "from %s on", cursor)
-                self.ledger.run(lambda c: write_cursor(c, self.cursor_name, cursor,
-                                                       now_ns=self.clock()))
-                return False
             opening = treasury_balance()
             spec = TransferSpec.move(OPENING_BALANCE_ID, "world", "treasury", opening,
                                      memo="opening balance")
 
-            def both(conn: sa.Connection) -> None:
+            def both(conn: sa.Connection) -> str | None:
+                found = read_cursor(conn, self.cursor_name)
+                if found is not None:  # another reader opened them meanwhile
+                    return found
+                # the position first: a reader opening at the same time waits on its key
+                insert_cursor(conn, self.cursor_name, cursor, now_ns=self.clock())
                 post(conn, spec, now_ns=self.clock())
-                write_cursor(conn, self.cursor_name, cursor, now_ns=self.clock())
+                return None
 
-            self.ledger.run(both)
+            found = self.ledger.run(both)
+            if found is not None:
+                self.watcher.cursor = found
+                return False
             log.info("books opened with the treasury's %d tinybar; reading deposits after %s",
                      opening, cursor)
             return True
 
+    def _adopt(self, own_cursor: str | None, unknown_position: str) -> bool:
+        """Books opened, no stored position (see the class doc)."""
+        if own_cursor is not None:
+            self.watcher.cursor = own_cursor
+        elif unknown_position == "refuse":
+            raise ConfigurationError(
+                "the ledger's books are open but neither the ledger nor this server's database "
+                f"holds the treasury reader's position ({self.cursor_name!r} in "
+                "payments_cursors): restore it, or store the consensus timestamp the books were "
+                "last read to; reading the history from the start would book it twice")
+        else:
+            self.watcher.start_at_end()
+            log.warning("the books were opened by a reader that kept no shared position: this "
+                        "one reads from %s on (that reader reads what came before)",
+                        self.watcher.cursor)
+        self.advance(self.watcher.cursor)
+        return False
+
+    def advance(self, cursor: str) -> None:
+        """Move the stored position forward to ``cursor`` (never back), once everything up to
+        it is booked."""
+        def forward(conn: sa.Connection) -> None:
+            stored = read_cursor(conn, self.cursor_name, for_update=True)
+            if stored is None or timestamp_key(cursor) > timestamp_key(stored):
+                write_cursor(conn, self.cursor_name, cursor, now_ns=self.clock())
+
+        self.ledger.run(forward)
+
     def poll(self) -> PollResult:
-        """Read what is new, credit and book it, then save the cursor."""
+        """Read what is new since this reader's place, credit and book it, then move the stored
+        position forward."""
         with self._lock:
             result = self.watcher.poll()
-            cursor = self.watcher.cursor
-            self.ledger.run(lambda c: write_cursor(c, self.cursor_name, cursor,
-                                                   now_ns=self.clock()))
+            self.advance(self.watcher.cursor)
         for deposit in result.unmatched:
             log.warning("deposit %s of %d tinybar names no known client or player: refund it "
                         "by hand", deposit.transaction_id, deposit.amount_tinybar)

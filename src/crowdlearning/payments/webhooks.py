@@ -219,6 +219,8 @@ def _event(client_id: str, event_type: str, source_id: str, data: dict[str, Any]
 # its database transaction) before the newest one already read, but committed after that read,
 # is still found if it is at most this much older. Covers commit delays and clock skew between
 # the processes that settle and credit; a pass costs the facts of this window plus the new ones.
+# The default of ``record_events``; the service's worker passes its setting,
+# ``CROWDLEARNING_PAYMENTS_WEBHOOK_WATERMARK_LAG_S`` (``config.py``, same default).
 WATERMARK_LAG_NS = 120 * 10**9
 PAYOUTS_WATERMARK, DEPOSITS_WATERMARK = "webhooks:payouts", "webhooks:deposits"
 

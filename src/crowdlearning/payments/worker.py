@@ -78,8 +78,10 @@ class PaymentsWorker:
                  settler: Settler | None = None, webhook_interval_s: float = 2.0,
                  settle_interval_s: float = 2.0, max_settle_runs_per_pass: int = 50,
                  deposits: ServiceDepositReader | None = None,
-                 deposit_interval_s: float = 2.0) -> None:
+                 deposit_interval_s: float = 2.0,
+                 watermark_lag_s: float = webhooks.WATERMARK_LAG_NS / 1e9) -> None:
         self.ledger, self.dispatcher, self.settler = ledger, dispatcher, settler
+        self.watermark_lag_ns = round(watermark_lag_s * 1e9)
         self.deposits, self.deposit_interval_s = deposits, deposit_interval_s
         self.webhook_interval_s, self.settle_interval_s = webhook_interval_s, settle_interval_s
         self.max_settle_runs_per_pass = max_settle_runs_per_pass
@@ -94,15 +96,16 @@ class PaymentsWorker:
     def from_settings(cls, ledger: Ledger, settings: Settings, *,
                       settler: Settler | None = None,
                       deposits: ServiceDepositReader | None = None) -> PaymentsWorker:
-        """A worker with the ``payments_webhook_*`` / ``payments_settle_interval_s`` /
-        ``payments_deposit_poll_s`` settings; no dispatcher when
+        """A worker with the ``payments_webhook_*`` (the watermark lag included) /
+        ``payments_settle_interval_s`` / ``payments_deposit_poll_s`` settings; no dispatcher when
         ``payments_webhook_interval_s`` is 0."""
         dispatcher = (dispatcher_from_settings(ledger, settings)
                       if settings.payments_webhook_interval_s > 0 else None)
         return cls(ledger, dispatcher, settler=settler, deposits=deposits,
                    webhook_interval_s=settings.payments_webhook_interval_s or 3600.0,
                    settle_interval_s=settings.payments_settle_interval_s or 3600.0,
-                   deposit_interval_s=settings.payments_deposit_poll_s or 3600.0)
+                   deposit_interval_s=settings.payments_deposit_poll_s or 3600.0,
+                   watermark_lag_s=settings.payments_webhook_watermark_lag_s)
 
     # --- one pass --------------------------------------------------------------------------
     def read_deposits(self, report: PassReport) -> None:
@@ -136,7 +139,8 @@ class PaymentsWorker:
         """Record new events, then deliver due ones while full batches go out."""
         if self.dispatcher is None:
             return
-        report.events_recorded += webhooks.record_events(self.ledger)
+        report.events_recorded += webhooks.record_events(self.ledger,
+                                                         lag_ns=self.watermark_lag_ns)
         while not self._stop.is_set():
             attempted, delivered = self.dispatcher.run_due()
             report.events_delivered += delivered

@@ -277,7 +277,7 @@ class Referee:
 
     # --- deposits ---------------------------------------------------------------------------
     async def deposits_forever(self) -> None:
-        if self.runtime.deposits is None:
+        if self.runtime.deposit_reader is None:
             return
         while True:
             await asyncio.sleep(self.runtime.settings.server_deposit_poll_s)
@@ -291,17 +291,15 @@ class Referee:
     def poll_deposits_once(self) -> int:
         """Credit new deposits seen on the mirror node; returns how many were credited.
 
-        The cursor is saved after the ledger writes: a crash in between re-reads a page, and the
-        ledger's transfer ids (``deposit:<transaction id>``) make that a no-op."""
-        watcher = self.runtime.deposits
-        if watcher is None:
+        The ledger's shared position (``ServiceDepositReader``) moves after the ledger writes,
+        then this server's copy of it: a crash in between re-reads a page, and the ledger's
+        transfer ids (``deposit:<transaction id>``, ``fee:...``) make that a no-op."""
+        reader = self.runtime.deposit_reader
+        if reader is None:
             return 0
         with self._deposit_lock:  # one reader at a time moves the cursor
-            result = watcher.poll()
-            self.runtime.store.set_cursor(DEPOSIT_CURSOR, watcher.cursor)
-        for d in result.unmatched:
-            log.warning("deposit %s of %d tinybar names no player: refund it by hand",
-                        d.transaction_id, d.amount_tinybar)
+            result = reader.poll()
+            self.runtime.store.set_cursor(DEPOSIT_CURSOR, reader.watcher.cursor)
         return len(result.credited)
 
     async def _in_worker(self, fn: Callable[[], object]) -> None:

@@ -6,8 +6,9 @@ budget funded at first start), the model registry (the initial model trained if 
 store of users and runs, the judge (``judging``: the verdict service, in a child process unless
 ``server_judge_process`` is off), the game loop on the play tracks (play seeds
 ``0..server_play_tracks-1``), the holds behind paid runs (``run_holds.py``) and the deposit
-reader (``payments.deposits.DepositWatcher`` on the network's mirror node, resuming where it
-stopped).
+reader (``payments.deposits.ServiceDepositReader`` over a ``DepositWatcher`` on the network's
+mirror node: its position is the ledger's, shared with the payments service and other game
+servers on the same ledger, so it resumes where any of them got to).
 
 Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
 slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
@@ -37,8 +38,8 @@ from crowdlearning.judging.remote import RemoteJudge
 from crowdlearning.judging.stack import open_trainer, start_audit_publisher, verdict_service
 from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.ledger import Ledger, open_ledger
-from crowdlearning.payments.deposits import DepositWatcher
+from crowdlearning.ledger import InsufficientFundsError, Ledger, open_ledger
+from crowdlearning.payments.deposits import DepositWatcher, ServiceDepositReader
 from crowdlearning.payments.local_network.server import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.transport import HederaTransport
@@ -69,6 +70,7 @@ class Runtime:
     judge: LocalJudge | JudgeProcess | RemoteJudge
     holds: RunHolds  # stake held behind this server's paid runs, from start to verdict
     deposits: DepositWatcher | None = None  # None: no mirror node to read deposits from
+    deposit_reader: ServiceDepositReader | None = None  # ``deposits`` with the ledger's position
     network: LocalNetworkInfo | None = None  # the embedded local network, if it runs
     audit_publisher: AuditPublisher | None = None  # where the judging service runs (here or not)
     missions: MissionBoard | None = None  # the runs offered where the champion needs help
@@ -96,6 +98,7 @@ def open_runtime(settings: Settings, transport: HederaTransport | None = None
         runtime.network = network
         runtime.deposits = _deposit_watcher(settings, runtime, network)
         if runtime.deposits is not None:
+            runtime.deposit_reader = ServiceDepositReader(runtime.deposits)
             stack.callback(runtime.deposits.http.close)
         open_books(runtime)
         if settings.judge_url:  # one of several game servers sharing one judge
@@ -161,44 +164,53 @@ def _deposit_watcher(settings: Settings, runtime: Runtime, network: LocalNetwork
     url = mirror_url(settings, network)
     if url is None:
         return None
-    watcher = DepositWatcher(runtime.ledger, url, runtime.transport.treasury_account_id)
-    watcher.cursor = runtime.store.cursor(DEPOSIT_CURSOR) or watcher.cursor
-    return watcher
+    return DepositWatcher(runtime.ledger, url, runtime.transport.treasury_account_id)
 
 
 OPENING_BALANCE_ID = "treasury-opening-balance"
 
 
 def open_books(runtime: Runtime) -> None:
-    """First start: the books open with the treasury's balance on chain, and the deposit reader
-    starts from that moment, so that from then on every change of the treasury on chain is
-    explained by the books (payouts, deposits, fees; ``reconcile`` shows what is not). The
-    reward budget is funded from it. Later starts find both done (idempotent transfer ids).
+    """First start of whoever reads this ledger's treasury first: the books open with the
+    treasury's balance on chain, and the deposit reader starts from that moment, so that from
+    then on every change of the treasury on chain is explained by the books (payouts, deposits,
+    fees; ``reconcile`` shows what is not). The reward budget is funded from it. Later starts,
+    and a game server started after the payments service opened the same ledger, find the books
+    open and resume at the position stored in the ledger (``ServiceDepositReader.open``: the
+    opening and that position are written in one database transaction).
 
-    Nothing else moves the treasury at first start (the game and the judge are not serving yet),
-    so the balance read belongs to the cursor taken just before it."""
+    The server database keeps a copy of where this server read to (``DEPOSIT_CURSOR``, written
+    after the ledger's): a server from before the shared position resumes from it (and its
+    place becomes the ledger's), and a start resumes at the earlier of the two, reading again
+    rather than skipping. Books open with neither position: refused (reading the history from
+    the start would book it twice)."""
     ledger, settings = runtime.ledger, runtime.settings
     budget = settings.server_reward_budget_tinybar
-    opened = ledger.get_transfer(OPENING_BALANCE_ID) is not None
-    if opened and runtime.deposits is not None and runtime.store.cursor(DEPOSIT_CURSOR) is None:
-        # the books are open but the server database lost the reader's place: reading the
-        # treasury's history from the start would credit deposits and fees a second time
-        raise ConfigurationError(
-            "the ledger is open but the server database has no deposit cursor (was it reset "
-            "or moved?): restore it, or set the cursor to the consensus timestamp the books "
-            "were last read to")
-    if not opened:
-        if runtime.deposits is not None:
-            runtime.deposits.start_at_end()
-            runtime.store.set_cursor(DEPOSIT_CURSOR, runtime.deposits.cursor)
-        treasury = runtime.transport.treasury_account_id
+    treasury = runtime.transport.treasury_account_id
+
+    def opening_balance() -> int:
         opening = runtime.transport.account_balance(treasury)
         if opening < budget:
             raise ConfigurationError(
                 f"the treasury {treasury} holds {opening} tinybar, less than the reward budget "
                 f"of {budget}: fund it or lower CROWDLEARNING_SERVER_REWARD_BUDGET_TINYBAR")
-        ledger.move(OPENING_BALANCE_ID, "world", "treasury", opening, memo="opening balance")
-    ledger.fund_reward_budget("server-reward-budget", budget)
+        return opening
+
+    reader = runtime.deposit_reader
+    if reader is not None:
+        reader.open(opening_balance, own_cursor=runtime.store.cursor(DEPOSIT_CURSOR),
+                    unknown_position="refuse")
+        runtime.store.set_cursor(DEPOSIT_CURSOR, reader.watcher.cursor)
+    elif ledger.get_transfer(OPENING_BALANCE_ID) is None:  # no mirror: nothing to read after
+        ledger.move(OPENING_BALANCE_ID, "world", "treasury", opening_balance(),
+                    memo="opening balance")
+    try:
+        ledger.fund_reward_budget("server-reward-budget", budget)
+    except InsufficientFundsError as exc:  # books opened by the payments service, since spent
+        raise ConfigurationError(
+            f"the treasury's books hold {ledger.balance('treasury')} tinybar, less than the "
+            f"reward budget of {budget}: fund the treasury or lower "
+            "CROWDLEARNING_SERVER_REWARD_BUDGET_TINYBAR") from exc
 
 
 def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
