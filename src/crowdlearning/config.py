@@ -234,6 +234,15 @@ class Settings(BaseSettings):
     races_reactions_per_min: int = Field(
         default=20, ge=0, le=600, description="Reactions one signed-in user may send to a race "
         "per minute (0: reactions off) [count].")
+    races_crowd_car: bool = Field(
+        default=True, description="One car of every race (a copy of the champion) is driven "
+        "by the crowd's aggregate input (races/crowd.py) [bool].")
+    races_max_labellers: int = Field(
+        default=200, ge=0, le=10_000, description="Signed-in spectators who may steer cars of "
+        "one race at once (0: nobody) [count].")
+    races_weight_runs: int = Field(
+        default=20, ge=1, le=1000, description="A labeller's weight in the crowd car's median "
+        "is from their latest this many verdicts [count].")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(

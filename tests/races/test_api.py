@@ -37,8 +37,9 @@ def app(tmp_path: Path, registry_root: Path) -> FastAPI:
     app.include_router(races.router)
     app.include_router(league.router)
     app.state.runtime = SimpleNamespace(store=store, settings=settings)
-    app.state.races = RaceService(settings, ModelRegistry(registry_root), store.engine,
-                                  families=lambda: ("easy",))
+    app.state.races = RaceService(
+        settings, ModelRegistry(registry_root), store.engine, families=lambda: ("easy",),
+        decisions_of=lambda user_id, n: [r.decision for r in store.runs_of(user_id, n)])
     return app
 
 
@@ -141,3 +142,48 @@ def test_spectators_of_a_race_that_did_not_run_are_told_so(app: FastAPI) -> None
     service._drop_passed()
     assert channel.closed and passed.race_id not in service._channels
     assert box._items[-1][1].endswith('"final":true}') and '"not_run"' in box._items[-1][1]
+
+
+def test_crowd_play_messages_on_the_race_socket(client: TestClient, app: FastAPI) -> None:
+    service: RaceService = app.state.races
+    slot = service.timetable.upcoming(time.time(), 1)[0]
+    headers = {"Authorization": "Bearer alice-token"}
+    with client.websocket_connect(f"/ws/races/{slot.race_id}") as anon, \
+            client.websocket_connect(f"/ws/races/{slot.race_id}", headers=headers) as alice:
+        for ws in (anon, alice):
+            assert ws.receive_json()["type"] == "hello"
+        anon.send_json({"type": "join", "car": 0})
+        assert anon.receive_json()["code"] == "not_signed_in"
+        alice.send_json({"type": "join", "car": 0})
+        assert alice.receive_json()["code"] == "not_racing"  # not on the grid yet
+        early = slot.__class__(slot.race_id, time.time() + 1.0, slot.seed)
+        client.portal.start_task_soon(service.run_race, early)  # type: ignore[union-attr]
+        assert alice.receive_json()["type"] == "grid"
+        for message, code in (({"type": "join", "car": 9}, "unknown_car"),
+                              ({"type": "join", "car": "0"}, "bad_message"),
+                              ({"type": "steer", "tick": 0, "steer": 0.1}, "not_steering")):
+            alice.send_json(message)
+            assert alice.receive_json()["code"] == code
+        alice.send_json({"type": "join", "car": 1})
+        joined = alice.receive_json()
+        assert joined["type"] == "joined" and joined["car"] == 1
+        assert joined["weight"] == 0.667  # (1 + 1 improved) / (2 + 1 judged)
+        for message, code in (({"type": "join", "car": 0}, "already_steering"),
+                              ({"type": "steer", "tick": 99_999, "steer": 0.1}, "future_tick"),
+                              ({"type": "steer", "tick": 0, "steer": 2}, "bad_message"),
+                              ({"type": "steer", "tick": 0, "steer": 0.1, "intervene": True},
+                               "bad_message"),
+                              ({"type": "steer", "tick": 0, "device": "keyboard",
+                                "steer": 0.1}, "bad_message")):
+            alice.send_json(message)
+            assert alice.receive_json()["code"] == code
+        alice.send_json({"type": "steer", "tick": 0, "steer": 0.1})
+        alice.send_json({"type": "leave"})
+        handed = alice.receive_json()  # what was labelled: nothing to judge without a referee
+        assert handed["type"] == "contribution" and handed["submitted"] is False
+        assert alice.receive_json() == {"type": "left", "submitted": 0}
+        counted = []
+        while (message := anon.receive_json())["type"] != "result":
+            if message["type"] == "frame":
+                counted.append(message["cars"][1]["steering"])
+        assert counted and counted[-1] == 0

@@ -2,10 +2,12 @@
 
 The champion always races; the other places (up to ``max_cars`` in all) go to the most recent
 other versions of the registry: candidates newer than the champion (not promoted) and previous
-champions and candidates older than it. The grid order is drawn from the race's seed, so it is
-the same on every server and in every replay. Grid slot ``k`` is ``k x gap_m`` behind the start
-line, alternately left and right of the centreline (a staggered grid); every car starts rolling
-at the same speed.
+champions and candidates older than it. With ``crowd`` (and room for two cars) the second place
+goes to the **crowd car**: a copy of the champion driven by the crowd's aggregate input while
+anyone steers it (``races/crowd.py``), by the champion's policy otherwise. The grid order is
+drawn from the race's seed, so it is the same on every server and in every replay. Grid slot
+``k`` is ``k x gap_m`` behind the start line, alternately left and right of the centreline (a
+staggered grid); every car starts rolling at the same speed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 __all__ = ["Entrant", "GridSlot", "choose_field", "grid_slots"]
 
-Role = Literal["champion", "candidate", "previous"]
+Role = Literal["champion", "candidate", "previous", "crowd"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Entrant:
 
     @property
     def name(self) -> str:
+        if self.role == "crowd":
+            return f"crowd car (v{self.version})"
         return f"v{self.version}" + (" (champion)" if self.role == "champion" else "")
 
     def to_dict(self) -> dict:
@@ -48,24 +52,25 @@ class GridSlot:
 
 
 def choose_field(versions: Sequence[int], champion: int | None, max_cars: int,
-                 seed: int) -> list[Entrant]:
+                 seed: int, *, crowd: bool = False) -> list[Entrant]:
     """The cars of a race in grid order (see the module docstring)."""
     if max_cars < 1:
         raise ValueError("a race needs at least one car")
     others = sorted((v for v in set(versions) if v != champion), reverse=True)
-    chosen = ([champion] if champion is not None else []) + others
-    chosen = chosen[:max_cars]
-    if not chosen:
-        return []
-    order = np.random.default_rng([seed, 0x6A1D]).permutation(len(chosen)).tolist()
-    grid = [chosen[i] for i in order]
 
     def role(v: int) -> Role:
         if v == champion:
             return "champion"
         return "candidate" if champion is not None and v > champion else "previous"
 
-    return [Entrant(car, v, role(v)) for car, v in enumerate(grid)]
+    chosen: list[tuple[int, Role]] = [(champion, "champion")] if champion is not None else []
+    if crowd and champion is not None and max_cars >= 2:
+        chosen.append((champion, "crowd"))
+    chosen = (chosen + [(v, role(v)) for v in others])[:max_cars]
+    if not chosen:
+        return []
+    order = np.random.default_rng([seed, 0x6A1D]).permutation(len(chosen)).tolist()
+    return [Entrant(car, *chosen[i]) for car, i in enumerate(order)]
 
 
 def grid_slots(cars: int, gap_m: float, width_m: float) -> list[GridSlot]:

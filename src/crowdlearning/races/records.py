@@ -87,7 +87,7 @@ class RaceRecords:
                      "version": row["version"], "position": row["position"],
                      "finished": row["state"] == "finished", "race_time_s": row["race_time_s"],
                      "best_lap_s": row["best_lap_s"], "points": row["points"]}
-                    for row in result["cars"]])
+                    for row in result["cars"] if row.get("role") != "crowd"])
         except sa.exc.IntegrityError:
             return False
         return True

@@ -17,6 +17,19 @@ Determinism: the track, the grid and the policies' weights come from the plan an
 registry (a version never changes); the batch each policy sees is decided by the same rules, so
 ``replay(plan, ...)`` gives the same poses bit for bit (``RaceResult.digest``: SHA-256 of every
 tick's poses) as the race watched live.
+
+The crowd car (``Entrant.role == "crowd"``, ``races/crowd.py``): live, ``crowd_input`` gives the
+crowd's aggregate (steer, throttle) each tick (NaN per control nobody gave); it is rounded to
+``CROWD_QUANTUM`` and executed in place of the policy's value for that control. Every such tick
+goes into ``crowd_log`` (``[tick, steer_milli | None, throttle_milli | None]``), which the
+service puts into the recorded plan (``RacePlan.crowd``): the replay executes the same values.
+
+Recording (``record=True``, for the crowd's labellers): every car's state, observation,
+proposal and executed action per tick, and its *segments*: the stretches a car drives from a
+start a single-car replay can reproduce (``sim.replay.EpisodeStart``: the grid, or the
+centreline point of a reset) to a reset, its DNF or the end of the race. A labeller's
+contribution is a segment of the car they steer (``crowd.labeller_contribution``). Memory:
+144 bytes per car per tick (about 7 MB for 8 cars and 5 minutes).
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -43,13 +56,16 @@ from crowdlearning.races.standings import (
 )
 from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.race_sim import RaceSim
+from crowdlearning.sim.replay import EpisodeStart
 from crowdlearning.sim.track import Track
 
-__all__ = ["POINTS", "RacePlan", "RaceRules", "RaceRunner", "load_policies", "points_for",
-           "replay"]
+__all__ = ["CROWD_QUANTUM", "POINTS", "RacePlan", "RaceRules", "RaceRunner", "Segment",
+           "load_policies", "points_for", "replay"]
 
 POINTS = (25, 18, 15, 12, 10, 8, 6, 4)  # per finishing position; out (DNF): none
 STATES = {RACING: "racing", FINISHED: "finished", DNF: "out"}
+CROWD_QUANTUM = 1000  # the crowd car's executed input is a multiple of 1/1000 (exact in JSON)
+CrowdInput = Callable[[int, np.ndarray, np.ndarray], np.ndarray | None]
 
 
 def points_for(position: int, finished: bool) -> int:
@@ -78,19 +94,29 @@ class RacePlan:
     track: TrackChoice
     entrants: tuple[Entrant, ...]
     rules: RaceRules = field(default_factory=RaceRules)
+    # the crowd car's executed input, recorded when the race is over: (tick, steer, throttle)
+    # in 1/CROWD_QUANTUM, None where the policy's value was executed
+    crowd: tuple[tuple[int, int | None, int | None], ...] = ()
+
+    @property
+    def crowd_car(self) -> int | None:
+        return next((e.car for e in self.entrants if e.role == "crowd"), None)
 
     def to_json(self) -> str:
-        return json.dumps({"race_id": self.race_id, "seed": self.seed,
-                           "starts_at": self.starts_at, "track": asdict(self.track),
-                           "entrants": [asdict(e) for e in self.entrants],
-                           "rules": asdict(self.rules)}, separators=(",", ":"))
+        d = {"race_id": self.race_id, "seed": self.seed, "starts_at": self.starts_at,
+             "track": asdict(self.track), "entrants": [asdict(e) for e in self.entrants],
+             "rules": asdict(self.rules)}
+        if self.crowd:
+            d["crowd"] = [list(row) for row in self.crowd]
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RacePlan:
         d = json.loads(text)
         return cls(d["race_id"], int(d["seed"]), float(d["starts_at"]),
                    TrackChoice(**d["track"]), tuple(Entrant(**e) for e in d["entrants"]),
-                   RaceRules(**d["rules"]))
+                   RaceRules(**d["rules"]),
+                   tuple((int(t), s, th) for t, s, th in d.get("crowd", ())))
 
 
 def load_policies(registry: ModelRegistry, versions: set[int] | list[int]) -> dict[int, Policy]:
@@ -98,11 +124,23 @@ def load_policies(registry: ModelRegistry, versions: set[int] | list[int]) -> di
     return {v: Policy(registry.load(v)[0]) for v in sorted(set(versions))}
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Ticks ``[first, end)`` a car drove from ``start`` (see the module docstring); ``reason``
+    why it ended: ``reset``, ``out`` or ``race_over``."""
+
+    car: int
+    first: int
+    end: int
+    start: EpisodeStart
+    reason: str
+
+
 class RaceRunner:
     """See the module docstring. ``policies`` maps every entrant's version to its policy."""
 
     def __init__(self, plan: RacePlan, policies: Mapping[int, Policy],
-                 track: Track | None = None) -> None:
+                 track: Track | None = None, *, record: bool = False) -> None:
         self.plan, self.rules = plan, plan.rules
         self.track = track or plan.track.track()
         n = len(plan.entrants)
@@ -135,6 +173,23 @@ class RaceRunner:
         self._digest = hashlib.sha256()
         self.clock = GapClock(max(16, min(self.max_ticks + 1, 1 << 16)))
         self.clock.record(0.0, float(self.distance.max()))
+        # the crowd car: live input (``crowd_input``) or, replaying, the recorded plan's
+        self.crowd_car = plan.crowd_car
+        self.crowd_input: CrowdInput | None = None
+        self.crowd_log: list[tuple[int, int | None, int | None]] = []
+        self._crowd_plan = {t: (s, th) for t, s, th in plan.crowd}
+        self.crowd_driving = False  # the crowd drove the crowd car on the last tick
+        # recording (module docstring)
+        self.record = record
+        self.proposed = np.zeros((n, 2))  # the policies' proposals of the last tick
+        self._rec: dict[str, np.ndarray] = {}
+        self._starts = [EpisodeStart(self.track.digest, float(s), float(v), float(lat), 0.0)
+                        for s, v, lat in zip((-self.behind) % self.length_m,
+                                             np.broadcast_to(self.sim.pose[:, 3], n),
+                                             [g.lateral_m for g in slots], strict=True)]
+        self._first = np.zeros(n, np.int64)
+        self._rows_to = np.zeros(n, np.int64)  # the car's recorded rows end here
+        self.closed: list[Segment] = []  # segments ended, for the service to take
 
     # --- the race ----------------------------------------------------------------------------
     @property
@@ -163,6 +218,10 @@ class RaceRunner:
         for version in np.unique(versions).tolist():
             rows = drive[versions == version]
             actions[rows] = self.policies[version].act(obs[rows])
+        self.proposed = actions.copy()
+        self._crowd(actions, sim.alive)
+        if self.record:
+            self._record(drive, obs, actions)
         was_alive = sim.alive.copy()
         before = self.distance.copy()
         t_before = self.t
@@ -196,12 +255,80 @@ class RaceRunner:
         """Back on the centreline where it left, at half the start speed."""
         self.resets[car] += 1
         self.base[car] += self.sim.progress_m[car]
-        self.sim.reset_cars(np.array([car]), start_s_m=float(self.sim.frenet[car, 0]),
-                            speed_mps=self.rules.start_speed_mps / 2)
+        s_m, speed = float(self.sim.frenet[car, 0]), self.rules.start_speed_mps / 2
+        self.sim.reset_cars(np.array([car]), start_s_m=s_m, speed_mps=speed)
+        self._close(car, "reset")
+        self._starts[car] = EpisodeStart(self.track.digest, s_m, float(self.sim.pose[car, 3]))
+        self._first[car] = self._rows_to[car] = self.tick
 
     def _out(self, car: int, reason: str) -> None:
         self.state[car], self.reason[car] = DNF, reason
         self.sim.alive[car] = False
+        self._close(car, "out")
+
+    # --- the crowd car and the labellers' recording ---------------------------------------
+    def _crowd(self, actions: np.ndarray, alive: np.ndarray) -> None:
+        """The crowd car executes the crowd's input where there is one (live or recorded)."""
+        car, self.crowd_driving = self.crowd_car, False
+        given = None if self.crowd_input is None else self.crowd_input(
+            self.tick, self.proposed, alive)
+        if car is None or not alive[car]:
+            return
+        if self.crowd_input is not None:
+            if given is None or not np.isfinite(given).any():
+                return
+            milli = [None if not np.isfinite(x) else int(np.round(np.clip(x, -1, 1)
+                                                                  * CROWD_QUANTUM))
+                     for x in given[:2]]
+            self.crowd_log.append((self.tick, milli[0], milli[1]))
+        else:
+            found = self._crowd_plan.get(self.tick)
+            if found is None:
+                return
+            milli = list(found)
+        for d, m in enumerate(milli):
+            if m is not None:
+                actions[car, d] = m / CROWD_QUANTUM
+        self.crowd_driving = True
+
+    def _record(self, drive: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> None:
+        t = self.tick
+        if not self._rec or t >= self._rec["states"].shape[1]:
+            cap = max(64, 2 * t)
+            old, self._rec = self._rec, {
+                "states": np.zeros((self.n, cap, 5)),
+                "observations": np.zeros((self.n, cap, obs.shape[1]), np.float32),
+                "proposed": np.zeros((self.n, cap, 2)), "executed": np.zeros((self.n, cap, 2))}
+            for k, v in old.items():
+                self._rec[k][:, :t] = v[:, :t]
+        rec = self._rec
+        rec["states"][drive, t] = self.sim.pose[drive]
+        rec["observations"][drive, t] = obs[drive]
+        rec["proposed"][drive, t] = self.proposed[drive]
+        rec["executed"][drive, t] = actions[drive]
+        self._rows_to[drive] = t + 1
+
+    def _close(self, car: int, reason: str) -> None:
+        if self.record and self._rows_to[car] > self._first[car]:
+            self.closed.append(Segment(car, int(self._first[car]), int(self._rows_to[car]),
+                                       self._starts[car], reason))
+        self._first[car] = self._rows_to[car]
+
+    def close_all(self) -> None:
+        """The race is over: every car's current segment ends (``race_over``)."""
+        for car in range(self.n):
+            self._close(car, "race_over")
+
+    def open_segment(self, car: int) -> Segment:
+        """The car's segment so far (it goes on)."""
+        return Segment(car, int(self._first[car]), int(self._rows_to[car]), self._starts[car],
+                       "open")
+
+    def recorded(self, segment: Segment) -> dict[str, np.ndarray]:
+        """The car's recorded rows of ``segment`` (copies): states, observations, proposed,
+        executed."""
+        return {k: v[segment.car, segment.first:segment.end].copy()
+                for k, v in self._rec.items()}
 
     def run(self) -> None:
         """Step until the race is over."""

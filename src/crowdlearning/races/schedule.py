@@ -87,8 +87,13 @@ class TrackChoice:
         return family_track(self.family, self.track_seed)
 
 
-def choose_track(seed: int, families: Sequence[str], named: str = "") -> TrackChoice:
-    """The race's track, drawn from its seed within ``families`` (or the ``named`` track)."""
+def choose_track(seed: int, families: Sequence[str], named: str = "",
+                 play_tracks: int = 0) -> TrackChoice:
+    """The race's track, drawn from its seed within ``families`` (or the ``named`` track).
+
+    ``play_tracks`` > 0: one of the family's first ``play_tracks`` play seeds, the tracks players
+    drive and the judge's screen knows (``judging.tracks``), so labels given during the race can
+    be judged; 0: any play seed of the family."""
     if named:
         return TrackChoice("named", 0, named)
     if not families:
@@ -96,6 +101,6 @@ def choose_track(seed: int, families: Sequence[str], named: str = "") -> TrackCh
     rng = np.random.default_rng([seed, 0x7ACE])
     family = families[int(rng.integers(len(families)))]
     track_seed = (get_family(family).rank * FAMILY_PLAY_SEED_STRIDE
-                  + int(rng.integers(FAMILY_PLAY_SEED_STRIDE)))
+                  + int(rng.integers(play_tracks or FAMILY_PLAY_SEED_STRIDE)))
     name = f"gen-{track_seed}" if family == "easy" else f"{family}-{track_seed}"
     return TrackChoice(family, track_seed, name)

@@ -12,7 +12,9 @@ __all__ = ["RacePublic", "RacesPublic", "ReplayPublic", "SeasonPublic"]
 class CarPublic(BaseModel):
     car: int = Field(description="the car's number: its grid slot (0 = pole)")
     version: int = Field(description="the model version driving it")
-    role: Literal["champion", "candidate", "previous"]
+    role: Literal["champion", "candidate", "previous", "crowd"] = Field(
+        description="`crowd`: the crowd car, a copy of the champion driven by the crowd's "
+        "aggregate input while anyone steers it")
     name: str
 
 

@@ -17,31 +17,49 @@ its track drawn and its models loaded; at the start time it runs until every car
 or is out, ``races_speed`` simulated ticks per wall tick (1: real time), a frame to every
 spectator ``races_frame_hz`` times a second; then its result is recorded (``records.py``). A race
 longer than the interval makes the next slots pass unrun (the timetable moves on).
+
+Crowd play (``races/crowd.py``): signed-in spectators join a car (``join``), steer it
+(``steer``) and leave (``leave``); each car segment they labelled becomes their contribution,
+handed to the referee (``submit``: ``Referee.on_finish``) as a practice run, so its verdict
+reaches their socket and their wallet's run history. The crowd car's executed input goes into
+the recorded plan (``RacePlan.crowd``): the replay re-simulates the same race.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from crowdlearning.config import Settings
 from crowdlearning.evaluation.curriculum import unlocked_families
+from crowdlearning.learning.device import WheelParams
 from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.races.crowd import CrowdSeats, Seat, labeller_contribution, verdict_weight
 from crowdlearning.races.field import choose_field
 from crowdlearning.races.records import RaceRecords, season_of
-from crowdlearning.races.runner import RacePlan, RaceRules, RaceRunner, load_policies, replay
+from crowdlearning.races.runner import (
+    RacePlan,
+    RaceRules,
+    RaceRunner,
+    Segment,
+    load_policies,
+    replay,
+)
 from crowdlearning.races.schedule import RaceSlot, Timetable, TrackChoice, choose_track
 from crowdlearning.races.season import SeasonTable
-from crowdlearning.races.spectators import REACTIONS, Spectators
+from crowdlearning.races.spectators import REACTIONS, SpectatorBox, Spectators
+from crowdlearning.server.game_loop import FinishedRun, RunSpec
 from crowdlearning.server.throttle import Throttle
 from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.track import Track
@@ -63,6 +81,9 @@ class LiveRace:
     runner: RaceRunner
     spectators: Spectators
     status: Status = "grid"
+    seats: CrowdSeats | None = None
+    boxes: dict[int, SpectatorBox] = dataclasses.field(default_factory=dict)  # by user id
+    frame_tick: int = 0  # the tick of the newest frame sent
 
 
 class RaceService:
@@ -70,8 +91,12 @@ class RaceService:
 
     def __init__(self, settings: Settings, registry: ModelRegistry, engine: sa.Engine, *,
                  families: Callable[[], Sequence[str]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 submit: Callable[[FinishedRun], None] | None = None,
+                 decisions_of: Callable[[int, int], list[str]] | None = None) -> None:
         self.settings, self.registry, self.clock = settings, registry, clock
+        self.submit = submit  # a labeller's finished contribution goes there (the referee)
+        self.decisions_of = decisions_of  # (user id, n) -> their latest verdicts' decisions
         self.families = families or (lambda: unlocked_families(registry.root))
         self.timetable = Timetable(settings.races_interval_s, settings.races_seed)
         self.records = RaceRecords(engine)
@@ -96,17 +121,24 @@ class RaceService:
         """The race's plan from what is unlocked and registered now (reads the registry)."""
         champion = self.registry.champion
         entrants = choose_field(self.registry.versions(), champion,
-                                self.settings.races_max_cars, slot.seed)
-        track = choose_track(slot.seed, tuple(self.families()), self.settings.races_track)
+                                self.settings.races_max_cars, slot.seed,
+                                crowd=self.settings.races_crowd_car)
+        track = choose_track(slot.seed, tuple(self.families()), self.settings.races_track,
+                             play_tracks=self.settings.server_play_tracks)
         return RacePlan(slot.race_id, slot.seed, slot.starts_at, track, tuple(entrants),
                         self.rules)
 
     def prepare(self, slot: RaceSlot) -> LiveRace:
         """Plan the race, draw its track, load its models (blocking: off the event loop)."""
         plan = self.plan_for(slot)
+        crowd = self.settings.races_max_labellers > 0
         runner = RaceRunner(plan, load_policies(self.registry,
-                                                [e.version for e in plan.entrants]))
-        return LiveRace(slot, plan, runner, self.channel(slot.race_id))
+                                                [e.version for e in plan.entrants]),
+                            record=crowd)
+        seats = CrowdSeats(runner, self.settings.races_max_labellers) if crowd else None
+        if seats is not None:
+            runner.crowd_input = seats.tick
+        return LiveRace(slot, plan, runner, self.channel(slot.race_id), seats=seats)
 
     def channel(self, race_id: str) -> Spectators:
         if race_id not in self._channels:
@@ -158,10 +190,17 @@ class RaceService:
         live.spectators.event({"type": "grid", "race": self.public(live.slot.race_id)})
         await asyncio.sleep(max(0.0, slot.starts_at - self.clock()))
         live.status = "racing"
-        live.spectators.frame(live.runner.frame())
-        await self._drive(live)
+        self._frame(live)
+        try:
+            await self._drive(live)
+        finally:
+            live.runner.close_all()
+            self._hand_in(live)
+            for user_id in list(live.seats.seats) if live.seats else []:
+                live.seats.leave(user_id)
         result = live.runner.result()
-        await loop.run_in_executor(self.worker, self.records.add, live.plan, result,
+        plan = dataclasses.replace(live.plan, crowd=tuple(live.runner.crowd_log))
+        await loop.run_in_executor(self.worker, self.records.add, plan, result,
                                    self.clock())
         live.status = "finished"
         live.spectators.close({"type": "result", "race": self.public(slot.race_id),
@@ -179,14 +218,135 @@ class RaceService:
         while not runner.finished:
             for _ in range(self.settings.races_speed):
                 runner.step()
+                if runner.closed:
+                    self._hand_in(live)
             wall_ticks += 1
             if wall_ticks % every == 0 or runner.finished:
-                live.spectators.frame(runner.frame())
+                self._frame(live)
             next_at += period
             now = loop.time()
             if next_at < now - period:
                 next_at = now
             await asyncio.sleep(max(0.0, next_at - now))
+
+    def _frame(self, live: LiveRace) -> None:
+        """A frame to every spectator, with how many steer each car (and who drives the crowd
+        car)."""
+        frame = live.runner.frame()
+        if live.seats is not None:
+            counts = live.seats.counts()
+            for car in frame["cars"]:
+                car["steering"] = counts[car["car"]]
+            frame["labellers"] = len(live.seats)
+        crowd = live.runner.crowd_car
+        if crowd is not None:
+            frame["cars"][crowd]["driver"] = "crowd" if live.runner.crowd_driving else "policy"
+        live.frame_tick = frame["tick"]
+        live.spectators.frame(frame)
+
+    # --- crowd play -----------------------------------------------------------------------
+    async def join(self, race_id: str, user: Any, car: int, box: SpectatorBox) -> dict:
+        """Seat a signed-in spectator on ``car`` of the live race: the ``joined`` message, or
+        an ``error`` one."""
+        live = self.live
+        if live is None or not self._is_live(race_id) or live.seats is None:
+            return _error("not_racing", "join a car of a race on the grid or racing")
+        if not 0 <= car < live.runner.n:
+            return _error("unknown_car", f"car must be 0..{live.runner.n - 1}")
+        seats = live.seats
+        if user.id in seats.seats:
+            return _error("already_steering", "you steer a car of this race already: "
+                          "leave it first")
+        if len(seats) >= seats.max_seats:
+            return _error("full", "every seat of this race is taken")
+        decisions: list[str] = []
+        if self.decisions_of is not None:
+            decisions = await asyncio.to_thread(self.decisions_of, user.id,
+                                                self.settings.races_weight_runs)
+        if live is not self.live or live.status == "finished" or user.id in seats.seats:
+            return _error("not_racing", "the race is over")
+        try:
+            seat = seats.join(user.id, user.player_id, user.username, car,
+                              verdict_weight(decisions))
+        except (ValueError, OverflowError) as exc:
+            return _error("full", str(exc))
+        live.boxes[user.id] = box
+        entrant = live.plan.entrants[car]
+        return {"type": "joined", "car": car, "name": entrant.name,
+                "crowd": entrant.role == "crowd", "weight": round(seat.weight, 3),
+                "tick": live.frame_tick}
+
+    def steer(self, race_id: str, user_id: int, tick: int, steer: float | None,
+              throttle: float | None, keys: int | None, device: str) -> dict | None:
+        """A labeller's input answering frame ``tick``; an ``error`` message if refused."""
+        live = self.live
+        seat = (live.seats.seats.get(user_id) if live is not None and live.seats is not None
+                and self._is_live(race_id) else None)
+        if seat is None:
+            return _error("not_steering", "join a car first")
+        if tick > live.frame_tick:  # type: ignore[union-attr]
+            return _error("future_tick", f"tick {tick} was never sent (newest is "
+                          f"{live.frame_tick}); input ignored")  # type: ignore[union-attr]
+        if tick < max(seat.last_input_tick, 0):
+            return _error("out_of_order", f"tick {tick} is older than the previous input's "
+                          f"tick {seat.last_input_tick}; input ignored")
+        live.seats.set_input(seat, tick, steer, throttle, keys, device)  # type: ignore
+        return None
+
+    def leave(self, race_id: str, user_id: int, box: SpectatorBox | None = None) -> int:
+        """The labeller lets go: their contribution so far is handed in; how many. With
+        ``box``: only if that socket is the one that joined (another tab of the same player
+        closing leaves the seat alone)."""
+        live = self.live
+        if live is None or live.seats is None or user_id not in live.seats.seats:
+            return 0
+        if box is not None and live.boxes.get(user_id) is not box:
+            return 0
+        seat = live.seats.seats[user_id]
+        segment = dataclasses.replace(live.runner.open_segment(seat.car), reason="left")
+        sent = self._submit(live, seat, segment) if self._is_live(race_id) else 0
+        live.seats.leave(user_id)
+        live.boxes.pop(user_id, None)
+        return sent
+
+    def _hand_in(self, live: LiveRace) -> None:
+        """The segments that ended: each labeller of that car hands in their contribution."""
+        runner, seats = live.runner, live.seats
+        closed, runner.closed = runner.closed, []
+        if seats is None:
+            return
+        for segment in closed:
+            for seat in [s for s in seats.seats.values() if s.car == segment.car]:
+                self._submit(live, seat, segment)
+            if segment.reason == "reset":
+                seats.rest_wheels(segment.car)
+
+    def _submit(self, live: LiveRace, seat: Seat, segment: Segment) -> int:
+        box = live.boxes.get(seat.user_id)
+        run_id = f"race-{uuid.uuid4().hex[:20]}"
+        assert live.seats is not None
+        contribution = None
+        if segment.end > segment.first:
+            contribution = labeller_contribution(
+                run_id, seat, segment, live.runner.recorded(segment),
+                live.seats.inputs(seat, segment),
+                model_version=live.plan.entrants[segment.car].version,
+                race_id=live.plan.race_id, wheel=WheelParams())
+        submitted = contribution is not None and self.submit is not None
+        if box is not None:
+            box.event({"type": "contribution", "run_id": run_id if submitted else None,
+                       "car": segment.car, "reason": segment.reason,
+                       "ticks": segment.end - segment.first,
+                       "labels": 0 if contribution is None
+                       else int(contribution.has_input.sum()), "submitted": submitted})
+        if not submitted or contribution is None or self.submit is None:
+            return 0
+        spec = RunSpec(run_id, seat.player_id, seat.username, live.plan.track.track_seed,
+                       "label", False, beta=0.0)
+        if box is not None:
+            box.awaiting += 1
+        self.submit(FinishedRun(spec, segment.reason, contribution, box or SpectatorBox(8)))
+        return 1
 
     # --- what the routes ask ------------------------------------------------------------------
     def status_of(self, race_id: str) -> Status | None:
@@ -287,6 +447,10 @@ class RaceService:
 @functools.lru_cache(maxsize=16)
 def _track(choice: TrackChoice) -> Track:
     return choice.track()
+
+
+def _error(code: str, message: str) -> dict:
+    return {"type": "error", "code": code, "message": message}
 
 
 def _race_public(plan: RacePlan, status: Status, *, result: dict | None = None,

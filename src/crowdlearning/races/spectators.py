@@ -19,9 +19,25 @@ from collections import Counter
 from crowdlearning.server.game_loop import Outbox
 from crowdlearning.server.throttle import Throttle, TooManyRequestsError
 
-__all__ = ["REACTIONS", "Spectators"]
+__all__ = ["REACTIONS", "SpectatorBox", "Spectators"]
 
 REACTIONS = ("🔥", "👏", "😮", "😂", "🏁", "💥")
+
+
+class SpectatorBox(Outbox):
+    """A spectator's queue; ``awaiting`` counts the verdicts due to them as a labeller
+    (``races/crowd.py``): the socket stays open after the race until they are out."""
+
+    def __init__(self, max_frames: int, max_events: int = 64) -> None:
+        super().__init__(max_frames, max_events)
+        self.awaiting = 0
+
+    def event(self, message: dict | str) -> None:
+        if isinstance(message, dict) and self.awaiting and (
+                message.get("type") == "verdict" or message.get("code") in (
+                    "verdict_failed", "verdict_queue_full")):
+            self.awaiting -= 1
+        super().event(message)
 
 
 class Spectators:
@@ -38,11 +54,11 @@ class Spectators:
     def __len__(self) -> int:
         return len(self._boxes)
 
-    def join(self) -> Outbox | None:
+    def join(self) -> SpectatorBox | None:
         """A new spectator's queue (None when the race has ``max_spectators`` already)."""
         if len(self._boxes) >= self.max_spectators:
             return None
-        box = Outbox(self.queue)
+        box = SpectatorBox(self.queue)
         self._boxes.add(box)
         return box
 

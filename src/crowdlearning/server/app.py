@@ -75,7 +75,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # loop, not inside its tick; why there)
             app.state.races = None
             if settings.races_enabled:
-                app.state.races = RaceService(settings, rt.trainer.registry, rt.store.engine)
+                app.state.races = RaceService(
+                    settings, rt.trainer.registry, rt.store.engine,
+                    submit=referee.on_finish,  # labellers' contributions (races/crowd.py)
+                    decisions_of=lambda user_id, n: [r.decision
+                                                     for r in rt.store.runs_of(user_id, n)])
                 tasks.append(asyncio.create_task(app.state.races.run_forever()))
             try:
                 yield

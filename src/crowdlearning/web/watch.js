@@ -63,7 +63,8 @@ async function raceBanner() {
 
 // --- a race -------------------------------------------------------------------------------------
 const COLORS = ["#3fb950", "#58a6ff", "#f0c000", "#f85149", "#bc8cff", "#ff9e40", "#39d0d8", "#e6edf3"];
-const race = { info: null, view: null, frame: null, clockSkew: 0, ws: null, replay: null };
+const race = { info: null, view: null, frame: null, clockSkew: 0, ws: null, replay: null,
+  seat: null, keys: { left: false, right: false, up: false, down: false }, keysAt: 0 };
 const rctx = $("raceCanvas").getContext("2d");
 
 function raceClock(startsAt) {
@@ -97,13 +98,20 @@ function drawRace(frame) {
   }
 }
 
+function steerCell(n, c) {  // how many label the car (crowd play), you among them
+  const parts = [];
+  if (c.steering) parts.push(`${c.steering} steering${race.seat === n ? " (you)" : ""}`);
+  if (c.driver === "crowd") parts.push("crowd drives");
+  return parts.length ? `<span class="steering">${parts.join(" · ")}</span>` : "";
+}
+
 function showStandings(frame) {
   const rows = frame.order.map((n) => {
     const c = frame.cars[n];
     const state = c.state === "out" ? `out: ${c.reason.replace("_", " ")}` : c.state === "finished" ? "finished" : `lap ${c.lap}/${race.info.laps}`;
     const gap = c.pos === 1 ? "leader" : c.gap_s === null ? "–" : `+${c.gap_s.toFixed(2)} s`;
     return `<tr><td data-label="#">${c.pos}</td>
-      <td data-label="car"><span class="swatch c${n % COLORS.length}"></span>${CL.esc(carName(n))}</td>
+      <td data-label="car"><span class="swatch c${n % COLORS.length}"></span>${CL.esc(carName(n))}${steerCell(n, c)}</td>
       <td data-label="gap">${gap}</td><td data-label="last lap">${seconds(c.last_lap_s)}</td>
       <td data-label="best lap">${seconds(c.best_lap_s)}</td><td data-label="lap">${state}${c.resets ? ` · ${c.resets} reset${c.resets > 1 ? "s" : ""}` : ""}</td></tr>`;
   }).join("");
@@ -124,12 +132,80 @@ function showResult(result) {
 
 function gridStandings() {
   const frame = { order: race.info.cars.map((c) => c.car), cars: race.info.cars.map((c, i) => ({
-    pos: i + 1, state: "racing", lap: 1, gap_s: null, last_lap_s: null, best_lap_s: null, resets: 0 })) };
+    pos: i + 1, state: "racing", lap: 1, gap_s: null, last_lap_s: null, best_lap_s: null, resets: 0, steering: 0 })) };
   showStandings(frame);
+}
+
+// --- taking the wheel: join a car as a labeller, arrows while the race canvas has focus ---------
+const ARROWS = { ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down" };
+
+function send(message) {
+  if (race.ws && race.ws.readyState === 1) race.ws.send(JSON.stringify(message));
+}
+
+function sendKeys() {  // the keyboard device: the server's wheel ramps the held keys
+  if (race.seat === null || !race.frame) return;
+  send({ type: "steer", tick: race.frame.tick, device: "keyboard", ...race.keys });
+}
+
+function keyEvent(e, down) {
+  const key = ARROWS[e.key];
+  if (!key || race.seat === null) return;
+  e.preventDefault();
+  if (race.keys[key] === down) return;
+  race.keys[key] = down; race.keysAt = performance.now();
+  sendKeys();
+}
+
+function steering() {
+  const canvas = $("raceCanvas");
+  canvas.tabIndex = 0;
+  canvas.addEventListener("keydown", (e) => keyEvent(e, true));
+  canvas.addEventListener("keyup", (e) => keyEvent(e, false));
+  canvas.addEventListener("blur", () => {
+    for (const k of Object.keys(race.keys)) race.keys[k] = false;
+    sendKeys();
+  });
+  $("steerControls").hidden = false;
+  $("steerButton").addEventListener("click", () => {
+    if (!CL.user) { $("steerNote").textContent = "Sign in (Play page) to take the wheel."; return; }
+    if (race.seat !== null) send({ type: "leave" });
+    else send({ type: "join", car: Number($("steerCar").value) });
+  });
+}
+
+function steerChoices(info) {
+  const select = $("steerCar"), keep = select.value;
+  select.innerHTML = info.cars.map((c) => `<option value="${c.car}">${CL.esc(c.name)}</option>`).join("");
+  const crowd = info.cars.find((c) => c.role === "crowd");
+  select.value = keep !== "" && info.cars[Number(keep)] ? keep : crowd ? String(crowd.car) : "0";
+}
+
+function seatChanged() {
+  $("steerButton").textContent = race.seat === null ? "Take the wheel" : "Let go";
+  $("steerCar").disabled = race.seat !== null;
+}
+
+function crowdMessage(m) {
+  const note = $("steerNote");
+  if (m.type === "joined") {
+    race.seat = m.car; seatChanged();
+    note.textContent = `You label ${m.name}${m.crowd ? " (the crowd car: your input counts in the crowd's median)" : ""}: ` +
+      "click the track, then steer with the arrow keys.";
+    $("raceCanvas").focus();
+  } else if (m.type === "left") {
+    race.seat = null; seatChanged();
+    note.textContent = m.submitted ? "Let go: your labels were sent to the judge." : "Let go.";
+  } else if (m.type === "contribution" && m.submitted) {
+    note.textContent = `Your ${m.labels} labels on ${carName(m.car)} went to the judge (${m.reason.replace("_", " ")}).`;
+  } else if (m.type === "verdict") {
+    note.textContent = `Verdict on your labels: ${m.decision.replace("_", " ")} (${m.effect_pct}%) · see your Wallet's run history.`;
+  }
 }
 
 function showInfo(info) {
   race.info = info;
+  steerChoices(info);
   $("raceTitle").textContent = `Race ${info.race_id} · ${info.track.name}`;
   $("raceInfo").textContent = `${info.laps} lap${info.laps > 1 ? "s" : ""} · ${info.cars.length} cars (ghosts: they never collide)` +
     ` · starts ${new Date(info.starts_at * 1000).toLocaleTimeString()}`;
@@ -158,6 +234,7 @@ function reactions(info) {
 
 function live(info) {
   reactions(info);
+  steering();
   const ws = new WebSocket(wsUrl(`/ws/races/${encodeURIComponent(info.race_id)}`));
   race.ws = ws;
   ws.onmessage = (ev) => {
@@ -167,8 +244,15 @@ function live(info) {
     else if (m.type === "frame") {
       race.frame = m; $("raceStatus").textContent = m.status === "racing" ? "Racing" : "Finished";
       showStandings(m); drawRace(m);
-    } else if (m.type === "result") { race.info = m.race; showResult(m.result); }
-    else if (m.type === "error") {
+      const held = Object.values(race.keys).some(Boolean);
+      if (race.seat !== null && (held || performance.now() - race.keysAt < 1500)) sendKeys();
+    } else if (m.type === "result") {
+      race.info = m.race; race.seat = null; seatChanged(); $("steerControls").hidden = true; showResult(m.result);
+    }
+    else if (["joined", "left", "contribution", "verdict"].includes(m.type)) crowdMessage(m);
+    else if (m.type === "error" && !["rate_limited", "reactions_off"].includes(m.code) && m.code !== "bad_message") {
+      $("steerNote").textContent = m.message;
+    } else if (m.type === "error") {
       $("reactionNote").textContent = m.code === "rate_limited" ? "Easy: too many reactions, wait a little." : m.message;
     }
   };

@@ -7,18 +7,21 @@ import json
 import time
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 
 from crowdlearning.races.schemas import RacePublic, RacesPublic, ReplayPublic
 from crowdlearning.races.service import RaceService
-from crowdlearning.races.spectators import Spectators
+from crowdlearning.races.spectators import SpectatorBox, Spectators
 from crowdlearning.server.errors import NotFoundError, documented
-from crowdlearning.server.game_loop import Outbox
+from crowdlearning.server.messages import Input
+from crowdlearning.server.play_socket import TokenBucket
 from crowdlearning.server.routes.game import bearer_subprotocol, same_origin, socket_user
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
 
 router = APIRouter(tags=["races"])
 FINAL = '"final":true}'  # the last message of a race's channel (``Spectators.close``)
+VERDICT_WAIT_S = 120.0  # after the race, a labeller's socket waits this long for verdicts
 
 
 def service_of(request: Request | WebSocket) -> RaceService:
@@ -105,22 +108,30 @@ async def race_socket(ws: WebSocket, race_id: str) -> None:
                             "signed_in": user is not None, "now": time.time()})
         if channel.last_frame:
             box.frame(channel.last_frame)
-        listener = asyncio.create_task(_listen(ws, channel, box, user))
+        listener = asyncio.create_task(_listen(ws, service, race_id, channel, box, user))
+        final_at: float | None = None
         try:
             while not listener.done():
                 take = asyncio.ensure_future(box.take())
-                await asyncio.wait({take, listener}, return_when=asyncio.FIRST_COMPLETED)
+                timeout = (None if final_at is None
+                           else max(0.0, final_at + VERDICT_WAIT_S - time.monotonic()))
+                await asyncio.wait({take, listener}, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
                 if not take.done():
                     take.cancel()
+                    if final_at is not None:
+                        await ws.close(code=1000, reason="race over")
                     break
-                final = False
                 for text in take.result():
                     await ws.send_text(text)
-                    final = final or text.endswith(FINAL)
+                    if text.endswith(FINAL) and final_at is None:
+                        final_at = time.monotonic()
                 if box.overflowed:
                     await ws.close(code=1008, reason="too slow")
                     break
-                if final:  # the result (or why the race did not run) is out
+                # the result (or why the race did not run) is out, and the labeller's
+                # verdicts (``races/crowd.py``) too
+                if final_at is not None and box.awaiting <= 0:
                     await ws.close(code=1000, reason="race over")
                     break
         finally:
@@ -129,38 +140,81 @@ async def race_socket(ws: WebSocket, race_id: str) -> None:
         pass
     finally:
         channel.leave(box)
+        if user is not None:  # a labeller who goes hands in what they labelled
+            service.leave(race_id, user.id, box)
 
 
-async def _listen(ws: WebSocket, channel: Spectators, box: Outbox, user: User | None) -> None:
-    """Reactions from the spectator (signed in, rate limited); anything else is refused."""
+async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Spectators,
+                  box: SpectatorBox, user: User | None) -> None:
+    """Reactions, and crowd play (``join``, ``steer``, ``leave``) from a signed-in spectator
+    (rate limited); anything else is refused."""
     errors = 0
+    bucket = TokenBucket(service.settings.server_ws_max_inputs_per_s)
     try:
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            code = "bad_message"
+            answer: dict | None = _error("bad_message")
             text = message.get("text")
             if text is not None and len(text) <= 256:
                 try:
                     data = json.loads(text)
                 except ValueError:
                     data = None
-                if isinstance(data, dict) and data.get("type") == "react":
-                    code = ("not_signed_in" if user is None
-                            else channel.react(user.id, str(data.get("emoji", ""))) or "")
-            if code:
-                errors += 1
-                box.event({"type": "error", "code": code, "message": _WHY[code]})
-                if errors >= 20:
-                    return
+                kind = data.get("type") if isinstance(data, dict) else None
+                if kind in ("react", "join", "steer", "leave") and user is None:
+                    answer = _error("not_signed_in")
+                elif kind in ("join", "steer", "leave") and not bucket.take():
+                    answer = _error("rate_limited")
+                elif kind == "react":
+                    code = channel.react(user.id, str(data.get("emoji", "")))  # type: ignore
+                    answer = _error(code) if code else None
+                elif kind in ("join", "steer", "leave"):
+                    answer = await _crowd_play(service, race_id, box, user, data)  # type: ignore
+            if answer is not None:
+                box.event(answer)
+                if answer["type"] == "error":
+                    errors += 1
+                    if errors >= 20:
+                        return
     except (WebSocketDisconnect, RuntimeError):
         return
 
 
-_WHY = {"bad_message": "send {\"type\": \"react\", \"emoji\": <one of the race's reactions>}",
+async def _crowd_play(service: RaceService, race_id: str, box: SpectatorBox, user: User,
+                      data: dict) -> dict | None:
+    """A labeller's message (``docs/protocol.md``, races: "Take the wheel"); the answer."""
+    kind = data["type"]
+    if kind == "join":
+        car = data.get("car")
+        if set(data) - {"type", "car"} or not isinstance(car, int) or isinstance(car, bool):
+            return _error("bad_message", 'send {"type": "join", "car": <car number>}')
+        return await service.join(race_id, user, car, box)
+    if kind == "leave":
+        if set(data) - {"type"}:
+            return _error("bad_message", 'send {"type": "leave"}')
+        return {"type": "left", "submitted": service.leave(race_id, user.id, box)}
+    if data.get("intervene"):
+        return _error("bad_message", "labellers label: intervene is not for races")
+    try:
+        msg = Input.model_validate({**data, "type": "input"})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error("bad_message", f"{where}: {first['msg']}" if where else first["msg"])
+    return service.steer(race_id, user.id, msg.tick, msg.steer, msg.throttle, msg.keys,
+                         msg.device)
+
+
+def _error(code: str, message: str | None = None) -> dict:
+    return {"type": "error", "code": code, "message": message or _WHY[code]}
+
+
+_WHY = {"bad_message": "send {\"type\": \"react\", \"emoji\": <one of the race's reactions>}, "
+                       "or join, steer, leave (docs/protocol.md)",
         "not_signed_in": "sign in to react",
-        "rate_limited": "too many reactions: wait a little",
+        "rate_limited": "too many messages: wait a little",
         "reactions_off": "reactions are off on this server"}
 
 
