@@ -61,7 +61,11 @@ class Settings(BaseSettings):
         default=16, ge=3, le=1000,
         description="Placebo contributions measured per champion: the training-noise null.")
     verdict_null_noise: float = Field(
-        default=0.03, gt=0, le=1.0, description="Noise of the placebo labels [action units].")
+        default=0.03, gt=0, le=1.0,
+        description="Noise of the placebo labels [action units]. With the suite measuring where "
+        "the champion fails (verdict_focus_starts > 0) use 0.15: it moves the model about as "
+        "much as a real player's corrections do (docs/verdict.md, \"Measuring where the "
+        "champion fails\").")
     # curriculum (docs/verdict.md "Curriculum"): track families unlock one by one, easiest first
     curriculum_mastery: float = Field(
         default=0.95, gt=0, le=1.0,
@@ -71,6 +75,43 @@ class Settings(BaseSettings):
         default=8, ge=0, le=200,
         description="Hidden tracks of the frontier family the mastery is measured on (2 starts "
         "each); 0 turns the curriculum off (only 'easy' stays unlocked) [count].")
+    curriculum_mastery_ticks: int = Field(
+        default=6000, ge=20, le=72_000,
+        description="Time the champion has to finish a lap of the mastery suite: mastery is "
+        "about staying on the track, pace is the promotion's test [ticks].")
+    curriculum_cascade: bool = Field(
+        default=True,
+        description="After a family unlocks, measure the champion on it too, unlocking the next "
+        "while it masters them (false: one family per promotion).")
+    promotion_pace_tolerance: float = Field(
+        default=0.02, ge=0, le=0.5,
+        description="A candidate counts as not slower when its mean lap time on the laps both "
+        "it and the champion finish is at most this share above the champion's (0: strictly "
+        "not slower).")
+    # where the verdict measures (docs/verdict.md "Measuring where the champion fails")
+    # Off by default until validated on the market study of issues 10 and 16 (docs/verdict.md):
+    # the demo's 10-round market turns them on (frontier 0.75, focus 0.75, null noise 0.15 that
+    # follows the suite) and reaches 4-8 promotions, but with 1 false penalty in 140 honest runs.
+    verdict_frontier_share: float = Field(
+        default=0.0, ge=0, lt=1.0,
+        description="Share of the verdict suite's tracks drawn from the frontier family (the "
+        "hardest unlocked one); 0 splits the suite evenly over the unlocked families.")
+    verdict_focus_starts: float = Field(
+        default=0.0, ge=0, le=1.0,
+        description="Share of each verdict track's starts that replay the champion's approach "
+        "to a failure there (its own survey of the suite); 0: equally spaced starts.")
+    verdict_focus_lead_ticks: int = Field(
+        default=60, ge=0, le=600,
+        description="A focused verdict run starts where the champion was this long before it "
+        "failed, at its speed and pose [ticks].")
+    verdict_focus_pool: int = Field(
+        default=3, ge=1, le=20,
+        description="Frontier-family hidden tracks the champion is surveyed on per frontier "
+        "track of the verdict suite; the suite keeps those it fails on most (1: no pool).")
+    verdict_null_follows_suite: bool = Field(
+        default=False,
+        description="Placebos (the verdict's null) drive play tracks of the suite's families "
+        "in its proportions from random starts; false: easy tracks from the start line.")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

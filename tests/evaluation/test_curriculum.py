@@ -208,3 +208,29 @@ def test_the_verdict_suite_is_drawn_within_the_unlocked_families() -> None:
     assert VerdictService._verdict_config_within(config, ("easy",)) is config
     within = VerdictService._verdict_config_within(_Config(), ("easy", "tight"))  # type: ignore[arg-type]
     assert within.families == ("easy", "tight")
+
+
+def test_a_cascade_unlocks_every_family_the_champion_already_masters(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    # GIVEN a cascading curriculum whose champion completes every lap but the low-grip ones
+    def laps_but_low_grip(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        assert suite.max_steps == 6000  # the mastery suite's own time limit
+        if suite.family_names == ("low-grip",):
+            result.completed[:] = False
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", laps_but_low_grip)
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=2, cascade=True,
+                                        mastery_ticks=6000)
+    # WHEN v1 is measured once
+    check = curriculum.observe(Policy(new_network(0)), 1)
+    # THEN every family it masters unlocks, up to the first it does not: the new frontier
+    assert curriculum.unlocked == FAMILY_NAMES and curriculum.frontier == "low-grip"
+    assert check is not None and check.frontier == "easy" and check.unlocked == "low-grip"
+    assert [c.frontier for c in curriculum.checks] == list(FAMILY_NAMES)
+    assert curriculum.checks[-1].unlocked is None  # low-grip not mastered: nothing after it
+    # AND the record is kept: a restart answers the same without driving
+    again = Curriculum.in_registry(tmp_path, frontier_tracks=2, cascade=True)
+    monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
+    assert again.observe(Policy(new_network(0)), 1) == check

@@ -179,11 +179,60 @@ def _market(args: argparse.Namespace) -> dict:
 
     cfg = MarketConfig(seed=args.seed)
     _apply_common(cfg, args)
+    if getattr(args, "missions", None) is not None:
+        cfg.missions = args.missions
+    cfg.aa_placebos = getattr(args, "aa", 0) or 0
     report = run_market(cfg, args.out / f"run-{int(time.time())}")
     for name, book in report["personas"].items():
-        print(f"{name:<12} contributions {book['contributions']:>3}  paid {book['paid']:>3}  "
+        print(f"{name:<14} contributions {book['contributions']:>3}  paid {book['paid']:>3}  "
               f"penalized {book['penalized']:>3}  net {book['net_tinybar'] / 1e8:+.4f} HBAR")
+    for line in market_rounds_text(report):
+        print(line)
     first, last = report["learning_curve"][0], report["learning_curve"][-1]
     print(f"champion lap completion: {first['lap_completion']:.0%} -> "
           f"{last['lap_completion']:.0%} (v{last['version']})")
     return report
+
+
+def market_rounds_text(report: dict) -> list[str]:
+    """Per round: the champion after it (version, lap completion and mean lap time on the
+    easy learning-curve suite and on the unlocked families, the unlocked families), whether a
+    candidate was promoted (with both lap times on the promotion suite), and each persona's
+    earnings per run that round (HBAR)."""
+    curve = report["learning_curve"]
+    personas = sorted({n for p in curve for n in p.get("hbar_per_run", {})})
+    lines = ["round champion  laps(easy) lap s  laps(unlocked) lap s  laps(mastered)  frontier"
+             "      promoted (lap s on the laps both finish: champion->candidate)"]
+    for p in curve:
+        promo = p.get("promotion")
+        if promo is None:
+            verdict = "-" if p["round"] == 0 else "nothing merged"
+        else:
+            cand, champ = promo["candidate_common_lap_s"], promo["champion_common_lap_s"]
+            times = (f" {champ:.1f}->{cand:.1f} s" if cand is not None and champ is not None
+                     else "")
+            verdict = (f"v{promo['candidate']} yes{times}" if promo["promoted"]
+                       else f"v{promo['candidate']} no{times}")
+        unlocked = p.get("unlocked") or ["easy"]
+        lines.append(f"{p['round']:>5} v{p['version']:<7} {p['lap_completion']:>9.1%} "
+                     f"{_secs(p['mean_lap_time_s'])} {p['unlocked_lap_completion']:>14.1%} "
+                     f"{_secs(p['unlocked_mean_lap_time_s'])} "
+                     f"{_pct(p.get('mastered_lap_completion'))}  {unlocked[-1]:<13} {verdict}")
+    checks = [p["aa"] for p in curve if p.get("aa")]
+    for aa in checks:
+        lines.append(f"A/A v{aa['version']}: {aa['placebos']} placebos, improved "
+                     f"{aa['improved']}, worse {aa['worse']}")
+    lines.append("earnings per run by round [HBAR] (the champion the round was played on):")
+    lines.append("round  " + " ".join(f"{n[:14]:>14}" for n in personas))
+    for p in curve[1:]:
+        cells = " ".join(f"{p['hbar_per_run'].get(n, 0.0):>+14.4f}" for n in personas)
+        lines.append(f"{p['round']:>5}  {cells}")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return f"{'-':>15}" if value is None else f"{value:>15.1%}"
+
+
+def _secs(value: float | None) -> str:
+    return "    -" if value is None else f"{value:5.1f}"

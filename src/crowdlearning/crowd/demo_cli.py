@@ -27,6 +27,16 @@ def parse_crowd(text: str) -> dict[str, int]:
     return crowd
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], got {text!r}")
+    return value
+
+
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crowdlearning demo",
                                      description=module_docstring("crowdlearning.crowd.demo"),
@@ -41,6 +51,12 @@ def demo_parser() -> argparse.ArgumentParser:
                         help="hidden tracks of the learning curve's suite (2 starts each)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the crowd, the initial model and the play")
+    parser.add_argument("--missions", type=_share, default=None,
+                        help="share of the crowd's runs started on a mission, a few seconds "
+                        "before a segment the champion fails (default 1; 0: random starts)")
+    parser.add_argument("--aa", type=at_least(0), default=0,
+                        help="A/A check: fresh placebo contributions judged against every "
+                        "champion the crowd plays on (improved/worse counts in the report)")
     parser.add_argument("--accept-all", action="store_true",
                         help="plain DAgger, no verdicts, with the behaviour-cloning baseline")
     parser.add_argument("--no-baseline", action="store_true",

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from crowdlearning.audit.journal import AuditJournal
 from crowdlearning.audit.publisher import AuditPublisher
 from crowdlearning.config import Settings, get_settings
-from crowdlearning.crowd.simulation import make_crowd, play_round
+from crowdlearning.crowd.simulation import make_crowd, mission_starts, play_round
+from crowdlearning.evaluation.curriculum import Curriculum
+from crowdlearning.evaluation.judge_pool import InlineJudgePool
 from crowdlearning.evaluation.screening import Screener, screen_config
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, VerdictConfig
@@ -41,12 +43,13 @@ from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.local_network.server import running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler, reconcile
-from crowdlearning.platform.service import Outcome, VerdictService
+from crowdlearning.platform.service import Outcome, RoundResult, VerdictService
 from crowdlearning.sim.track import Track
 
 __all__ = ["MarketConfig", "run_market"]
 
 HBAR = 100_000_000  # tinybar
+UNLOCKED_ROTATION = 900_000  # the hidden suite the demo reports unlocked families' laps on
 
 
 @dataclass
@@ -57,6 +60,13 @@ class MarketConfig:
         "adversary": 1})
     session_ticks: int = 600  # 30 s sessions
     eval_tracks: int = 16  # hidden tracks for the champion's learning curve (2 starts each)
+    # share of the crowd's runs started on a mission (``crowd.simulation.mission_starts``: a
+    # few seconds before a segment the champion fails, as the game's mission board plans);
+    # 0: every run on a random play track and start, as before
+    missions: float = 1.0
+    # the A/A check: fresh placebos judged against every champion the crowd plays on
+    # (``Judge.placebo_decisions``); 0: none
+    aa_placebos: int = 0
     seed: int = 0
     train_updates: int = 1500
     deposit_tinybar: int = 5 * HBAR  # each player's deposit
@@ -151,20 +161,34 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
         verdict_config=cfg.verdict, prices=cfg.prices,
         labels=labels, champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
-        hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl", audit=journal)
+        hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl", audit=journal,
+        curriculum=Curriculum.from_settings(settings, trainer.registry.root))
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
-    curve = [_point(trainer, 0, suite)]
+    curve = [_point(trainer, 0, suite, families=service.unlocked_families,
+                    eval_tracks=cfg.eval_tracks)]
+    mission_rng = np.random.default_rng([cfg.seed, 0x3155])  # the missions' plans
+    aa_done: set[int] = set()  # champions A/A-checked
     latencies: list[float] = []
     for r in tqdm(range(cfg.rounds), desc="rounds", unit="round"):
         version = trainer.registry.champion or 0
+        starts = (mission_starts(trainer.policy(), len(crowd), mission_rng,
+                                 families=service.unlocked_families, share=cfg.missions)
+                  if cfg.missions > 0 else None)
         contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
                                    max_ticks=cfg.session_ticks, catalog=catalog,
                                    disturbance=(settings.server_disturbance_low,
                                                 settings.server_disturbance_high),
-                                   families=service.unlocked_families)
+                                   families=service.unlocked_families, starts=starts)
+        aa = (_aa_check(service, cfg.aa_placebos, r)
+              if cfg.aa_placebos and version not in aa_done else None)
+        aa_done.add(version)
         earned: dict[str, list[int]] = {}  # this round: persona -> net tinybar per run
+        decisions: dict[str, dict[str, int]] = {}  # this round: persona -> decision -> runs
         for c in contributions:
             outcome = service.submit(c)
+            tally = decisions.setdefault(_persona(c.contributor_id), {})
+            key = outcome.verdict.decision.value
+            tally[key] = tally.get(key, 0) + 1
             books[_persona(c.contributor_id)].add(outcome)
             earned.setdefault(_persona(c.contributor_id), []).append(
                 outcome.reward_tinybar - outcome.penalty_tinybar)
@@ -172,10 +196,15 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         result = service.close_round()
         service.settle()
         publisher.drain()
-        curve.append(_point(trainer, r + 1, suite, promoted=result.promoted,
+        curve.append(_point(trainer, r + 1, suite, families=result.unlocked_families,
+                            eval_tracks=cfg.eval_tracks, promoted=result.promoted,
                             merged=len(result.merged), why_not=result.why_not,
                             unlocked=list(result.unlocked_families),
                             played_on=version,
+                            on_missions=sum(s is not None for s in starts or []),
+                            aa=aa,
+                            promotion=_promotion_record(result),
+                            decisions=decisions,
                             hbar_per_run={p: float(np.mean(v)) / 1e8
                                           for p, v in sorted(earned.items())}))
     final = settler.run_until_settled(max_runs=20, pause_s=0.05)
@@ -203,8 +232,49 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     }
 
 
-def _point(trainer: DaggerTrainer, rounds: int, suite: EvalSuite, **extra: object) -> dict:
+def _point(trainer: DaggerTrainer, rounds: int, suite: EvalSuite, *,
+           families: tuple[str, ...], eval_tracks: int, **extra: object) -> dict:
+    """The champion after ``rounds`` rounds: on the learning curve's (easy) suite, and on
+    ``eval_tracks`` hidden tracks within the unlocked ``families`` (a rotation no verdict,
+    promotion or mastery suite uses; a lap may take as long as in the mastery suite): lap
+    completion per family, on all of them and on the mastered ones (all but the frontier)."""
     version = trainer.registry.champion or 0
     labels = len(trainer.dataset.load(trainer.registry.contributions_in(version)))
+    unlocked = evaluate(trainer.policy(), EvalSuite.hidden(
+        max(eval_tracks, len(families)), rotation=UNLOCKED_ROTATION, families=families,
+        max_steps=get_settings().curriculum_mastery_ticks))  # the mastery suite's lap limit
+    mastered = unlocked.track_family != families[-1]  # every unlocked family but the frontier
     return {"round": rounds, "version": version, "labels": labels,
-            **evaluate(trainer.policy(), suite).summary(), **extra}
+            **evaluate(trainer.policy(), suite).summary(),
+            "unlocked_lap_completion": unlocked.lap_completion,
+            "unlocked_mean_lap_time_s": unlocked.summary()["mean_lap_time_s"],
+            "mastered_lap_completion": (float(unlocked.completed[mastered].mean())
+                                        if mastered.any() else None),
+            "lap_completion_by_family": unlocked.lap_completion_by_family(), **extra}
+
+
+def _promotion_record(result: RoundResult) -> dict | None:
+    """Champion and candidate on the promotion suite (None when nothing was merged)."""
+    cand = result.candidate_metrics
+    if cand is None:
+        return None
+    champ = result.champion_metrics
+    return {"candidate": result.candidate_version, "promoted": result.promoted,
+            "champion_lap_completion": champ["lap_completion"],
+            "candidate_lap_completion": cand["lap_completion"],
+            "champion_exit_rate": champ["exit_rate"], "candidate_exit_rate": cand["exit_rate"],
+            "champion_common_lap_s": cand.get("champion_common_lap_s"),
+            "candidate_common_lap_s": cand.get("candidate_common_lap_s")}
+
+
+def _aa_check(service: VerdictService, count: int, round_no: int) -> dict:
+    """``count`` fresh placebos judged by the current champion's judge (the A/A check)."""
+    spec = service.judge_spec()
+    pool = service.pool
+    judge = pool.judge_for(spec) if isinstance(pool, InlineJudgePool) else spec.build()
+    results = judge.placebo_decisions(count, salt=0xAA00 + round_no)
+    decisions = [d.value for d, _ in results]
+    return {"version": spec.champion_version, "placebos": count,
+            "improved": decisions.count("improved"), "worse": decisions.count("worse"),
+            "no_effect": decisions.count("no_effect"),
+            "mean_diff_m": [round(m, 2) for _, m in results]}

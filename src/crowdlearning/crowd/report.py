@@ -66,13 +66,31 @@ def _market_md(report: dict) -> str:
         lines.append(f"| {name} | {b['contributions']} | {b['paid']} | {b['penalized']} | "
                      f"{b['no_effect']} | {b['rejected']} | {b['net_tinybar'] / 1e8:+.4f} |")
     lines += ["", "| round | champion | labels | lap completion | mean progress | "
-              "mean lap time [s] | merged | promoted | unlocked families |",
-              "|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+              "mean lap time [s] | laps, unlocked families | lap time, unlocked [s] | "
+              "merged | promoted (common laps [s]: champion -> candidate) | "
+              "unlocked families |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for p in report["learning_curve"]:
+        promo = p.get("promotion")
+        promoted = str(p.get("promoted", "-"))
+        if promo and promo.get("candidate_common_lap_s") is not None:
+            promoted += (f" ({promo['champion_common_lap_s']:.1f} -> "
+                         f"{promo['candidate_common_lap_s']:.1f})")
+        by_family = ", ".join(f"{k} {_pct(v)}"
+                              for k, v in p.get("lap_completion_by_family", {}).items())
         lines.append(f"| {p['round']} | v{p['version']} | {p['labels']} | "
                      f"{_pct(p['lap_completion'])} | {_pct(p['mean_progress'])} | "
-                     f"{_seconds(p['mean_lap_time_s'])} | {p.get('merged', '-')} | "
-                     f"{p.get('promoted', '-')} | {', '.join(p.get('unlocked', [])) or '-'} |")
+                     f"{_seconds(p['mean_lap_time_s'])} | "
+                     f"{_pct(p.get('unlocked_lap_completion', p['lap_completion']))}"
+                     f"{f' ({by_family})' if by_family else ''} | "
+                     f"{_seconds(p.get('unlocked_mean_lap_time_s'))} | {p.get('merged', '-')} | "
+                     f"{promoted} | {', '.join(p.get('unlocked', [])) or '-'} |")
+    checks = [p["aa"] for p in report["learning_curve"] if p.get("aa")]
+    if checks:
+        lines += ["", "A/A check (fresh placebos judged against each champion):", "",
+                  "| champion | placebos | improved | worse |", "|---:|---:|---:|---:|"]
+        lines += [f"| v{a['version']} | {a['placebos']} | {a['improved']} | {a['worse']} |"
+                  for a in checks]
     rounds = [p for p in report["learning_curve"] if "hbar_per_run" in p]
     personas = sorted({name for p in rounds for name in p["hbar_per_run"]})
     if rounds:

@@ -11,13 +11,15 @@ import numpy as np
 from crowdlearning.crowd.personas import Persona, make_persona
 from crowdlearning.learning.contribution import Contribution, Mode
 from crowdlearning.learning.disturbance import Disturbance
+from crowdlearning.learning.routing import RouterConfig, plan_missions
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
+from crowdlearning.learning.uncertainty import survey_segments
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.families import family_track
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["CrowdMember", "make_crowd", "play_round", "play_track"]
+__all__ = ["CrowdMember", "make_crowd", "mission_starts", "play_round", "play_track"]
 
 PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is served
 
@@ -51,7 +53,9 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
                track_seeds: Sequence[int] = PLAY_TRACK_POOL,
                catalog: dict[str, Track] | None = None,
                disturbance: tuple[float, float] = (0.0, 0.0),
-               families: Sequence[str] = ("easy",)) -> list[Contribution]:
+               families: Sequence[str] = ("easy",),
+               starts: Sequence[tuple[Track, float] | None] | None = None
+               ) -> list[Contribution]:
     """Every member plays one session on a random play track; their contributions.
 
     ``catalog`` (track digest -> track), if given, learns every track served;
@@ -59,21 +63,25 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
     draws it (``learning.disturbance``; from its own generator, so the starts stay the same);
     ``families``: the unlocked track families (``evaluation.curriculum``), the hardest (the
     frontier, where the model still has most to learn) served to half the crowd, the others
-    shared by the rest (easy only: every draw as before).
+    shared by the rest (easy only: every draw as before); ``starts``: per member, a (track,
+    start arc length) to play instead of a random one (a mission, ``mission_starts``), or None.
     """
     families = list(families)
     wind = np.random.default_rng([int(rng.integers(2**62)), 0xD157]) if disturbance[1] else None
     specs = []
-    for m in members:
+    for i, m in enumerate(members):
         family = families[0]
         if len(families) > 1:
             family = (families[-1] if rng.random() < 0.5
                       else families[int(rng.integers(len(families) - 1))])
         track = play_track(int(rng.choice(track_seeds)), family)
+        start = float(rng.uniform(0, track.length_m))
+        if starts is not None and starts[i] is not None:
+            track, start = starts[i]  # type: ignore[misc]
         if catalog is not None:
             catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
-                                 start_s_m=float(rng.uniform(0, track.length_m)),
+                                 start_s_m=start,
                                  mode=m.mode, beta=m.beta, disturbance=(
                                      Disturbance.draw(int(wind.integers(2**62)), *disturbance)
                                      if wind is not None else None)))
@@ -90,3 +98,26 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
             inputs.set_rows(idx, personas[key].act(frame, idx))  # keyboard personas: + keys
         batch.advance(inputs)
     return batch.contributions()
+
+
+def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
+                   families: Sequence[str] = ("easy",), share: float = 1.0,
+                   tracks_per_family: int = 8,
+                   track_seeds: Sequence[int] = PLAY_TRACK_POOL,
+                   router: RouterConfig | None = None) -> list[tuple[Track, float] | None]:
+    """Missions for ``members`` players, as the game server's board plans them
+    (``server.missions``), on play tracks of the unlocked ``families``: the champion drives
+    ``tracks_per_family`` play tracks of each (twice that of the frontier, the hardest), its
+    exits and stalls per segment are its failure record (``learning.uncertainty``), and
+    ``learning.routing.plan_missions`` starts runs a few seconds before the segments it
+    fails (20% explore). No ensemble: the failure record alone, which carries the routing
+    benchmark (``docs/benchmarks.md``). Each player takes a mission with probability
+    ``share``, else None (a random track and start, ``play_round``)."""
+    families = list(families)
+    tracks = [play_track(int(seed), fam) for fam in families
+              for seed in track_seeds[:tracks_per_family * (2 if fam == families[-1] else 1)]]
+    record = survey_segments(policy, [policy], tracks)
+    cfg = router or RouterConfig(spread_weight=0.0)
+    plan = plan_missions(record, members, rng, cfg)
+    return [(tracks[m.track_index], m.start_s_m) if rng.random() < share else None
+            for m in plan]

@@ -4,9 +4,14 @@ Families (``sim.families.FAMILIES``) unlock in order, easiest first; ``easy`` (t
 always unlocked, and the unlocked families are always a prefix of ``FAMILIES``. The hardest
 unlocked one is the *frontier*. Rule: when a champion is promoted it drives a small hidden suite
 of the frontier family (``frontier_tracks`` tracks, 2 starts each, one lap from 8 m/s, as the
-promotion suite); if it completes at least ``mastery`` (95%) of those laps, the next family
-unlocks, for play and for the hidden suites (``EvalSuite.hidden(..., families=unlocked)``). One
-family per promotion; a family never locks again.
+promotion suite, but with ``mastery_ticks`` to finish it: 300 s by default, so a safe lap of a
+long track is not failed for its pace, which promotion judges); if it completes at least
+``mastery`` (95%) of those laps, the next family unlocks, for play and for the hidden suites
+(``EvalSuite.hidden(..., families=unlocked)``). With ``cascade`` (the default) the champion is
+then measured on the family just unlocked, and so on: a frontier the champion already masters
+teaches the crowd nothing and leaves the verdict nothing to measure (measured: a market stuck at
+a frontier its champion drove at 100% for eight rounds). Without it, one family per
+promotion. A family never locks again.
 
 The mastery suite rotates with the champion version (``MASTERY_ROTATION`` + version, a rotation
 range no verdict suite uses), so no champion is measured twice on the same tracks, and it is
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,7 @@ MASTERY_ROTATION = 1_000_000  # mastery suites rotate from here (verdict suites:
 FAMILY_PLAY_SEED_STRIDE = 100_000_000
 DEFAULT_MASTERY = 0.95
 DEFAULT_FRONTIER_TRACKS = 8
+DEFAULT_MASTERY_TICKS = 3000  # the promotion suite's 150 s (the settings give 300 s)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ class Curriculum:
     """
 
     def __init__(self, path: str | Path | None = None, *, mastery: float = DEFAULT_MASTERY,
-                 frontier_tracks: int = DEFAULT_FRONTIER_TRACKS) -> None:
+                 frontier_tracks: int = DEFAULT_FRONTIER_TRACKS,
+                 mastery_ticks: int = DEFAULT_MASTERY_TICKS, cascade: bool = False) -> None:
         if not 0.0 < mastery <= 1.0:
             raise ConfigurationError(f"curriculum mastery must be in (0, 1], got {mastery}")
         if frontier_tracks < 0:
@@ -110,6 +117,9 @@ class Curriculum:
         self.path = None if path is None else Path(path)
         self.mastery = float(mastery)
         self.frontier_tracks = int(frontier_tracks)
+        if mastery_ticks < 1:
+            raise ConfigurationError(f"mastery_ticks must be >= 1, got {mastery_ticks}")
+        self.mastery_ticks, self.cascade = int(mastery_ticks), bool(cascade)
         self._unlocked: tuple[str, ...] = (EASY.name,)
         self._checks: list[MasteryCheck] = []
         if self.path is not None and self.path.is_file():
@@ -123,7 +133,9 @@ class Curriculum:
     @classmethod
     def from_settings(cls, settings: Settings, registry_root: str | Path) -> Curriculum:
         return cls.in_registry(registry_root, mastery=settings.curriculum_mastery,
-                               frontier_tracks=settings.curriculum_frontier_tracks)
+                               frontier_tracks=settings.curriculum_frontier_tracks,
+                               mastery_ticks=settings.curriculum_mastery_ticks,
+                               cascade=settings.curriculum_cascade)
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -145,13 +157,19 @@ class Curriculum:
         return tuple(self._checks)
 
     def check_of(self, version: int) -> MasteryCheck | None:
-        return next((c for c in self._checks if c.version == version), None)
+        """``version``'s mastery check: its first (the frontier it was promoted on), saying
+        the last family its checks unlocked (a cascade measures several)."""
+        mine = [c for c in self._checks if c.version == version]
+        if not mine:
+            return None
+        unlocked = [c.unlocked for c in mine if c.unlocked]
+        return replace(mine[0], unlocked=unlocked[-1] if unlocked else None)
 
     # --- the rule ------------------------------------------------------------------------
     def mastery_suite(self, version: int) -> EvalSuite:
         """The frontier family's hidden mastery suite for champion ``version``."""
         return EvalSuite.hidden(max(self.frontier_tracks, 1), rotation=MASTERY_ROTATION + version,
-                                families=(self.frontier,))
+                                families=(self.frontier,), max_steps=self.mastery_ticks)
 
     def observe(self, policy: Policy, version: int) -> MasteryCheck | None:
         """Measure champion ``version`` on the frontier; unlock the next family if it masters
@@ -162,17 +180,21 @@ class Curriculum:
         known = self.check_of(version)
         if known is not None:
             return known
-        suite = self.mastery_suite(version)
-        result = evaluate(policy, suite)
-        completion = result.lap_completion
-        unlocked = next_unlocked(self._unlocked, completion, self.mastery)
-        check = MasteryCheck(version, self.frontier, completion, len(result.completed),
-                             self.mastery, unlocked[-1] if unlocked != self._unlocked else None,
-                             datetime.now(UTC).isoformat(timespec="seconds"))
-        self._unlocked = unlocked
-        self._checks.append(check)
+        while True:
+            suite = self.mastery_suite(version)
+            result = evaluate(policy, suite)
+            completion = result.lap_completion
+            unlocked = next_unlocked(self._unlocked, completion, self.mastery)
+            check = MasteryCheck(version, self.frontier, completion, len(result.completed),
+                                 self.mastery,
+                                 unlocked[-1] if unlocked != self._unlocked else None,
+                                 datetime.now(UTC).isoformat(timespec="seconds"))
+            self._unlocked = unlocked
+            self._checks.append(check)
+            if not (self.cascade and check.unlocked):
+                break
         self._save()
-        return check
+        return self.check_of(version)
 
     # --- persistence ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdlearning.config import get_settings
 from crowdlearning.evaluation.suite import EvalResult
 
 __all__ = ["PACE_TOLERANCE", "Promotion", "promotion"]
@@ -40,8 +41,11 @@ class Promotion:
 
 
 def promotion(candidate: EvalResult, champion: EvalResult, *,
-              pace_tolerance: float = PACE_TOLERANCE) -> Promotion:
-    """Whether ``candidate`` may replace ``champion`` (both on the same suite's runs)."""
+              pace_tolerance: float | None = None) -> Promotion:
+    """Whether ``candidate`` may replace ``champion`` (both on the same suite's runs);
+    ``pace_tolerance`` None: the settings' (``promotion_pace_tolerance``, 2% by default)."""
+    if pace_tolerance is None:
+        pace_tolerance = get_settings().promotion_pace_tolerance
     if len(candidate.completed) != len(champion.completed):
         raise ValueError("candidate and champion must be evaluated on the same runs")
     common = candidate.completed & champion.completed

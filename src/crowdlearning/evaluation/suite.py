@@ -78,6 +78,13 @@ class EvalSuite:
     max_steps: int = 3000  # 150 s at 20 Hz
     # the family of each track (``sim.families``); empty: every track is ``easy`` (today's)
     track_families: tuple[str, ...] = ()
+    # where each run starts, as a fraction of its track's lap, ``starts_per_track`` per track in
+    # the tracks' order; empty: equally spaced from 0 (today's starts). The verdict places some
+    # starts just before the corners its champion fails (``evaluation.verdict``, "focus").
+    start_fracs: tuple[float, ...] = ()
+    # per run (with ``start_fracs``): (speed [m/s], lateral offset [m], heading error [rad]) the
+    # car starts with; empty: ``start_speed_mps`` on the centreline, aligned with the track
+    start_motion: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.track_seeds:
@@ -89,6 +96,18 @@ class EvalSuite:
         if all(f == EASY.name for f in families):
             families = ()  # all easy: the same suite as one built without families
         object.__setattr__(self, "track_families", families)
+        fracs = tuple(float(f) % 1.0 for f in self.start_fracs)
+        if fracs and len(fracs) != len(self.track_seeds) * self.starts_per_track:
+            raise SimulationError(f"{len(fracs)} start fractions for "
+                                  f"{len(self.track_seeds) * self.starts_per_track} runs")
+        if not self.start_motion and fracs == self.uniform_fracs(len(self.track_seeds),
+                                                                 self.starts_per_track):
+            fracs = ()  # equally spaced: the same suite as one built without starts
+        object.__setattr__(self, "start_fracs", fracs)
+        motion = tuple((float(v), float(lat), float(yaw)) for v, lat, yaw in self.start_motion)
+        if motion and (not fracs or len(motion) != len(fracs)):
+            raise SimulationError(f"{len(motion)} start motions for {len(fracs)} placed starts")
+        object.__setattr__(self, "start_motion", motion)
         leaked = [s for s in self.track_seeds if is_play_seed(s)]
         if leaked:
             raise SimulationError(f"evaluation seeds {leaked[:3]} are play seeds: never evaluate "
@@ -96,18 +115,32 @@ class EvalSuite:
 
     @classmethod
     def hidden(cls, size: int = 24, rotation: int = 0, *,
-               families: Sequence[str] = (EASY.name,), **kwargs: object) -> EvalSuite:
+               families: Sequence[str] = (EASY.name,), frontier_share: float = 0.0,
+               **kwargs: object) -> EvalSuite:
         """The suite of ``size`` hidden tracks for ``rotation``, within ``families`` (see the
-        module docstring; only ``easy``: today's suite)."""
+        module docstring; only ``easy``: today's suite). ``frontier_share`` > 0 gives the
+        hardest family (the curriculum's frontier) that share of the tracks (at least one per
+        other family is kept), the others splitting the rest evenly, and interleaves the
+        families in proportion, so every look of the verdict holds the same mix."""
         names = family_names(families)
         if size < len(names):
             raise SimulationError(f"a suite of {size} tracks cannot hold {len(names)} families")
-        base, extra = divmod(size, len(names))
-        counts = [base + (i >= len(names) - extra) for i in range(len(names))]
+        if not 0.0 <= frontier_share < 1.0:
+            raise SimulationError(f"frontier_share must be in [0, 1), got {frontier_share}")
+        counts = _family_counts(size, len(names), frontier_share)
         drawn = [_hidden_seeds(name, count, rotation) for name, count in zip(names, counts,
                                                                            strict=True)]
-        order = [(names[f], seeds[i]) for i in range(max(counts))
-                 for f, seeds in enumerate(drawn) if i < len(seeds)]
+        if frontier_share > 0 and len(names) > 1:
+            slots = sorted(((i + 0.5) / count, f) for f, count in enumerate(counts)
+                           for i in range(count))
+            taken = [0] * len(names)
+            order = []
+            for _, f in slots:
+                order.append((names[f], drawn[f][taken[f]]))
+                taken[f] += 1
+        else:
+            order = [(names[f], seeds[i]) for i in range(max(counts))
+                     for f, seeds in enumerate(drawn) if i < len(seeds)]
         return cls(tuple(seed for _, seed in order),  # type: ignore[arg-type]
                    track_families=tuple(name for name, _ in order), **kwargs)
 
@@ -122,9 +155,25 @@ class EvalSuite:
         return family_names(self.families)
 
     def part(self, start: int, stop: int) -> EvalSuite:
-        """Tracks ``start:stop`` of the suite (with their families), the same rollout rules."""
+        """Tracks ``start:stop`` of the suite (with their families and starts), the same
+        rollout rules."""
+        k = self.starts_per_track
         return replace(self, track_seeds=self.track_seeds[start:stop],
-                       track_families=self.track_families[start:stop])
+                       track_families=self.track_families[start:stop],
+                       start_fracs=self.start_fracs[start * k:stop * k],
+                       start_motion=self.start_motion[start * k:stop * k])
+
+    @staticmethod
+    def uniform_fracs(tracks: int, starts_per_track: int) -> tuple[float, ...]:
+        """Equally spaced starts from 0, per track (what an empty ``start_fracs`` means)."""
+        return tuple(float(i) / starts_per_track for _ in range(tracks)
+                     for i in range(starts_per_track))
+
+    @property
+    def run_fracs(self) -> np.ndarray:
+        """Where each run starts, as a fraction of its track's lap (num_runs,)."""
+        return np.asarray(self.start_fracs or self.uniform_fracs(len(self.track_seeds),
+                                                                 self.starts_per_track))
 
     @property
     def tracks(self) -> list[Track]:
@@ -133,6 +182,17 @@ class EvalSuite:
     @property
     def num_runs(self) -> int:
         return len(self.track_seeds) * self.starts_per_track
+
+
+def _family_counts(size: int, families: int, frontier_share: float) -> list[int]:
+    """Tracks per family, easiest first: even (remainder to the hardest), or the hardest
+    ``frontier_share`` of them (at least one track per other family)."""
+    if frontier_share <= 0 or families == 1:
+        base, extra = divmod(size, families)
+        return [base + (i >= families - extra) for i in range(families)]
+    frontier = min(size - (families - 1), max(1, round(frontier_share * size)))
+    base, extra = divmod(size - frontier, families - 1)
+    return [base + (i >= families - 1 - extra) for i in range(families - 1)] + [frontier]
 
 
 def _hidden_seeds(family: str, size: int, rotation: int) -> list[int]:
@@ -201,10 +261,17 @@ def _evaluate(policies: list[Policy], suite: EvalSuite) -> list[EvalResult]:
     p = len(policies)
     track_index = np.repeat(np.arange(len(tracks)), k)
     lengths = np.array([t.length_m for t in tracks])[track_index]
-    start_s = lengths * np.tile(np.arange(k) / k, len(tracks))
+    start_s = lengths * (np.tile(np.arange(k) / k, len(tracks)) if not suite.start_fracs
+                         else suite.run_fracs)
     sim = RaceSim(tracks, n * p, max_steps=suite.max_steps)
+    if suite.start_motion:
+        speed, lateral, heading = (np.tile(np.asarray(col, np.float64), p)
+                                   for col in zip(*suite.start_motion, strict=True))
+    else:
+        speed, lateral, heading = suite.start_speed_mps, 0.0, 0.0
     sim.reset_cars(np.arange(n * p), track_index=np.tile(track_index, p),
-                   start_s_m=np.tile(start_s, p), speed_mps=suite.start_speed_mps)
+                   start_s_m=np.tile(start_s, p), speed_mps=speed, lateral_m=lateral,
+                   heading_offset_rad=heading)
     exited = np.zeros(n * p, dtype=bool)
     actions = np.zeros((n * p, 2))
     while sim.alive.any():

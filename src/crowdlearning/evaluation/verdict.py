@@ -56,6 +56,7 @@ from crowdlearning.learning.labels import (
     extract_labels,
 )
 from crowdlearning.policy.network import Policy, PolicyNet
+from crowdlearning.sim.families import family_track
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track_gen import generate_track
 
@@ -87,6 +88,17 @@ class VerdictConfig:
     null_ticks: int = 1200  # length of each placebo run, as a 60 s run [ticks]
     # the track families the hidden suite is drawn within (``evaluation.curriculum``)
     families: tuple[str, ...] = ("easy",)
+    # Where the verdict measures (docs/verdict.md, "Measuring where the champion fails"); the
+    # defaults here are the suite as it was (verdict records without these fields re-judge as
+    # they were judged), the settings turn them on.
+    frontier_share: float = 0.0  # share of the suite's tracks from the frontier family (0: even)
+    focus_starts: float = 0.0  # share of each failing track's starts placed before a failure
+    focus_lead_ticks: int = 60  # such a run starts where the champion was this long before
+    focus_pool: int = 1  # frontier tracks surveyed per frontier track of the suite
+    focus_survey_ticks: int = 2400  # the champion's survey: one lap at most [ticks]
+    # placebos drive play tracks of the suite's families, in its proportions, from random
+    # starts (False: easy play tracks from the start line, as before)
+    null_follows_suite: bool = False
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1 or not 0.5 < self.penalty_confidence < 1:
@@ -97,6 +109,11 @@ class VerdictConfig:
             raise ValueError(f"null_runs must be >= 3 to estimate the noise, got {self.null_runs}")
         if not 0 < self.null_noise <= 1:
             raise ValueError(f"null_noise must be in (0, 1], got {self.null_noise}")
+        if not 0 <= self.frontier_share < 1 or not 0 <= self.focus_starts <= 1:
+            raise ValueError("frontier_share must be in [0, 1) and focus_starts in [0, 1]")
+        if self.focus_lead_ticks < 0 or self.focus_survey_ticks < 1 or self.focus_pool < 1:
+            raise ValueError("focus_lead_ticks must be >= 0, focus_survey_ticks and focus_pool "
+                             ">= 1")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VerdictConfig:
@@ -109,7 +126,12 @@ class VerdictConfig:
                    tracks_per_look=settings.verdict_tracks_per_look,
                    finetune=FinetuneConfig(updates=settings.verdict_finetune_updates),
                    finetune_seeds=settings.verdict_finetune_seeds,
-                   null_runs=settings.verdict_null_runs, null_noise=settings.verdict_null_noise)
+                   null_runs=settings.verdict_null_runs, null_noise=settings.verdict_null_noise,
+                   frontier_share=settings.verdict_frontier_share,
+                   focus_starts=settings.verdict_focus_starts,
+                   focus_lead_ticks=settings.verdict_focus_lead_ticks,
+                   focus_pool=settings.verdict_focus_pool,
+                   null_follows_suite=settings.verdict_null_follows_suite)
 
     @property
     def looks(self) -> int:
@@ -118,6 +140,7 @@ class VerdictConfig:
 
     def suite(self) -> EvalSuite:
         return EvalSuite.hidden(self.suite_size, rotation=self.rotation, families=self.families,
+                                frontier_share=self.frontier_share,
                                 starts_per_track=self.starts_per_track, laps=10_000,
                                 max_steps=self.window_ticks)
 
@@ -235,7 +258,7 @@ class Judge:
         self.champion_policy = Policy(champion)
         self.base = champion_data
         self.seed = seed if seed is not None else 10_007 * (champion_version + 1)
-        self.suite = self.config.suite()
+        self.suite = self._focused(self.config.suite())
         self.parts = self._parts()
         # (null_runs, suite runs): per-run differences of placebo contributions (the A/A null);
         # given when measured once for many workers (``JudgeSpec.with_null``)
@@ -260,7 +283,8 @@ class Judge:
     def twin_of(self, labels: LabelSet) -> LabelSet:
         """The same rows labelled by the champion itself (same mask, weights and sources)."""
         own = self.champion_policy.act(labels.observations) if len(labels) else np.zeros((0, 2))
-        return LabelSet(labels.observations, np.where(labels.mask, own, 0.0).astype(np.float32),
+        targets = np.where(labels.mask, own, 0.0)
+        return LabelSet(labels.observations, targets.astype(np.float32),
                         labels.mask, labels.weights, labels.sources)
 
     def rejected(self, contribution: Contribution, reason: str) -> Verdict:
@@ -310,6 +334,60 @@ class Judge:
         return (np.mean([r.progress_m for r in results[0::2]], axis=0),
                 np.mean([r.progress_m for r in results[1::2]], axis=0))
 
+    def _focused(self, suite: EvalSuite) -> EvalSuite:
+        """``suite`` measuring where the champion still fails (docs/verdict.md, "Measuring
+        where the champion fails"); unchanged when ``focus_starts`` is 0.
+
+        The champion drives every track of the suite, and ``focus_pool`` x as many hidden
+        tracks of the frontier family (the hardest in the suite), by itself, one lap from two
+        starts (``learning.uncertainty.failure_approaches``). The suite's frontier tracks become
+        the pool's tracks it fails on most (then the others, in the pool's order), and on every
+        track it fails, ``focus_starts`` of the starts replay its approach to a failure: the
+        run starts where the champion was ``focus_lead_ticks`` before it failed, at the speed,
+        offset and heading it had (most recent failure events cycled); the other starts stay
+        equally spaced. Once the champion drives most of the suite safely, runs from uniform
+        starts mostly measure laps both models drive alike; the corners it still fails are where
+        labels can move it. Deterministic from the champion (re-judging rebuilds the same suite).
+        """
+        cfg, k = self.config, suite.starts_per_track
+        focus = round(cfg.focus_starts * k)
+        if focus == 0:
+            return suite
+        from crowdlearning.learning.uncertainty import failure_approaches
+
+        frontier = suite.family_names[-1]
+        slots = [i for i, f in enumerate(suite.families) if f == frontier]
+        seeds, families = list(suite.track_seeds), list(suite.families)
+        if cfg.focus_pool > 1 and slots:
+            pool = EvalSuite.hidden(len(slots) * cfg.focus_pool, rotation=cfg.rotation,
+                                    families=(frontier,))
+            found = failure_approaches(self.champion_policy, pool.tracks,
+                                       max_ticks=cfg.focus_survey_ticks,
+                                       lead_ticks=cfg.focus_lead_ticks,
+                                       start_speed_mps=suite.start_speed_mps)
+            order = sorted(range(len(found)), key=lambda t: -len(found[t]))
+            for slot, t in zip(slots, order, strict=False):
+                seeds[slot] = pool.track_seeds[t]
+        chosen = replace(suite, track_seeds=tuple(seeds), track_families=tuple(families))
+        approaches = failure_approaches(self.champion_policy, chosen.tracks,
+                                        max_ticks=cfg.focus_survey_ticks,
+                                        lead_ticks=cfg.focus_lead_ticks,
+                                        start_speed_mps=suite.start_speed_mps)
+        if not any(approaches):
+            return chosen
+        fracs: list[float] = []
+        motion: list[tuple[float, float, float]] = []
+        for track, found in zip(chosen.tracks, approaches, strict=True):
+            placed = 0 if not found else focus
+            for j in range(placed):
+                a = found[j % len(found)]
+                fracs.append((a.s_m % track.length_m) / track.length_m)
+                motion.append((a.speed_mps, a.lateral_m, a.heading_rad))
+            rest = k - placed
+            fracs.extend(i / rest for i in range(rest))
+            motion.extend([(suite.start_speed_mps, 0.0, 0.0)] * rest)
+        return replace(chosen, start_fracs=tuple(fracs), start_motion=tuple(motion))
+
     def _parts(self) -> list[EvalSuite]:
         """The suite cut into the looks' parts (consecutive tracks, in the suite's order)."""
         cfg, suite = self.config, self.suite
@@ -319,26 +397,45 @@ class Judge:
     def _null_diffs(self) -> np.ndarray:
         """Per-run differences (placebo minus its twin) for ``null_runs`` placebos.
 
-        A placebo is the champion driving a play track by itself for a run's length, labelled
-        with its own actions plus Gaussian noise: a contribution that carries no information. It
-        is measured exactly as a contribution is (paired fine-tunes, the same suite), so the
-        spread of its effects is the training noise a real effect must clear.
+        A placebo (``placebos``) is a contribution that carries no information, measured
+        exactly as a contribution is (paired fine-tunes, the same suite), so the spread of its
+        effects is the training noise a real effect must clear.
+        """
+        return np.asarray([np.subtract(*self._all_scores(p))
+                           for p in self.placebos(self.config.null_runs)])
+
+    def placebos(self, count: int, salt: int = 0xA1A) -> list[LabelSet]:
+        """``count`` placebo contributions: the champion driving a play track by itself for a
+        run's length, labelled with its own actions plus Gaussian noise of ``null_noise``, cut
+        to 5-100% of the run and weighted 1 or ``intervention_weight`` (label or takeover).
+
+        ``salt`` keys their generator: the null's placebos use the default; an A/A check
+        (``placebo_decisions``) draws fresh ones with another salt. Where they drive: easy play
+        tracks from the start line, or (``null_follows_suite``) play tracks of the suite's
+        families in its proportions from random places.
         """
         cfg = self.config
-        rng = np.random.default_rng([self.seed, 0xA1A])
-        seeds = rng.choice(1_000_000, size=cfg.null_runs, replace=False)
-        tracks = [generate_track(int(s)) for s in seeds]
+        rng = np.random.default_rng([self.seed, salt])
+        seeds = rng.choice(1_000_000, size=count, replace=False)
+        if cfg.null_follows_suite:
+            # the suite's families in its proportions, from random places, as the crowd plays
+            families = rng.choice(np.asarray(self.suite.families), size=count)
+            tracks = [family_track(str(f), int(s)) for f, s in zip(families, seeds, strict=True)]
+            starts: np.ndarray | float = rng.uniform(0, 1, len(tracks)) * np.array(
+                [t.length_m for t in tracks])
+        else:
+            tracks = [generate_track(int(s)) for s in seeds]
+            starts = 0.0  # started as the game started a run (the start line)
         sim = RaceSim(tracks, len(tracks), max_steps=cfg.null_ticks)
-        # started as the game starts a run (the start line at the start speed)
         sim.reset_cars(np.arange(len(tracks)), track_index=np.arange(len(tracks)),
-                       start_s_m=0.0, speed_mps=self.suite.start_speed_mps)
+                       start_s_m=starts, speed_mps=self.suite.start_speed_mps)
         obs_rows: list[list[np.ndarray]] = [[] for _ in tracks]
         while sim.alive.any():
             obs = sim.observe()
             for i in np.flatnonzero(sim.alive):
                 obs_rows[i].append(obs[i])
             sim.step(self.champion_policy.act(obs))
-        diffs = []
+        out = []
         for i, rows in enumerate(obs_rows):
             # contributions range from a few dozen takeover ticks (weighted) to a whole run of
             # labels: placebos span the same range, so the null covers both
@@ -347,10 +444,19 @@ class Judge:
             own = self.champion_policy.act(observations)
             noisy = np.clip(own + rng.normal(0.0, cfg.null_noise, own.shape), -1.0, 1.0)
             weight = self.label_config.intervention_weight if i % 2 else 1.0
-            placebo = LabelSet.from_actions(observations, noisy, f"placebo-{i}", weight)
-            with_scores, twin_scores = self._all_scores(placebo)
-            diffs.append(with_scores - twin_scores)
-        return np.asarray(diffs)
+            out.append(LabelSet.from_actions(observations, noisy, f"placebo-{i}", weight))
+        return out
+
+    def placebo_decisions(self, count: int, salt: int = 0xAA) -> list[tuple[Decision, float]]:
+        """The A/A check: ``count`` fresh placebos (not the null's: another ``salt``) judged
+        as contributions are, past the copier check (which would call them all "no effect"):
+        per placebo its decision and mean difference [m]. Data carrying nothing should be
+        judged improved or worse at most at the stated error rates."""
+        out = []
+        for labels in self.placebos(count, salt):
+            with_scores, twin_scores, _, decision = self._compare(labels)
+            out.append((decision, float(np.mean(np.subtract(with_scores, twin_scores)))))
+        return out
 
     def _all_scores(self, labels: LabelSet) -> tuple[np.ndarray, np.ndarray]:
         """Every run of the suite, no early stop (the looks' parts, in one simulator batch)."""

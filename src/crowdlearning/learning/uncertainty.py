@@ -39,8 +39,10 @@ from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track import Track
 
 __all__ = [
+    "Approach",
     "EnsembleConfig",
     "SegmentRecord",
+    "failure_approaches",
     "steering_spread",
     "survey_segments",
     "train_ensemble",
@@ -178,3 +180,56 @@ def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[
     spread = np.where(ticks > 0, spread_sum / np.maximum(ticks, 1), np.nan)
     return SegmentRecord(tracks, float(segment_m), track_of, start, ticks, passes, spread,
                          failures)
+
+
+@dataclass(frozen=True)
+class Approach:
+    """Where and how a policy was ``lead_ticks`` before it failed (left the track or stalled):
+    what a run must start from to meet that failure again."""
+
+    s_m: float  # arc length along the centreline
+    speed_mps: float
+    lateral_m: float  # signed offset from the centreline
+    heading_rad: float  # heading error against the track
+    failed_at_m: float  # arc length where it failed
+
+
+def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_track: int = 2,
+                       max_ticks: int = 2400, lead_ticks: int = 60,
+                       start_speed_mps: float = 8.0, stall_ticks: int = 60
+                       ) -> list[list[Approach]]:
+    """Per track, the state ``policy`` was in ``lead_ticks`` before each of its failures.
+
+    The policy drives every track from ``starts_per_track`` equally spaced starts, one lap at
+    most (as ``survey_segments``); each exit or stall gives the car's state (arc length, speed,
+    lateral offset, heading error) ``lead_ticks`` earlier (or at its start, if it failed
+    sooner). Starting a run there, at that speed and pose, meets the corner as the policy
+    meets it (a run started on the centreline at a low speed may just drive through a corner
+    the policy fails at racing speed). Deterministic; simulation only.
+    """
+    tracks = tuple(tracks)
+    k = starts_per_track
+    n = len(tracks) * k
+    car_track = np.repeat(np.arange(len(tracks)), k)
+    lengths = np.array([t.length_m for t in tracks])
+    sim = RaceSim(list(tracks), n, max_steps=max_ticks, stall_ticks=stall_ticks)
+    sim.reset_cars(np.arange(n), track_index=car_track,
+                   start_s_m=lengths[car_track] * np.tile(np.arange(k) / k, len(tracks)),
+                   speed_mps=start_speed_mps)
+    ring = lead_ticks + 1
+    history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
+    out: list[list[Approach]] = [[] for _ in tracks]
+    tick = 0
+    while sim.alive.any():
+        history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3],
+                                                sim.frenet[:, 1], sim.frenet[:, 2]])
+        live, stalled = sim.alive.copy(), sim.stalled.copy()
+        step = sim.step(policy.act(sim.observe()))
+        failed = live & (step.terminated | (sim.stalled & ~stalled))
+        for car in np.flatnonzero(failed):
+            s_m, speed, lateral, heading = history[(tick - min(tick, lead_ticks)) % ring, car]
+            out[car_track[car]].append(Approach(float(s_m), float(speed), float(lateral),
+                                                float(heading), float(sim.frenet[car, 0])))
+        sim.alive &= sim.laps < 1
+        tick += 1
+    return out

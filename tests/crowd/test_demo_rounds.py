@@ -1,0 +1,60 @@
+"""The simulated market plays where the champion fails, and the demo prints every round."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdlearning.crowd.demo import market_rounds_text
+from crowdlearning.crowd.demo_cli import demo_parser
+from crowdlearning.crowd.simulation import make_crowd, mission_starts, play_round
+from crowdlearning.learning.bootstrap import train_initial_model
+from crowdlearning.learning.uncertainty import survey_segments
+from crowdlearning.policy.network import Policy
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy(train_initial_model(0)[0])
+
+
+def test_missions_start_the_crowd_before_segments_the_champion_fails(policy: Policy) -> None:
+    starts = mission_starts(policy, 10, np.random.default_rng(1), tracks_per_family=4)
+    assert len(starts) == 10 and all(s is not None for s in starts)
+    tracks = list({t.digest: t for t, _ in starts}.values())
+    record = survey_segments(policy, [policy], tracks)
+    failing = 0
+    for track, start in starts:  # type: ignore[misc]
+        t = tracks.index(track)
+        target = record.segment_of(t, start + 3.0 * 8.0)  # the router's 3 s lead at 8 m/s
+        failing += int(record.failures[target] > 0)
+    assert failing >= 5  # most runs aim at a failing segment (20% explore, capped per segment)
+    # no mission: every run on a random track and start, as before
+    assert mission_starts(policy, 4, np.random.default_rng(1), share=0.0) == [None] * 4
+
+
+def test_a_round_plays_the_missions_it_is_given(policy: Policy) -> None:
+    rng = np.random.default_rng(2)
+    crowd = make_crowd({"expert": 2}, rng)
+    starts = mission_starts(policy, 2, np.random.default_rng(3), tracks_per_family=2)
+    contributions = play_round(policy, 0, crowd, rng, round_id="r0", max_ticks=40,
+                               starts=starts)
+    for c, (track, start) in zip(contributions, starts, strict=True):  # type: ignore[misc]
+        assert c.start.track_digest == track.digest
+        assert c.start.start_s_m == pytest.approx(start)
+
+
+def test_the_demo_prints_each_version_and_each_personas_earnings_per_run() -> None:
+    point = {"round": 0, "version": 0, "lap_completion": 0.5, "mean_lap_time_s": 40.0,
+             "unlocked_lap_completion": 0.5, "unlocked_mean_lap_time_s": 41.0,
+             "unlocked": ["easy"]}
+    after = {**point, "round": 1, "version": 1, "lap_completion": 1.0, "mean_lap_time_s": 39.0,
+             "unlocked": ["easy", "tight"], "hbar_per_run": {"expert": 0.12, "random": -0.6},
+             "promotion": {"candidate": 1, "promoted": True, "champion_common_lap_s": 40.0,
+                           "candidate_common_lap_s": 39.0},
+             "aa": {"version": 0, "placebos": 8, "improved": 0, "worse": 1}}
+    text = "\n".join(market_rounds_text({"learning_curve": [point, after]}))
+    assert "v1 yes 40.0->39.0 s" in text and "tight" in text
+    assert "+0.1200" in text and "-0.6000" in text
+    assert "A/A v0: 8 placebos, improved 0, worse 1" in text
+    assert demo_parser().parse_args(["--missions", "0.5", "--aa", "4"]).missions == 0.5

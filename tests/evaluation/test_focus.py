@@ -1,0 +1,138 @@
+"""Where the verdict measures: the frontier family's share, starts before failing corners, and
+placebos that follow the suite (docs/verdict.md, "Measuring where the champion fails")."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from crowdlearning.errors import SimulationError
+from crowdlearning.evaluation.suite import EvalSuite, evaluate, is_play_seed
+from crowdlearning.evaluation.verdict import Decision, Judge, VerdictConfig
+from crowdlearning.learning.bootstrap import (
+    INITIAL_DEMO_TICKS,
+    INITIAL_DEMO_TRACKS,
+    expert_demonstrations,
+    train_initial_model,
+)
+from crowdlearning.learning.finetune import FinetuneConfig
+from crowdlearning.learning.uncertainty import failure_approaches
+from crowdlearning.policy.network import Policy
+
+FAMILIES = ("easy", "tight", "fast-hairpin")
+
+
+def test_uniform_start_fractions_are_the_suite_without_them() -> None:
+    suite = EvalSuite.hidden(4, starts_per_track=2)
+    same = dataclasses.replace(suite, start_fracs=EvalSuite.uniform_fracs(4, 2))
+    assert same == suite and same.start_fracs == ()
+    with pytest.raises(SimulationError, match="start fractions"):
+        dataclasses.replace(suite, start_fracs=(0.1, 0.2))
+
+
+def test_start_fractions_place_each_run_and_travel_with_the_looks_parts() -> None:
+    fracs = (0.1, 0.6, 0.25, 0.75, 0.3, 0.9)
+    suite = dataclasses.replace(EvalSuite.hidden(3, starts_per_track=2, max_steps=20),
+                                start_fracs=fracs)
+    result = evaluate(Policy(train_initial_model(0)[0]), suite)
+    lengths = np.repeat([t.length_m for t in suite.tracks], 2)
+    np.testing.assert_allclose(result.start_s_m, np.asarray(fracs) * lengths)
+    assert suite.part(1, 3).start_fracs == fracs[2:]
+    np.testing.assert_allclose(suite.part(1, 3).run_fracs, fracs[2:])
+
+
+def test_the_frontier_gets_its_share_and_every_part_holds_the_mix() -> None:
+    suite = EvalSuite.hidden(24, families=FAMILIES, frontier_share=0.5)
+    fams = list(suite.families)
+    assert fams.count("fast-hairpin") == 12 and fams.count("easy") == fams.count("tight") == 6
+    for look in (suite.part(0, 12), suite.part(12, 24)):  # the verdict's two looks
+        assert list(look.families).count("fast-hairpin") == 6
+        assert set(look.families) == set(FAMILIES)
+    # easy only, or no share: today's suite exactly
+    even = EvalSuite.hidden(24, families=FAMILIES)
+    assert EvalSuite.hidden(24, frontier_share=0.5) == EvalSuite.hidden(24)
+    assert EvalSuite.hidden(24, families=FAMILIES, frontier_share=0.0) == even
+
+
+@pytest.fixture(scope="module")
+def champion():
+    net, _ = train_initial_model(0)
+    return net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS)
+
+
+CONFIG = VerdictConfig(suite_size=6, tracks_per_look=3, starts_per_track=2, window_ticks=200,
+                       finetune=FinetuneConfig(updates=100), null_runs=3, null_ticks=200,
+                       focus_starts=0.5, focus_lead_ticks=40, focus_survey_ticks=1200)
+
+
+def _judge(champion, config: VerdictConfig) -> Judge:
+    net, data = champion
+    runs = config.suite_size * config.starts_per_track
+    return Judge(net, 0, data, config=config, null_diffs_m=np.zeros((config.null_runs, runs)))
+
+
+def test_focused_starts_replay_the_champions_approach_to_its_failures(champion) -> None:
+    judge = _judge(champion, CONFIG)
+    plain = CONFIG.suite()
+    assert judge.suite.track_seeds == plain.track_seeds  # no pool: the same tracks
+    found = failure_approaches(judge.champion_policy, plain.tracks, max_ticks=1200,
+                               lead_ticks=40)
+    fracs = judge.suite.run_fracs.reshape(-1, 2)
+    motion = np.asarray(judge.suite.start_motion).reshape(-1, 2, 3)
+    assert any(found)  # the initial model fails somewhere on six hidden tracks
+    for t, track in enumerate(plain.tracks):
+        if not found[t]:
+            np.testing.assert_allclose(fracs[t], [0.0, 0.5])  # never fails here: uniform
+            np.testing.assert_allclose(motion[t, :, 0], plain.start_speed_mps)
+            continue
+        a = found[t][0]  # the first start replays the first failure's approach
+        assert fracs[t, 0] == pytest.approx((a.s_m % track.length_m) / track.length_m)
+        np.testing.assert_allclose(motion[t, 0], [a.speed_mps, a.lateral_m, a.heading_rad])
+        assert fracs[t, 1] == 0.0  # the other start stays where uniform starts begin
+    # the replayed approaches fail far more often than the uniform suite's runs
+    policy = judge.champion_policy
+    assert evaluate(policy, judge.suite).exited.mean() > evaluate(policy, plain).exited.mean()
+
+
+def test_the_pool_puts_the_frontier_tracks_the_champion_fails_on_into_the_suite(champion
+                                                                                ) -> None:
+    pooled = dataclasses.replace(CONFIG, focus_pool=3)
+    judge = _judge(champion, pooled)
+    pool = EvalSuite.hidden(18, rotation=0)
+    found = failure_approaches(judge.champion_policy, pool.tracks, max_ticks=1200,
+                               lead_ticks=40)
+    most = sorted(range(18), key=lambda t: -len(found[t]))[:6]
+    assert judge.suite.track_seeds == tuple(pool.track_seeds[t] for t in most)
+    assert not any(is_play_seed(s) for s in judge.suite.track_seeds)
+
+
+def test_no_focus_no_share_is_the_verdict_suite_it_always_was(champion) -> None:
+    off = dataclasses.replace(CONFIG, focus_starts=0.0)
+    assert _judge(champion, off).suite == off.suite()
+    assert VerdictConfig().focus_starts == 0 and VerdictConfig().frontier_share == 0
+
+
+def test_placebos_follow_the_suite_and_the_aa_check_judges_fresh_ones(champion) -> None:
+    config = dataclasses.replace(CONFIG, families=FAMILIES, suite_size=6, frontier_share=0.5,
+                                 null_follows_suite=True, focus_starts=0.0)
+    judge = _judge(champion, config)
+    null = judge.placebos(3)
+    fresh = judge.placebos(3, salt=0xAA)
+    assert all(len(p) >= 2 for p in null + fresh)
+    assert not np.array_equal(null[0].observations, fresh[0].observations)
+    np.testing.assert_array_equal(judge.placebos(3)[1].observations, null[1].observations)
+    decisions = judge.placebo_decisions(2)
+    assert len(decisions) == 2 and all(isinstance(d, Decision) for d, _ in decisions)
+
+
+def test_a_focused_judge_is_rebuilt_exactly_from_its_record(champion) -> None:
+    # what ``crowdlearning verify-verdict`` does: the record alone rebuilds the same suite
+    config = dataclasses.replace(CONFIG, families=("easy", "tight"), frontier_share=0.5,
+                                 focus_pool=2, null_follows_suite=True)
+    judge = _judge(champion, config)
+    net, data = champion
+    again = Judge.from_config_record(judge.config_record(), net, 0, data, judge.seed)
+    assert again.config == config
+    assert again.suite == judge.suite and judge.suite.start_motion
