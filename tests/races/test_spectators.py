@@ -50,3 +50,39 @@ def test_reactions_are_counted_into_the_next_frame_per_user_limited() -> None:
     first, second = asyncio.run(read())
     assert first["reactions"] == {"🔥": 2, "👏": 1} and "reactions" not in second
     assert Spectators(10, 8, None).react(1, "🔥") == "reactions_off"
+
+
+def test_a_frame_is_handed_out_in_batches_and_nothing_overtakes_it() -> None:
+    """Batches of ``batch`` spectators per turn of the event loop; a next frame or an event
+    first hands out the rest of the frame before it, so every spectator gets them in order."""
+    async def scenario() -> None:
+        channel = Spectators(max_spectators=10, queue=8, reactions=None, batch=2)
+        boxes = [channel.join() for _ in range(5)]
+        assert all(b is not None for b in boxes)
+
+        def got() -> int:  # spectators holding a frame
+            return sum(1 for b in boxes if b._items)  # type: ignore[union-attr]
+
+        channel.frame({"type": "frame", "tick": 0})
+        assert got() == 2
+        await asyncio.sleep(0)
+        assert got() == 4
+        await asyncio.sleep(0)
+        assert got() == 5
+        channel.frame({"type": "frame", "tick": 1})  # two now, the rest later
+        channel.frame({"type": "frame", "tick": 2})  # ... or before this one
+        channel.event({"type": "grid"})
+        for box in boxes:
+            texts = [json.loads(t) for t in await box.take()]  # type: ignore[union-attr]
+            assert [m.get("tick") for m in texts] == [0, 1, 2, None]
+        await asyncio.sleep(0)  # a cancelled batch hands out nothing more
+        assert got() == 0
+
+    asyncio.run(scenario())
+
+
+def test_without_a_loop_a_frame_goes_to_everyone_at_once() -> None:
+    channel = Spectators(max_spectators=10, queue=8, reactions=None, batch=1)
+    boxes = [channel.join() for _ in range(3)]
+    channel.frame({"type": "frame", "tick": 0})
+    assert all(b._items for b in boxes)  # type: ignore[union-attr]

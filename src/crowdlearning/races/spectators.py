@@ -5,6 +5,16 @@ dropped oldest first (a frame holds the whole race, so a slow spectator just ski
 events (hello, result) are never dropped, and a spectator letting 64 of them pile up is cut off.
 The race loop only appends to queues: it never waits for a socket.
 
+The fast path (``docs/benchmarks.md``, "Race spectators"): a frame is JSON-encoded and framed as
+a WebSocket text message once (``ws_text_frame``), and those bytes are written straight to each
+spectator's transport by ``SpectatorBox.wire`` (set by the socket, ``routes/races.py``
+``wire_writer``) when nothing is queued or being sent before it and the transport takes it
+without waiting; otherwise the frame goes to the queue as above (so a slow spectator still skips
+ahead, never holds the race). That spares the socket's sending task a wake-up and Starlette's and
+uvicorn's per-message path per frame per spectator. A frame is handed out ``WRITE_BATCH``
+spectators per turn of the event loop, so that the game loop's tick waits for one batch at most,
+not for thousands of writes.
+
 Reactions: signed-in spectators may send one of ``REACTIONS``, at most ``per_min`` a minute each
 (``server/throttle.Throttle``, per user); they are counted and the counts since the last frame go
 out with the next frame (``"reactions": {"🔥": 3}``), so a crowd reacting costs one small field
@@ -13,15 +23,18 @@ per frame, never a message per reaction per spectator.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable
 
 from crowdlearning.server.game_loop import Outbox
 from crowdlearning.server.throttle import Throttle, TooManyRequestsError
 
-__all__ = ["REACTIONS", "SpectatorBox", "Spectators"]
+__all__ = ["REACTIONS", "SpectatorBox", "Spectators", "ws_text_frame"]
 
 REACTIONS = ("🔥", "👏", "😮", "😂", "🏁", "💥")
+WRITE_BATCH = 250  # spectators a frame is handed to per turn of the event loop
 
 
 class SpectatorBox(Outbox):
@@ -31,6 +44,18 @@ class SpectatorBox(Outbox):
     def __init__(self, max_frames: int, max_events: int = 64) -> None:
         super().__init__(max_frames, max_events)
         self.awaiting = 0
+        # writes one framed message (``ws_text_frame``) to the socket at once, if it can
+        self.wire: Callable[[bytes], bool] | None = None
+        self.direct_frames = 0  # frames that went through ``wire``
+
+    def frame(self, text: str, wire: bytes | None = None) -> None:
+        """A frame: written at once through ``wire`` (its bytes, ``ws_text_frame(text)``) when
+        nothing waits before it and the socket takes it, else queued (``Outbox.frame``)."""
+        if (wire is not None and self.wire is not None and not self._items
+                and not self.sending and self.wire(wire)):
+            self.direct_frames += 1
+            return
+        super().frame(text)
 
     def event(self, message: dict | str) -> None:
         if isinstance(message, dict) and self.awaiting and (
@@ -43,9 +68,13 @@ class SpectatorBox(Outbox):
 class Spectators:
     """See the module docstring."""
 
-    def __init__(self, max_spectators: int, queue: int, reactions: Throttle | None) -> None:
-        self.max_spectators, self.queue = max_spectators, queue
-        self._boxes: set[Outbox] = set()
+    def __init__(self, max_spectators: int, queue: int, reactions: Throttle | None,
+                 batch: int = WRITE_BATCH) -> None:
+        self.max_spectators, self.queue, self.batch = max_spectators, queue, batch
+        self._boxes: set[SpectatorBox] = set()
+        # the rest of a frame being handed out: (text, wire bytes, boxes, next index)
+        self._rest: tuple[str, bytes, list[SpectatorBox], int] | None = None
+        self._rest_handle: asyncio.Handle | None = None
         self._reactions = reactions
         self.pending: Counter[str] = Counter()
         self.closed = False  # the race is over: the last event is out, sockets may close
@@ -62,20 +91,55 @@ class Spectators:
         self._boxes.add(box)
         return box
 
-    def leave(self, box: Outbox) -> None:
+    def leave(self, box: SpectatorBox) -> None:
         self._boxes.discard(box)
 
     def frame(self, frame: dict) -> None:
-        """Send a frame to everyone (with the reactions counted since the last one)."""
+        """Send a frame to everyone (with the reactions counted since the last one): ``batch``
+        spectators now, the next ``batch`` at the event loop's next turn, and so on, so that
+        thousands of writes never hold the game loop's tick for long. The rest of a frame is
+        handed out before the next frame or event (nothing overtakes it)."""
+        self.flush()
         if self.pending:
             frame = {**frame, "reactions": dict(self.pending)}
             self.pending = Counter()
         frame["spectators"] = len(self._boxes)
         self.last_frame = text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-        for box in self._boxes:
-            box.frame(text)
+        self._hand_out(text, ws_text_frame(text), list(self._boxes), 0)
+
+    def _hand_out(self, text: str, wire: bytes, boxes: list[SpectatorBox], start: int) -> None:
+        end = len(boxes)
+        loop = None
+        if end - start > self.batch:
+            try:
+                loop = asyncio.get_running_loop()
+                end = start + self.batch
+            except RuntimeError:  # no loop (a plain call): everyone at once
+                pass
+        for box in boxes[start:end]:
+            box.frame(text, wire)
+        if loop is not None and end < len(boxes):
+            self._rest = (text, wire, boxes, end)
+            self._rest_handle = loop.call_soon(self._next_batch)
+        else:
+            self._rest = self._rest_handle = None
+
+    def _next_batch(self) -> None:
+        if self._rest is not None:
+            self._hand_out(*self._rest)
+
+    def flush(self) -> None:
+        """Hand out the rest of the frame being handed out, now."""
+        if self._rest is not None:
+            text, wire, boxes, start = self._rest
+            if self._rest_handle is not None:
+                self._rest_handle.cancel()
+            self._rest = self._rest_handle = None
+            for box in boxes[start:]:
+                box.frame(text, wire)
 
     def event(self, message: dict) -> None:
+        self.flush()
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
         for box in self._boxes:
             box.event(text)
@@ -98,3 +162,18 @@ class Spectators:
             return "rate_limited"
         self.pending[emoji] += 1
         return None
+
+
+def ws_text_frame(text: str) -> bytes:
+    """``text`` as one WebSocket text message from a server (RFC 6455: FIN and opcode 1, no
+    mask, the payload length, the UTF-8 payload; no extension): the very bytes ``websockets``
+    writes for it."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = b"\x81\x7e" + n.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + n.to_bytes(8, "big")
+    return head + data

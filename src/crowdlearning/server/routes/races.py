@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -14,7 +15,12 @@ from crowdlearning.races.service import RaceService
 from crowdlearning.races.spectators import SpectatorBox, Spectators
 from crowdlearning.server.errors import NotFoundError, documented
 from crowdlearning.server.messages import Input
-from crowdlearning.server.play_socket import TokenBucket
+from crowdlearning.server.play_socket import (
+    WRITE_LIMIT_BYTES,
+    TokenBucket,
+    _uvicorn_protocol,
+    close_once,
+)
 from crowdlearning.server.routes.game import bearer_subprotocol, same_origin, socket_user
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
@@ -106,42 +112,88 @@ async def race_socket(ws: WebSocket, race_id: str) -> None:
         await ws.send_json({"type": "hello", "race": service.public(race_id),
                             "frame_hz": service.settings.races_frame_hz,
                             "signed_in": user is not None, "now": time.time()})
+        if service.settings.server_ws_fast_paths:  # uvicorn's internals: off switch
+            box.wire = wire_writer(ws)
         if channel.last_frame:
             box.frame(channel.last_frame)
         listener = asyncio.create_task(_listen(ws, service, race_id, channel, box, user))
-        final_at: float | None = None
+        sender = asyncio.create_task(_send_all(ws, box))
         try:
-            while not listener.done():
-                take = asyncio.ensure_future(box.take())
-                timeout = (None if final_at is None
-                           else max(0.0, final_at + VERDICT_WAIT_S - time.monotonic()))
-                await asyncio.wait({take, listener}, timeout=timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                if not take.done():
-                    take.cancel()
-                    if final_at is not None:
-                        await ws.close(code=1000, reason="race over")
-                    break
-                for text in take.result():
-                    await ws.send_text(text)
-                    if text.endswith(FINAL) and final_at is None:
-                        final_at = time.monotonic()
-                if box.overflowed:
-                    await ws.close(code=1008, reason="too slow")
-                    break
-                # the result (or why the race did not run) is out, and the labeller's
-                # verdicts (``races/crowd.py``) too
-                if final_at is not None and box.awaiting <= 0:
-                    await ws.close(code=1000, reason="race over")
-                    break
+            await asyncio.wait({listener, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             listener.cancel()
+            sender.cancel()
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         channel.leave(box)
         if user is not None:  # a labeller who goes hands in what they labelled
             service.leave(race_id, user.id, box)
+
+
+async def _send_all(ws: WebSocket, box: SpectatorBox) -> None:
+    """Send what the box queues (events; frames the direct path could not write), in order,
+    until the socket is to close: the spectator too slow (1008), or the race over (1000) once
+    the final message is out and the labeller's verdicts too (at most ``VERDICT_WAIT_S``)."""
+    final_at: float | None = None
+    try:
+        while True:
+            if final_at is None:
+                items = await box.take()
+            else:
+                try:
+                    items = await asyncio.wait_for(
+                        box.take(), max(0.0, final_at + VERDICT_WAIT_S - time.monotonic()))
+                except TimeoutError:
+                    await close_once(ws, 1000, "race over")
+                    return
+            box.sending = True  # no frame may overtake these (``SpectatorBox.frame``)
+            for text in items:
+                await ws.send_text(text)
+                if text.endswith(FINAL) and final_at is None:
+                    final_at = time.monotonic()
+            box.sending = False
+            if box.overflowed:
+                await close_once(ws, 1008, "too slow")
+                return
+            # the result (or why the race did not run) is out, and the labeller's verdicts
+            # (``races/crowd.py``) too
+            if final_at is not None and box.awaiting <= 0:
+                await close_once(ws, 1000, "race over")
+                return
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+
+
+def wire_writer(ws: WebSocket) -> Callable[[bytes], bool] | None:
+    """A function writing one framed text message (``spectators.ws_text_frame``) straight to
+    this socket's transport (``SpectatorBox.wire``), or None where that cannot be done safely
+    (another ASGI server or protocol, a test client, a negotiated extension such as
+    compression). As ``play_socket.direct_writer``: it refuses (False: the frame is queued and
+    sent the usual way) unless the connection is open and the transport writable (not paused
+    by flow control, less than ``WRITE_LIMIT_BYTES`` waiting in its buffer)."""
+    proto = _uvicorn_protocol(ws._send)  # the ASGI send chain, read only
+    if proto is None:
+        return None
+    conn = getattr(proto, "conn", None)
+    transport = getattr(proto, "transport", None)
+    writable = getattr(proto, "writable", None)
+    if conn is None or transport is None or writable is None or getattr(conn, "extensions",
+                                                                         None):
+        return None
+    from websockets.protocol import State
+
+    open_state = State.OPEN
+
+    def write(data: bytes) -> bool:
+        if (conn.state is not open_state or proto.close_sent or not writable.is_set()
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > WRITE_LIMIT_BYTES):
+            return False
+        transport.write(data)
+        return True
+
+    return write
 
 
 async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Spectators,
