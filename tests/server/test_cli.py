@@ -63,3 +63,12 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -> 
     assert _seen_address(settings, "203.0.113.7") == "127.0.0.1"
     trusted = settings.model_copy(update={"server_trusted_proxies": "127.0.0.1"})
     assert _seen_address(trusted, "203.0.113.7") == "203.0.113.7"
+
+
+def test_the_connection_limit_counts_race_spectators() -> None:
+    """uvicorn refuses connections beyond ``limit_concurrency``: a race's spectators are sockets
+    too (found by ``bench/bench_spectators.py``: 2,000 spectators were refused at 1,024)."""
+    base = Settings(server_max_players=100, server_max_watchers=50, races_max_spectators=2000)
+    assert uvicorn_options(base)["limit_concurrency"] == 100 + 50 + 2000 + 256
+    off = Settings(server_max_players=100, server_max_watchers=50, races_enabled=False)
+    assert uvicorn_options(off)["limit_concurrency"] == 100 + 50 + 256

@@ -135,8 +135,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {"host": settings.server_host, "port": settings.server_port,
             "loop": "uvloop", "http": "httptools", "ws": ws_protocol(),
             "ws_max_size": 64 * 1024, "ws_per_message_deflate": False,  # frames are tiny
+            # every socket counts: players, watchers, a race's spectators (one race at a time),
+            # and room for pages and API calls
             "limit_concurrency": (settings.server_max_players + settings.server_max_watchers
-                                  + 256),
+                                  + (settings.races_max_spectators if settings.races_enabled
+                                     else 0) + 256),
             "log_level": settings.log_level.lower(),
             "access_log": settings.log_level == "DEBUG",
             **proxy_options(settings.server_trusted_proxies)}
