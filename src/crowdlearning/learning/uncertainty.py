@@ -142,6 +142,20 @@ def _segments(tracks: Sequence[Track], segment_m: float) -> tuple[np.ndarray, np
     return track_of, start
 
 
+def _spaced_starts(tracks: tuple[Track, ...], k: int, *, max_ticks: int,
+                   start_speed_mps: float, stall_ticks: int) -> tuple[RaceSim, np.ndarray]:
+    """A simulator with ``k`` cars per track, equally spaced around it at ``start_speed_mps``;
+    and each car's track index."""
+    n = len(tracks) * k
+    car_track = np.repeat(np.arange(len(tracks)), k)
+    lengths = np.array([t.length_m for t in tracks])
+    sim = RaceSim(list(tracks), n, max_steps=max_ticks, stall_ticks=stall_ticks)
+    sim.reset_cars(np.arange(n), track_index=car_track,
+                   start_s_m=lengths[car_track] * np.tile(np.arange(k) / k, len(tracks)),
+                   speed_mps=start_speed_mps)
+    return sim, car_track
+
+
 def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[Track], *,
                     starts_per_track: int = 4, max_ticks: int = 1200,
                     segment_m: float = SEGMENT_M, start_speed_mps: float = 8.0,
@@ -151,14 +165,9 @@ def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[
     track_of, start = _segments(tracks, segment_m)
     first = np.searchsorted(track_of, np.arange(len(tracks)))
     counts = np.bincount(track_of, minlength=len(tracks))
-    k = starts_per_track
-    n = len(tracks) * k
-    car_track = np.repeat(np.arange(len(tracks)), k)
-    lengths = np.array([t.length_m for t in tracks])
-    sim = RaceSim(list(tracks), n, max_steps=max_ticks, stall_ticks=stall_ticks)
-    sim.reset_cars(np.arange(n), track_index=car_track,
-                   start_s_m=lengths[car_track] * np.tile(np.arange(k) / k, len(tracks)),
-                   speed_mps=start_speed_mps)
+    sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
+                                    start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
+    n = len(car_track)
     m = len(start)
     ticks, passes = np.zeros(m, np.int64), np.zeros(m, np.int64)
     spread_sum, failures = np.zeros(m), np.zeros(m, np.int64)
@@ -208,14 +217,9 @@ def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_tr
     the policy fails at racing speed). Deterministic; simulation only.
     """
     tracks = tuple(tracks)
-    k = starts_per_track
-    n = len(tracks) * k
-    car_track = np.repeat(np.arange(len(tracks)), k)
-    lengths = np.array([t.length_m for t in tracks])
-    sim = RaceSim(list(tracks), n, max_steps=max_ticks, stall_ticks=stall_ticks)
-    sim.reset_cars(np.arange(n), track_index=car_track,
-                   start_s_m=lengths[car_track] * np.tile(np.arange(k) / k, len(tracks)),
-                   speed_mps=start_speed_mps)
+    sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
+                                    start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
+    n = len(car_track)
     ring = lead_ticks + 1
     history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
     out: list[list[Approach]] = [[] for _ in tracks]

@@ -7,7 +7,7 @@ The race loop only appends to queues: it never waits for a socket.
 
 The fast path (``docs/benchmarks.md``, "Race spectators"): a frame is JSON-encoded and framed as
 a WebSocket text message once (``ws_text_frame``), and those bytes are written straight to each
-spectator's transport by ``SpectatorBox.wire`` (set by the socket, ``routes/races.py``
+spectator's transport by ``SpectatorBox.wire`` (set by the socket, ``server/play_socket.py``
 ``wire_writer``) when nothing is queued or being sent before it and the transport takes it
 without waiting; otherwise the frame goes to the queue as above (so a slow spectator still skips
 ahead, never holds the race). That spares the socket's sending task a wake-up and Starlette's and
@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from crowdlearning.server.game_loop import Outbox
+from crowdlearning.server.play_socket import ws_text_frame
 from crowdlearning.server.throttle import Throttle, TooManyRequestsError
 
 __all__ = ["REACTIONS", "SpectatorBox", "Spectators", "ws_text_frame"]
@@ -162,18 +163,3 @@ class Spectators:
             return "rate_limited"
         self.pending[emoji] += 1
         return None
-
-
-def ws_text_frame(text: str) -> bytes:
-    """``text`` as one WebSocket text message from a server (RFC 6455: FIN and opcode 1, no
-    mask, the payload length, the UTF-8 payload; no extension): the very bytes ``websockets``
-    writes for it."""
-    data = text.encode()
-    n = len(data)
-    if n < 126:
-        head = bytes((0x81, n))
-    elif n < 65536:
-        head = b"\x81\x7e" + n.to_bytes(2, "big")
-    else:
-        head = b"\x81\x7f" + n.to_bytes(8, "big")
-    return head + data

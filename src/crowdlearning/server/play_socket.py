@@ -128,16 +128,31 @@ def _uvicorn_protocol(send: object, depth: int = 0) -> Any:
     return None
 
 
-def direct_writer(ws: WebSocket) -> Callable[[str], bool] | None:
-    """A function writing one text message straight to this socket's transport, for the game
-    loop's frames (``Outbox.writer``), or None where that cannot be done safely (another ASGI
-    server or protocol, a test client, a negotiated extension such as compression).
+def ws_text_frame(text: str) -> bytes:
+    """``text`` as one WebSocket text message from a server (RFC 6455: FIN and opcode 1, no
+    mask, the payload length, the UTF-8 payload; no extension): the very bytes ``websockets``
+    writes for it."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = b"\x81\x7e" + n.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + n.to_bytes(8, "big")
+    return head + data
 
-    It writes the very bytes ``websockets`` would (an unmasked, unfragmented text frame: FIN
-    and opcode 1, the length, the UTF-8 payload) but skips the per-message path of Starlette's
-    and uvicorn's ``send`` and the wake-up of this socket's sending task. It refuses (returns
-    False: the frame is queued and sent the usual way) unless the connection is open and the
-    transport is writable (not paused by flow control, buffer below ``WRITE_LIMIT_BYTES``).
+
+def wire_writer(ws: WebSocket) -> Callable[[bytes], bool] | None:
+    """A function writing framed bytes (``ws_text_frame``) straight to this socket's
+    transport, or None where that cannot be done safely (another ASGI server or protocol, a
+    test client, a negotiated extension such as compression).
+
+    It skips the per-message path of Starlette's and uvicorn's ``send`` and the wake-up of this
+    socket's sending task. It refuses (returns False: the message is queued and sent the usual
+    way) unless the connection is open and the transport is writable (not paused by flow
+    control, buffer below ``WRITE_LIMIT_BYTES``). The race socket's spectators use it with
+    frames framed once for all of them (``races.spectators``).
     """
     proto = _uvicorn_protocol(ws._send)  # the ASGI send chain, read only
     if proto is None:
@@ -152,21 +167,27 @@ def direct_writer(ws: WebSocket) -> Callable[[str], bool] | None:
 
     open_state = State.OPEN
 
-    def write(text: str) -> bool:
+    def write(data: bytes) -> bool:
         if (conn.state is not open_state or proto.close_sent or not writable.is_set()
                 or transport.is_closing()
                 or transport.get_write_buffer_size() > WRITE_LIMIT_BYTES):
             return False
-        data = text.encode()
-        n = len(data)
-        if n < 126:
-            head = bytes((0x81, n))
-        elif n < 65536:
-            head = b"\x81\x7e" + n.to_bytes(2, "big")
-        else:
-            head = b"\x81\x7f" + n.to_bytes(8, "big")
-        transport.write(head + data)
+        transport.write(data)
         return True
+
+    return write
+
+
+def direct_writer(ws: WebSocket) -> Callable[[str], bool] | None:
+    """A function writing one text message straight to this socket's transport, for the game
+    loop's frames (``Outbox.writer``): ``wire_writer`` with each message framed as
+    ``websockets`` would frame it (``ws_text_frame``); None where ``wire_writer`` is."""
+    wire = wire_writer(ws)
+    if wire is None:
+        return None
+
+    def write(text: str) -> bool:
+        return wire(ws_text_frame(text))
 
     return write
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -15,12 +14,7 @@ from crowdlearning.races.service import RaceService
 from crowdlearning.races.spectators import SpectatorBox, Spectators
 from crowdlearning.server.errors import NotFoundError, documented
 from crowdlearning.server.messages import Input
-from crowdlearning.server.play_socket import (
-    WRITE_LIMIT_BYTES,
-    TokenBucket,
-    _uvicorn_protocol,
-    close_once,
-)
+from crowdlearning.server.play_socket import TokenBucket, close_once, wire_writer
 from crowdlearning.server.routes.game import bearer_subprotocol, same_origin, socket_user
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
@@ -163,37 +157,6 @@ async def _send_all(ws: WebSocket, box: SpectatorBox) -> None:
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
-
-
-def wire_writer(ws: WebSocket) -> Callable[[bytes], bool] | None:
-    """A function writing one framed text message (``spectators.ws_text_frame``) straight to
-    this socket's transport (``SpectatorBox.wire``), or None where that cannot be done safely
-    (another ASGI server or protocol, a test client, a negotiated extension such as
-    compression). As ``play_socket.direct_writer``: it refuses (False: the frame is queued and
-    sent the usual way) unless the connection is open and the transport writable (not paused
-    by flow control, less than ``WRITE_LIMIT_BYTES`` waiting in its buffer)."""
-    proto = _uvicorn_protocol(ws._send)  # the ASGI send chain, read only
-    if proto is None:
-        return None
-    conn = getattr(proto, "conn", None)
-    transport = getattr(proto, "transport", None)
-    writable = getattr(proto, "writable", None)
-    if conn is None or transport is None or writable is None or getattr(conn, "extensions",
-                                                                         None):
-        return None
-    from websockets.protocol import State
-
-    open_state = State.OPEN
-
-    def write(data: bytes) -> bool:
-        if (conn.state is not open_state or proto.close_sent or not writable.is_set()
-                or transport.is_closing()
-                or transport.get_write_buffer_size() > WRITE_LIMIT_BYTES):
-            return False
-        transport.write(data)
-        return True
-
-    return write
 
 
 async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Spectators,
