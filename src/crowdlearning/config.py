@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     price_penalty_cap_tinybar: int = Field(
         default=60_000_000, ge=0, description="Largest penalty of one run; at most the hold "
         "(ledger_hold_tinybar) [tinybar].")
+    price_label_noise_ref: float = Field(
+        default=0.1, ge=0.0, le=2.0,
+        description="A reward is multiplied by its labels' precision ref^2 / (ref^2 + s^2), s "
+        "the run's steering jitter (learning/label_noise.py): ref is the jitter at which a "
+        "label is paid half, about the initial model's own steering error on exact labels "
+        "(0.12 in label mode, 0.18 where players take over; docs/verdict.md, 'Label "
+        "precision'). Penalties are never scaled. 0 = off.")
     judge_backend: Literal["inline", "ray"] = Field(
         default="inline",
         description="Where verdicts are computed: inline (this process) or ray (a Ray cluster).",

@@ -192,3 +192,49 @@ def test_screen_rate_limits_per_contributor(plays) -> None:
 def test_screen_rejects_unknown_tracks(plays) -> None:
     screen = Screener(lambda digest: {}[digest])
     assert "unknown track" in screen.check(plays["expert"])
+
+
+def test_precision_scales_rewards_down_and_never_penalties() -> None:
+    prices = PriceSchedule(reward_tinybar_per_bp=10, reward_cap_tinybar=500,
+                           penalty_tinybar_per_bp=20, penalty_cap_tinybar=300,
+                           label_noise_ref=0.1)
+    assert prices.price(Decision.IMPROVED, 30, precision=0.5) == 150
+    assert prices.price(Decision.IMPROVED, 3000, precision=0.333) == 166  # rounded down
+    assert prices.price(Decision.WORSE, -10, precision=0.2) == -200  # noise shields no harm
+    with pytest.raises(ValueError, match="precision"):
+        prices.price(Decision.IMPROVED, 30, precision=1.5)
+    with pytest.raises(ValueError, match="label_noise_ref"):
+        PriceSchedule(label_noise_ref=-0.1)
+
+
+def test_a_shaky_hand_is_paid_its_labels_precision_and_reproducibly(judge: Judge,
+                                                                     plays) -> None:
+    priced = Judge(judge.champion, 0, judge.base, config=CONFIG,
+                   prices=dataclasses.replace(judge.prices, label_noise_ref=0.1),
+                   null_diffs_m=judge.null_diffs_m)
+    c = plays["random"]
+    verdict = priced.judge(c)
+    whole = judge.judge(c)  # the same decision, without the factor
+    assert (verdict.decision, verdict.effect_bp) == (whole.decision, whole.effect_bp)
+    assert verdict.label_noise > 0.2 and 0 < verdict.label_precision < 0.2  # random steering
+    assert verdict.price_tinybar == whole.price_tinybar < 0  # a penalty is never scaled
+    assert verdict.record()["label_precision"] == verdict.label_precision
+    # re-judged from the published configuration: the same record, bit for bit
+    again = Judge.from_config_record(verdict.judge_config, judge.champion, 0, judge.base,
+                                     verdict.seed).judge(c)
+    assert again.sha256 == verdict.sha256
+    assert whole.label_precision == 1.0 and whole.label_noise == 0.0  # off: nothing recorded
+    # a reward: the same improvement pays a steady hand more than a shaky one
+    expert = plays["expert"]
+    rng = np.random.default_rng(5)
+    shaky = dataclasses.replace(
+        expert, contribution_id="shaky",
+        player=np.clip(expert.player + rng.normal(0, 0.15, expert.player.shape), -1, 1))
+    paid = {}
+    for contribution in (expert, shaky):
+        improved = dataclasses.replace(whole, decision=Decision.IMPROVED, effect_bp=300)
+        v = priced._priced_by_precision(contribution, improved)
+        assert v.price_tinybar == int(priced.prices.price(Decision.IMPROVED, 300)
+                                      * v.label_precision)
+        paid[contribution.contribution_id] = v.price_tinybar
+    assert paid["expert"] > 2 * paid["shaky"] > 0

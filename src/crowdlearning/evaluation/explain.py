@@ -144,7 +144,10 @@ def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str) ->
         capped = bp * p.reward_tinybar_per_bp > p.reward_cap_tinybar
         text = (f"Reward {_hbar(reward)}: {p.reward_tinybar_per_bp:,} tinybar per basis point "
                 f"(0.01% of distance) × {bp} bp"
-                + (f", capped at {_hbar(p.reward_cap_tinybar)}" if capped else "") + ".")
+                + (f", capped at {_hbar(p.reward_cap_tinybar)}" if capped else "")
+                + (f", × {v.label_precision:.0%} for the steadiness of your steering "
+                   f"(jitter {v.label_noise:.3f}; a steadier hand is paid more)"
+                   if v.label_precision < 1.0 else "") + ".")
         return {"kind": "reward", "amount_tinybar": reward, "why": "improved", "text": text}
     if penalty > 0:
         capped = bp * p.penalty_tinybar_per_bp > p.penalty_cap_tinybar

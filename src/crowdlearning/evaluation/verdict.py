@@ -47,6 +47,7 @@ from crowdlearning.config import Settings
 from crowdlearning.evaluation.suite import EvalSuite, evaluate_many
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.finetune import FinetuneConfig, finetune_many
+from crowdlearning.learning.label_noise import estimate_label_noise, precision_factor
 from crowdlearning.learning.labels import (
     COVERED_META_KEY,
     DELAY_META_KEY,
@@ -159,6 +160,9 @@ class PriceSchedule:
     reward_cap_tinybar: int = 20_000_000
     penalty_tinybar_per_bp: int = 60_000
     penalty_cap_tinybar: int = 60_000_000
+    # a reward is multiplied by the labels' precision factor (``learning.label_noise``): the
+    # steering noise at which a label is paid half; 0 = off (every reward paid whole)
+    label_noise_ref: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("reward_tinybar_per_bp", "reward_cap_tinybar", "penalty_tinybar_per_bp",
@@ -166,18 +170,30 @@ class PriceSchedule:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 [tinybar], got {value!r}")
+        if not isinstance(self.label_noise_ref, (int, float)) or not (
+                0.0 <= self.label_noise_ref <= 2.0):
+            raise ValueError(f"label_noise_ref must be in [0, 2] (steering units), got "
+                             f"{self.label_noise_ref!r}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceSchedule:
         return cls(reward_tinybar_per_bp=settings.price_reward_tinybar_per_bp,
                    reward_cap_tinybar=settings.price_reward_cap_tinybar,
                    penalty_tinybar_per_bp=settings.price_penalty_tinybar_per_bp,
-                   penalty_cap_tinybar=settings.price_penalty_cap_tinybar)
+                   penalty_cap_tinybar=settings.price_penalty_cap_tinybar,
+                   label_noise_ref=settings.price_label_noise_ref)
 
-    def price(self, decision: Decision, effect_bp: int) -> int:
-        """Signed amount: > 0 reward, < 0 penalty, 0 for no effect or rejection."""
+    def price(self, decision: Decision, effect_bp: int, precision: float = 1.0) -> int:
+        """Signed amount: > 0 reward, < 0 penalty, 0 for no effect or rejection.
+
+        ``precision`` (0..1, ``learning.label_noise.precision_factor``) scales a reward only:
+        a penalty is never reduced by noisy labels (noise must not shield harm).
+        """
+        if not 0.0 <= precision <= 1.0:
+            raise ValueError(f"precision must be in [0, 1], got {precision!r}")
         if decision is Decision.IMPROVED:
-            return min(self.reward_cap_tinybar, max(effect_bp, 0) * self.reward_tinybar_per_bp)
+            whole = min(self.reward_cap_tinybar, max(effect_bp, 0) * self.reward_tinybar_per_bp)
+            return int(whole * precision)  # rounded down to the tinybar
         if decision is Decision.WORSE:
             return -min(self.penalty_cap_tinybar, max(-effect_bp, 0)
                         * self.penalty_tinybar_per_bp)
@@ -216,6 +232,10 @@ class Verdict:
     null_low_m: float = 0.0
     null_high_m: float = 0.0
     baseline: str = "twin"
+    # the labels' steering jitter and the share of the reward it leaves (``learning.label_noise``;
+    # 0 and 1 when the judge's prices do not use it)
+    label_noise: float = 0.0
+    label_precision: float = 1.0
     # how the run's input became labels (reaction delay, device model): part of the decision
     label_params: dict = field(default_factory=dict)
     # the judge's configuration (verdict, labels, prices): what re-judging needs
@@ -241,6 +261,7 @@ class Verdict:
         """What a player is shown: the decision, a rounded effect, the price (no per-run data)."""
         return {"contribution_id": self.contribution_id, "decision": self.decision.value,
                 "effect_pct": round(self.effect_bp / 100, 1), "price_tinybar": self.price_tinybar,
+                "label_precision": self.label_precision,
                 "champion_version": self.champion_version, "reason": self.reason}
 
 
@@ -277,8 +298,21 @@ class Judge:
             return self._verdict(contribution, Decision.NO_EFFECT, reason, [], [], 0,
                                  len(labels), started)
         with_scores, twin_scores, looks, decision = self._compare(labels)
-        return self._verdict(contribution, decision, "", with_scores, twin_scores, looks,
-                             len(labels), started)
+        verdict = self._verdict(contribution, decision, "", with_scores, twin_scores, looks,
+                                len(labels), started)
+        return self._priced_by_precision(contribution, verdict)
+
+    def _priced_by_precision(self, contribution: Contribution, verdict: Verdict) -> Verdict:
+        """``verdict`` with its labels' jitter recorded and its reward scaled by their precision
+        (``PriceSchedule.label_noise_ref``; unchanged when that is 0)."""
+        ref = self.prices.label_noise_ref
+        if ref <= 0:
+            return verdict
+        noise = estimate_label_noise(contribution, prior=ref, config=self.label_config)
+        precision = precision_factor(noise.sigma, ref)
+        return replace(verdict, label_noise=noise.sigma, label_precision=precision,
+                       price_tinybar=self.prices.price(verdict.decision, verdict.effect_bp,
+                                                       precision))
 
     def twin_of(self, labels: LabelSet) -> LabelSet:
         """The same rows labelled by the champion itself (same mask, weights and sources)."""

@@ -78,6 +78,7 @@ class LocalJudge:
         return {"type": "verdict", "contribution_id": r.run_id, "decision": r.decision,
                 "effect_pct": round(r.effect_bp / 100, 1),
                 "price_tinybar": r.reward_tinybar - r.penalty_tinybar, "champion_version": None,
+                "label_precision": None,
                 "reason": "", "ticks": r.ticks, "paid_mode": r.paid,
                 "reward_tinybar": r.reward_tinybar, "penalty_tinybar": r.penalty_tinybar,
                 "payout_id": r.payout_id, "audit_transaction_id": r.audit_tx,

@@ -33,6 +33,7 @@ __all__ = [
     "correction_ticks",
     "covered_rows",
     "extract_labels",
+    "label_rows",
     "labels_of",
     "mix_actions",
     "ranges_of",
@@ -157,8 +158,11 @@ class LabelSet:
                    np.full(n, source, dtype="<U64"))
 
 
-def extract_labels(contribution: Contribution, config: LabelConfig | None = None) -> LabelSet:
-    """The labels a contribution provides under its mode (see the module docstring)."""
+def label_rows(contribution: Contribution, config: LabelConfig | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Which input rows label which state rows under the run's mode (module docstring): the
+    rows whose input is a label and not covered this round, and the state each one labels after
+    the reaction delay, the latest input per state; both sorted by state."""
     cfg = config or LabelConfig()
     c = contribution
     rows = np.flatnonzero(c.label_ticks)
@@ -169,7 +173,14 @@ def extract_labels(contribution: Contribution, config: LabelConfig | None = None
     # the latest input per labelled state wins
     _, last = np.unique(state_rows[::-1], return_index=True)
     pick = len(rows) - 1 - last
-    rows, state_rows = rows[pick], state_rows[pick]
+    return rows[pick], state_rows[pick]
+
+
+def extract_labels(contribution: Contribution, config: LabelConfig | None = None) -> LabelSet:
+    """The labels a contribution provides under its mode (see the module docstring)."""
+    cfg = config or LabelConfig()
+    c = contribution
+    rows, state_rows = label_rows(c, cfg)
     player = device_targets(c)[rows]  # each device's meaning (``learning.device``)
     mask = np.isfinite(player)
     weight = cfg.intervention_weight if c.mode == "takeover" else 1.0
