@@ -282,6 +282,30 @@ class Settings(BaseSettings):
     races_reactions_per_min: int = Field(
         default=20, ge=0, le=600, description="Reactions one signed-in user may send to a race "
         "per minute (0: reactions off) [count].")
+    # race chat (races/chat.py): signed-in spectators write, everyone reads
+    races_chat_per_min: int = Field(
+        default=10, ge=0, le=600, description="Chat messages one signed-in user may send to "
+        "races per minute (per game server; 0: chat off) [count].")
+    races_chat_max_chars: int = Field(
+        default=200, ge=1, le=1000, description="Longest chat message, in characters after "
+        "trimming the spaces around it [count].")
+    races_chat_history: int = Field(
+        default=50, ge=0, le=1000, description="Recent chat messages kept per race in memory "
+        "and sent to a spectator who joins [count].")
+    races_chat_lines_per_frame: int = Field(
+        default=10, ge=1, le=500, description="Most new chat messages one frame carries; more "
+        "wait for the next frames (at most races_chat_history waiting, oldest dropped) "
+        "[count].")
+    races_chat_blocked_words: str = Field(
+        default="fuck,fucking,shit,cunt,asshole", description="Words a chat message may not "
+        "contain (comma-separated; case-insensitive, whole words): such a message is refused, "
+        "blocked_word.")
+    races_moderators: str = Field(
+        default="", description="User ids (comma-separated) of the race chat's moderators: "
+        "they may delete any message and mute its writer.")
+    races_chat_max_mute_s: int = Field(
+        default=7 * 86_400, ge=60, le=365 * 86_400, description="Longest mute a moderator may "
+        "give [s].")
     races_crowd_car: bool = Field(
         default=True, description="One car of every race (a copy of the champion) is driven "
         "by the crowd's aggregate input (races/crowd.py) [bool].")
@@ -291,6 +315,25 @@ class Settings(BaseSettings):
     races_weight_runs: int = Field(
         default=20, ge=1, le=1000, description="A labeller's weight in the crowd car's median "
         "is from their latest this many verdicts [count].")
+    # teams and team forks (races/teams.py, races/forks.py)
+    races_team_max_members: int = Field(
+        default=8, ge=1, le=1000, description="Most members of one race league team [count].")
+    races_fork_slots: int = Field(
+        default=2, ge=0, le=7, description="Places of a race given to team forks (models "
+        "trained only on one team's accepted data), best placed then most recent; 0: forks "
+        "never race [count].")
+    races_fork_min_contributions: int = Field(
+        default=5, ge=1, le=100_000, description="Accepted, merged contributions a team's "
+        "members need before the team's first fork is built [count].")
+    races_fork_interval_s: float = Field(
+        default=3600.0, ge=1, le=30 * 86_400, description="A team's fork is rebuilt (when it "
+        "has new accepted contributions) at most once per this long, across game servers [s].")
+    races_fork_check_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="How often the fork builder looks for teams "
+        "with new accepted contributions [s].")
+    races_fork_updates: int = Field(
+        default=500, ge=0, le=100_000, description="Gradient steps of a fork's fine-tune from "
+        "the champion's base (tests: a few) [count].")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(

@@ -56,6 +56,11 @@ class AggregatedDataset:
     def __len__(self) -> int:
         return sum(e["rows"] for e in self._index)
 
+    def entries(self) -> list[dict]:
+        """The index in append order: ``seq``, ``contribution_id``, ``contributor_id``,
+        ``rows``, ``file``, ``sha256`` of each shard (copies)."""
+        return [dict(e) for e in self._index]
+
     def append(self, contribution_id: str, contributor_id: str, labels: LabelSet) -> dict:
         """Store ``labels`` of one contribution; the same id twice is refused."""
         if contribution_id in set(self.contribution_ids):

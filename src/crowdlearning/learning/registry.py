@@ -9,6 +9,11 @@ Layout under ``root``::
 A version number is claimed by creating its directory (atomic on every filesystem), so two
 writers never get the same number. ``ModelMeta.contributions`` lists the contributions merged
 into that version; a version's full data is the union along its lineage.
+
+A **team fork** (``races/forks.py``; ``training["kind"] == FORK_KIND``) is a version trained on
+one race-league team's data only. It races, and that is all: it is never the champion
+(``set_champion`` refuses it), never a merge's parent, and not where a contribution was merged
+(``version_of_contribution``); ``mainline_versions`` are the others.
 """
 
 from __future__ import annotations
@@ -26,14 +31,20 @@ from crowdlearning.policy.network import PolicyNet
 from crowdlearning.sim.observation import observation_fields
 from crowdlearning.sim.params import SensorParams
 
-__all__ = ["ONNX_FILE", "ModelRegistry", "RegistryError"]
+__all__ = ["FORK_KIND", "ONNX_FILE", "ModelRegistry", "RegistryError", "is_fork"]
 
 ONNX_FILE = "policy.onnx"
+FORK_KIND = "team_fork"  # ``ModelMeta.training["kind"]`` of a team fork (``races/forks.py``)
 _onnx_lock = threading.Lock()  # one export at a time per process (each takes ~2 s of CPU)
 
 
 class RegistryError(CrowdLearningError):
     """A version is unknown, or the registry is inconsistent."""
+
+
+def is_fork(meta: ModelMeta) -> bool:
+    """Whether the version is a team fork (see the module docstring)."""
+    return meta.training.get("kind") == FORK_KIND
 
 
 class ModelRegistry:
@@ -42,6 +53,7 @@ class ModelRegistry:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._forks: dict[int, bool] = {}  # version -> is a team fork (a version never changes)
 
     def _dir(self, version: int) -> Path:
         return self.root / f"v{version:05d}"
@@ -52,6 +64,16 @@ class ModelRegistry:
             if (p / "meta.json").is_file():
                 found.append(int(p.name[1:]))
         return sorted(found)
+
+    def is_fork(self, version: int) -> bool:
+        """Whether ``version`` is a team fork (unknown version: ``RegistryError``)."""
+        if version not in self._forks:
+            self._forks[version] = is_fork(self.meta(version))
+        return self._forks[version]
+
+    def mainline_versions(self) -> list[int]:
+        """The versions that are not team forks: the champions and the candidates."""
+        return [v for v in self.versions() if not self.is_fork(v)]
 
     def register(
         self,
@@ -117,8 +139,9 @@ class ModelRegistry:
         return ids
 
     def version_of_contribution(self, contribution_id: str) -> int | None:
-        """The first version a contribution was merged into, if any."""
-        for v in self.versions():
+        """The first version a contribution was merged into, if any (team forks, which only
+        reuse merged data, are not where anything was merged)."""
+        for v in self.mainline_versions():
             if contribution_id in self.meta(v).contributions:
                 return v
         return None
@@ -143,6 +166,9 @@ class ModelRegistry:
     def set_champion(self, version: int) -> None:
         if version not in self.versions():
             raise RegistryError(f"unknown model version {version}")
+        if self.is_fork(version):
+            raise RegistryError(f"version {version} is a team fork: it races, it is never the "
+                                "champion")
         tmp = self.root / "champion.json.tmp"
         tmp.write_text(json.dumps({"version": version}))
         os.replace(tmp, self.root / "champion.json")

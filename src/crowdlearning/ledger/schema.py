@@ -11,6 +11,8 @@
     api_charge_mandates       how much a player allows a client to charge (and how much it did)
     api_client_return_urls    where a client's consent page may return the player (0007)
     webhook_*                 a client's webhook endpoint, its event outbox and delivery log (0006)
+    race_chat_mutes           race chat users a moderator muted, until when (0010)
+    race_teams, race_team_members   race league teams and who is in each (0011)
     audit_*                   the audit journal (``crowdlearning.audit.schema``, migration 0005)
 
 Timestamps are integer epoch nanoseconds (``*_ns``) taken from the caller's clock.
@@ -32,6 +34,9 @@ __all__ = [
     "metadata",
     "payments_cursors",
     "payouts",
+    "race_chat_mutes",
+    "race_team_members",
+    "race_teams",
     "settlement_transactions",
     "settlement_tx_payouts",
     "transfers",
@@ -256,6 +261,37 @@ client_payout_volume = sa.Table(  # 0009: a client's booked payouts per minute (
     sa.Column("minute", sa.BigInteger(), primary_key=True, autoincrement=False),
     sa.Column("amount_tinybar", sa.BigInteger(), nullable=False),
     sa.CheckConstraint("amount_tinybar >= 0", name="ck_client_payout_volume_not_negative"),
+)
+
+race_chat_mutes = sa.Table(  # 0010: race chat users muted by a moderator, until when
+    "race_chat_mutes",
+    metadata,
+    sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("until_ns", sa.BigInteger(), nullable=False),
+    sa.Column("moderator_id", sa.BigInteger(), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+)
+
+race_teams = sa.Table(  # 0011: race league teams (races/teams.py); their latest team fork
+    "race_teams",
+    metadata,
+    sa.Column("id", _PK_INT, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("name_key", sa.String(32), nullable=False, unique=True),  # lower-cased name
+    sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
+    sa.Column("fork_version", sa.Integer()),  # the team's latest fork in the model registry
+    sa.Column("fork_built_at_ns", sa.BigInteger()),
+    sa.Column("fork_claimed_at_ns", sa.BigInteger()),  # a server started building one then
+    sqlite_autoincrement=True,  # a dissolved team's id is never reused (its forks name it)
+)
+
+race_team_members = sa.Table(  # 0011: one team at most per user (the game server's user id)
+    "race_team_members",
+    metadata,
+    sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("team_id", _PK_INT, sa.ForeignKey("race_teams.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("joined_at_ns", sa.BigInteger(), nullable=False),
 )
 
 # The audit journal's tables (audit_state, audit_entries, audit_blocks) live in this database and

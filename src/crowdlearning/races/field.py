@@ -4,7 +4,10 @@ The champion always races; the other places (up to ``max_cars`` in all) go to th
 other versions of the registry: candidates newer than the champion (not promoted) and previous
 champions and candidates older than it. With ``crowd`` (and room for two cars) the second place
 goes to the **crowd car**: a copy of the champion driven by the crowd's aggregate input while
-anyone steers it (``races/crowd.py``), by the champion's policy otherwise. The grid order is
+anyone steers it (``races/crowd.py``), by the champion's policy otherwise. Then up to
+``fork_slots`` **team forks** (``races/forks.py``: a version trained only on one team's data),
+in the order given (best placed, then most recent), each labelled with its team's name; the
+rest of the places go to the most recent other versions. The grid order is
 drawn from the race's seed, so it is the same on every server and in every replay. Grid slot
 ``k`` is ``k x gap_m`` behind the start line, alternately left and right of the centreline (a
 staggered grid); every car starts rolling at the same speed.
@@ -20,22 +23,25 @@ import numpy as np
 
 __all__ = ["Entrant", "GridSlot", "choose_field", "grid_slots"]
 
-Role = Literal["champion", "candidate", "previous", "crowd"]
+Role = Literal["champion", "candidate", "previous", "crowd", "fork"]
 
 
 @dataclass(frozen=True)
 class Entrant:
     """A car of the race: its number (= its grid slot, 0 on pole), the model version driving it,
-    and what that version is to the champion."""
+    and what that version is to the champion; a team fork's team name."""
 
     car: int
     version: int
     role: Role
+    team: str | None = None
 
     @property
     def name(self) -> str:
         if self.role == "crowd":
             return f"crowd car (v{self.version})"
+        if self.role == "fork":
+            return f"{self.team} (team fork v{self.version})"
         return f"v{self.version}" + (" (champion)" if self.role == "champion" else "")
 
     def to_dict(self) -> dict:
@@ -52,21 +58,27 @@ class GridSlot:
 
 
 def choose_field(versions: Sequence[int], champion: int | None, max_cars: int,
-                 seed: int, *, crowd: bool = False) -> list[Entrant]:
-    """The cars of a race in grid order (see the module docstring)."""
+                 seed: int, *, crowd: bool = False, forks: Sequence[tuple[int, str]] = (),
+                 fork_slots: int = 0) -> list[Entrant]:
+    """The cars of a race in grid order (see the module docstring); ``forks``: (version, team
+    name) of the teams' forks, in order of preference (never among ``versions``)."""
     if max_cars < 1:
         raise ValueError("a race needs at least one car")
-    others = sorted((v for v in set(versions) if v != champion), reverse=True)
+    fork_versions = {v for v, _ in forks}
+    others = sorted((v for v in set(versions) if v != champion and v not in fork_versions),
+                    reverse=True)
 
     def role(v: int) -> Role:
         if v == champion:
             return "champion"
         return "candidate" if champion is not None and v > champion else "previous"
 
-    chosen: list[tuple[int, Role]] = [(champion, "champion")] if champion is not None else []
+    chosen: list[tuple[int, Role, str | None]] = (
+        [(champion, "champion", None)] if champion is not None else [])
     if crowd and champion is not None and max_cars >= 2:
-        chosen.append((champion, "crowd"))
-    chosen = (chosen + [(v, role(v)) for v in others])[:max_cars]
+        chosen.append((champion, "crowd", None))
+    chosen += [(v, "fork", team) for v, team in forks[:max(0, fork_slots)]]
+    chosen = (chosen + [(v, role(v), None) for v in others])[:max_cars]
     if not chosen:
         return []
     order = np.random.default_rng([seed, 0x6A1D]).permutation(len(chosen)).tolist()

@@ -365,6 +365,8 @@ class RaceRunner:
                          "best_lap_s": round(float(min(times)), 3) if times else None,
                          "state": STATES[state], "reason": self.reason[car],
                          "resets": int(self.resets[car])})
+            if self.plan.entrants[car].team is not None:  # a team fork: its team's name
+                cars[-1]["team"] = self.plan.entrants[car].team
         return {"type": "frame", "race_id": self.plan.race_id, "tick": self.tick,
                 "t": round(self.t, 2), "status": "finished" if self.finished else "racing",
                 "order": order, "cars": cars}
@@ -377,7 +379,7 @@ class RaceRunner:
             finished = int(self.state[car]) == FINISHED
             times = self.lap_times[car]
             rows.append({"position": i + 1, "car": car, "version": entrant.version,
-                         "role": entrant.role, "name": entrant.name,
+                         "role": entrant.role, "name": entrant.name, "team": entrant.team,
                          "state": STATES[int(self.state[car])], "reason": self.reason[car],
                          "race_time_s": round(float(self.finish_s[car]), 3) if finished else None,
                          "best_lap_s": round(float(min(times)), 3) if times else None,

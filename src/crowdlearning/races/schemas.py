@@ -12,10 +12,12 @@ __all__ = ["RacePublic", "RacesPublic", "ReplayPublic", "SeasonPublic"]
 class CarPublic(BaseModel):
     car: int = Field(description="the car's number: its grid slot (0 = pole)")
     version: int = Field(description="the model version driving it")
-    role: Literal["champion", "candidate", "previous", "crowd"] = Field(
+    role: Literal["champion", "candidate", "previous", "crowd", "fork"] = Field(
         description="`crowd`: the crowd car, a copy of the champion driven by the crowd's "
-        "aggregate input while anyone steers it")
+        "aggregate input while anyone steers it; `fork`: a team fork, trained only on its "
+        "team's accepted data")
     name: str
+    team: str | None = Field(default=None, description="a team fork's team name")
 
 
 class TrackPublic(BaseModel):
@@ -31,6 +33,7 @@ class ResultCar(BaseModel):
     version: int
     role: str
     name: str
+    team: str | None = Field(default=None, description="a team fork's team name")
     state: Literal["finished", "out", "racing"]
     reason: str | None = Field(description="why it is out: left_track, stalled, time_up")
     race_time_s: float | None
@@ -93,8 +96,10 @@ class SeasonModel(BaseModel):
     points: int
     best_lap_s: float | None
     credits: list[CreditPublic] = Field(description="players whose accepted data built it "
-                                        "(its lineage), most contributions first")
+                                        "(its lineage; a team fork: its own contributions), "
+                                        "most contributions first")
     contributors: int
+    team: str | None = Field(default=None, description="a team fork's team name")
 
 
 class SeasonPlayer(BaseModel):

@@ -45,8 +45,11 @@ from crowdlearning.config import Settings
 from crowdlearning.evaluation.curriculum import unlocked_families
 from crowdlearning.learning.device import WheelParams
 from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.races.chat import Chat, MuteStore
+from crowdlearning.races.chat_relay import ChatRelay
 from crowdlearning.races.crowd import CrowdSeats, Seat, labeller_contribution, verdict_weight
 from crowdlearning.races.field import choose_field
+from crowdlearning.races.forks import TeamForks
 from crowdlearning.races.records import RaceRecords, season_of
 from crowdlearning.races.runner import (
     RacePlan,
@@ -93,8 +96,11 @@ class RaceService:
                  families: Callable[[], Sequence[str]] | None = None,
                  clock: Callable[[], float] = time.time,
                  submit: Callable[[FinishedRun], None] | None = None,
-                 decisions_of: Callable[[int, int], list[str]] | None = None) -> None:
+                 decisions_of: Callable[[int, int], list[str]] | None = None,
+                 mutes_engine: sa.Engine | None = None,
+                 forks: TeamForks | None = None) -> None:
         self.settings, self.registry, self.clock = settings, registry, clock
+        self.forks = forks  # the teams' forks (races/forks.py): built elsewhere, raced here
         self.submit = submit  # a labeller's finished contribution goes there (the referee)
         self.decisions_of = decisions_of  # (user id, n) -> their latest verdicts' decisions
         self.families = families or (lambda: unlocked_families(registry.root))
@@ -111,6 +117,11 @@ class RaceService:
         self._reactions = (Throttle(settings.races_reactions_per_min, 60.0)
                            if settings.races_reactions_per_min else None)
         self._replays: OrderedDict[str, tuple[list[dict], dict]] = OrderedDict()
+        # race chat (races/chat.py): mutes in the shared ledger database when there is one
+        self.chat = Chat(settings, MuteStore(mutes_engine) if mutes_engine is not None else None,
+                         clock=clock)
+        # ... and across the game servers sharing a judge's Redis (races/chat_relay.py)
+        self.chat_relay = ChatRelay(settings.judge_url) if settings.judge_url else None
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="races")
 
     def close(self) -> None:
@@ -120,9 +131,15 @@ class RaceService:
     def plan_for(self, slot: RaceSlot) -> RacePlan:
         """The race's plan from what is unlocked and registered now (reads the registry)."""
         champion = self.registry.champion
-        entrants = choose_field(self.registry.versions(), champion,
+        forks: list[tuple[int, str]] = []
+        if self.forks is not None and self.settings.races_fork_slots:
+            points = {r["version"]: r["points"]
+                      for r in self.records.season_models(season_of(slot.starts_at))}
+            forks = self.forks.racing(points)
+        entrants = choose_field(self.registry.mainline_versions(), champion,
                                 self.settings.races_max_cars, slot.seed,
-                                crowd=self.settings.races_crowd_car)
+                                crowd=self.settings.races_crowd_car, forks=forks,
+                                fork_slots=self.settings.races_fork_slots)
         track = choose_track(slot.seed, tuple(self.families()), self.settings.races_track,
                              play_tracks=self.settings.server_play_tracks)
         return RacePlan(slot.race_id, slot.seed, slot.starts_at, track, tuple(entrants),
@@ -144,12 +161,15 @@ class RaceService:
         if race_id not in self._channels:
             self._channels[race_id] = Spectators(self.settings.races_max_spectators,
                                                  self.settings.server_ws_send_queue,
-                                                 self._reactions)
+                                                 self._reactions,
+                                                 chat=self.chat.room(race_id))
         return self._channels[race_id]
 
     # --- the task ---------------------------------------------------------------------------
     async def run_forever(self) -> None:
         """Run the timetable's races one after the other until cancelled."""
+        relay = (asyncio.create_task(self.chat_relay.run(self._channels.get))
+                 if self.chat_relay is not None else None)
         try:
             while True:
                 slot = self.timetable.upcoming(self.clock(), 1)[0]
@@ -165,6 +185,9 @@ class RaceService:
                                       "this race failed on the server; see the next one")
                     await asyncio.sleep(1.0)
         finally:
+            if relay is not None:
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
             self.close()
 
     def _end_channel(self, race_id: str, code: str, message: str) -> None:

@@ -19,15 +19,25 @@ Reactions: signed-in spectators may send one of ``REACTIONS``, at most ``per_min
 (``server/throttle.Throttle``, per user); they are counted and the counts since the last frame go
 out with the next frame (``"reactions": {"🔥": 3}``), so a crowd reacting costs one small field
 per frame, never a message per reaction per spectator.
+
+Chat (``races/chat.py``): the race's ``ChatRoom`` holds the new messages until the next frame,
+which carries them (``"chat": [{"id", "name", "text", "at"}, ...]``, at most
+``races_chat_lines_per_frame``): still one frame encoded once for all. While no frames flow (a
+race scheduled or on the grid), ``chat_posted`` schedules a ``{"type": "chat", "chat": [...]}``
+message ``CHAT_FLUSH_S`` later, carrying everything written meanwhile, handed out like a frame
+(framed once, droppable for a slow spectator) but never the ``last_frame`` a joiner is given.
+A deletion (``chat_removed``) is an event: rare, and never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 
+from crowdlearning.races.chat import ChatRoom
 from crowdlearning.server.game_loop import Outbox
 from crowdlearning.server.play_socket import ws_text_frame
 from crowdlearning.server.throttle import Throttle, TooManyRequestsError
@@ -36,6 +46,8 @@ __all__ = ["REACTIONS", "SpectatorBox", "Spectators", "ws_text_frame"]
 
 REACTIONS = ("🔥", "👏", "😮", "😂", "🏁", "💥")
 WRITE_BATCH = 250  # spectators a frame is handed to per turn of the event loop
+CHAT_FLUSH_S = 0.25  # while no frames flow, chat goes out this long after it was written
+FRAMES_IDLE_S = 0.5  # no frame for this long: frames are not flowing
 
 
 class SpectatorBox(Outbox):
@@ -70,7 +82,7 @@ class Spectators:
     """See the module docstring."""
 
     def __init__(self, max_spectators: int, queue: int, reactions: Throttle | None,
-                 batch: int = WRITE_BATCH) -> None:
+                 batch: int = WRITE_BATCH, chat: ChatRoom | None = None) -> None:
         self.max_spectators, self.queue, self.batch = max_spectators, queue, batch
         self._boxes: set[SpectatorBox] = set()
         # the rest of a frame being handed out: (text, wire bytes, boxes, next index)
@@ -80,6 +92,9 @@ class Spectators:
         self.pending: Counter[str] = Counter()
         self.closed = False  # the race is over: the last event is out, sockets may close
         self.last_frame = ""
+        self.chat = chat
+        self._frame_at = float("-inf")  # time.monotonic() of the last frame
+        self._chat_handle: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._boxes)
@@ -104,6 +119,9 @@ class Spectators:
         if self.pending:
             frame = {**frame, "reactions": dict(self.pending)}
             self.pending = Counter()
+        if self.chat is not None and self.chat.pending:
+            frame = {**frame, "chat": self.chat.take()}
+        self._frame_at = time.monotonic()
         frame["spectators"] = len(self._boxes)
         self.last_frame = text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
         self._hand_out(text, ws_text_frame(text), list(self._boxes), 0)
@@ -149,6 +167,9 @@ class Spectators:
         """The last event (the result, or why the race did not run), marked ``"final": true``:
         each socket closes once it has sent it."""
         self.closed = True
+        if self._chat_handle is not None:
+            self._chat_handle.cancel()
+            self._chat_handle = None
         self.event({**message, "final": True})
 
     def react(self, user_id: int, emoji: str) -> str | None:
@@ -163,3 +184,28 @@ class Spectators:
             return "rate_limited"
         self.pending[emoji] += 1
         return None
+
+    def chat_posted(self) -> None:
+        """A chat message waits for a frame: if frames are not flowing, it goes out in a
+        ``chat`` message within ``CHAT_FLUSH_S`` (with any other written meanwhile)."""
+        if self._chat_handle is not None or self.closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a plain call): the next frame or ``flush_chat``
+            return
+        self._chat_handle = loop.call_later(CHAT_FLUSH_S, self.flush_chat)
+
+    def flush_chat(self) -> None:
+        """Send the waiting chat now in a ``chat`` message, unless frames flow (the next one
+        carries it)."""
+        self._chat_handle = None
+        if (self.chat is None or not self.chat.pending or self.closed
+                or time.monotonic() - self._frame_at < FRAMES_IDLE_S):
+            return
+        self.flush()
+        message = {"type": "chat", "chat": self.chat.take(), "spectators": len(self._boxes)}
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        self._hand_out(text, ws_text_frame(text), list(self._boxes), 0)
+        if self.chat.pending:  # more than a frame's worth: the rest shortly
+            self.chat_posted()

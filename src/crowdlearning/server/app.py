@@ -25,7 +25,9 @@ from fastapi.staticfiles import StaticFiles
 
 from crowdlearning import http_guard
 from crowdlearning.config import Settings
+from crowdlearning.races.forks import ForkConfig, TeamForks
 from crowdlearning.races.service import RaceService
+from crowdlearning.races.teams import TeamStore
 from crowdlearning.security_headers import SecurityHeaders
 from crowdlearning.server.deps import COOKIE
 from crowdlearning.server.errors import install_error_handlers
@@ -39,6 +41,7 @@ from crowdlearning.server.routes import (
     league,
     models,
     races,
+    teams,
     wallet,
     watch,
 )
@@ -73,11 +76,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                      asyncio.create_task(feed.run_forever())]
             # the race league's scheduled races (races/service.py: its own task beside the game
             # loop, not inside its tick; why there)
-            app.state.races = None
+            app.state.races = app.state.teams = None
             if settings.races_enabled:
+                # teams and their forks (races/teams.py, races/forks.py): the forks are built
+                # on a thread of their own at the lowest priority, never on the event loop
+                app.state.teams = TeamStore(rt.ledger.engine, settings.races_team_max_members)
+                forks = TeamForks(ForkConfig.from_settings(settings), rt.trainer.registry,
+                                  rt.trainer.dataset.root, app.state.teams)
+                tasks.append(asyncio.create_task(forks.run_forever()))
                 app.state.races = RaceService(
                     settings, rt.trainer.registry, rt.store.engine,
                     submit=referee.on_finish,  # labellers' contributions (races/crowd.py)
+                    mutes_engine=rt.ledger.engine,  # race chat mutes, shared (races/chat.py)
+                    forks=forks,  # team forks race too (races/field.py)
                     decisions_of=lambda user_id, n: [r.decision
                                                      for r in rt.store.runs_of(user_id, n)])
                 tasks.append(asyncio.create_task(app.state.races.run_forever()))
@@ -102,7 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.auth_per_ip = Throttle(settings.server_auth_per_ip_per_min, 60.0)
     app.state.login_failures = Throttle(settings.server_login_failures, 900.0)
     app.state.link_attempts = Throttle(settings.server_link_attempts_per_hour, 3600.0)
-    for module in (auth, game, wallet, consent, league, models, watch, races):
+    for module in (auth, game, wallet, consent, league, models, watch, races, teams):
         app.include_router(module.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     # the pages at "/", never answering an /api/ path (a wrong method there is the API's 405)

@@ -89,7 +89,7 @@ async function raceSeason() {
   const credit = (m) => m.credits.length ? m.credits.map((c) => `${CL.esc(c.username)} (${c.contributions})`).join(", ") +
     (m.contributors > m.credits.length ? ` and ${m.contributors - m.credits.length} more` : "") : '<span class="muted">the initial demonstrations</span>';
   $("seasonModels").innerHTML = "<thead><tr><th>#</th><th>model</th><th>points</th><th>wins</th><th>races</th><th>best lap</th><th>built with data from</th></tr></thead><tbody>" +
-    s.models.map((m) => `<tr><td data-label="#">${m.rank}</td><td data-label="model">v${m.version}</td>
+    s.models.map((m) => `<tr><td data-label="#">${m.rank}</td><td data-label="model">v${m.version}${m.team ? ` <span class="muted">(team ${CL.esc(m.team)})</span>` : ""}</td>
       <td data-label="points">${m.points}</td><td data-label="wins">${m.wins}</td><td data-label="races">${m.races}</td>
       <td data-label="best lap">${secs(m.best_lap_s)}</td><td data-label="built with data from">${credit(m)}</td></tr>`).join("") +
     (s.models.length ? "" : '<tr><td colspan="7" class="muted">No race this season yet.</td></tr>') + "</tbody>";
@@ -99,12 +99,61 @@ async function raceSeason() {
     (s.players.length ? "" : '<tr><td colspan="4" class="muted">No player-built model has raced this season yet.</td></tr>') + "</tbody>";
 }
 
+// Teams: list, create, join, leave (a signed-in player is in one team at most).
+const TEAM_NAME = /^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$/;
+function teamNameProblem(name) {
+  if (name.length < 3 || name.length > 24) return "A team name is 3 to 24 characters";
+  if (!TEAM_NAME.test(name)) return "A team name is words of letters A-Z and digits, with one space, - or _ between two words";
+  return null;
+}
+
+async function teamAction(method, path, body) {
+  $("teamError").textContent = "";
+  try { await CL.api(method, path, body); } catch (e) { $("teamError").textContent = CL.plain(e.message); }
+  await teams().catch(() => {});
+}
+
+async function teams() {
+  const body = await CL.api("GET", "/api/teams");
+  const mine = CL.user ? await CL.api("GET", "/api/teams/mine").catch(() => null) : null;
+  $("teamMin").textContent = `${body.min_contributions}`;
+  const fork = (t) => t.fork ? `v${t.fork.version} <span class="muted">(${t.fork.contributions} contributions)</span>`
+    : '<span class="muted">not yet</span>';
+  const action = (t) => {
+    if (!CL.user) return "";
+    if (mine && mine.id === t.id) return '<button class="secondary small" data-leave="1">Leave</button>';
+    if (mine || t.members.length >= t.max_members) return "";
+    return `<button class="small" data-join="${t.id}">Join</button>`;
+  };
+  $("teams").innerHTML = "<thead><tr><th>team</th><th>members</th><th>fork</th><th>points</th><th></th></tr></thead><tbody>" +
+    body.teams.map((t) => `<tr><td data-label="team">${CL.esc(t.name)}${mine && mine.id === t.id ? ' <span class="muted">(yours)</span>' : ""}</td>
+      <td data-label="members" class="wrap">${t.members.map(CL.esc).join(", ")} <span class="muted">${t.members.length}/${t.max_members}</span></td>
+      <td data-label="fork">${fork(t)}</td><td data-label="points">${t.season_points}</td>
+      <td data-label="">${action(t)}</td></tr>`).join("") +
+    (body.teams.length ? "" : '<tr><td colspan="5" class="muted">No team yet: create the first.</td></tr>') + "</tbody>";
+  for (const b of document.querySelectorAll("#teams button[data-join]"))
+    b.onclick = () => teamAction("POST", `/api/teams/${b.dataset.join}/join`);
+  for (const b of document.querySelectorAll("#teams button[data-leave]"))
+    b.onclick = () => teamAction("POST", "/api/teams/leave");
+  $("teamForm").hidden = !CL.user || !!mine;
+  $("teamHint").textContent = CL.user ? (mine ? "Leave your team to create or join another." : "")
+    : "Sign in (on the Play page) to create or join a team.";
+}
+
+$("teamForm").onsubmit = (e) => {
+  e.preventDefault();
+  const name = $("teamName").value.trim(), problem = teamNameProblem(name);
+  if (problem) { $("teamError").textContent = problem; return; }
+  teamAction("POST", "/api/teams", { name }).then(() => { if (!$("teamError").textContent) $("teamName").value = ""; });
+};
+
 CL.nav("League").then(() => {
   races().then(() => setInterval(tickCountdowns, 1000)).catch(() => {
     $("timetable").innerHTML = '<tbody><tr><td class="muted">Races are off on this server.</td></tr></tbody>';
   });
   raceSeason().catch(() => {});
-  setInterval(() => { races().catch(() => {}); raceSeason().catch(() => {}); }, 30000);
+  teams().catch(() => { $("teamsPanel").hidden = true; });
+  setInterval(() => { races().catch(() => {}); raceSeason().catch(() => {}); teams().catch(() => {}); }, 30000);
   return Promise.all([board("improvement"), board("earnings"), champion()]);
 })
   .catch((e) => { $("season").textContent = "(could not load: " + CL.plain(e.message) + ")"; });

@@ -232,18 +232,130 @@ function reactions(info) {
   });
 }
 
+// --- chat: beside the race; text always goes in with textContent (never innerHTML) -------------
+const chat = { on: false, canWrite: false, moderator: false, seen: new Set(), maxMuteS: 0 };
+const CHAT_KEEP = 150;  // lines kept on the page
+const MUTE_S = 600;  // a moderator's mute button: 10 minutes
+
+function chatNote(text) { $("chatNote").textContent = text; }
+
+function chatSetup(hello) {
+  if (!hello) { $("chatPanel").hidden = true; return; }
+  chat.on = true; chat.canWrite = hello.can_write; chat.moderator = hello.moderator;
+  chat.maxMuteS = hello.max_mute_s || MUTE_S;
+  $("chatPanel").hidden = false;
+  $("chatInput").maxLength = hello.max_chars;
+  $("chatForm").hidden = !chat.canWrite;
+  if (!chat.canWrite) chatNote("Sign in (Play page) to chat.");
+  else if (hello.muted_until) chatNote(`A moderator muted you until ${new Date(hello.muted_until * 1000).toLocaleTimeString()}.`);
+  chatAdd(hello.history);
+}
+
+function chatButton(label, title, onClick) {
+  const b = document.createElement("button");
+  b.type = "button"; b.className = "secondary small"; b.textContent = label;
+  b.title = title; b.setAttribute("aria-label", title);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function chatLine(m) {
+  const line = document.createElement("div");
+  line.className = "chat-line"; line.dataset.id = String(m.id);
+  const name = document.createElement("span");
+  name.className = m.mod ? "chat-name mod" : "chat-name"; name.textContent = m.name;
+  const text = document.createElement("span");
+  text.className = "chat-text"; text.textContent = m.text;
+  line.title = new Date(m.at * 1000).toLocaleTimeString();
+  line.append(name);
+  if (m.mod) {
+    const badge = document.createElement("span");
+    badge.className = "chat-mod"; badge.textContent = " (mod)";
+    line.append(badge);
+  }
+  line.append(" ", text);
+  const tools = document.createElement("span");
+  tools.className = "chat-tools";
+  const own = CL.user && CL.user.username === m.name;
+  if (chat.canWrite && !own) {
+    tools.append(chatButton("⚑", `report ${m.name}'s message`, () => send({ type: "chat_report", id: m.id })));
+  }
+  if (chat.moderator) {
+    tools.append(chatButton("✕", `delete ${m.name}'s message`, () => send({ type: "chat_delete", id: m.id })));
+    if (!own) tools.append(chatButton("mute", `mute ${m.name} for ${MUTE_S / 60} minutes`,
+      () => send({ type: "chat_mute", id: m.id, seconds: Math.min(MUTE_S, chat.maxMuteS) })));
+  }
+  if (tools.childNodes.length) line.append(tools);
+  return line;
+}
+
+function chatAdd(lines) {
+  if (!chat.on || !lines || !lines.length) return;
+  const box = $("chatLines");
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  for (const m of lines) {
+    if (chat.seen.has(m.id)) continue;  // a joiner may get a line twice (history, then a frame)
+    chat.seen.add(m.id);
+    box.append(chatLine(m));
+  }
+  while (box.childNodes.length > CHAT_KEEP) box.firstChild.remove();
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+function chatRemoved(id) {
+  const line = $("chatLines").querySelector(`[data-id="${Number(id)}"]`);
+  if (line) line.remove();
+}
+
+function chatAnswer(m) {
+  if (m.type === "chat_sent") { $("chatInput").value = ""; chatNote(""); }
+  else if (m.type === "chat_reported") chatNote("Reported: thank you, the moderators will look.");
+  else if (m.type === "chat_muted") chatNote(`Muted until ${new Date(m.until * 1000).toLocaleTimeString()}.`);
+  else if (m.type === "error") {
+    const why = {
+      rate_limited: "Slow down: too many messages, wait a little.",
+      muted: `A moderator muted you until ${new Date(m.until * 1000).toLocaleTimeString()}.`,
+      blocked_word: "Not sent: that message holds a word this chat does not allow.",
+      not_signed_in: "Sign in (Play page) to chat.",
+    }[m.code];
+    chatNote(why || m.message);
+  }
+}
+
+function chatForm() {
+  $("chatForm").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("chatInput").value.trim();
+    if (!text) { chatNote("Write something first."); return; }
+    if (!race.ws || race.ws.readyState !== 1) { chatNote("Not connected: the race is over."); return; }
+    send({ type: "chat", text });
+  });
+}
+
+function chatClosed() {
+  if (!chat.on) return;
+  $("chatForm").hidden = true;
+  chatNote("The race is over: the chat is closed.");
+}
+
 function live(info) {
   reactions(info);
+  chatForm();
   steering();
   const ws = new WebSocket(wsUrl(`/ws/races/${encodeURIComponent(info.race_id)}`));
   race.ws = ws;
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
-    if (m.type === "hello") { race.clockSkew = Date.now() / 1000 - m.now; showInfo(m.race); }
+    if (m.type === "hello") { race.clockSkew = Date.now() / 1000 - m.now; showInfo(m.race); chatSetup(m.chat); }
+    else if (m.type === "chat") { chatAdd(m.chat); }
+    else if (m.type === "chat_removed") { chatRemoved(m.id); }
+    else if (["chat_sent", "chat_reported", "chat_muted"].includes(m.type) || (m.type === "error" && m.about === "chat")) {
+      chatAnswer(m);
+    }
     else if (m.type === "grid") { showInfo(m.race); }
     else if (m.type === "frame") {
       race.frame = m; $("raceStatus").textContent = m.status === "racing" ? "Racing" : "Finished";
-      showStandings(m); drawRace(m);
+      showStandings(m); drawRace(m); chatAdd(m.chat);
       const held = Object.values(race.keys).some(Boolean);
       if (race.seat !== null && (held || performance.now() - race.keysAt < 1500)) sendKeys();
     } else if (m.type === "result") {
@@ -256,7 +368,7 @@ function live(info) {
       $("reactionNote").textContent = m.code === "rate_limited" ? "Easy: too many reactions, wait a little." : m.message;
     }
   };
-  ws.onclose = () => { race.ws = null; };
+  ws.onclose = () => { race.ws = null; chatClosed(); };
 }
 
 async function playReplay(info) {

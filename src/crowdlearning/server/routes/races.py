@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from crowdlearning.races.chat import ChatRefusal
 from crowdlearning.races.schemas import RacePublic, RacesPublic, ReplayPublic
 from crowdlearning.races.service import RaceService
 from crowdlearning.races.spectators import SpectatorBox, Spectators
@@ -19,6 +21,7 @@ from crowdlearning.server.routes.game import bearer_subprotocol, same_origin, so
 from crowdlearning.server.runtime import Runtime
 from crowdlearning.server.store import User
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["races"])
 FINAL = '"final":true}'  # the last message of a race's channel (``Spectators.close``)
 VERDICT_WAIT_S = 120.0  # after the race, a labeller's socket waits this long for verdicts
@@ -103,9 +106,12 @@ async def race_socket(ws: WebSocket, race_id: str) -> None:
         await ws.close(code=1013, reason="too many spectators; try again later")
         return
     try:
+        if user is not None:
+            await service.chat.fresh_mutes()  # the hello says if they are muted
         await ws.send_json({"type": "hello", "race": service.public(race_id),
                             "frame_hz": service.settings.races_frame_hz,
-                            "signed_in": user is not None, "now": time.time()})
+                            "signed_in": user is not None, "now": time.time(),
+                            "chat": _chat_hello(service, channel, user)})
         if service.settings.server_ws_fast_paths:  # uvicorn's internals: off switch
             box.wire = wire_writer(ws)
         if channel.last_frame:
@@ -161,10 +167,11 @@ async def _send_all(ws: WebSocket, box: SpectatorBox) -> None:
 
 async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Spectators,
                   box: SpectatorBox, user: User | None) -> None:
-    """Reactions, and crowd play (``join``, ``steer``, ``leave``) from a signed-in spectator
-    (rate limited); anything else is refused."""
+    """Reactions, chat (``races/chat.py``) and crowd play (``join``, ``steer``, ``leave``) from
+    a signed-in spectator (rate limited); anything else is refused."""
     errors = 0
     bucket = TokenBucket(service.settings.server_ws_max_inputs_per_s)
+    longest = max(256, 6 * service.settings.races_chat_max_chars + 64)  # a chat line, escaped
     try:
         while True:
             message = await ws.receive()
@@ -172,13 +179,16 @@ async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Sp
                 return
             answer: dict | None = _error("bad_message")
             text = message.get("text")
-            if text is not None and len(text) <= 256:
+            if text is not None and len(text) <= longest:
                 try:
                     data = json.loads(text)
                 except ValueError:
                     data = None
                 kind = data.get("type") if isinstance(data, dict) else None
-                if kind in ("react", "join", "steer", "leave") and user is None:
+                if kind in CHAT_KINDS:
+                    answer = await _chat(service, race_id, channel, user, data,  # type: ignore
+                                         bucket)
+                elif kind in ("react", "join", "steer", "leave") and user is None:
                     answer = _error("not_signed_in")
                 elif kind in ("join", "steer", "leave") and not bucket.take():
                     answer = _error("rate_limited")
@@ -189,7 +199,9 @@ async def _listen(ws: WebSocket, service: RaceService, race_id: str, channel: Sp
                     answer = await _crowd_play(service, race_id, box, user, data)  # type: ignore
             if answer is not None:
                 box.event(answer)
-                if answer["type"] == "error":
+                # a signed-in chatter refused (too fast, a blocked word, ...) keeps the socket
+                if answer["type"] == "error" and not (user is not None
+                                                      and answer.get("about") == "chat"):
                     errors += 1
                     if errors >= 20:
                         return
@@ -222,12 +234,74 @@ async def _crowd_play(service: RaceService, race_id: str, box: SpectatorBox, use
                          msg.device)
 
 
+CHAT_KINDS = ("chat", "chat_delete", "chat_mute", "chat_report")
+
+
+def _chat_hello(service: RaceService, channel: Spectators, user: User | None) -> dict | None:
+    """What the ``hello`` says of the race's chat (None: chat off): the recent messages."""
+    chat = service.chat
+    if not chat.enabled or channel.chat is None:
+        return None
+    return {"history": channel.chat.history(), "max_chars": chat.max_chars,
+            "per_min": chat.per_min, "can_write": user is not None,
+            "moderator": user is not None and chat.is_moderator(user.id),
+            "max_mute_s": chat.max_mute_s,
+            "muted_until": None if user is None else chat.mutes.until(user.id, chat.clock())}
+
+
+async def _chat(service: RaceService, race_id: str, channel: Spectators, user: User | None,
+                data: dict, bucket: TokenBucket) -> dict | None:
+    """A chat message, or a moderator's deletion or mute, or a report (``docs/protocol.md``,
+    races: "Chat"); the answer to the sender (deletions go to everyone)."""
+    room, kind = channel.chat, data["type"]
+    if room is None or not service.chat.enabled:
+        return ChatRefusal("chat_off", "chat is off on this server").to_message()
+    if user is None:
+        return ChatRefusal("not_signed_in", "sign in to chat").to_message()
+    if not bucket.take():
+        return ChatRefusal("rate_limited", "too many messages: wait a little").to_message()
+    if kind == "chat":
+        await service.chat.fresh_mutes()
+        line = room.post(user.id, user.username, data.get("text"))
+        if isinstance(line, ChatRefusal):
+            return line.to_message()
+        channel.chat_posted()
+        if service.chat_relay is not None:  # the race's spectators on the other servers
+            service.chat_relay.publish(race_id, "line", line=line, author=user.id)
+        return {"type": "chat_sent", "id": line["id"]}
+    message_id = data.get("id")
+    if kind == "chat_report":
+        reports = room.report(user.id, message_id)
+        if isinstance(reports, ChatRefusal):
+            return reports.to_message()
+        return {"type": "chat_reported", "id": message_id}
+    if kind == "chat_delete":
+        refused = room.remove(user.id, message_id)
+        if refused is not None:
+            return refused.to_message()
+        channel.event({"type": "chat_removed", "id": message_id})
+        if service.chat_relay is not None:
+            service.chat_relay.publish(race_id, "removed", id=message_id)
+        return None
+    target = room.mute_target(user.id, message_id, data.get("seconds"))
+    if isinstance(target, ChatRefusal):
+        return target.to_message()
+    muted, until = target
+    try:
+        await asyncio.to_thread(service.chat.mutes.mute, muted, until, user.id,
+                                service.clock())
+    except Exception:  # the database away: say so, keep the socket
+        log.exception("race chat: storing the mute of user %d failed", muted)
+        return ChatRefusal("unavailable", "the mute could not be stored: try again").to_message()
+    return {"type": "chat_muted", "id": message_id, "until": round(until, 3)}
+
+
 def _error(code: str, message: str | None = None) -> dict:
     return {"type": "error", "code": code, "message": message or _WHY[code]}
 
 
 _WHY = {"bad_message": "send {\"type\": \"react\", \"emoji\": <one of the race's reactions>}, "
-                       "or join, steer, leave (docs/protocol.md)",
+                       "or chat, join, steer, leave (docs/protocol.md)",
         "not_signed_in": "sign in to react",
         "rate_limited": "too many messages: wait a little",
         "reactions_off": "reactions are off on this server"}
