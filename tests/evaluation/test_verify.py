@@ -11,7 +11,7 @@ import pytest
 from crowdlearning.cli import main
 from crowdlearning.crowd.personas import make_persona
 from crowdlearning.evaluation.screening import Screener
-from crowdlearning.evaluation.verdict import VerdictConfig
+from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
 from crowdlearning.evaluation.verify import Verifier
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
@@ -40,7 +40,9 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
     track = named_track(TRACK)
     service = VerdictService(trainer, Screener({track.digest: track}.__getitem__),
-                             verdict_config=CONFIG, verdict_log=root / "verdicts.jsonl")
+                             verdict_config=CONFIG, verdict_log=root / "verdicts.jsonl",
+                             # rewards scaled by the labels' precision: re-derived too
+                             prices=PriceSchedule(label_noise_ref=0.1))
     for k, persona in enumerate(("late-4", "random")):
         c = play(trainer.policy(), make_persona(persona, np.random.default_rng(k)), ticks=300,
                  track_name=TRACK, session_id=f"s{k}")
@@ -59,6 +61,10 @@ def test_every_logged_verdict_is_reproduced_bit_for_bit(judged: Path, capsys) ->
     # the delay estimated at acceptance is part of what was judged and recorded
     first = _records(judged)[0]["verdict"]
     assert "reaction_delay_ticks" in first["label_params"]
+    # so is the labels' precision of every judged verdict (``learning.label_noise``)
+    judged_records = [r["verdict"] for r in _records(judged) if r["verdict"]["runs"] > 0]
+    assert judged_records and all(0 < r["label_precision"] < 1 and r["label_noise"] > 0
+                                  for r in judged_records)
 
 
 def test_a_changed_record_or_hash_is_named(judged: Path) -> None:

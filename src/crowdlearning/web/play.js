@@ -208,7 +208,10 @@ function showVerdict(v) {
                    rejected: "rejected" };
   el.textContent = `${labels[v.decision]} ${v.effect_pct > 0 ? "+" : ""}${v.effect_pct}%`;
   el.className = "verdict " + (v.decision === "improved" ? "good" : v.decision === "worse" ? "bad" : "muted");
-  $("money").innerHTML = v.reward_tinybar ? `<span class="good">earned ${CL.money(v.reward_tinybar)}</span>`
+  // a reward is paid in proportion to the steadiness of the run's steering (docs/verdict.md)
+  const steady = v.reward_tinybar && v.label_precision != null && v.label_precision < 1
+    ? ` <span class="muted">(× ${Math.round(v.label_precision * 100)}% for steering steadiness)</span>` : "";
+  $("money").innerHTML = v.reward_tinybar ? `<span class="good">earned ${CL.money(v.reward_tinybar)}</span>${steady}`
     : v.penalty_tinybar ? `<span class="bad">paid a penalty of ${CL.money(v.penalty_tinybar)}</span>`
     : (v.paid_mode ? "no money moved" : "practice run: no money at stake") + (v.reason ? ` (${CL.esc(v.reason)})` : "");
   // the verdict's entry in the audit journal, published in a block on the Hedera audit topic
