@@ -129,7 +129,8 @@ class Settings(BaseSettings):
         "the run's steering jitter (learning/label_noise.py): ref is the jitter at which a "
         "label is paid half, about the initial model's own steering error on exact labels "
         "(0.12 in label mode, 0.18 where players take over; docs/verdict.md, 'Label "
-        "precision'). Penalties are never scaled. 0 = off.")
+        "precision'). Penalties are never scaled. The rows of a merged contribution weigh the "
+        "same factor in the aggregated dataset (learning/dagger.py). 0 = off.")
     judge_backend: Literal["inline", "ray"] = Field(
         default="inline",
         description="Where verdicts are computed: inline (this process) or ray (a Ray cluster).",

@@ -238,3 +238,14 @@ def test_a_shaky_hand_is_paid_its_labels_precision_and_reproducibly(judge: Judge
                                       * v.label_precision)
         paid[contribution.contribution_id] = v.price_tinybar
     assert paid["expert"] > 2 * paid["shaky"] > 0
+
+
+def test_the_configuration_record_compares_equal_after_json(judge: Judge) -> None:
+    # a suite over several families (tuples in the config) must compare equal to its published
+    # JSON field by field, or verify-verdict names judge_config as differing
+    several = dataclasses.replace(CONFIG, families=("easy", "tight"))
+    holder = type("Holder", (), {"config": several, "label_config": judge.label_config,
+                                 "prices": judge.prices})()
+    record = Judge.config_record(holder)  # type: ignore[arg-type]
+    assert record == json.loads(json.dumps(record))
+    assert record["verdict"]["families"] == ["easy", "tight"]

@@ -90,3 +90,30 @@ def test_precision_factor() -> None:
 def test_a_negative_prior_is_refused(runs) -> None:
     with pytest.raises(ValueError, match="prior"):
         estimate_label_noise(runs["expert"], prior=-0.1)
+
+
+def test_the_aggregate_weighs_merged_rows_by_their_precision(runs, tmp_path) -> None:
+    from crowdlearning.learning.dagger import DaggerTrainer
+    from crowdlearning.learning.dataset import AggregatedDataset
+    from crowdlearning.learning.labels import LabelSet, extract_labels
+    from crowdlearning.learning.registry import ModelRegistry
+    from crowdlearning.learning.train import TrainConfig
+
+    torch.manual_seed(1)
+    trainer = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"),
+                            train=TrainConfig(updates=5), precision_ref=0.1)
+    obs = runs["expert"].observations[:50]
+    trainer.start(PolicyNet(), LabelSet.from_actions(obs, np.zeros((50, 2)), "base"), {})
+    exact, noisy = runs["expert"], runs["noisy-0.1"]
+    meta = trainer.merge([exact, noisy])
+    for c in (exact, noisy):
+        stored = trainer.dataset.load([c.contribution_id])
+        plain = extract_labels(c, trainer.label_config)
+        factor = precision_factor(estimate_label_noise(c, prior=0.1).sigma, 0.1)
+        assert len(stored) == len(plain)
+        assert np.allclose(stored.weights, plain.weights * factor)
+    assert trainer.dataset.load([exact.contribution_id]).weights[0] > 0.9
+    assert trainer.dataset.load([noisy.contribution_id]).weights[0] < 0.6
+    assert meta.training["label_precision_ref"] == 0.1
+    with pytest.raises(ValueError, match="precision_ref"):
+        DaggerTrainer(trainer.registry, trainer.dataset, precision_ref=-1.0)

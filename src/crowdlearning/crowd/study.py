@@ -150,7 +150,7 @@ def run_study(cfg: StudyConfig, work: Path) -> dict:
     ledger.fund_reward_budget("reward-budget", 1_000_000 * HBAR)
     labels = LabelConfig.from_settings(settings)
     trainer = DaggerTrainer(ModelRegistry(work / "models"), AggregatedDataset(work / "dataset"),
-                            labels=labels)
+                            labels=labels, precision_ref=settings.price_label_noise_ref)
     net, training = train_initial_model(0)
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
     tracks = {t.digest: t for t in (generate_track(s) for s in range(cfg.play_tracks))}

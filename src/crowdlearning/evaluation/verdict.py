@@ -565,8 +565,11 @@ class Judge:
         verdict = asdict(self.config)
         if tuple(verdict["families"]) == ("easy",):
             del verdict["families"]  # easy only: the record verdicts always had
-        return {"verdict": verdict, "labels": asdict(self.label_config),
-                "prices": asdict(self.prices)}
+        record = {"verdict": verdict, "labels": asdict(self.label_config),
+                  "prices": asdict(self.prices)}
+        # as JSON has it (tuples become lists): a published record and a re-judged one compare
+        # equal field by field, not only by hash
+        return json.loads(json.dumps(record))
 
     @classmethod
     def from_config_record(cls, record: dict, champion: PolicyNet, champion_version: int,

@@ -126,7 +126,8 @@ def open_trainer(settings: Settings) -> DaggerTrainer:
     initial model is trained first (``learning.bootstrap``)."""
     root = settings.data_dir
     trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"),
-                            labels=LabelConfig.from_settings(settings))
+                            labels=LabelConfig.from_settings(settings),
+                            precision_ref=settings.price_label_noise_ref)
     if not trainer.registry.versions():
         net, training = train_initial_model(0)
         trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),

@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.label_noise import estimate_label_noise, precision_factor
 from crowdlearning.learning.labels import LabelConfig, LabelSet, extract_labels
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.learning.train import TrainConfig, fit
@@ -29,10 +32,16 @@ class DaggerTrainer:
     """Aggregate contributions and train model versions (see the module docstring)."""
 
     def __init__(self, registry: ModelRegistry, dataset: AggregatedDataset, *,
-                 labels: LabelConfig | None = None, train: TrainConfig | None = None) -> None:
+                 labels: LabelConfig | None = None, train: TrainConfig | None = None,
+                 precision_ref: float = 0.0) -> None:
         self.registry, self.dataset = registry, dataset
         self.label_config = labels or LabelConfig()
         self.train_config = train or TrainConfig()
+        if not 0.0 <= precision_ref <= 2.0:
+            raise ValueError(f"precision_ref must be in [0, 2], got {precision_ref}")
+        # rows of a merged contribution weigh its labels' precision (``learning.label_noise``):
+        # the aggregate learns from a shaky hand as much as the price pays it; 0 = unweighted
+        self.precision_ref = precision_ref
         self._rounds = 0
 
     def start(self, net: PolicyNet, demonstrations: LabelSet, training: dict) -> ModelMeta:
@@ -53,7 +62,18 @@ class DaggerTrainer:
         return self.registry.load(version)
 
     def labels_for(self, contributions: Sequence[Contribution]) -> list[LabelSet]:
-        return [extract_labels(c, self.label_config) for c in contributions]
+        """Each contribution's labels as the aggregate stores them: weighted by their precision
+        when ``precision_ref`` is set (weighted least squares: a label of noise ``s`` counts
+        ``ref^2 / (ref^2 + s^2)`` of an exact one)."""
+        return [self._weighted(c, extract_labels(c, self.label_config)) for c in contributions]
+
+    def _weighted(self, contribution: Contribution, labels: LabelSet) -> LabelSet:
+        if self.precision_ref <= 0 or not len(labels):
+            return labels
+        noise = estimate_label_noise(contribution, prior=self.precision_ref,
+                                     config=self.label_config)
+        factor = precision_factor(noise.sigma, self.precision_ref)
+        return replace(labels, weights=(labels.weights * factor).astype(np.float32))
 
     def train_candidate(self, extra: Sequence[LabelSet], seed: int) -> PolicyNet:
         """The champion fine-tuned on the aggregate plus ``extra`` (nothing is stored)."""
@@ -79,6 +99,7 @@ class DaggerTrainer:
             contributions=new_ids,
             dataset_digest=self.dataset.digest(), metrics=metrics,
             training={"kind": "dagger", "rows": len(self.dataset),
+                      "label_precision_ref": self.precision_ref,
                       **replace(self.train_config, seed=seed).to_dict()})
         if promote:
             self.registry.set_champion(meta.version)
