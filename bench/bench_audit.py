@@ -40,12 +40,12 @@ from crowdlearning.audit.mirror import MirrorTopicReader
 from crowdlearning.audit.network import MessageReceipt
 from crowdlearning.audit.publisher import AuditPublisher
 from crowdlearning.audit.records import BlockMessage, record_sha256, verdict_record
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome
 from crowdlearning.ledger import Ledger, make_engine, upgrade_to_head
 from crowdlearning.ledger.schema import settlement_transactions as stx
 from crowdlearning.payments.local_network import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome
 
 
 @dataclass(frozen=True)

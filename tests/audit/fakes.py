@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from crowdlearning.audit.mirror import TopicMessage
 from crowdlearning.audit.network import MessageReceipt
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome
 
 OPERATOR = "0.0.2"
 

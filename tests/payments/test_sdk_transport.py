@@ -16,10 +16,10 @@ from crowdlearning.errors import (
     HederaRequestError,
     HederaUnavailableError,
 )
+from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.payments.local_network import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.local_network.fees import FEE_SCHEDULE_TINYBAR
 from crowdlearning.payments.sdk_transport import SdkHederaTransport, client_for_network
-from crowdlearning.payments.transport import HederaTransport
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from crowdlearning.config import Settings
+from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.ledger import Ledger, PayoutState, make_engine
 from crowdlearning.ledger.schema import settlement_transactions
 from crowdlearning.payments.memory_transport import MemoryTransport
 from crowdlearning.payments.settlement import Settler, reconcile
-from crowdlearning.payments.transport import HederaTransport
 from tests.ledger.factories import funded_player, new_ledger
 
 TREASURY = "0.0.2"

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome
 from crowdlearning.ledger import PayoutState, make_engine
 from crowdlearning.payments.memory_transport import MemoryTransport
 from crowdlearning.payments.settlement import Settler, reconcile
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome
 from tests.ledger.factories import funded_player, new_ledger
 
 TREASURY = "0.0.2"

@@ -86,7 +86,7 @@ def test_amounts_json_cannot_carry_as_integers_are_422(any_client: TestClient, r
 
 # --- Hedera account ids -------------------------------------------------------------------------
 @pytest.mark.parametrize("account_id", [
-    "0.0.9223372036854775808",  # passes \d{1,19}, overflows Hedera's int64
+    "0.0.9223372036854775808",  # 19 digits: overflows Hedera's int64
     "00.00.{num}",  # leading zeros: another spelling of an existing account
     "０.０.{num}",  # full-width digits: \d matches any script's digits
     "0.0.١٠٠٣",  # Arabic-Indic digits

@@ -44,11 +44,11 @@ from crowdlearning.audit.records import (
 from crowdlearning.audit.schema import audit_blocks as blocks
 from crowdlearning.audit.schema import audit_entries as entries
 from crowdlearning.audit.schema import audit_state as state
+from crowdlearning.hedera.transport import PreparedTransaction
 from crowdlearning.ledger.db import run_transaction
 from crowdlearning.ledger.schema import payouts as ledger_payouts
 from crowdlearning.ledger.schema import settlement_transactions as stx
 from crowdlearning.ledger.schema import settlement_tx_payouts as stx_payouts
-from crowdlearning.payments.transport import PreparedTransaction
 
 __all__ = ["AuditJournal", "Block", "Entry"]
 

@@ -1,6 +1,6 @@
 """What publishing the audit trail needs from a Hedera network (``SdkHederaTransport`` has it).
 
-Publishing follows settlement's exactly-once pattern (``payments.transport``): the message is
+Publishing follows settlement's exactly-once pattern (``hedera.transport``): the message is
 signed with a client-chosen transaction id, the signed bytes are stored with the block, and those
 same bytes are submitted as often as needed (``DUPLICATE_TRANSACTION`` counts as accepted); a
 new transaction is signed only once the stored one can never execute (its window passed with no
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome
 
 __all__ = ["AuditNetwork", "MessageReceipt"]
 

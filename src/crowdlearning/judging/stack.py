@@ -26,6 +26,7 @@ from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, make
 from crowdlearning.evaluation.screening import Screener, screen_config
 from crowdlearning.evaluation.suite import EvalSuite
 from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
+from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.judging.local import LocalJudge
 from crowdlearning.judging.tracks import TrackCatalog
 from crowdlearning.learning.bootstrap import (
@@ -42,7 +43,6 @@ from crowdlearning.ledger import Ledger, open_ledger
 from crowdlearning.payments.local_network.server import LocalNetworkInfo
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler
-from crowdlearning.payments.transport import HederaTransport
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.store import Store

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from crowdlearning.hedera.transport import PreparedTransaction
 from crowdlearning.ledger.errors import TransferStateError
 from crowdlearning.ledger.payouts import Payout, get_payout, post_payout, void_payout
 from crowdlearning.ledger.schema import payouts, settlement_transactions, settlement_tx_payouts
-from crowdlearning.payments.transport import PreparedTransaction
 
 __all__ = [
     "StoredTransaction",

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # loaded lazily at run time (see main)
     from crowdlearning.config import Settings
+    from crowdlearning.hedera.transport import HederaTransport
     from crowdlearning.ledger import Ledger
     from crowdlearning.payments.deposits import ServiceDepositReader
-    from crowdlearning.payments.transport import HederaTransport
     from crowdlearning.payments.worker import PaymentsWorker
 
 __all__ = ["main"]

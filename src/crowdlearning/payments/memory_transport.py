@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdlearning.errors import HederaRequestError
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
 
 __all__ = ["MemoryTransport"]
 

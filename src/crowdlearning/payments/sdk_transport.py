@@ -66,8 +66,8 @@ from crowdlearning.errors import (
     HederaRequestError,
     HederaUnavailableError,
 )
+from crowdlearning.hedera.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
 from crowdlearning.payments.local_network import LocalNetworkInfo
-from crowdlearning.payments.transport import PreparedTransaction, SubmitOutcome, TransferReceipt
 
 __all__ = ["HederaNotSentError", "SdkHederaTransport", "client_for_network"]
 

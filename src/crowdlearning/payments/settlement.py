@@ -54,11 +54,11 @@ import sqlalchemy as sa
 
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError, HederaUnavailableError
+from crowdlearning.hedera.transport import HederaTransport, TransferReceipt
 from crowdlearning.ledger import Ledger, Payout, TransferStateError
 from crowdlearning.ledger import settlement_store as store
 from crowdlearning.ledger.payouts import void_payout
 from crowdlearning.ledger.schema import transfers
-from crowdlearning.payments.transport import HederaTransport, TransferReceipt
 
 __all__ = [
     "FAULT_STEPS",

@@ -50,6 +50,7 @@ from crowdlearning.evaluation.promotion import promotion
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
+from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.device import check_device, with_estimated_gain
@@ -63,7 +64,6 @@ from crowdlearning.ledger import (
 )
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.settlement import SettlementReport, Settler
-from crowdlearning.payments.transport import HederaTransport
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.policy.network import Policy
 

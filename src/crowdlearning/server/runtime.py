@@ -32,6 +32,7 @@ from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
 from crowdlearning.evaluation.curriculum import unlocked_families
 from crowdlearning.evaluation.judge_pool import make_judge_pool
+from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.judging.local import LocalJudge
 from crowdlearning.judging.process import JudgeProcess
 from crowdlearning.judging.remote import RemoteJudge
@@ -42,7 +43,6 @@ from crowdlearning.ledger import InsufficientFundsError, Ledger, open_ledger
 from crowdlearning.payments.deposits import DepositWatcher, ServiceDepositReader
 from crowdlearning.payments.local_network.server import LocalNetworkInfo, running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
-from crowdlearning.payments.transport import HederaTransport
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.missions import MissionBoard, champion_record

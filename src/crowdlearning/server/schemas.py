@@ -28,8 +28,10 @@ __all__ = [
 ]
 
 # shard.realm.num as Hedera writes them: ASCII digits (``\d`` would take any script's), no
-# leading zeros, each part an int64 (the network's protobuf type)
-_ID_PART = r"(0|[1-9][0-9]{0,18})"
+# leading zeros, each part an int64 (the network's protobuf type). At most 18 digits: every
+# such number fits an int64, so the published schema admits nothing the validator then refuses
+# (19 digits did: 0.9312617188106587087.0 matched the pattern and overflowed)
+_ID_PART = r"(0|[1-9][0-9]{0,17})"
 HederaAccountId = Annotated[
     str, Field(pattern=rf"^{_ID_PART}\.{_ID_PART}\.{_ID_PART}$", examples=["0.0.1234"]),
     AfterValidator(check_hedera_account_id)]
