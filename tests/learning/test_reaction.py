@@ -116,3 +116,20 @@ def test_the_platform_judges_a_run_with_its_own_delay(tmp_path: Path) -> None:
     assert verdict.labels == len(extract_labels(c, LabelConfig(reaction_delay_ticks=6,
                                                                estimate_delay=False)))
     assert verdict.labels != len(extract_labels(c, LabelConfig(estimate_delay=False)))
+
+
+def test_a_delay_is_estimated_only_from_enough_corrections() -> None:
+    from crowdlearning.learning.labels import correction_ticks
+    from crowdlearning.learning.reaction import MIN_INPUTS
+
+    c = play(POLICY, make_persona("late-6", np.random.default_rng(1)), ticks=300,
+             track_name=TRACK)
+    corrections = np.flatnonzero(correction_ticks(c))
+    assert len(corrections) > MIN_INPUTS + 20  # the whole run: enough, and found
+    assert estimate_reaction_delay(c, named_track(TRACK)) == 6
+    # the same run cut just before its MIN_INPUTS-th correction: no estimate
+    n = int(corrections[MIN_INPUTS - 1])
+    cut = dataclasses.replace(c, **{k: getattr(c, k)[:n] for k in (
+        "ticks", "states", "observations", "proposed", "executed", "player", "input_tick",
+        "intervention")})
+    assert estimate_reaction_delay(cut, named_track(TRACK)) is None

@@ -11,8 +11,8 @@ steering inputs best match (least mean squared difference) what the scripted exp
 state ``d`` ticks before the frame each input answered. The expert (pure pursuit on ground truth,
 ``sim.expert``) is the reference because it is the best available account of what a good driver
 wants on a state; the estimate only moves labels in time, and the verdict still measures their
-effect, so a wrong estimate costs the player, not the model. Runs with too few steering inputs
-get no estimate (the configured delay applies).
+effect, so a wrong estimate costs the player, not the model. Runs with fewer than ``MIN_INPUTS``
+steering corrections get no estimate (the configured delay applies).
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from crowdlearning.sim.params import CarParams
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_bank import TrackBank
 
-__all__ = ["estimate_reaction_delay", "expert_steer", "with_estimated_delay"]
+__all__ = ["MIN_INPUTS", "estimate_reaction_delay", "expert_steer", "with_estimated_delay"]
+
+# corrections needed before a run's own delay is trusted over the configured one. Measured on
+# keyboard players of 150-250 ms (label mode, runs cut to 5-60 s, 177 estimates): with 20-79
+# corrections 18 of 93 estimates were 6-11 ticks (a person's 300-550 ms), with 80 or more none
+# of 84 was above 6. One such estimate (10 ticks from 36 corrections, a 3-s run) put an honest
+# keyboard player's labels on the wrong states and the run was judged worse (docs/verdict.md)
+MIN_INPUTS = 80
 
 
 def expert_steer(track: Track, states: np.ndarray, car: CarParams | None = None) -> np.ndarray:
@@ -45,7 +52,7 @@ def expert_steer(track: Track, states: np.ndarray, car: CarParams | None = None)
 
 
 def estimate_reaction_delay(contribution: Contribution, track: Track, *, max_delay: int = 15,
-                            min_inputs: int = 20) -> int | None:
+                            min_inputs: int = MIN_INPUTS) -> int | None:
     """The run's delay in ticks (see the module docstring), or None with too little evidence.
 
     Only the player's *corrections* are read (``labels.correction_ticks``): where a player
@@ -67,7 +74,7 @@ def estimate_reaction_delay(contribution: Contribution, track: Track, *, max_del
 
 
 def with_estimated_delay(contribution: Contribution, track: Track, *, max_delay: int = 15,
-                         min_inputs: int = 20) -> Contribution:
+                         min_inputs: int = MIN_INPUTS) -> Contribution:
     """The contribution with its estimated delay in ``meta``; without an estimate, with none
     (a delay that came with the contribution is never trusted)."""
     delay = estimate_reaction_delay(contribution, track, max_delay=max_delay,
