@@ -335,6 +335,11 @@ class Settings(BaseSettings):
     races_fork_updates: int = Field(
         default=500, ge=0, le=100_000, description="Gradient steps of a fork's fine-tune from "
         "the champion's base (tests: a few) [count].")
+    races_offload: Literal["process", "thread"] = Field(
+        default="process", description="Where races' slow pure computation runs (a race's "
+        "track and models prepared, replays, team forks' fine-tunes): in a child process, off "
+        "the game loop's GIL (races/offload.py), or on a worker thread of the game server "
+        "(the old path; also the fallback when no child can start).")
 
     # --- hedera ----------------------------------------------------------------------------
     hedera_network: Literal["local", "testnet", "mainnet"] = Field(

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from crowdlearning.config import Settings
 from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.races.offload import Offload
 from crowdlearning.races.service import RaceService
 from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.routes import league, races
@@ -22,7 +23,7 @@ from tests.server.conftest import TestClient
 
 
 @pytest.fixture
-def app(tmp_path: Path, registry_root: Path) -> FastAPI:
+def app(tmp_path: Path, registry_root: Path, child: Offload) -> FastAPI:
     settings = Settings(environment="test", data_dir=tmp_path, races_track="oval", races_laps=1,
                         races_max_cars=3, races_interval_s=60, races_max_lap_s=4.0,
                         races_speed=20, races_reactions_per_min=2)
@@ -39,8 +40,19 @@ def app(tmp_path: Path, registry_root: Path) -> FastAPI:
     app.state.runtime = SimpleNamespace(store=store, settings=settings)
     app.state.races = RaceService(
         settings, ModelRegistry(registry_root), store.engine, families=lambda: ("easy",),
-        decisions_of=lambda user_id, n: [r.decision for r in store.runs_of(user_id, n)])
+        decisions_of=lambda user_id, n: [r.decision for r in store.runs_of(user_id, n)],
+        offload=child)
     return app
+
+
+@pytest.fixture(scope="module")
+def child() -> Iterator[Offload]:
+    """The races' child process (``races/offload.py``), started once for the module: a race
+    started a second ahead is prepared in time."""
+    off = Offload("process", name="test-api")
+    assert off.start()
+    yield off
+    off.close()
 
 
 @pytest.fixture

@@ -27,11 +27,15 @@ merge's parent nor judges a verdict.
 
 **When.** ``TeamForks.run_forever`` (an asyncio task of the game server) looks every
 ``races_fork_check_s`` for teams with at least ``races_fork_min_contributions`` contributions,
-some of them not in the team's latest fork; such a team's fork is built on the builder's own
-thread, at the lowest CPU priority, never on the event loop (as ``server/missions.py``'s
-ensemble). A team's fork is built at most once per ``races_fork_interval_s``: the build is
-claimed in the shared database first (``TeamStore.claim_fork``), so of several game servers one
-builds it. A server without the aggregated dataset (``data_dir/dataset``) builds none.
+some of them not in the team's latest fork; such a team's fork is built from the builder's own
+thread, never on the event loop, its fine-tune (``train_fork``, ~1 s of CPU at 500 updates) in
+a child process at nice 19, started for the build (``races/offload.py``;
+``races_offload=thread``: on the builder's thread at the lowest CPU priority, which still takes
+the GIL from the game loop; docs/benchmarks.md, "Race jobs beside the game loop"). The server
+keeps the claim and the registration. A team's fork is built at most once per
+``races_fork_interval_s``: the build is claimed in the shared database first
+(``TeamStore.claim_fork``), so of several game servers one builds it. A server without the
+aggregated dataset (``data_dir/dataset``) builds none.
 
 **Racing.** ``racing`` names the forks of the teams that have one, best placed first (their
 points this season), then the most recent: ``races/field.py`` gives them up to
@@ -47,23 +51,26 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from crowdlearning.config import Settings
 from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.registry import FORK_KIND, ModelRegistry, RegistryError, is_fork
 from crowdlearning.learning.train import TrainConfig, fit
 from crowdlearning.policy.checkpoint import ModelMeta
+from crowdlearning.races.offload import Offload, OffloadMode, Weights, net_from_weights, weights_of
 from crowdlearning.races.teams import Team, TeamStore
 
-__all__ = ["ForkConfig", "TeamForks", "build_fork", "fork_seed", "merged_contributions",
-           "player_id", "team_contributions"]
+__all__ = ["ForkConfig", "TeamForks", "TrainedFork", "build_fork", "fork_seed",
+           "merged_contributions", "player_id", "team_contributions", "train_fork"]
 
 log = logging.getLogger(__name__)
 RACING_TTL_S = 5.0  # ``racing`` is asked for every planned race: teams re-read at most this often
+T = TypeVar("T")
 
 
 def player_id(user_id: int) -> str:
@@ -79,12 +86,13 @@ class ForkConfig:
     updates: int = 500
     slots: int = 2
     seed: int = 0
+    offload: OffloadMode = "process"  # where the fine-tune runs (``races_offload``)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ForkConfig:
         return cls(settings.races_fork_min_contributions, settings.races_fork_interval_s,
                    settings.races_fork_check_s, settings.races_fork_updates,
-                   settings.races_fork_slots, settings.races_seed)
+                   settings.races_fork_slots, settings.races_seed, settings.races_offload)
 
 
 def merged_contributions(registry: ModelRegistry) -> set[str]:
@@ -110,25 +118,53 @@ def fork_seed(seed: int, team_id: int, digest: str) -> int:
 
 
 def build_fork(registry: ModelRegistry, dataset: AggregatedDataset, team: Team,
-               contributions: Sequence[str], *, updates: int, seed: int) -> ModelMeta:
-    """Train and register the team's fork (see the module docstring; blocking, CPU-bound)."""
+               contributions: Sequence[str], *, updates: int, seed: int,
+               offload: Offload | None = None) -> ModelMeta:
+    """Train and register the team's fork (see the module docstring; blocking, CPU-bound).
+    The fine-tune runs through ``offload`` (``races/offload.py``: in a child process, off the
+    game server's GIL), or here without one; the weights are the same either way."""
     champion = registry.champion
     if champion is None:
         raise RegistryError("no champion yet: no base to fork from")
     base = registry.lineage(champion)[-1]
-    base_data = registry.contributions_in(base.version)
-    ids = [*base_data, *contributions]
-    digest = dataset.digest(ids)
-    config = TrainConfig(updates=updates, seed=fork_seed(seed, team.id, digest))
-    net, _ = registry.load(base.version)
-    data = dataset.load(ids)
-    trained = fit(net, data, config)
+    run = offload.run if offload is not None else _here
+    trained = run(train_fork, str(registry.root), str(dataset.root), team.id, base.version,
+                  list(contributions), updates, seed)
     return registry.register(
-        trained, parent_version=base.version, contributions=list(contributions),
-        dataset_digest=digest,
+        net_from_weights(trained.weights), parent_version=base.version,
+        contributions=list(contributions), dataset_digest=trained.digest,
         training={"kind": FORK_KIND, "team_id": team.id, "team_name": team.name,
                   "members": [player_id(u) for u in team.members],
-                  "base_version": base.version, "rows": len(data), **config.to_dict()})
+                  "base_version": base.version, "rows": trained.rows, **trained.config})
+
+
+@dataclass(frozen=True)
+class TrainedFork:
+    """A fork's fine-tune as plain data (``train_fork``): weights, the digest of exactly the
+    data trained on, its rows, the training config."""
+
+    weights: Weights
+    digest: str
+    rows: int
+    config: dict
+
+
+def train_fork(registry_root: str, dataset_root: str, team_id: int, base_version: int,
+               contributions: list[str], updates: int, seed: int) -> TrainedFork:
+    """The fine-tune of a fork from ``base_version`` on the base's own data plus
+    ``contributions`` (pure computation: runs in the offload's child; reads, never writes)."""
+    registry, dataset = ModelRegistry(registry_root), AggregatedDataset(dataset_root)
+    ids = [*registry.contributions_in(base_version), *contributions]
+    digest = dataset.digest(ids)
+    config = TrainConfig(updates=updates, seed=fork_seed(seed, team_id, digest))
+    net, _ = registry.load(base_version)
+    data = dataset.load(ids)
+    trained = fit(net, data, config)
+    return TrainedFork(weights_of(trained), digest, len(data), config.to_dict())
+
+
+def _here(job: Callable[..., T], *args: Any) -> T:
+    return job(*args)
 
 
 def _lower_priority() -> None:
@@ -148,9 +184,13 @@ class TeamForks:
         self._racing: tuple[float, list[Team]] | None = None
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="team-forks",
                                          initializer=_lower_priority)
+        # the fine-tune itself: in a child process of its own (not the races' one: a build
+        # must not hold up a race's preparation), started per build (``build_due``)
+        self.offload = Offload(config.offload, name="team-forks")
 
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.offload.close()
 
     # --- building -----------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -186,15 +226,19 @@ class TeamForks:
         """Build the forks that are due and claimed by this server (blocking)."""
         built = []
         interval_ns = int(self.config.interval_s * 1e9)
-        for team, ids in self.due():
-            if not self.teams.claim_fork(team.id, interval_ns):
-                continue  # built less than an interval ago (here or by another server)
-            meta = build_fork(self.registry, AggregatedDataset(self.dataset_root), team, ids,
-                              updates=self.config.updates, seed=self.config.seed)
-            if self.teams.set_fork(team.id, meta.version):
-                log.info("team %s: fork v%d from %d contributions", team.name, meta.version,
-                         len(ids))
-            built.append(meta)
+        try:
+            for team, ids in self.due():
+                if not self.teams.claim_fork(team.id, interval_ns):
+                    continue  # built less than an interval ago (here or by another server)
+                meta = build_fork(self.registry, AggregatedDataset(self.dataset_root), team,
+                                  ids, updates=self.config.updates, seed=self.config.seed,
+                                  offload=self.offload)
+                if self.teams.set_fork(team.id, meta.version):
+                    log.info("team %s: fork v%d from %d contributions", team.name,
+                             meta.version, len(ids))
+                built.append(meta)
+        finally:  # builds are rare (an interval apart per team): no idle child meanwhile
+            self.offload.stop()
         self._racing = None
         return built
 

@@ -58,6 +58,7 @@ from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.replay import EpisodeStart
 from crowdlearning.sim.track import Track
+from crowdlearning.sim.track_bank import TrackBank
 
 __all__ = ["CROWD_QUANTUM", "POINTS", "RacePlan", "RaceRules", "RaceRunner", "Segment",
            "load_policies", "points_for", "replay"]
@@ -140,7 +141,10 @@ class RaceRunner:
     """See the module docstring. ``policies`` maps every entrant's version to its policy."""
 
     def __init__(self, plan: RacePlan, policies: Mapping[int, Policy],
-                 track: Track | None = None, *, record: bool = False) -> None:
+                 track: Track | None = None, *, record: bool = False,
+                 bank: TrackBank | None = None) -> None:
+        """``track`` (else drawn from the plan) and ``bank`` (``TrackBank`` of ``[track]``,
+        else packed here): given when prepared elsewhere (``races/offload.py``)."""
         self.plan, self.rules = plan, plan.rules
         self.track = track or plan.track.track()
         n = len(plan.entrants)
@@ -153,7 +157,10 @@ class RaceRunner:
         self.n = n
         self.length_m = float(self.track.length_m)
         self.dt = 1.0 / self.rules.tick_hz
-        self.sim = RaceSim([self.track], n, max_steps=10**9, stall_ticks=self.rules.stall_ticks)
+        if bank is not None and (bank.num_tracks != 1 or bank.tracks[0] is not self.track):
+            raise ValueError("bank must be the TrackBank of [track]")
+        self.sim = RaceSim(bank if bank is not None else [self.track], n, max_steps=10**9,
+                           stall_ticks=self.rules.stall_ticks)
         slots = grid_slots(n, self.rules.grid_gap_m, self.track.width_m)
         self.behind = np.array([s.behind_m for s in slots])
         self.sim.reset_cars(np.arange(n), start_s_m=(-self.behind) % self.length_m,

@@ -9,7 +9,11 @@ second: a few percent of a 500-player game tick (~5 ms). It runs between game ti
 thread, so it never runs during a tick and delays one by at most one race step; a bug in a race
 cannot stop the players' game; and the game loop's tick figures (``tick_ms``) stay the players'
 own. Everything slow (drawing the track, loading the models, recording the result, replays)
-runs on the service's own worker thread, never on the loop.
+runs from the service's own worker thread, never on the loop; its pure computation (the track
+drawn and packed, the models' weights read, the replays' re-simulation) in a child process
+(``races/offload.py``, ``races_offload``), so that it never holds the game loop's GIL
+(docs/benchmarks.md, "Race jobs beside the game loop"). The live race, its inference
+included, stays on the loop.
 
 For each race of the timetable (``schedule.Timetable``): about ``LEAD_S`` before its start the
 plan is fixed (``plan_for``: the unlocked families and the registry's versions at that moment),
@@ -29,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -50,14 +54,13 @@ from crowdlearning.races.chat_relay import ChatRelay
 from crowdlearning.races.crowd import CrowdSeats, Seat, labeller_contribution, verdict_weight
 from crowdlearning.races.field import choose_field
 from crowdlearning.races.forks import TeamForks
+from crowdlearning.races.offload import Offload, draw_track, prepare_race, replay_race
 from crowdlearning.races.records import RaceRecords, season_of
 from crowdlearning.races.runner import (
     RacePlan,
     RaceRules,
     RaceRunner,
     Segment,
-    load_policies,
-    replay,
 )
 from crowdlearning.races.schedule import RaceSlot, Timetable, TrackChoice, choose_track
 from crowdlearning.races.season import SeasonTable
@@ -72,6 +75,7 @@ __all__ = ["LEAD_S", "LiveRace", "RaceService"]
 log = logging.getLogger(__name__)
 LEAD_S = 20.0  # a race is planned and loaded this long before it starts (at most half the gap)
 KEEP_REPLAYS = 4  # replays kept in memory (each a few hundred kB of frames)
+KEEP_TRACKS = 16  # tracks of recorded or scheduled races kept in memory (``track``)
 Status = Literal["scheduled", "grid", "racing", "finished"]
 
 
@@ -98,7 +102,7 @@ class RaceService:
                  submit: Callable[[FinishedRun], None] | None = None,
                  decisions_of: Callable[[int, int], list[str]] | None = None,
                  mutes_engine: sa.Engine | None = None,
-                 forks: TeamForks | None = None) -> None:
+                 forks: TeamForks | None = None, offload: Offload | None = None) -> None:
         self.settings, self.registry, self.clock = settings, registry, clock
         self.forks = forks  # the teams' forks (races/forks.py): built elsewhere, raced here
         self.submit = submit  # a labeller's finished contribution goes there (the referee)
@@ -117,15 +121,23 @@ class RaceService:
         self._reactions = (Throttle(settings.races_reactions_per_min, 60.0)
                            if settings.races_reactions_per_min else None)
         self._replays: OrderedDict[str, tuple[list[dict], dict]] = OrderedDict()
+        self._tracks: OrderedDict[TrackChoice, Track] = OrderedDict()  # (route threads)
+        self._tracks_lock = threading.Lock()
         # race chat (races/chat.py): mutes in the shared ledger database when there is one
         self.chat = Chat(settings, MuteStore(mutes_engine) if mutes_engine is not None else None,
                          clock=clock)
         # ... and across the game servers sharing a judge's Redis (races/chat_relay.py)
         self.chat_relay = ChatRelay(settings.judge_url) if settings.judge_url else None
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="races")
+        # the worker's pure computation, in a child process (started with ``run_forever``, or
+        # at the first job); ``offload`` given: the caller's, left running by ``close``
+        self._own_offload = offload is None
+        self.offload = offload or Offload(settings.races_offload, name="races")
 
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)
+        if self._own_offload:
+            self.offload.close()
 
     # --- plans ------------------------------------------------------------------------------
     def plan_for(self, slot: RaceSlot) -> RacePlan:
@@ -149,8 +161,8 @@ class RaceService:
         """Plan the race, draw its track, load its models (blocking: off the event loop)."""
         plan = self.plan_for(slot)
         crowd = self.settings.races_max_labellers > 0
-        runner = RaceRunner(plan, load_policies(self.registry,
-                                                [e.version for e in plan.entrants]),
+        prepared = self.offload.run(prepare_race, plan, str(self.registry.root))
+        runner = RaceRunner(plan, prepared.policies(), prepared.track, bank=prepared.bank,
                             record=crowd)
         seats = CrowdSeats(runner, self.settings.races_max_labellers) if crowd else None
         if seats is not None:
@@ -171,6 +183,9 @@ class RaceService:
         relay = (asyncio.create_task(self.chat_relay.run(self._channels.get))
                  if self.chat_relay is not None else None)
         try:
+            # the child's imports now, on the worker (ahead of the first race's preparation),
+            # not in the first race's lead time; the timetable does not wait for them
+            self.worker.submit(self.offload.start)
             while True:
                 slot = self.timetable.upcoming(self.clock(), 1)[0]
                 lead = min(LEAD_S, self.timetable.interval_s / 2)
@@ -402,16 +417,29 @@ class RaceService:
                 and self.live.status != "finished")
 
     def track(self, race_id: str) -> Track | None:
-        """The race's track (None if unknown)."""
+        """The race's track (None if unknown; blocking: a track not drawn yet is drawn by the
+        offload, tens of ms)."""
         if self.live is not None and self.live.slot.race_id == race_id:
             return self.live.runner.track
         record = self.records.get(race_id)
         if record is not None:
-            return _track(record.plan.track)
+            return self._track(record.plan.track)
         slot = self.timetable.slot_of(race_id)
         if slot is None or slot.starts_at <= self.clock():
             return None
-        return _track(self.plan_for(slot).track)
+        return self._track(self.plan_for(slot).track)
+
+    def _track(self, choice: TrackChoice) -> Track:
+        """A track drawn once (by the offload: off the game loop's GIL) and kept."""
+        with self._tracks_lock:
+            found = self._tracks.get(choice)
+        if found is None:
+            found = self.offload.run(draw_track, choice)
+            with self._tracks_lock:
+                self._tracks[choice] = found
+                while len(self._tracks) > KEEP_TRACKS:
+                    self._tracks.popitem(last=False)
+        return found
 
     def timetable_public(self) -> list[dict]:
         """The next races (a race being run first)."""
@@ -451,9 +479,8 @@ class RaceService:
         record = self.records.get(race_id)
         if record is None:
             return None
-        policies = load_policies(self.registry, [e.version for e in record.plan.entrants])
-        frames, result = replay(record.plan, policies,
-                                frame_every=round(CONTROL_RATE_HZ / 10))
+        frames, result = self.offload.run(replay_race, record.plan, str(self.registry.root),
+                                          round(CONTROL_RATE_HZ / 10))
         self._replays[race_id] = (frames, result)
         while len(self._replays) > KEEP_REPLAYS:
             self._replays.popitem(last=False)
@@ -465,11 +492,6 @@ class RaceService:
     @staticmethod
     def season_of(when: float) -> str:
         return season_of(when)
-
-
-@functools.lru_cache(maxsize=16)
-def _track(choice: TrackChoice) -> Track:
-    return choice.track()
 
 
 def _error(code: str, message: str) -> dict:
