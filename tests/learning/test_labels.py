@@ -91,3 +91,28 @@ def test_a_keyboard_run_without_an_estimate_gets_a_persons_delay() -> None:
     assert cfg.delay_of(keyboard) == 4  # type: ignore[arg-type]
     assert cfg.delay_of(_Run({})) == 0  # type: ignore[arg-type]
     assert cfg.delay_of(_Run({**keyboard.meta, "reaction_delay_ticks": 2})) == 2  # type: ignore[arg-type]
+
+
+def test_corrections_of_runs_shorter_than_the_average_have_one_value_per_tick() -> None:
+    import dataclasses
+
+    from crowdlearning.learning.labels import correction_ticks
+    from crowdlearning.learning.reaction import estimate_reaction_delay
+    from crowdlearning.sim.track_gen import named_track
+
+    long = play(Policy(new_network(0)), make_persona("human-150-0.2", np.random.default_rng(0)),
+                ticks=60, track_name="kidney")
+    # the 5-tick average is the same as before on a long run
+    gap = np.where(np.isfinite(long.player[:, 0]), long.player[:, 0] - long.proposed[:, 0], 0.0)
+    same = np.convolve(gap, np.ones(5) / 5, mode="same")
+    assert np.array_equal(correction_ticks(long),
+                          np.isfinite(long.player[:, 0]) & (np.abs(same) >= 0.05))
+    for n in (1, 2, 4):  # and a run of 1-4 ticks gets 1-4 values, not 5
+        short = dataclasses.replace(long, **{k: getattr(long, k)[:n] for k in (
+            "ticks", "states", "observations", "proposed", "executed", "player", "input_tick",
+            "intervention")})
+        steer = short.player.copy()
+        steer[:, 0] = np.clip(short.proposed[:, 0] + 0.6, -1, 1)  # a clear correction
+        short = dataclasses.replace(short, player=steer)
+        assert correction_ticks(short).shape == (n,) and correction_ticks(short).any()
+        assert estimate_reaction_delay(short, named_track("kidney"), min_inputs=1) is None

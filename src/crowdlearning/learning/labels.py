@@ -76,7 +76,10 @@ def correction_ticks(contribution: Contribution) -> np.ndarray:
     # column with the expert, and a key held is a correction whatever its gain turns out to be
     given = np.isfinite(c.player[:, 0])
     gap = np.where(given, c.player[:, 0] - c.proposed[:, 0], 0.0)
-    smooth = np.convolve(gap, np.ones(5) / 5, mode="same")
+    # centred 5-tick average, one value per tick (``mode="same"`` would return 5 values for a
+    # run shorter than 5 ticks: a 1-tick crowd segment then claimed corrections at ticks it
+    # does not have, and the delay estimate indexed past its end)
+    smooth = np.convolve(gap, np.ones(5) / 5, mode="full")[2:2 + len(gap)]
     return given & (np.abs(smooth) >= MIN_CORRECTION)
 
 
