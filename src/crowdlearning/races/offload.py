@@ -150,12 +150,14 @@ class Offload:
             pool.shutdown(wait=True)
 
     def close(self) -> None:
-        """Stop the child (a job running in it is abandoned; the child ends with it)."""
+        """Stop the child and wait until it has exited (queued jobs are cancelled; a job
+        running in it, a second or two at most, is let finish): a server that stops leaves no
+        process behind."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the child --------------------------------------------------------------------------------

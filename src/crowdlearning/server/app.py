@@ -98,6 +98,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if app.state.races is not None:
+                    # its child process (races/offload.py) ends before this server does: a
+                    # stopped server leaves no process behind in its process group
+                    await asyncio.to_thread(app.state.races.close)
                 # no new run finishes now; the worker stops with the runtime (after this)
                 stack.callback(referee.close)
 
