@@ -20,16 +20,13 @@ cannot be framed (``security_headers``: ``frame-ancestors 'none'``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
 
 from crowdlearning import http_guard
 from crowdlearning.http_guard import MAX_TINYBAR, StrictBody, Tinybar
@@ -41,6 +38,7 @@ from crowdlearning.ledger.return_urls import URL_MAX, parse_return_url
 from crowdlearning.server.deps import CurrentUser, RuntimeDep
 from crowdlearning.server.errors import CODES, NotFoundError
 from crowdlearning.server.idempotency import IdempotencyKey, once
+from crowdlearning.server.routes.allow import AllowEveryMethodRoute
 
 __all__ = ["router"]
 
@@ -53,25 +51,8 @@ _STATE = r"^[A-Za-z0-9_.~\-]{1,128}$"
 ClientId = Annotated[str, PathParam(pattern=_CLIENT_ID, description="The app (API client).")]
 
 
-class _SharedPathRoute(APIRoute):
-    """A route whose 405 names every method of its path in ``Allow`` (Starlette names only the
-    first route's: ``PUT`` for ``OPTIONS /api/wallet/apps/x``, though ``DELETE`` is there too)."""
-
-    _methods: ClassVar[dict[str, set[str]]] = {}
-
-    def __init__(self, path: str, endpoint, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(path, endpoint, **kwargs)
-        self._methods.setdefault(self.path_format, set()).update(self.methods or ())
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        allowed = self._methods.get(self.path_format, set())
-        if scope["method"] not in allowed:
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
-        await super().handle(scope, receive, send)
-
-
 router = APIRouter(tags=["wallet"], responses=http_guard.documented(_CODES, "not_signed_in"),
-                   route_class=_SharedPathRoute)
+                   route_class=AllowEveryMethodRoute)
 
 
 def _documented(*codes: str) -> dict[int | str, dict]:  # type: ignore[type-arg]

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Path, Request, status
 from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from crowdlearning import http_guard
 from crowdlearning.http_guard import StrictBody
@@ -31,27 +29,16 @@ from crowdlearning.races.teams import (
 )
 from crowdlearning.server.deps import CurrentUser, StoreDep
 from crowdlearning.server.errors import CODES, NotFoundError
+from crowdlearning.server.routes.allow import AllowEveryMethodRoute
 
 __all__ = ["TEAM_CODES", "router"]
 
 
 
-class _TeamRoute(APIRoute):
+class _TeamRoute(AllowEveryMethodRoute):
     """A route whose ``TeamError`` is its ``{"code", "detail"}`` answer (``TeamError.code``,
     ``.status``: the team's rules say what went wrong), and whose 405 names every method of its
-    path in ``Allow`` (Starlette names only the first route's: ``GET`` for ``/api/teams``)."""
-
-    _methods: ClassVar[dict[str, set[str]]] = {}
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        self._methods.setdefault(self.path_format, set()).update(self.methods or ())
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        allowed = self._methods.get(self.path_format, set())
-        if scope["method"] not in allowed:
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
-        await super().handle(scope, receive, send)
+    path in ``Allow``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
