@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from crowdlearning.config import Settings
 from crowdlearning.learning.registry import ModelRegistry
 from crowdlearning.races.offload import Offload
+from crowdlearning.races.schedule import RaceSlot
 from crowdlearning.races.service import RaceService
 from crowdlearning.server.errors import install_error_handlers
 from crowdlearning.server.routes import league, races
@@ -112,7 +113,7 @@ def test_a_race_is_recorded_replayable_and_in_the_season(client: TestClient,
 def test_spectators_get_hello_frames_reactions_and_the_result(client: TestClient,
                                                               app: FastAPI) -> None:
     service: RaceService = app.state.races
-    slot = service.timetable.upcoming(time.time(), 1)[0]
+    slot = _a_coming_slot(service)
     with client.websocket_connect("/ws/races/r12") as ws:
         assert ws.receive_json()["code"] == "unknown_race"
     headers = {"Authorization": "Bearer alice-token"}
@@ -158,7 +159,7 @@ def test_spectators_of_a_race_that_did_not_run_are_told_so(app: FastAPI) -> None
 
 def test_crowd_play_messages_on_the_race_socket(client: TestClient, app: FastAPI) -> None:
     service: RaceService = app.state.races
-    slot = service.timetable.upcoming(time.time(), 1)[0]
+    slot = _a_coming_slot(service)
     headers = {"Authorization": "Bearer alice-token"}
     with client.websocket_connect(f"/ws/races/{slot.race_id}") as anon, \
             client.websocket_connect(f"/ws/races/{slot.race_id}", headers=headers) as alice:
@@ -199,3 +200,10 @@ def test_crowd_play_messages_on_the_race_socket(client: TestClient, app: FastAPI
             if message["type"] == "frame":
                 counted.append(message["cars"][1]["steering"])
         assert counted and counted[-1] == 0
+
+
+def _a_coming_slot(service: RaceService) -> RaceSlot:
+    """The first race of the timetable that starts at least 20 s from now: the next one can
+    start while a slow machine opens the sockets, and a race that started unrun is gone."""
+    return service.timetable.upcoming(time.time() + 20, 1)[0]
+
