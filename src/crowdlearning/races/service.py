@@ -91,6 +91,7 @@ class LiveRace:
     seats: CrowdSeats | None = None
     boxes: dict[int, SpectatorBox] = dataclasses.field(default_factory=dict)  # by user id
     frame_tick: int = 0  # the tick of the newest frame sent
+    catching_up: bool = False  # simulated up to the present on the worker (``catch_up``)
 
 
 class RaceService:
@@ -186,13 +187,22 @@ class RaceService:
             # the child's imports now, on the worker (ahead of the first race's preparation),
             # not in the first race's lead time; the timetable does not wait for them
             self.worker.submit(self.offload.start)
+            lead = min(LEAD_S, self.timetable.interval_s / 2)
+            # the first race after this server started is run even if joining the race
+            # before it (and the child's start) made it late: caught up, not dropped
+            first: RaceSlot | None = self.timetable.upcoming(self.clock(), 1)[0]
+            await self.join_the_race_on()
             while True:
                 slot = self.timetable.upcoming(self.clock(), 1)[0]
-                lead = min(LEAD_S, self.timetable.interval_s / 2)
+                late = first is not None and first.starts_at <= self.clock() < (
+                    first.starts_at + lead)
+                if late:
+                    slot = first  # type: ignore[assignment]
+                first = None
                 await asyncio.sleep(max(0.0, slot.starts_at - lead - self.clock()))
-                self._drop_passed()
+                self._drop_passed(keep=slot.race_id)
                 try:
-                    await self.run_race(slot)
+                    await self.run_race(slot, catch_up=late)
                 except Exception:  # a failed race must not stop the next ones, nor the game
                     log.exception("race %s failed", slot.race_id)
                     self.live = None
@@ -205,29 +215,81 @@ class RaceService:
                 await asyncio.gather(relay, return_exceptions=True)
             self.close()
 
+    async def join_the_race_on(self) -> dict | None:
+        """At start: the race of the timetable that started before this server did and may
+        still be on (another game server runs it, and this one restarted or was just added
+        behind the balancer) is prepared now, simulated up to the present and then run live
+        like the others, so the spectators the balancer sends here see it instead of an
+        ``unknown_race``. Its result (None if no race is on)."""
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        slot = self.timetable.latest(now)
+        longest_s = self.rules.laps * self.rules.max_lap_s / self.settings.races_speed
+        if now - slot.starts_at >= longest_s + 1.0:
+            return None
+        if await loop.run_in_executor(self.worker, self.records.get, slot.race_id) is not None:
+            return None  # over, and recorded by a server that ran it
+        try:
+            return await self.run_race(slot, catch_up=True)
+        except Exception:  # the next races are still run
+            log.exception("joining race %s on failed", slot.race_id)
+            self.live = None
+            self._end_channel(slot.race_id, "race_failed",
+                              "this race failed on the server; see the next one")
+            return None
+
+    def catch_up(self, live: LiveRace) -> int:
+        """Simulate ``live`` from its start up to the present (blocking: on the worker, before
+        the loop sees the race's runner); the ticks simulated. A race is deterministic from its
+        plan, so the cars are where they are on a server that ran it from its start, except
+        for what the crowd steered there (not known here: the crowd car drives itself over the
+        part caught up, as it does with nobody steering)."""
+        runner = live.runner
+        per_s = CONTROL_RATE_HZ * self.settings.races_speed
+        while not runner.finished:
+            behind = int((self.clock() - live.slot.starts_at) * per_s) - runner.tick
+            if behind <= 0:
+                break
+            for _ in range(min(behind, 200)):  # the clock moves on while this runs
+                runner.step()
+                if runner.finished:
+                    break
+        runner.closed = []  # nobody labelled the caught-up part
+        return runner.tick
+
     def _end_channel(self, race_id: str, code: str, message: str) -> None:
         channel = self._channels.pop(race_id, None)
         if channel is not None:
             channel.close({"type": "error", "code": code, "message": message})
 
-    def _drop_passed(self) -> None:
+    def _drop_passed(self, keep: str = "") -> None:
         """Spectators waiting for a race whose start passed unrun (the race before it ran
-        late) are told so, and its channel goes."""
+        late) are told so, and its channel goes (``keep``: the race about to be run)."""
         now = self.clock()
         for race_id in list(self._channels):
             slot = self.timetable.slot_of(race_id)
-            if (slot is None or slot.starts_at < now - 1.0) and not self._is_live(race_id):
+            if race_id != keep and (slot is None or slot.starts_at < now - 1.0) \
+                    and not self._is_live(race_id):
                 self._end_channel(race_id, "not_run",
                                   "this race did not run (the one before it ran late)")
 
-    async def run_race(self, slot: RaceSlot) -> dict:
-        """Prepare, wait for the start, run, record and announce one race; its result."""
+    async def run_race(self, slot: RaceSlot, *, catch_up: bool = False) -> dict:
+        """Prepare, wait for the start, run, record and announce one race; its result.
+        ``catch_up``: a race that started already, simulated up to the present first
+        (``join_the_race_on``); its spectators get frames once it is."""
         loop = asyncio.get_running_loop()
         live = await loop.run_in_executor(self.worker, self.prepare, slot)
-        self.live = live
-        live.spectators.event({"type": "grid", "race": self.public(live.slot.race_id)})
-        await asyncio.sleep(max(0.0, slot.starts_at - self.clock()))
-        live.status = "racing"
+        if catch_up:
+            live.status, live.catching_up = "racing", True
+            self.live = live
+            ticks = await loop.run_in_executor(self.worker, self.catch_up, live)
+            live.catching_up = False
+            log.info("race %s joined on at tick %d", slot.race_id, ticks)
+        else:
+            self.live = live
+            live.spectators.event({"type": "grid", "race": self.public(live.slot.race_id)})
+            await asyncio.sleep(max(0.0, slot.starts_at - self.clock()))
+            live.status = "racing"
         self._frame(live)
         try:
             await self._drive(live)
@@ -289,6 +351,9 @@ class RaceService:
         live = self.live
         if live is None or not self._is_live(race_id) or live.seats is None:
             return _error("not_racing", "join a car of a race on the grid or racing")
+        if live.catching_up:  # its runner is being stepped on the worker
+            return _error("not_racing", "this server is catching up on the race: join in a "
+                          "second")
         if not 0 <= car < live.runner.n:
             return _error("unknown_car", f"car must be 0..{live.runner.n - 1}")
         seats = live.seats
