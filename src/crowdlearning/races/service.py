@@ -20,7 +20,10 @@ plan is fixed (``plan_for``: the unlocked families and the registry's versions a
 its track drawn and its models loaded; at the start time it runs until every car has finished
 or is out, ``races_speed`` simulated ticks per wall tick (1: real time), a frame to every
 spectator ``races_frame_hz`` times a second; then its result is recorded (``records.py``). A race
-longer than the interval makes the next slots pass unrun (the timetable moves on).
+longer than the interval makes the next slots pass unrun (the timetable moves on). A server that
+starts while a race is on (restarted, or added behind the balancer while the others run it)
+simulates that race from its start up to the present and runs the rest live
+(``join_the_race_on``): races are deterministic from their plan.
 
 Crowd play (``races/crowd.py``): signed-in spectators join a car (``join``), steer it
 (``steer``) and leave (``leave``); each car segment they labelled becomes their contribution,
