@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         default=True,
         description="After a family unlocks, measure the champion on it too, unlocking the next "
         "while it masters them (false: one family per promotion).")
+    curriculum_stall_rounds: int = Field(
+        default=2, ge=0, le=1000,
+        description="Rounds in a row the same champion may close without being replaced "
+        "before the next family unlocks anyway, if it drives at least curriculum_stall_floor "
+        "of its frontier's mastery laps: the crowd no longer moves it there (0: only mastery "
+        "unlocks) [count].")
+    curriculum_stall_floor: float = Field(
+        default=0.8, ge=0, le=1.0,
+        description="Share of the frontier's mastery laps a stalled champion must drive for "
+        "the next family to unlock (below it the crowd still has failures to fix there).")
     promotion_pace_tolerance: float = Field(
         default=0.02, ge=0, le=0.5,
         description="A candidate counts as not slower when its mean lap time on the laps both "

@@ -234,3 +234,73 @@ def test_a_cascade_unlocks_every_family_the_champion_already_masters(tmp_path: P
     again = Curriculum.in_registry(tmp_path, frontier_tracks=2, cascade=True)
     monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
     assert again.observe(Policy(new_network(0)), 1) == check
+
+
+def test_a_champion_the_crowd_no_longer_moves_unlocks_the_next_family(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    # GIVEN a champion (v3) that drives 15 of 16 frontier laps: not mastered (95%), above the
+    # stall floor (80%)
+    def fifteen_of_sixteen(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        result.completed[0] = False
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", fifteen_of_sixteen)
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=2)
+    policy = Policy(new_network(0))
+    assert curriculum.observe(policy, 3).unlocked is None  # type: ignore[union-attr]
+    # WHEN it closes one round without being replaced: nothing yet
+    assert curriculum.stalled(policy, 3) is None and curriculum.unlocked == ("easy",)
+    # AND a restart keeps the count; the second round in a row unlocks tight, measured by
+    # the check it already has (not driven again)
+    again = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=2)
+    monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
+    check = again.stalled(policy, 3)
+    assert check is not None and check.reason == "stalled" and check.unlocked == "tight"
+    assert check.frontier == "easy" and check.lap_completion == 15 / 16
+    assert again.unlocked == ("easy", "tight")
+    # THEN the count starts again on the new frontier (and is measured there when due)
+    monkeypatch.setattr(curriculum_module, "evaluate", fifteen_of_sixteen)
+    assert again.stalled(policy, 3) is None and again.unlocked == ("easy", "tight")
+    assert Curriculum.in_registry(tmp_path).to_dict()["stall"] == {
+        "version": 3, "frontier": "tight", "rounds": 1}
+
+
+def test_a_stalled_champion_below_the_floor_or_a_new_champion_unlocks_nothing(
+        tmp_path: Path, monkeypatch) -> None:
+    def half(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        result.completed[::2] = False
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", half)
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=2)
+    policy = Policy(new_network(0))
+    for _ in range(4):  # half the laps: the crowd still has failures to fix there
+        assert curriculum.stalled(policy, 1) is None
+    assert curriculum.unlocked == ("easy",)
+    monkeypatch.setattr(curriculum_module, "evaluate", _all_completed)
+    assert curriculum.stalled(policy, 2) is None  # another champion: its first round
+    assert curriculum.stalled(policy, 2) is not None  # (all laps, measured now)
+    off = Curriculum(None, frontier_tracks=8, stall_rounds=0)
+    assert all(off.stalled(policy, 1) is None for _ in range(3))
+
+
+def test_close_round_counts_only_rounds_the_crowd_played(tmp_path: Path, monkeypatch) -> None:
+    # GIVEN a measured champion v0 with a stall rule of one round
+    registry = ModelRegistry(tmp_path / "models")
+    trainer = DaggerTrainer(registry, AggregatedDataset(tmp_path / "data"))
+    trainer.start(new_network(0), expert_demonstrations((100,), 20), {})
+    curriculum = Curriculum.in_registry(registry.root, frontier_tracks=2, stall_rounds=1)
+    service = VerdictService(trainer, Screener({}.__getitem__),
+                             champion_suite=EvalSuite.hidden(2, max_steps=20),
+                             curriculum=curriculum)
+    monkeypatch.setattr(curriculum_module, "evaluate", _all_completed)
+    # WHEN a round closes with nothing judged: an idle round, nothing unlocks
+    assert service.close_round().unlocked_now is None and curriculum.unlocked == ("easy",)
+    # WHEN one closes after a contribution was judged (no effect) and nothing merged
+    service._judged = 1
+    result = service.close_round()
+    # THEN the next family unlocks, and the round says so
+    assert result.unlocked_now == "tight" and result.mastery is not None
+    assert result.mastery["reason"] == "stalled"

@@ -13,6 +13,14 @@ teaches the crowd nothing and leaves the verdict nothing to measure (measured: a
 a frontier its champion drove at 100% for eight rounds). Without it, one family per
 promotion. A family never locks again.
 
+A frontier the crowd no longer moves unlocks the next family too (``stall_rounds``): when the
+same champion closes ``stall_rounds`` rounds in a row without being replaced (nothing merged,
+or its candidate refused) and drove at least ``stall_floor`` of its frontier's mastery laps,
+the crowd's data stopped changing the model there (measured: a champion at 94% of the
+``fast-hairpin`` laps, every verdict "no effect" for seven rounds, `docs/verdict.md`), so it
+gets harder tracks, where it fails and their corrections count again. A frontier driven below
+the floor is not skipped: there the crowd has failures to fix.
+
 The mastery suite rotates with the champion version (``MASTERY_ROTATION`` + version, a rotation
 range no verdict suite uses), so no champion is measured twice on the same tracks, and it is
 hidden like every evaluation suite (hidden seeds only).
@@ -61,6 +69,7 @@ FAMILY_PLAY_SEED_STRIDE = 100_000_000
 DEFAULT_MASTERY = 0.95
 DEFAULT_FRONTIER_TRACKS = 8
 DEFAULT_MASTERY_TICKS = 3000  # the promotion suite's 150 s (the settings give 300 s)
+DEFAULT_STALL_FLOOR = 0.8
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class MasteryCheck:
     mastery: float
     unlocked: str | None  # the family this check unlocked, if any
     at: str = ""
+    reason: str = "mastery"  # "mastery": a promoted champion's check; "stalled": see stalled()
 
     @property
     def mastered(self) -> bool:
@@ -109,9 +119,16 @@ class Curriculum:
 
     def __init__(self, path: str | Path | None = None, *, mastery: float = DEFAULT_MASTERY,
                  frontier_tracks: int = DEFAULT_FRONTIER_TRACKS,
-                 mastery_ticks: int = DEFAULT_MASTERY_TICKS, cascade: bool = False) -> None:
+                 mastery_ticks: int = DEFAULT_MASTERY_TICKS, cascade: bool = False,
+                 stall_rounds: int = 0, stall_floor: float = DEFAULT_STALL_FLOOR) -> None:
         if not 0.0 < mastery <= 1.0:
             raise ConfigurationError(f"curriculum mastery must be in (0, 1], got {mastery}")
+        if stall_rounds < 0 or not 0.0 <= stall_floor <= 1.0:
+            raise ConfigurationError(f"stall_rounds must be >= 0 and stall_floor in [0, 1], "
+                                     f"got {stall_rounds} and {stall_floor}")
+        self.stall_rounds, self.stall_floor = int(stall_rounds), float(stall_floor)
+        # the champion not replaced for ``rounds`` rounds on ``frontier`` (``stalled``)
+        self._stall: dict[str, Any] = {}
         if frontier_tracks < 0:
             raise ConfigurationError(f"frontier_tracks must be >= 0, got {frontier_tracks}")
         self.path = None if path is None else Path(path)
@@ -135,7 +152,9 @@ class Curriculum:
         return cls.in_registry(registry_root, mastery=settings.curriculum_mastery,
                                frontier_tracks=settings.curriculum_frontier_tracks,
                                mastery_ticks=settings.curriculum_mastery_ticks,
-                               cascade=settings.curriculum_cascade)
+                               cascade=settings.curriculum_cascade,
+                               stall_rounds=settings.curriculum_stall_rounds,
+                               stall_floor=settings.curriculum_stall_floor)
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -196,10 +215,44 @@ class Curriculum:
         self._save()
         return self.check_of(version)
 
+    def stalled(self, policy: Policy, version: int) -> MasteryCheck | None:
+        """Champion ``version`` closed a round without being replaced: count it, and once it
+        has ``stall_rounds`` in a row on the same frontier, unlock the next family if it drives
+        at least ``stall_floor`` of the frontier's mastery laps (measured now if its checks
+        did not measure this frontier). The check that unlocked it, else None. Persisted, so
+        a restart keeps the count; a promotion (``observe`` of a new version) starts it again.
+        """
+        if not self.enabled or not self.stall_rounds or len(self._unlocked) >= len(FAMILIES):
+            return None
+        same = (self._stall.get("version") == version
+                and self._stall.get("frontier") == self.frontier)
+        rounds = (int(self._stall.get("rounds", 0)) if same else 0) + 1
+        self._stall = {"version": version, "frontier": self.frontier, "rounds": rounds}
+        check = None
+        if rounds >= self.stall_rounds:
+            measured = [c for c in self._checks
+                        if c.version == version and c.frontier == self.frontier]
+            if measured:
+                completion, runs = measured[-1].lap_completion, measured[-1].runs
+            else:
+                result = evaluate(policy, self.mastery_suite(version))
+                completion, runs = result.lap_completion, len(result.completed)
+            if completion >= self.stall_floor:
+                frontier = self.frontier
+                self._unlocked = (*self._unlocked, FAMILIES[len(self._unlocked)].name)
+                check = MasteryCheck(version, frontier, completion, runs, self.mastery,
+                                     self._unlocked[-1],
+                                     datetime.now(UTC).isoformat(timespec="seconds"),
+                                     reason="stalled")
+                self._checks.append(check)
+                self._stall = {}
+        self._save()
+        return check
+
     # --- persistence ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": CURRICULUM_FORMAT, "unlocked": list(self._unlocked),
-                "checks": [asdict(c) for c in self._checks]}
+                "checks": [asdict(c) for c in self._checks], "stall": dict(self._stall)}
 
     def _save(self) -> None:
         if self.path is None:
@@ -219,6 +272,7 @@ class Curriculum:
                 raise ValueError(f"format {data.get('format')!r}")
             unlocked = tuple(data["unlocked"])
             checks = [MasteryCheck(**c) for c in data.get("checks", [])]
+            stall = dict(data.get("stall") or {})
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"unreadable curriculum {path}: {exc}") from exc
         if unlocked != FAMILY_NAMES[:len(unlocked)] or not unlocked:
@@ -226,6 +280,7 @@ class Curriculum:
                                      f"are not a prefix of {list(FAMILY_NAMES)}")
         self._unlocked = family_names(unlocked)
         self._checks = checks
+        self._stall = stall
 
 
 def unlocked_families(registry_root: str | Path) -> tuple[str, ...]:

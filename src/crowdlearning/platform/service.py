@@ -128,6 +128,7 @@ class VerdictService:
     _spec: JudgeSpec | None = field(default=None, init=False)
     _spec_families: tuple[str, ...] = field(default=(), init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
+    _judged: int = field(default=0, init=False)  # judged on their merits this round
     # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
     # judged or booked again (older retries are answered from the game server's run records)
     _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
@@ -329,6 +330,8 @@ class VerdictService:
             raise
         if verdict.decision is Decision.IMPROVED:
             self._accepted.append(contribution)
+        if verdict.decision is not Decision.REJECTED:
+            self._judged += 1
         if learnt is not None and self.state is not None:
             self.state.add_screened(learnt[0], learnt[1])
         outcome = replace(outcome, audit_transaction_id=self._publish(outcome))
@@ -486,7 +489,10 @@ class VerdictService:
         champion_result = evaluate(self.trainer.policy(), suite)
         champion_metrics = champion_result.summary()
         accepted, self._accepted = self._accepted, []
+        judged, self._judged = self._judged, 0
         if not accepted:
+            if judged:  # the crowd played and moved nothing (an idle round counts for nothing)
+                check = self._stalled(champion_meta.version) or check
             return self._round_result([], None, False, champion_meta.version, champion_metrics,
                                       check=check)
         # labels already appended by a merge that then failed are in the dataset: that merge's
@@ -510,10 +516,22 @@ class VerdictService:
             check = self.curriculum.observe(Policy(candidate_net), meta.version)
         else:
             log.info("candidate v%d not promoted: %s", meta.version, decision.reason)
+            check = self._stalled(champion_meta.version)
         return self._round_result([c.contribution_id for c in accepted], meta.version,
                                   decision.promoted,
                                   meta.version if decision.promoted else champion_meta.version,
                                   champion_metrics, metrics, decision.reason, check=check)
+
+    def _stalled(self, version: int) -> MasteryCheck | None:
+        """The champion stays another round: the curriculum counts it, and may unlock the next
+        family (``Curriculum.stalled``); the check that did."""
+        assert self.curriculum is not None
+        check = self.curriculum.stalled(self.trainer.policy(), version)
+        if check is not None:
+            log.info("champion v%d not replaced for %d rounds at %.0f%% of the %s laps: %s "
+                     "unlocked", version, self.curriculum.stall_rounds,
+                     100 * check.lap_completion, check.frontier, check.unlocked)
+        return check
 
     def _round_result(self, merged: list[str], candidate_version: int | None, promoted: bool,
                       champion_version: int, champion_metrics: dict,

@@ -71,6 +71,7 @@ class Referee:
         self._lock = threading.Lock()
         self._deposit_lock = threading.Lock()
         self._draining = False
+        self._offered: tuple[str, ...] | None = None  # families whose play tracks were offered
         settings = runtime.settings
         self.backlog = VerdictBacklog(backlog_dir(settings))
         # runs not yet answered: the backlog left by the last start, plus what finishes now
@@ -254,13 +255,18 @@ class Referee:
             # that version's weights (a shared registry may already hold a newer champion)
             net, _ = self.runtime.trainer.registry.load(version)
             self.loop.call_soon_threadsafe(self._swap, Policy(net), version)
-            self._offer_unlocked_tracks()
+        # a promotion's mastery, or a stalled champion (``Curriculum.stalled``), may have
+        # unlocked a family
+        self._offer_unlocked_tracks()
 
     def _offer_unlocked_tracks(self) -> None:
         """The play tracks of families the curriculum unlocked since the game started (kept
         beside the registry): generated and packed here, added on the loop."""
         runtime = self.runtime
         families = unlocked_families(runtime.trainer.registry.root)
+        if families == self._offered:
+            return  # nothing new: the tracks are not generated again
+        self._offered = families
         fresh = {seed: t for seed, t in
                  play_tracks(runtime.settings.server_play_tracks, families).items()
                  if seed not in runtime.tracks}
