@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         default=0.8, ge=0, le=1.0,
         description="Share of the frontier's mastery laps a stalled champion must drive for "
         "the next family to unlock (below it the crowd still has failures to fix there).")
+    promotion_pace_calibration: bool = Field(
+        default=True,
+        description="A candidate as safe as the champion but slower has its throttle tuned to "
+        "the champion's pace on a hidden calibration suite, where that keeps it as safe, before "
+        "the promotion judges it (evaluation/pace.py).")
     promotion_pace_tolerance: float = Field(
         default=0.02, ge=0, le=0.5,
         description="A candidate counts as not slower when its mean lap time on the laps both "

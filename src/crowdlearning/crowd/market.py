@@ -163,7 +163,8 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         verdict_config=cfg.verdict, prices=cfg.prices,
         labels=labels, champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
         hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl", audit=journal,
-        curriculum=Curriculum.from_settings(settings, trainer.registry.root))
+        curriculum=Curriculum.from_settings(settings, trainer.registry.root),
+        pace_calibration=settings.promotion_pace_calibration)
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
     curve = [_point(trainer, 0, suite, families=service.unlocked_families,
                     eval_tracks=cfg.eval_tracks)]

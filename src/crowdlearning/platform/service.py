@@ -46,9 +46,10 @@ from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
 from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
-from crowdlearning.evaluation.promotion import promotion
+from crowdlearning.evaluation.pace import CALIBRATION_ROTATION, calibrate_pace, calibration_suite
+from crowdlearning.evaluation.promotion import Promotion, promotion
 from crowdlearning.evaluation.screening import Screener
-from crowdlearning.evaluation.suite import EvalSuite, evaluate
+from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
 from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.learning.contribution import Contribution
@@ -65,7 +66,8 @@ from crowdlearning.ledger import (
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.payments.settlement import SettlementReport, Settler
 from crowdlearning.platform.round_state import RoundState
-from crowdlearning.policy.network import Policy
+from crowdlearning.policy.checkpoint import ModelMeta
+from crowdlearning.policy.network import Policy, PolicyNet
 
 __all__ = ["Outcome", "RoundResult", "VerdictService", "archive_contribution", "archived_path"]
 
@@ -125,6 +127,8 @@ class VerdictService:
     # which track families are unlocked (None: the one kept beside the model registry, at the
     # default mastery rule)
     curriculum: Curriculum | None = None
+    # a slower but safer candidate's throttle is tuned to the champion's pace (evaluation/pace)
+    pace_calibration: bool = False
     _spec: JudgeSpec | None = field(default=None, init=False)
     _spec_families: tuple[str, ...] = field(default=(), init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
@@ -508,9 +512,15 @@ class VerdictService:
             self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
         candidate_result = evaluate(Policy(candidate_net), suite)
-        metrics = candidate_result.summary()
         decision = promotion(candidate_result, champion_result)
+        calibration = None
+        if not decision.promoted and self.pace_calibration:
+            meta, candidate_net, candidate_result, decision, calibration = self._calibrated(
+                meta, candidate_net, candidate_result, decision, suite, champion_result)
+        metrics = candidate_result.summary()
         metrics.update(decision.to_dict())
+        if calibration is not None:
+            metrics["pace_calibration"] = calibration
         if decision.promoted:
             self.trainer.registry.set_champion(meta.version)
             check = self.curriculum.observe(Policy(candidate_net), meta.version)
@@ -521,6 +531,29 @@ class VerdictService:
                                   decision.promoted,
                                   meta.version if decision.promoted else champion_meta.version,
                                   champion_metrics, metrics, decision.reason, check=check)
+
+    def _calibrated(self, meta: ModelMeta, net: PolicyNet, result: EvalResult,
+                    decision: Promotion, suite: EvalSuite, champion_result: EvalResult
+                    ) -> tuple[ModelMeta, PolicyNet, EvalResult, Promotion, dict]:
+        """A refused candidate, throttle-calibrated to the champion's pace where that keeps it
+        as safe (``evaluation.pace``), registered as its own version and judged again; the
+        candidate as it was when no calibration helps."""
+        found_net, found = calibrate_pace(
+            net, self.trainer.policy(),
+            calibration_suite(self.unlocked_families, meta.version, like=suite))
+        record = found.to_dict()
+        if not found.throttle_bias:
+            return meta, net, result, decision, record
+        tuned = self.trainer.registry.register(
+            found_net, parent_version=meta.version, contributions=[],
+            dataset_digest=meta.dataset_digest,
+            training={"kind": "pace", "throttle_bias": found.throttle_bias,
+                      "calibration_rotation": CALIBRATION_ROTATION + meta.version})
+        tuned_result = evaluate(Policy(found_net), suite)
+        log.info("candidate v%d throttle-calibrated by %+.3f as v%d", meta.version,
+                 found.throttle_bias, tuned.version)
+        return (tuned, found_net, tuned_result, promotion(tuned_result, champion_result),
+                {**record, "calibrated_version": tuned.version, "from_version": meta.version})
 
     def _stalled(self, version: int) -> MasteryCheck | None:
         """The champion stays another round: the curriculum counts it, and may unlock the next

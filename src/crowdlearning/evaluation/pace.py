@@ -1,0 +1,110 @@
+"""Pace calibration: a candidate that got safer but slower trades its spare safety for pace.
+
+Merging the crowd's corrections makes a model safer and, measured, a little slower: the
+corrections cluster where the champion fails (hard corners, where the labels brake), so the
+merged model brakes a little more everywhere. In ``crowdlearning demo --rounds 10`` six of eight
+promotions were safer but 0.03-1.6% slower on the laps both models finish, and with a strict
+pace rule only one of nine candidates was promoted (``docs/verdict.md``).
+
+Throttle is one output of the policy (``tanh`` of the last layer's second unit), so its bias is
+a one-number dial between pace and safety: on one champion's candidate, measured on 32 hidden
+runs, +0.1 on that bias took its lap from 72.2 s to 68.5 s and its lap completion from 87.5% to
+81.2%; +0.5 to 51.7 s and 53.1%. ``calibrate_pace`` turns the dial up in small steps, on a
+hidden *calibration* suite of its own (its rotation range is used by no verdict, promotion or
+mastery suite, so the gate that decides the promotion is not the data the dial was tuned on),
+and keeps the smallest step at which the candidate is at least as fast as the champion there
+*and* still at least as safe (``evaluation.promotion`` with no pace tolerance). No step that
+does both: the candidate is left as it was, and the promotion judges it as it is.
+
+A calibrated candidate is registered as a version of its own (parent: the candidate as
+trained, no contributions of its own, ``training.kind`` ``pace``), so the lineage says what
+was done; the next round fine-tunes from it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from crowdlearning.evaluation.promotion import promotion
+from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate_many
+from crowdlearning.policy.network import Policy, PolicyNet
+
+__all__ = ["CALIBRATION_ROTATION", "STEPS", "PaceCalibration", "calibrate_pace",
+           "calibration_suite", "throttle_shifted"]
+
+CALIBRATION_ROTATION = 2_000_000  # hidden suites of this range: calibration only
+STEPS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2)  # throttle bias tried, smallest first
+THROTTLE = 1  # the action's throttle unit (steer, throttle)
+
+
+@dataclass(frozen=True)
+class PaceCalibration:
+    """What ``calibrate_pace`` found: the bias added (0: none), and the calibration suite's
+    figures for the champion and the chosen candidate."""
+
+    throttle_bias: float
+    champion_lap_s: float | None
+    candidate_lap_s: float | None  # as trained
+    calibrated_lap_s: float | None  # with the bias (= candidate_lap_s when 0)
+    tried: int  # biases evaluated
+
+    def to_dict(self) -> dict:
+        return {"throttle_bias": self.throttle_bias, "champion_lap_s": self.champion_lap_s,
+                "candidate_lap_s": self.candidate_lap_s,
+                "calibrated_lap_s": self.calibrated_lap_s, "tried": self.tried}
+
+
+def throttle_shifted(net: PolicyNet, bias: float) -> PolicyNet:
+    """A copy of ``net`` whose throttle output's last-layer bias is ``bias`` higher."""
+    shifted = copy.deepcopy(net)
+    last = [m for m in shifted.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias[THROTTLE] += float(bias)
+    return shifted
+
+
+def calibration_suite(families: Sequence[str], version: int, *, tracks: int = 16,
+                      like: EvalSuite | None = None) -> EvalSuite:
+    """The hidden calibration suite for candidate ``version`` within ``families`` (rollout
+    rules of ``like``, the promotion suite, when given)."""
+    rules = {} if like is None else {"starts_per_track": like.starts_per_track,
+                                     "start_speed_mps": like.start_speed_mps,
+                                     "laps": like.laps, "max_steps": like.max_steps}
+    return EvalSuite.hidden(max(tracks, len(families)), rotation=CALIBRATION_ROTATION + version,
+                            families=tuple(families), **rules)
+
+
+def calibrate_pace(candidate: PolicyNet, champion: Policy, suite: EvalSuite,
+                   steps: Sequence[float] = STEPS) -> tuple[PolicyNet, PaceCalibration]:
+    """The candidate, throttle-calibrated to the champion's pace on ``suite`` where that keeps
+    it at least as safe, else unchanged (module docstring); what was found."""
+    champ, plain = evaluate_many([champion, Policy(candidate)], suite)
+    first = promotion(plain, champ, pace_tolerance=0.0)
+    if first.promoted or not _safe(plain, champ):  # not slower, or less safe: nothing to trade
+        return candidate, PaceCalibration(0.0, first.champion_lap_s, first.candidate_lap_s,
+                                          first.candidate_lap_s, 0)
+    tried = 0
+    for bias in steps:
+        shifted = throttle_shifted(candidate, bias)
+        [result] = evaluate_many([Policy(shifted)], suite)
+        tried += 1
+        decision = promotion(result, champ, pace_tolerance=0.0)
+        if decision.promoted:
+            return shifted, PaceCalibration(float(bias), first.champion_lap_s,
+                                            first.candidate_lap_s, decision.candidate_lap_s,
+                                            tried)
+        if not _safe(result, champ):
+            break  # more throttle only costs more safety
+    return candidate, PaceCalibration(0.0, first.champion_lap_s, first.candidate_lap_s,
+                                      first.candidate_lap_s, tried)
+
+
+def _safe(candidate: EvalResult, champion: EvalResult) -> bool:
+    return (candidate.completed.sum() >= champion.completed.sum()
+            and candidate.exited.sum() <= champion.exited.sum()
+            and candidate.progress_frac.mean() >= champion.progress_frac.mean() - 1e-9)
+
