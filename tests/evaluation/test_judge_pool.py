@@ -140,3 +140,16 @@ def test_a_lost_actor_is_replaced_and_its_work_done(spec: JudgeSpec, plays: list
     there = ray_pool.judge(spec, plays[:2])
     # THEN Ray started the actor again, it rebuilt its judge, and the verdicts are the same
     assert there == InlineJudgePool().judge(spec, plays[:2])
+
+
+def test_the_inline_judge_is_rebuilt_when_the_suite_changes_under_the_same_champion(
+        spec: JudgeSpec) -> None:
+    """A family unlocked without a new champion (``Curriculum.stalled``) changes the verdict
+    suite: the pool must not keep judging on the old one."""
+    pool = InlineJudgePool()
+    first = pool.judge_for(spec)
+    assert pool.judge_for(spec) is first  # same champion, same configuration: kept
+    wider = dataclasses.replace(spec, config=dataclasses.replace(
+        spec.config, families=("easy", "tight")))
+    rebuilt = pool.judge_for(wider)
+    assert rebuilt is not first and rebuilt.config.families == ("easy", "tight")

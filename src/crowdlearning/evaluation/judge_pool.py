@@ -85,15 +85,23 @@ class JudgePool(Protocol):
     def close(self) -> None: ...
 
 
+def judge_key(spec: JudgeSpec) -> tuple:
+    """What a built ``Judge`` depends on besides the data: the champion and the verdict's
+    configuration (its suite's families change when the curriculum unlocks one, with or
+    without a new champion: ``Curriculum.stalled``)."""
+    return (spec.champion_version, spec.config)
+
+
 class InlineJudgePool:
     """Verdicts in this process, one after another; the champion's ``Judge`` is kept."""
 
     def __init__(self) -> None:
         self._judge: Judge | None = None
+        self._key: tuple | None = None
 
     def judge_for(self, spec: JudgeSpec) -> Judge:
-        if self._judge is None or self._judge.champion_version != spec.champion_version:
-            self._judge = spec.build()
+        if self._judge is None or self._key != judge_key(spec):
+            self._judge, self._key = spec.build(), judge_key(spec)
         return self._judge
 
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
@@ -116,10 +124,11 @@ class _JudgeActor:
 
         single_threaded_torch()  # one actor per CPU: a thread pool inside each only fights
         self._judge: Judge | None = None
+        self._key: tuple | None = None
 
     def load(self, spec: JudgeSpec) -> int:
-        if self._judge is None or self._judge.champion_version != spec.champion_version:
-            self._judge = spec.build()
+        if self._judge is None or self._key != judge_key(spec):
+            self._judge, self._key = spec.build(), judge_key(spec)
         return spec.champion_version
 
     def judge(self, spec: JudgeSpec, contribution: Contribution) -> Verdict:
@@ -158,7 +167,7 @@ class RayJudgePool:
         # no copy) so a restarted actor builds its judge again
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=3)(_JudgeActor)
         self._actors = [actor.remote() for _ in range(workers)]
-        self._loaded: int | None = None
+        self._loaded: tuple | None = None
         self._spec_ref: Any = None
 
     @property
@@ -166,10 +175,10 @@ class RayJudgePool:
         return len(self._actors)
 
     def _load(self, spec: JudgeSpec) -> Any:
-        if self._loaded != spec.champion_version:
+        if self._loaded != judge_key(spec):
             self._spec_ref = self._ray.put(spec)  # once into the object store, for every actor
             self._ray.get([a.load.remote(self._spec_ref) for a in self._actors])
-            self._loaded = spec.champion_version
+            self._loaded = judge_key(spec)
         return self._spec_ref
 
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
