@@ -6,15 +6,23 @@ import numpy as np
 import pytest
 import torch
 
+import crowdlearning.platform.service as service_module
 from crowdlearning.evaluation import pace
 from crowdlearning.evaluation.pace import (
     CALIBRATION_ROTATION,
+    PaceCalibration,
     calibrate_pace,
     calibration_suite,
     throttle_shifted,
 )
+from crowdlearning.evaluation.promotion import promotion
+from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate
-from crowdlearning.learning.bootstrap import new_network
+from crowdlearning.learning.bootstrap import expert_demonstrations, new_network
+from crowdlearning.learning.dagger import DaggerTrainer
+from crowdlearning.learning.dataset import AggregatedDataset
+from crowdlearning.learning.registry import ModelRegistry
+from crowdlearning.platform.service import VerdictService
 from crowdlearning.policy.network import Policy, PolicyNet
 
 RUNS = 8
@@ -103,3 +111,48 @@ def test_on_real_rollouts_more_throttle_is_faster() -> None:
     plain = evaluate(Policy(net), suite)
     faster = evaluate(Policy(throttle_shifted(net, 1.0)), suite)
     assert faster.progress_m.sum() > plain.progress_m.sum()
+
+
+def _laps(lap_s: float) -> EvalResult:
+    return EvalResult(np.zeros(RUNS), np.zeros(RUNS), np.ones(RUNS, bool), np.ones(RUNS),
+                      np.ones(RUNS), np.zeros(RUNS, bool), np.full(RUNS, lap_s),
+                      np.ones(RUNS, np.int64))
+
+
+def test_a_refused_candidate_is_registered_calibrated_and_judged_again(tmp_path,
+                                                                       monkeypatch) -> None:
+    # GIVEN a champion v0 and a candidate v1 as safe but 4% slower on the promotion suite
+    registry = ModelRegistry(tmp_path / "models")
+    trainer = DaggerTrainer(registry, AggregatedDataset(tmp_path / "data"))
+    trainer.start(new_network(0), expert_demonstrations((100,), 20), {})
+    suite = EvalSuite.hidden(2, max_steps=20)
+    service = VerdictService(trainer, Screener({}.__getitem__), champion_suite=suite,
+                             pace_calibration=True)
+    candidate = registry.register(new_network(1), parent_version=0, contributions=["c1"])
+    net, _ = registry.load(candidate.version)
+    champion, slow = _laps(50.0), _laps(52.0)
+    refused = promotion(slow, champion)
+    assert not refused.promoted and "slower" in refused.reason
+    # WHEN the calibration finds +0.05 and the calibrated model laps in 49.9 s
+    seen: list = []
+
+    def calibrate(n, champ, calibration):
+        seen.append(calibration)
+        return throttle_shifted(n, 0.05), PaceCalibration(0.05, 50.0, 51.0, 49.9, 2)
+
+    monkeypatch.setattr(service_module, "calibrate_pace", calibrate)
+    monkeypatch.setattr(service_module, "evaluate", lambda policy, s: _laps(49.9))
+    meta, _, result, decision, record = service._calibrated(
+        candidate, net, slow, refused, suite, champion)
+    # THEN it is promoted as a version of its own whose lineage says what was done
+    assert decision.promoted and result.lap_time_s[0] == 49.9
+    assert meta.parent_version == candidate.version and list(meta.contributions) == []
+    assert meta.training["kind"] == "pace" and meta.training["throttle_bias"] == 0.05
+    assert record["calibrated_version"] == meta.version and record["from_version"] == 1
+    assert _bias(registry.load(meta.version)[0]) == pytest.approx(_bias(net) + 0.05)
+    assert seen[0].track_seeds == calibration_suite(("easy",), 1, like=suite).track_seeds
+    # AND a calibration that finds nothing leaves the candidate and the refusal as they were
+    monkeypatch.setattr(service_module, "calibrate_pace",
+                        lambda n, c, s: (n, PaceCalibration(0.0, 50.0, 51.0, 51.0, 6)))
+    again = service._calibrated(candidate, net, slow, refused, suite, champion)
+    assert again[0] is candidate and again[3] is refused and again[4]["tried"] == 6
