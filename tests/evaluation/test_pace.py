@@ -142,17 +142,33 @@ def test_a_refused_candidate_is_registered_calibrated_and_judged_again(tmp_path,
 
     monkeypatch.setattr(service_module, "calibrate_pace", calibrate)
     monkeypatch.setattr(service_module, "evaluate", lambda policy, s: _laps(49.9))
-    meta, _, result, decision, record = service._calibrated(
-        candidate, net, slow, refused, suite, champion)
+    found, record = service._calibrated(candidate, net, suite, champion)
     # THEN it is promoted as a version of its own whose lineage says what was done
+    assert found is not None
+    meta, _, result, decision = found
     assert decision.promoted and result.lap_time_s[0] == 49.9
     assert meta.parent_version == candidate.version and list(meta.contributions) == []
     assert meta.training["kind"] == "pace" and meta.training["throttle_bias"] == 0.05
     assert record["calibrated_version"] == meta.version and record["from_version"] == 1
     assert _bias(registry.load(meta.version)[0]) == pytest.approx(_bias(net) + 0.05)
     assert seen[0].track_seeds == calibration_suite(("easy",), 1, like=suite).track_seeds
-    # AND a calibration that finds nothing leaves the candidate and the refusal as they were
+    # AND a calibrated model still slower on the promotion suite is not used nor registered
+    versions = registry.versions()
+    monkeypatch.setattr(service_module, "evaluate", lambda policy, s: _laps(50.1))
+    found, record = service._calibrated(candidate, net, suite, champion)
+    assert found is None and "slower" in record["refused"]
+    assert registry.versions() == versions
+    # AND a calibration that finds nothing leaves the candidate as it was
     monkeypatch.setattr(service_module, "calibrate_pace",
                         lambda n, c, s: (n, PaceCalibration(0.0, 50.0, 51.0, 51.0, 6)))
-    again = service._calibrated(candidate, net, slow, refused, suite, champion)
-    assert again[0] is candidate and again[3] is refused and again[4]["tried"] == 6
+    found, record = service._calibrated(candidate, net, suite, champion)
+    assert found is None and record["tried"] == 6
+
+
+def test_which_candidates_are_worth_calibrating() -> None:
+    champion = _laps(50.0)
+    assert pace.is_slower_but_safe(_laps(50.5), champion)  # within any tolerance: still
+    assert not pace.is_slower_but_safe(_laps(50.0), champion)  # not slower
+    unsafe = _laps(51.0)
+    unsafe.exited[0], unsafe.completed[0] = True, False
+    assert not pace.is_slower_but_safe(unsafe, champion)  # less safe: pace cannot buy it back

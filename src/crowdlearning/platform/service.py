@@ -46,7 +46,12 @@ from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
 from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
-from crowdlearning.evaluation.pace import CALIBRATION_ROTATION, calibrate_pace, calibration_suite
+from crowdlearning.evaluation.pace import (
+    CALIBRATION_ROTATION,
+    calibrate_pace,
+    calibration_suite,
+    is_slower_but_safe,
+)
 from crowdlearning.evaluation.promotion import Promotion, promotion
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate
@@ -514,9 +519,12 @@ class VerdictService:
         candidate_result = evaluate(Policy(candidate_net), suite)
         decision = promotion(candidate_result, champion_result)
         calibration = None
-        if not decision.promoted and self.pace_calibration:
-            meta, candidate_net, candidate_result, decision, calibration = self._calibrated(
-                meta, candidate_net, candidate_result, decision, suite, champion_result)
+        if self.pace_calibration and is_slower_but_safe(candidate_result, champion_result):
+            # as fast as the champion where the throttle allows it; else the tolerance decides
+            calibrated, calibration = self._calibrated(meta, candidate_net, suite,
+                                                       champion_result)
+            if calibrated is not None:
+                meta, candidate_net, candidate_result, decision = calibrated
         metrics = candidate_result.summary()
         metrics.update(decision.to_dict())
         if calibration is not None:
@@ -532,27 +540,32 @@ class VerdictService:
                                   meta.version if decision.promoted else champion_meta.version,
                                   champion_metrics, metrics, decision.reason, check=check)
 
-    def _calibrated(self, meta: ModelMeta, net: PolicyNet, result: EvalResult,
-                    decision: Promotion, suite: EvalSuite, champion_result: EvalResult
-                    ) -> tuple[ModelMeta, PolicyNet, EvalResult, Promotion, dict]:
-        """A refused candidate, throttle-calibrated to the champion's pace where that keeps it
-        as safe (``evaluation.pace``), registered as its own version and judged again; the
-        candidate as it was when no calibration helps."""
+    def _calibrated(self, meta: ModelMeta, net: PolicyNet, suite: EvalSuite,
+                    champion_result: EvalResult
+                    ) -> tuple[tuple[ModelMeta, PolicyNet, EvalResult, Promotion] | None, dict]:
+        """A candidate as safe as the champion but slower, throttle-calibrated to the
+        champion's pace (``evaluation.pace``): when the calibrated model is not slower and not
+        less safe on the promotion suite too, it is registered as its own version and returned
+        with its result and decision; else None (the candidate is judged as it is, with the
+        pace tolerance). Second: what was found, for the round's metrics."""
         found_net, found = calibrate_pace(
             net, self.trainer.policy(),
             calibration_suite(self.unlocked_families, meta.version, like=suite))
         record = found.to_dict()
         if not found.throttle_bias:
-            return meta, net, result, decision, record
+            return None, record
+        result = evaluate(Policy(found_net), suite)
+        decision = promotion(result, champion_result, pace_tolerance=0.0)
+        if not decision.promoted:
+            return None, {**record, "refused": decision.reason}
         tuned = self.trainer.registry.register(
             found_net, parent_version=meta.version, contributions=[],
             dataset_digest=meta.dataset_digest,
             training={"kind": "pace", "throttle_bias": found.throttle_bias,
                       "calibration_rotation": CALIBRATION_ROTATION + meta.version})
-        tuned_result = evaluate(Policy(found_net), suite)
         log.info("candidate v%d throttle-calibrated by %+.3f as v%d", meta.version,
                  found.throttle_bias, tuned.version)
-        return (tuned, found_net, tuned_result, promotion(tuned_result, champion_result),
+        return ((tuned, found_net, result, decision),
                 {**record, "calibrated_version": tuned.version, "from_version": meta.version})
 
     def _stalled(self, version: int) -> MasteryCheck | None:
