@@ -213,6 +213,8 @@ def market_rounds_text(report: dict) -> list[str]:
                      else "")
             verdict = (f"v{promo['candidate']} yes{times}" if promo["promoted"]
                        else f"v{promo['candidate']} no{times}")
+            if promo.get("throttle_bias"):
+                verdict += f" (throttle {promo['throttle_bias']:+.3f})"
         unlocked = p.get("unlocked") or ["easy"]
         lines.append(f"{p['round']:>5} v{p['version']:<7} {p['lap_completion']:>9.1%} "
                      f"{_secs(p['mean_lap_time_s'])} {p['unlocked_lap_completion']:>14.1%} "

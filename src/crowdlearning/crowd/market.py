@@ -261,12 +261,16 @@ def _promotion_record(result: RoundResult) -> dict | None:
     if cand is None:
         return None
     champ = result.champion_metrics
+    calibration = cand.get("pace_calibration") or {}
     return {"candidate": result.candidate_version, "promoted": result.promoted,
             "champion_lap_completion": champ["lap_completion"],
             "candidate_lap_completion": cand["lap_completion"],
             "champion_exit_rate": champ["exit_rate"], "candidate_exit_rate": cand["exit_rate"],
             "champion_common_lap_s": cand.get("champion_common_lap_s"),
-            "candidate_common_lap_s": cand.get("candidate_common_lap_s")}
+            "candidate_common_lap_s": cand.get("candidate_common_lap_s"),
+            # the throttle bias of a pace-calibrated candidate (evaluation/pace.py), 0: none
+            "throttle_bias": calibration.get("throttle_bias", 0.0)
+            if "calibrated_version" in calibration else 0.0}
 
 
 def _aa_check(service: VerdictService, count: int, round_no: int) -> dict:
