@@ -56,7 +56,8 @@ def test_the_calibration_suite_is_hidden_and_none_of_the_gates(monkeypatch) -> N
                                      families=("easy", "tight"), max_steps=123)
 
 
-def _fake_rollouts(base: float, *, lap_at_0: float, exits_from: float):
+def _fake_rollouts(base: float, *, lap_at_0: float, exits_from: float,
+                   champion_exits: int = 0):
     """Candidate runs whose lap time falls 20 s per unit of throttle bias added, and which
     leave the track once the bias reaches ``exits_from``; the champion: 50 s, no exits."""
     def evaluate_many(policies: list[Policy], suite: EvalSuite) -> list[EvalResult]:
@@ -64,7 +65,9 @@ def _fake_rollouts(base: float, *, lap_at_0: float, exits_from: float):
         for policy in policies:
             added = _bias(policy.net) - base
             lap, exited = 50.0, np.zeros(RUNS, bool)
+            exited[RUNS - champion_exits:] = True
             if getattr(policy, "candidate", True):
+                exited[:] = False
                 lap = round(lap_at_0 - 20.0 * added, 4)  # float32 weights
                 exited[0] = added >= exits_from - 1e-6
             out.append(EvalResult(np.zeros(RUNS), np.zeros(RUNS), ~exited, np.ones(RUNS),
@@ -172,3 +175,14 @@ def test_which_candidates_are_worth_calibrating() -> None:
     unsafe = _laps(51.0)
     unsafe.exited[0], unsafe.completed[0] = True, False
     assert not pace.is_slower_but_safe(unsafe, champion)  # less safe: pace cannot buy it back
+
+
+def test_pace_that_costs_the_candidate_safety_is_not_taken(monkeypatch) -> None:
+    """The champion leaves the track once; the candidate never, until its throttle is raised:
+    as safe as the champion then, but the safety it gave up is what calibration must not
+    spend."""
+    net = new_network(0)
+    monkeypatch.setattr(pace, "evaluate_many", _fake_rollouts(
+        _bias(net), lap_at_0=51.0, exits_from=0.05, champion_exits=1))
+    tuned, found = calibrate_pace(net, _champion(), EvalSuite.hidden(4))
+    assert tuned is net and found.throttle_bias == 0.0 and found.tried == 2
