@@ -304,3 +304,23 @@ def test_close_round_counts_only_rounds_the_crowd_played(tmp_path: Path, monkeyp
     # THEN the next family unlocks, and the round says so
     assert result.unlocked_now == "tight" and result.mastery is not None
     assert result.mastery["reason"] == "stalled"
+
+
+def test_a_stall_unlock_cascades_through_families_the_champion_already_masters(
+        tmp_path: Path, monkeypatch) -> None:
+    def laps_but_low_grip(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        if suite.family_names in (("easy",), ("low-grip",)):
+            result.completed[0] = False  # 15 of 16: above the floor, not mastered
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", laps_but_low_grip)
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=1,
+                                        cascade=True)
+    check = curriculum.stalled(Policy(new_network(0)), 4)
+    # the stall unlocked tight; v4 masters tight, fast-hairpin and technical: on to low-grip
+    assert curriculum.unlocked == FAMILY_NAMES and curriculum.frontier == "low-grip"
+    assert check is not None and check.reason == "stalled" and check.unlocked == "low-grip"
+    # (the last check: low-grip itself, 15 of 16, nothing after it)
+    assert [c.reason for c in curriculum.checks] == ["stalled"] + ["mastery"] * 4
+    assert curriculum.checks[-1].frontier == "low-grip" and curriculum.checks[-1].unlocked is None

@@ -199,6 +199,13 @@ class Curriculum:
         known = self.check_of(version)
         if known is not None:
             return known
+        self._measure(policy, version)
+        self._save()
+        return self.check_of(version)
+
+    def _measure(self, policy: Policy, version: int) -> None:
+        """``version`` on the frontier's mastery suite, unlocking the next family when it
+        masters it; with ``cascade``, on each family so unlocked too."""
         while True:
             suite = self.mastery_suite(version)
             result = evaluate(policy, suite)
@@ -212,8 +219,6 @@ class Curriculum:
             self._checks.append(check)
             if not (self.cascade and check.unlocked):
                 break
-        self._save()
-        return self.check_of(version)
 
     def stalled(self, policy: Policy, version: int) -> MasteryCheck | None:
         """Champion ``version`` closed a round without being replaced: count it, and once it
@@ -246,6 +251,9 @@ class Curriculum:
                                      reason="stalled")
                 self._checks.append(check)
                 self._stall = {}
+                if self.cascade:  # a family it already masters teaches nothing either
+                    self._measure(policy, version)
+                    check = replace(check, unlocked=self._unlocked[-1])  # the last unlocked
         self._save()
         return check
 
