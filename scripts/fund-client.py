@@ -10,9 +10,9 @@ treasury with the memo ``client:<id>`` (paying its own fee), and the script wait
 credited to ``client:<id>`` (once, under ``deposit:<transaction id>``): by the payments
 service's own treasury reader (``payments/worker.py``, every ``PAYMENTS_DEPOSIT_POLL_S``), or by
 the ``DepositWatcher`` this script runs over the treasury's new transactions meanwhile (for a
-service started with that reader off), whichever reads it first. The ledger is the one at ``CROWDLEARNING_PAYMENTS_DATABASE_URL``, else
-``CROWDLEARNING_DATABASE_URL``; the client must exist (``crowdlearning payments
-issue-key <id>``).
+service started with that reader off), whichever reads it first. The ledger is the one at
+``CROWDLEARNING_PAYMENTS_DATABASE_URL``, else ``CROWDLEARNING_DATABASE_URL``; the client must
+exist (``crowdlearning payments issue-key <id>``).
 """
 
 from __future__ import annotations
