@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,18 @@ def test_within_the_pace_tolerance_counts_as_not_slower() -> None:
 def test_different_runs_are_refused() -> None:
     with pytest.raises(ValueError):
         promotion(_result([True], [1.0]), _result([True, True], [1.0, 1.0]))
+
+
+def test_a_mastered_family_may_not_lose_a_lap_to_gains_on_the_frontier() -> None:
+    families = np.array(["easy", "easy", "tight", "tight", "low-grip", "low-grip"])
+    champion = dataclasses.replace(
+        _result([True, True, True, True, False, False], [50.0] * 6), track_family=families)
+    # one easy lap lost, both low-grip laps gained: more laps in all, as fast
+    candidate = dataclasses.replace(
+        _result([True, False, True, True, True, True], [50.0] * 6), track_family=families)
+    assert promotion(candidate, champion).promoted  # over the whole suite: safer
+    decision = promotion(candidate, champion, protected=("easy", "tight"))
+    assert not decision.promoted and decision.reason.endswith("completes fewer laps on easy "
+                                                              "tracks")
+    # the frontier itself may trade, and a family absent from the suite is no reason
+    assert promotion(candidate, champion, protected=("tight", "technical")).promoted

@@ -11,16 +11,23 @@ Both are driven on the same hidden runs (``evaluation.suite``). The candidate is
 
 A model that got safer by crawling (v1 of a demo once completed more laps at 67.8 s a lap where v0
 took 36.1 s) is refused, with the reason.
+
+``protected`` families (the ones the champion already mastered: every unlocked family but the
+frontier) must each keep at least as many completed laps: safety counted over the whole suite
+let a candidate lose an easy family and pass on what it gained on the hard ones (a demo's
+champion went from 88% to 56% of the easy laps that way, ``docs/verdict.md``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from crowdlearning.config import get_settings
 from crowdlearning.evaluation.suite import EvalResult
+from crowdlearning.sim.families import EASY
 
 __all__ = ["PACE_TOLERANCE", "Promotion", "promotion"]
 
@@ -41,9 +48,11 @@ class Promotion:
 
 
 def promotion(candidate: EvalResult, champion: EvalResult, *,
-              pace_tolerance: float | None = None) -> Promotion:
+              pace_tolerance: float | None = None,
+              protected: Sequence[str] = ()) -> Promotion:
     """Whether ``candidate`` may replace ``champion`` (both on the same suite's runs);
-    ``pace_tolerance`` None: the settings' (``promotion_pace_tolerance``, 2% by default)."""
+    ``pace_tolerance`` None: the settings' (``promotion_pace_tolerance``, 2% by default);
+    ``protected``: families in which it may not complete fewer laps (module docstring)."""
     if pace_tolerance is None:
         pace_tolerance = get_settings().promotion_pace_tolerance
     if len(candidate.completed) != len(champion.completed):
@@ -60,8 +69,22 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
                        f"{int(champion.exited.sum())} runs)")
     if candidate.progress_frac.mean() < champion.progress_frac.mean() - 1e-9:
         reasons.append("drives less far")
+    for family in _less_safe_in(candidate, champion, protected):
+        reasons.append(f"completes fewer laps on {family} tracks")
     if cand_lap is not None and champ_lap is not None \
             and cand_lap > champ_lap * (1.0 + pace_tolerance):
         reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
                        "finish")
     return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap)
+
+
+def _less_safe_in(candidate: EvalResult, champion: EvalResult,
+                  families: Sequence[str]) -> list[str]:
+    """The ``families`` in which ``candidate`` completes fewer of the suite's laps."""
+    if not families:
+        return []
+    of = (champion.track_family if champion.track_family is not None
+          else np.full(len(champion.completed), EASY.name))
+    return [f for f in families if (of == f).any()
+            and candidate.completed[of == f].sum() < champion.completed[of == f].sum()]
+

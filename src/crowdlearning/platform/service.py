@@ -517,7 +517,9 @@ class VerdictService:
             self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
         candidate_result = evaluate(Policy(candidate_net), suite)
-        decision = promotion(candidate_result, champion_result)
+        # the families the champion mastered (all but the frontier) may not lose a lap
+        protected = self.unlocked_families[:-1]
+        decision = promotion(candidate_result, champion_result, protected=protected)
         calibration = None
         if self.pace_calibration and is_slower_but_safe(candidate_result, champion_result):
             # as fast as the champion where the throttle allows it; else the tolerance decides
@@ -555,7 +557,8 @@ class VerdictService:
         if not found.throttle_bias:
             return None, record
         result = evaluate(Policy(found_net), suite)
-        decision = promotion(result, champion_result, pace_tolerance=0.0)
+        decision = promotion(result, champion_result, pace_tolerance=0.0,
+                             protected=self.unlocked_families[:-1])
         if not decision.promoted:
             return None, {**record, "refused": decision.reason}
         tuned = self.trainer.registry.register(
