@@ -100,8 +100,9 @@ class InlineJudgePool:
         self._key: tuple | None = None
 
     def judge_for(self, spec: JudgeSpec) -> Judge:
-        if self._judge is None or self._key != judge_key(spec):
-            self._judge, self._key = spec.build(), judge_key(spec)
+        key = judge_key(spec)
+        if self._judge is None or self._key != key:
+            self._judge, self._key = spec.build(), key
         return self._judge
 
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
@@ -127,8 +128,9 @@ class _JudgeActor:
         self._key: tuple | None = None
 
     def load(self, spec: JudgeSpec) -> int:
-        if self._judge is None or self._key != judge_key(spec):
-            self._judge, self._key = spec.build(), judge_key(spec)
+        key = judge_key(spec)
+        if self._judge is None or self._key != key:
+            self._judge, self._key = spec.build(), key
         return spec.champion_version
 
     def judge(self, spec: JudgeSpec, contribution: Contribution) -> Verdict:
@@ -175,10 +177,11 @@ class RayJudgePool:
         return len(self._actors)
 
     def _load(self, spec: JudgeSpec) -> Any:
-        if self._loaded != judge_key(spec):
+        key = judge_key(spec)
+        if self._loaded != key:
             self._spec_ref = self._ray.put(spec)  # once into the object store, for every actor
             self._ray.get([a.load.remote(self._spec_ref) for a in self._actors])
-            self._loaded = judge_key(spec)
+            self._loaded = key
         return self._spec_ref
 
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:

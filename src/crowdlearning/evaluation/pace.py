@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from crowdlearning.evaluation.promotion import promotion
+from crowdlearning.evaluation.promotion import as_safe, promotion
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate_many
 from crowdlearning.policy.network import Policy, PolicyNet
 
@@ -97,7 +97,7 @@ def calibrate_pace(candidate: PolicyNet, champion: Policy, suite: EvalSuite,
     it at least as safe, else unchanged (module docstring); what was found."""
     champ, plain = evaluate_many([champion, Policy(candidate)], suite)
     first = promotion(plain, champ, pace_tolerance=0.0)
-    if first.promoted or not _safe(plain, champ):  # not slower, or less safe: nothing to trade
+    if first.promoted or not as_safe(plain, champ):  # not slower, or less safe: nothing to trade
         return candidate, PaceCalibration(0.0, first.champion_lap_s, first.candidate_lap_s,
                                           first.candidate_lap_s, 0)
     tried = 0
@@ -105,13 +105,13 @@ def calibrate_pace(candidate: PolicyNet, champion: Policy, suite: EvalSuite,
         shifted = throttle_shifted(candidate, bias)
         [result] = evaluate_many([Policy(shifted)], suite)
         tried += 1
+        if not as_safe(result, plain):
+            break  # more throttle only costs more safety
         decision = promotion(result, champ, pace_tolerance=0.0)
-        if decision.promoted and _safe(result, plain):
+        if decision.promoted:
             return shifted, PaceCalibration(float(bias), first.champion_lap_s,
                                             first.candidate_lap_s, decision.candidate_lap_s,
                                             tried)
-        if not _safe(result, plain):
-            break  # more throttle only costs more safety
     return candidate, PaceCalibration(0.0, first.champion_lap_s, first.candidate_lap_s,
                                       first.candidate_lap_s, tried)
 
@@ -120,11 +120,4 @@ def is_slower_but_safe(candidate: EvalResult, champion: EvalResult) -> bool:
     """At least as safe as the champion and slower on the laps both finish: the candidates
     whose throttle is worth calibrating."""
     decision = promotion(candidate, champion, pace_tolerance=0.0)
-    return not decision.promoted and _safe(candidate, champion)
-
-
-def _safe(candidate: EvalResult, champion: EvalResult) -> bool:
-    return (candidate.completed.sum() >= champion.completed.sum()
-            and candidate.exited.sum() <= champion.exited.sum()
-            and candidate.progress_frac.mean() >= champion.progress_frac.mean() - 1e-9)
-
+    return not decision.promoted and as_safe(candidate, champion)

@@ -29,7 +29,7 @@ from crowdlearning.config import get_settings
 from crowdlearning.evaluation.suite import EvalResult
 from crowdlearning.sim.families import EASY
 
-__all__ = ["PACE_TOLERANCE", "Promotion", "promotion"]
+__all__ = ["PACE_TOLERANCE", "Promotion", "as_safe", "promotion"]
 
 PACE_TOLERANCE = 0.02
 
@@ -60,6 +60,23 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
     common = candidate.completed & champion.completed
     cand_lap = float(np.mean(candidate.lap_time_s[common])) if common.any() else None
     champ_lap = float(np.mean(champion.lap_time_s[common])) if common.any() else None
+    reasons = _safety_reasons(candidate, champion, protected)
+    if cand_lap is not None and champ_lap is not None \
+            and cand_lap > champ_lap * (1.0 + pace_tolerance):
+        reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
+                       "finish")
+    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap)
+
+
+def as_safe(candidate: EvalResult, champion: EvalResult) -> bool:
+    """``candidate`` passes the safety half of ``promotion`` against ``champion`` (laps,
+    exits, progress over the whole suite), whatever its pace."""
+    return not _safety_reasons(candidate, champion, ())
+
+
+def _safety_reasons(candidate: EvalResult, champion: EvalResult,
+                    protected: Sequence[str]) -> list[str]:
+    """Why ``candidate`` is less safe than ``champion`` (empty: it is not)."""
     reasons = []
     if candidate.completed.sum() < champion.completed.sum():
         reasons.append(f"completes fewer laps ({int(candidate.completed.sum())} vs "
@@ -69,13 +86,9 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
                        f"{int(champion.exited.sum())} runs)")
     if candidate.progress_frac.mean() < champion.progress_frac.mean() - 1e-9:
         reasons.append("drives less far")
-    for family in _less_safe_in(candidate, champion, protected):
-        reasons.append(f"completes fewer laps on {family} tracks")
-    if cand_lap is not None and champ_lap is not None \
-            and cand_lap > champ_lap * (1.0 + pace_tolerance):
-        reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
-                       "finish")
-    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap)
+    reasons += [f"completes fewer laps on {family} tracks"
+                for family in _less_safe_in(candidate, champion, protected)]
+    return reasons
 
 
 def _less_safe_in(candidate: EvalResult, champion: EvalResult,

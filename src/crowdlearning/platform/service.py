@@ -186,6 +186,12 @@ class VerdictService:
         assert self.curriculum is not None
         return self.curriculum.unlocked
 
+    @property
+    def mastered_families(self) -> tuple[str, ...]:
+        """The unlocked families but the frontier: a candidate may not lose a lap in any of
+        them (``evaluation.promotion``, ``protected``)."""
+        return self.unlocked_families[:-1]
+
     @staticmethod
     def _verdict_config_within(config: VerdictConfig, families: tuple[str, ...]
                                ) -> VerdictConfig:
@@ -517,9 +523,8 @@ class VerdictService:
             self.state.drop_pending(c.contribution_id for c in accepted)
         candidate_net, _ = self.trainer.registry.load(meta.version)
         candidate_result = evaluate(Policy(candidate_net), suite)
-        # the families the champion mastered (all but the frontier) may not lose a lap
-        protected = self.unlocked_families[:-1]
-        decision = promotion(candidate_result, champion_result, protected=protected)
+        decision = promotion(candidate_result, champion_result,
+                             protected=self.mastered_families)
         calibration = None
         if self.pace_calibration and is_slower_but_safe(candidate_result, champion_result):
             # as fast as the champion where the throttle allows it; else the tolerance decides
@@ -558,7 +563,7 @@ class VerdictService:
             return None, record
         result = evaluate(Policy(found_net), suite)
         decision = promotion(result, champion_result, pace_tolerance=0.0,
-                             protected=self.unlocked_families[:-1])
+                             protected=self.mastered_families)
         if not decision.promoted:
             return None, {**record, "refused": decision.reason}
         tuned = self.trainer.registry.register(

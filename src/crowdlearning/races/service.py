@@ -207,10 +207,7 @@ class RaceService:
                 try:
                     await self.run_race(slot, catch_up=late)
                 except Exception:  # a failed race must not stop the next ones, nor the game
-                    log.exception("race %s failed", slot.race_id)
-                    self.live = None
-                    self._end_channel(slot.race_id, "race_failed",
-                                      "this race failed on the server; see the next one")
+                    self._failed(slot.race_id)
                     await asyncio.sleep(1.0)
         finally:
             if relay is not None:
@@ -235,10 +232,7 @@ class RaceService:
         try:
             return await self.run_race(slot, catch_up=True)
         except Exception:  # the next races are still run
-            log.exception("joining race %s on failed", slot.race_id)
-            self.live = None
-            self._end_channel(slot.race_id, "race_failed",
-                              "this race failed on the server; see the next one")
+            self._failed(slot.race_id)
             return None
 
     def catch_up(self, live: LiveRace) -> int:
@@ -259,6 +253,13 @@ class RaceService:
                     break
         runner.closed = []  # nobody labelled the caught-up part
         return runner.tick
+
+    def _failed(self, race_id: str) -> None:
+        """A race raised: logged, no longer live, its spectators told (call from ``except``)."""
+        log.exception("race %s failed", race_id)
+        self.live = None
+        self._end_channel(race_id, "race_failed",
+                          "this race failed on the server; see the next one")
 
     def _end_channel(self, race_id: str, code: str, message: str) -> None:
         channel = self._channels.pop(race_id, None)
