@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from crowdlearning.crowd.device_players import make_device_persona
 from crowdlearning.crowd.personas import Persona
+from crowdlearning.evaluation.curriculum import play_tracks
 from crowdlearning.evaluation.verdict import Judge, VerdictConfig
-from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from crowdlearning.config import Settings  # noqa: E402
-from crowdlearning.judging.tracks import play_tracks  # noqa: E402
+from crowdlearning.evaluation.curriculum import play_tracks  # noqa: E402
 from crowdlearning.learning.bootstrap import train_initial_model  # noqa: E402
 from crowdlearning.learning.dagger import BASE_DATA_ID  # noqa: E402
 from crowdlearning.learning.dataset import AggregatedDataset  # noqa: E402

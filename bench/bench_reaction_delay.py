@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from crowdlearning.crowd.personas import make_persona
+from crowdlearning.evaluation.curriculum import play_tracks
 from crowdlearning.evaluation.verdict import Judge, VerdictConfig
-from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,

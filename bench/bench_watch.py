@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from crowdlearning.judging.tracks import play_tracks
+from crowdlearning.evaluation.curriculum import play_tracks
 from crowdlearning.learning.bootstrap import train_initial_model
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.game_loop import GameLoop, Outbox, RunSpec

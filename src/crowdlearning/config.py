@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="A candidate as safe as the champion but slower has its throttle tuned to "
         "the champion's pace on a hidden calibration suite, where that keeps it as safe, before "
         "the promotion judges it (evaluation/pace.py).")
+    merge_anchor_share: float = Field(
+        default=1.0, ge=0, le=10.0,
+        description="A merge also trains on the champion's own driving on the mastered "
+        "families' play tracks, this many rows per aggregated row (learning/anchors.py): what "
+        "the crowd teaches where the model fails does not slow it where it drives well (0: "
+        "off).")
     promotion_pace_tolerance: float = Field(
         default=0.02, ge=0, le=0.5,
         description="A candidate counts as not slower when its mean lap time on the laps both "

@@ -18,11 +18,13 @@ from crowdlearning.evaluation.curriculum import (
     Curriculum,
     next_unlocked,
     play_seeds,
+    play_tracks,
     unlocked_families,
 )
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate, is_play_seed
 from crowdlearning.evaluation.verdict import VerdictConfig
+from crowdlearning.learning.anchors import ANCHOR_TRACKS_PER_FAMILY
 from crowdlearning.learning.bootstrap import expert_demonstrations
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.dataset import AggregatedDataset
@@ -324,3 +326,29 @@ def test_a_stall_unlock_cascades_through_families_the_champion_already_masters(
     # (the last check: low-grip itself, 15 of 16, nothing after it)
     assert [c.reason for c in curriculum.checks] == ["stalled"] + ["mastery"] * 4
     assert curriculum.checks[-1].frontier == "low-grip" and curriculum.checks[-1].unlocked is None
+
+
+def test_merges_are_anchored_on_the_mastered_families_play_tracks_only(tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    # GIVEN a service with anchors on, and a champion that masters easy at the next close
+    registry = ModelRegistry(tmp_path / "models")
+    trainer = DaggerTrainer(registry, AggregatedDataset(tmp_path / "data"), anchor_share=1.0)
+    trainer.start(new_network(0), expert_demonstrations((100,), 20), {})
+    curriculum = Curriculum.in_registry(registry.root, frontier_tracks=2, cascade=False)
+    service = VerdictService(trainer, Screener({}.__getitem__),
+                             champion_suite=EvalSuite.hidden(2, max_steps=20),
+                             curriculum=curriculum)
+    # THEN while easy is the frontier nothing is mastered and a merge has no anchors
+    assert service.anchor_tracks() == []
+    monkeypatch.setattr(curriculum_module, "evaluate", _all_completed)
+    curriculum.observe(trainer.policy(), 0)
+    assert curriculum.unlocked == ("easy", "tight")
+    # AND once tight is the frontier, the anchors are easy's play tracks, none of tight's
+    tracks = service.anchor_tracks()
+    assert [t.digest for t in tracks] == [
+        t.digest for t in play_tracks(ANCHOR_TRACKS_PER_FAMILY, ("easy",)).values()]
+    # AND a trainer without anchors asks for none
+    plain = VerdictService(DaggerTrainer(registry, AggregatedDataset(tmp_path / "data")),
+                           Screener({}.__getitem__), curriculum=curriculum,
+                           champion_suite=EvalSuite.hidden(2, max_steps=20))
+    assert plain.anchor_tracks() == []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from crowdlearning.judging.tracks import play_tracks
+from crowdlearning.evaluation.curriculum import play_tracks
 from crowdlearning.learning.bootstrap import train_initial_model
 from crowdlearning.learning.disturbance import Disturbance, apply_disturbance
 from crowdlearning.policy.network import Policy, PolicyNet

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from crowdlearning.judging.tracks import play_tracks
+from crowdlearning.evaluation.curriculum import play_tracks
 from crowdlearning.learning.routing import RouterConfig
 from crowdlearning.learning.uncertainty import SegmentRecord
 from crowdlearning.server.game_loop import FinishedRun, GameLoop, Outbox, RunSpec, RunStart

@@ -133,3 +133,20 @@ def test_a_simulator_grows_its_tracks_without_disturbing_its_cars() -> None:
     assert grown.bank.grip[grown.track_of[0]] == 0.65
     with pytest.raises(SimulationError, match="start with"):
         grown.add_tracks(RaceSim(base[:1], 1).bank)
+
+
+def test_the_curvature_preview_reads_a_corner_as_sharp_as_the_surface_makes_it() -> None:
+    # GIVEN one low-grip layout at full grip and at the family's grip, side by side
+    low = family_track("low-grip", 4)
+    full = _with_grip(low, 1.0)
+    sim = RaceSim([full, low], 2)
+    sim.reset_cars(np.arange(2), track_index=np.arange(2), start_s_m=37.0, speed_mps=8.0)
+    obs = sim.observe()
+    preview = slice(13, 18)
+    # THEN every other field is identical, and the preview is the full-grip one / the grip
+    # (the policy can tell the slippery track from the same layout at full grip)
+    np.testing.assert_array_equal(obs[0, :13], obs[1, :13])
+    raw = sim.curvature_ahead(sim.sensors.preview_distances_m)[0] * sim.sensors.curvature_scale_m
+    np.testing.assert_array_equal(obs[0, preview], np.clip(raw, -2, 2).astype(np.float32))
+    np.testing.assert_allclose(obs[1, preview], np.clip(raw / low.grip, -2, 2), rtol=1e-6)
+    assert np.abs(obs[1, preview]).sum() > np.abs(obs[0, preview]).sum()

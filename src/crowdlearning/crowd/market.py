@@ -145,7 +145,8 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     trainer = DaggerTrainer(ModelRegistry(work / "models"), AggregatedDataset(work / "dataset"),
                             labels=labels,
                             train=TrainConfig(updates=cfg.train_updates, seed=cfg.seed),
-                            precision_ref=settings.price_label_noise_ref)
+                            precision_ref=settings.price_label_noise_ref,
+                            anchor_share=settings.merge_anchor_share)
     net, training = train_initial_model(cfg.seed)
     trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
     crowd = make_crowd(cfg.crowd, rng)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +48,16 @@ from typing import Any
 
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
-from crowdlearning.evaluation.suite import PLAY_SEED_LIMIT, EvalSuite, evaluate, family_names
+from crowdlearning.evaluation.suite import (
+    PLAY_SEED_LIMIT,
+    EvalSuite,
+    evaluate,
+    family_names,
+    is_play_seed,
+)
 from crowdlearning.policy.network import Policy
-from crowdlearning.sim.families import EASY, FAMILIES, FAMILY_NAMES, get_family
+from crowdlearning.sim.families import EASY, FAMILIES, FAMILY_NAMES, family_track, get_family
+from crowdlearning.sim.track import Track
 
 __all__ = [
     "CURRICULUM_FILE",
@@ -59,6 +67,7 @@ __all__ = [
     "MasteryCheck",
     "next_unlocked",
     "play_seeds",
+    "play_tracks",
     "unlocked_families",
 ]
 
@@ -109,6 +118,19 @@ def play_seeds(family: str, count: int) -> list[int]:
     if not 0 <= count <= FAMILY_PLAY_SEED_STRIDE or (seeds and seeds[-1] >= PLAY_SEED_LIMIT):
         raise ConfigurationError(f"{count} play tracks of {family} leave the play seeds")
     return seeds
+
+
+def play_tracks(count: int, families: Sequence[str] = ("easy",)) -> dict[int, Track]:
+    """The tracks players drive: ``count`` per family in ``families`` (the unlocked ones,
+    ``evaluation.curriculum.unlocked_families``), keyed by play seed (never a hidden seed):
+    ``easy`` has play seeds ``0..count-1`` as always, a harder family the seeds
+    ``curriculum.play_seeds`` gives it (its rank x 1e8 + i)."""
+    tracks = {}
+    for family in family_names(families):
+        for seed in play_seeds(family, count):
+            if is_play_seed(seed):
+                tracks[seed] = family_track(family, seed)
+    return tracks
 
 
 class Curriculum:

@@ -128,7 +128,8 @@ def open_trainer(settings: Settings) -> DaggerTrainer:
     root = settings.data_dir
     trainer = DaggerTrainer(ModelRegistry(root / "models"), AggregatedDataset(root / "dataset"),
                             labels=LabelConfig.from_settings(settings),
-                            precision_ref=settings.price_label_noise_ref)
+                            precision_ref=settings.price_label_noise_ref,
+                            anchor_share=settings.merge_anchor_share)
     if not trainer.registry.versions():
         net, training = train_initial_model(0)
         trainer.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS),

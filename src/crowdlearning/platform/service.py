@@ -44,7 +44,7 @@ from crowdlearning.audit.journal import AuditJournal
 from crowdlearning.audit.records import verdict_record
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
-from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck
+from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck, play_tracks
 from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
 from crowdlearning.evaluation.pace import (
     CALIBRATION_ROTATION,
@@ -57,6 +57,7 @@ from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
 from crowdlearning.hedera.transport import HederaTransport
+from crowdlearning.learning.anchors import ANCHOR_TRACKS_PER_FAMILY
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.device import check_device, with_estimated_gain
@@ -73,6 +74,7 @@ from crowdlearning.payments.settlement import SettlementReport, Settler
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.policy.checkpoint import ModelMeta
 from crowdlearning.policy.network import Policy, PolicyNet
+from crowdlearning.sim.track import Track
 
 __all__ = ["Outcome", "RoundResult", "VerdictService", "archive_contribution", "archived_path"]
 
@@ -191,6 +193,14 @@ class VerdictService:
         """The unlocked families but the frontier: a candidate may not lose a lap in any of
         them (``evaluation.promotion``, ``protected``)."""
         return self.unlocked_families[:-1]
+
+    def anchor_tracks(self) -> list[Track]:
+        """Where the champion's own driving anchors a merge (``learning.anchors``): the play
+        tracks of the mastered families; none while the frontier is the only family."""
+        mastered = self.mastered_families
+        if not mastered or self.trainer.anchor_share <= 0:
+            return []
+        return list(play_tracks(ANCHOR_TRACKS_PER_FAMILY, mastered).values())
 
     @staticmethod
     def _verdict_config_within(config: VerdictConfig, families: tuple[str, ...]
@@ -515,7 +525,7 @@ class VerdictService:
         in_dataset = set(self.trainer.dataset.contribution_ids)
         try:
             meta = self.trainer.merge([c for c in accepted if c.contribution_id not in in_dataset],
-                                      promote=False)
+                                      promote=False, anchor_tracks=self.anchor_tracks())
         except Exception:
             self._accepted = accepted + self._accepted  # the next round tries again
             raise

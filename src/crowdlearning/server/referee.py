@@ -35,9 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crowdlearning.config import Settings
-from crowdlearning.evaluation.curriculum import unlocked_families
+from crowdlearning.evaluation.curriculum import play_tracks, unlocked_families
 from crowdlearning.judging.errors import JudgeUnavailableError
-from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.policy.network import Policy
 from crowdlearning.server.backlog import VerdictBacklog
 from crowdlearning.server.game_loop import FinishedRun, Outbox, RunSpec

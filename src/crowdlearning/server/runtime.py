@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from crowdlearning.audit.publisher import AuditPublisher
 from crowdlearning.config import Settings
 from crowdlearning.errors import ConfigurationError
-from crowdlearning.evaluation.curriculum import unlocked_families
+from crowdlearning.evaluation.curriculum import play_tracks, unlocked_families
 from crowdlearning.evaluation.judge_pool import make_judge_pool
 from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.judging.local import LocalJudge
 from crowdlearning.judging.process import JudgeProcess
 from crowdlearning.judging.remote import RemoteJudge
 from crowdlearning.judging.stack import open_trainer, start_audit_publisher, verdict_service
-from crowdlearning.judging.tracks import play_tracks
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.ledger import InsufficientFundsError, Ledger, open_ledger
 from crowdlearning.payments.deposits import DepositWatcher, ServiceDepositReader

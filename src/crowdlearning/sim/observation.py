@@ -13,11 +13,21 @@ index name                   meaning                                            
 11    lateral_offset         distance left of the centreline / half the track width;        [-2, 2]
                              beyond +-1 the car has left the track
 12    steer_angle            front-wheel angle / max angle (0.6 rad), left positive         [-1, 1]
-13-17 curvature_<d>m         centreline curvature 5, 10, 20, 35, 50 m ahead, times 8 m      [-2, 2]
-                             (a radius of 8 m reads 1.0; left turns positive)
+13-17 curvature_<d>m         centreline curvature 5, 10, 20, 35, 50 m ahead, times 8 m,     [-2, 2]
+                             divided by the surface's grip factor (``Track.grip``; 1 on a
+                             full-grip track): how sharp the corner is *for that surface*
+                             (a radius of 8 m reads 1.0 at full grip; left turns positive)
 ====  =====================  =============================================================  =======
 
 Every field is computed on the server from the simulated state; clients never supply them.
+
+Why the grip is in the curvature preview: a corner's safe speed is ``sqrt(grip / curvature)``,
+so on a slippery surface the same layout needs lower speeds, and without the grip in the
+observation the policy could not tell a `low-grip` track from a `technical` one (the same
+layouts): the crowd's braking labels on low grip then made the model brake on every track
+(docs/verdict.md, "A surface the policy can see"). Dividing by the grip makes the preview the
+corner's *severity*, which is what the scripted expert's speed plan depends on; on full-grip
+tracks the division is by exactly 1.0, so their observations are unchanged bit for bit.
 """
 
 from __future__ import annotations
@@ -53,8 +63,12 @@ def assemble(
     preview_curvature: np.ndarray,
     car: CarParams,
     sensors: SensorParams,
+    grip: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Scale raw sensor readings into the documented fields (float32; the caller clips)."""
+    """Scale raw sensor readings into the documented fields (float32; the caller clips).
+
+    ``grip``: each car's surface grip factor (``Track.grip``), dividing the curvature preview;
+    None for full grip everywhere."""
     n = len(pose)
     obs = np.empty((n, rays_m.shape[1] + 4 + preview_curvature.shape[1]), dtype=np.float32)
     k = rays_m.shape[1]
@@ -63,5 +77,8 @@ def assemble(
     obs[:, k + 1] = frenet[:, 2] / np.pi
     obs[:, k + 2] = np.clip(frenet[:, 1] / half_width_m, -2.0, 2.0)
     obs[:, k + 3] = pose[:, 4] / car.max_steer_rad
-    obs[:, k + 4 :] = preview_curvature * sensors.curvature_scale_m
+    severity = preview_curvature * sensors.curvature_scale_m
+    if grip is not None:
+        severity = severity / np.asarray(grip, dtype=np.float64).reshape(-1, 1)
+    obs[:, k + 4 :] = severity
     return obs

@@ -232,7 +232,7 @@ class RaceSim:
         obs = assemble(self.ray_distances_m(), self.pose, self.frenet,
                        self.bank.half_width[self.track_of],
                        self.curvature_ahead(self.sensors.preview_distances_m), self.car,
-                       self.sensors)
+                       self.sensors, grip=self.bank.grip[self.track_of])
         return np.clip(obs, self._obs_low, self._obs_high)
 
 
