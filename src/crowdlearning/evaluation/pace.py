@@ -5,6 +5,9 @@ corrections cluster where the champion fails (hard corners, where the labels bra
 merged model brakes a little more everywhere. In ``crowdlearning demo --rounds 10`` six of eight
 promotions were safer but 0.03-1.6% slower on the laps both models finish, and with a strict
 pace rule only one of nine candidates was promoted (``docs/verdict.md``).
+Measured since: the crowd's careful expert is slower than the models, and the pace was lost on the
+families the champion had already mastered; merges anchored on the champion's own driving there
+(``learning.anchors``) keep most of it, and calibration is what is left for the rest.
 
 Throttle is one output of the policy (``tanh`` of the last layer's second unit), so its bias is
 a one-number dial between pace and safety: on one champion's candidate, measured on 32 hidden

@@ -2,12 +2,13 @@
 
 Why. DAgger pulls the model toward whoever labels its states. The crowd's honest players drive
 like the scripted expert, which is *careful* (80% of the grip, 60% of the brakes) and slower than
-the models the crowd trains: a demo's v9 was 0.3-3.4% faster than it on four families' hidden
-tracks while completing every lap there. So every merge made the model safer where it failed
-and slower where it did not: refit from a champion with 75% of the laps of a three-family suite
-on its next round's aggregate, the candidate completed 100% but was 1.7-1.9% slower on `easy`
-and 2.7-3.2% slower on `tight`, families the champion already drove without a fault (two
-training seeds), and a promotion that may not be slower refused it.
+the models the crowd trains: a demo's v9 completed every lap of 8 hidden tracks of four families
+as the expert did, 0.3-3.4% faster on three of them (0.8% slower on the fourth). So every merge
+made the model safer where it failed and slower where it did not: refit from a champion with
+75% of the laps of a three-family suite on its next round's aggregate, the candidate completed
+100% but was 1.7-1.9% slower on `easy` and 2.7-3.2% slower on `tight`, families the champion
+already drove without a fault (two training seeds), and a promotion that may not be slower
+refused it.
 
 What. Where the champion is already good, it is its own best teacher: ``champion_anchors`` lets
 it drive the play tracks of the *mastered* families (every unlocked family but the frontier,
@@ -18,8 +19,8 @@ aggregate: they are derived from the parent model and the tracks, which the vers
 names. This is self-distillation on the tasks already learned ("learning without forgetting",
 Li & Hoiem 2016), restricted to behaviour that is measured to work. Measured on the candidate
 above (same aggregate, two seeds; scratch script, not kept): at share 0.25 the candidate was
-0.1-1.5% slower on the suite's common laps, at 0.5 0.0-0.7%, at 1.0 0.5% *faster* to 0.1%
-slower and still completing 100% of the laps, including the frontier's that the champion failed.
+0.1-1.5% slower on the suite's common laps, at 0.5 0.0-0.7%, at 1.0 0.1-0.5% *faster*, still
+completing 100% of the laps, including the frontier's that the champion failed.
 
 The frontier family gets no anchors: there the champion still fails, and what the crowd teaches
 is what the merge is for. With only ``easy`` unlocked nothing is mastered and a merge is as it

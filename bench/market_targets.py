@@ -1,0 +1,88 @@
+"""Issue 11's targets, read off `crowdlearning demo --json` reports of 10-round markets.
+
+Usage: `.venv/bin/python bench/market_targets.py docs/img/market-issue11-s7-J*.json [--rounds]`
+
+Per report: promotions, how many were slower than the champion they replaced on the laps both
+finish (and the worst), rounds in which the honest expert / the human-like player (150 ms, 20%
+noise) earned more than 0 a run, honest runs judged worse, rounds in which the random player
+was paid, and the last champion's lap completion on the learning curve's easy suite, on every
+unlocked family and on the mastered ones. `--rounds` adds one line per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HONEST = ("expert", "human-150-0.2", "noisy-0.1", "gamepad-200", "keyboard-200")
+
+
+def summary(report: dict) -> dict:
+    """The targets' figures of one report (see the module docstring)."""
+    rounds = report["learning_curve"][1:]
+    promoted = [r for r in rounds if r.get("promoted")]
+    slower = []
+    for r in promoted:
+        p = r["promotion"]
+        champion, candidate = p["champion_common_lap_s"], p["candidate_common_lap_s"]
+        if champion and candidate and candidate > champion:
+            slower.append(candidate / champion - 1.0)
+
+    def paid(persona: str) -> int:
+        return sum(1 for r in rounds if r["hbar_per_run"].get(persona, 0) > 0)
+
+    last = report["learning_curve"][-1]
+    return {
+        "promotions": len(promoted),
+        "slower": len(slower),
+        "worst_slower_pct": 100 * max(slower, default=0.0),
+        "expert_paid_rounds": paid("expert"),
+        "human_paid_rounds": paid("human-150-0.2"),
+        "honest_worse": sum(r["decisions"].get(p, {}).get("worse", 0)
+                            for r in rounds for p in HONEST),
+        "honest_runs": sum(sum(r["decisions"].get(p, {}).values())
+                           for r in rounds for p in HONEST),
+        "random_paid_rounds": paid("random"),
+        "last_easy": last["lap_completion"],
+        "last_unlocked": last["unlocked_lap_completion"],
+        "last_mastered": last.get("mastered_lap_completion"),
+        "frontier": (last.get("unlocked") or ["easy"])[-1],
+        "rounds": len(rounds),
+    }
+
+
+def _round_line(r: dict) -> str:
+    p = r.get("promotion") or {}
+    pace = (f"{p['candidate_common_lap_s']:.1f} vs {p['champion_common_lap_s']:.1f} s"
+            if p.get("champion_common_lap_s") else "-")
+    laps = (f"{p['candidate_lap_completion']:.0%} vs {p['champion_lap_completion']:.0%}"
+            if p else "-")
+    return (f"  round {r['round']:2d}: champion v{r['version']} promoted={bool(r.get('promoted'))}"
+            f" merged={r.get('merged')} frontier={(r.get('unlocked') or ['easy'])[-1]}"
+            f" laps {laps} pace {pace} throttle+{p.get('throttle_bias') or 0}"
+            f" {r.get('why_not', '')[:70]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("--rounds", action="store_true", help="one line per round too")
+    args = parser.parse_args()
+    for path in args.reports:
+        report = json.loads(path.read_text())
+        s = summary(report)
+        mastered = "-" if s["last_mastered"] is None else f"{s['last_mastered']:.0%}"
+        print(f"{path.name}: promotions {s['promotions']}, slower {s['slower']} (worst "
+              f"+{s['worst_slower_pct']:.1f}%), expert paid {s['expert_paid_rounds']}/"
+              f"{s['rounds']}, human-like paid {s['human_paid_rounds']}/{s['rounds']}, honest "
+              f"worse {s['honest_worse']}/{s['honest_runs']}, random paid "
+              f"{s['random_paid_rounds']}, last champion: easy {s['last_easy']:.0%} unlocked "
+              f"{s['last_unlocked']:.0%} mastered {mastered}, frontier {s['frontier']}")
+        if args.rounds:
+            for r in report["learning_curve"][1:]:
+                print(_round_line(r))
+
+
+if __name__ == "__main__":
+    main()
