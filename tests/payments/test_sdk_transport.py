@@ -286,3 +286,21 @@ def test_account_public_key_of_an_unknown_account_is_refused(
 ) -> None:
     with pytest.raises(HederaRequestError, match="INVALID_ACCOUNT_ID"):
         transport.account_public_key("0.0.987654")
+
+
+def test_a_creation_answered_duplicate_returns_the_first_sends_result(
+    transport: SdkHederaTransport
+) -> None:
+    # GIVEN an account creation whose signed bytes already reached the network once (as when
+    # the SDK re-sends a transaction whose first attempt timed out but was accepted)
+    from hiero_sdk_python import AccountCreateTransaction, Hbar
+
+    key = PrivateKey.generate_ed25519().public_key()
+    tx = AccountCreateTransaction().set_key_without_alias(key)
+    tx.set_initial_balance(Hbar.from_tinybars(5))
+    first = transport._execute_successfully(tx, "account creation")
+    # WHEN the very same transaction is executed again (the network answers DUPLICATE)
+    again = transport._execute_successfully(tx, "account creation")
+    # THEN the answer is the first send's receipt: the same account, created once
+    assert str(again.account_id) == str(first.account_id)
+    assert transport.account_balance(str(first.account_id)) == 5

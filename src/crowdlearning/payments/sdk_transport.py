@@ -573,10 +573,24 @@ class SdkHederaTransport:
             return self._audit_topic_id
 
     def _execute_successfully(self, tx: Any, what: str) -> Any:
-        """Execute with receipt; anything but SUCCESS raises ``HederaError``."""
+        """Execute with receipt; anything but SUCCESS raises ``HederaError``.
+
+        DUPLICATE_TRANSACTION means an earlier send of this very transaction reached a node: the
+        SDK re-sends the same signed bytes when an attempt times out (seen in CI on a loaded
+        machine: the first attempt of an account creation was accepted, its retry refused), so
+        the answer is that transaction's receipt, not a failure."""
         try:
             receipt = self._call(lambda: tx.execute(self._client, timeout=self._timeout_s))
-        except (PrecheckError, ReceiptStatusError) as err:
+        except PrecheckError as err:
+            tx_id = getattr(tx, "transaction_id", None)
+            if _status_name(err.status) != "DUPLICATE_TRANSACTION" or tx_id is None:
+                raise HederaError(f"{what} failed: {_status_name(err.status)}") from err
+            query = TransactionGetReceiptQuery().set_transaction_id(tx_id)
+            try:
+                receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
+            except (PrecheckError, ReceiptStatusError) as again:
+                raise HederaError(f"{what} failed: {_status_name(again.status)}") from again
+        except ReceiptStatusError as err:
             raise HederaError(f"{what} failed: {_status_name(err.status)}") from err
         if _status_name(receipt.status) != "SUCCESS":
             raise HederaError(f"{what} failed: {_status_name(receipt.status)}")
