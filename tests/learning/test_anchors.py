@@ -37,10 +37,10 @@ def _constant(steer: float, throttle: float) -> PolicyNet:
     return net
 
 
-def _left_circler() -> PolicyNet:
-    """Holds the steering angle of a left-hand circle of RADIUS_M at a gentle throttle."""
+def _left_circler(throttle: float = 0.05) -> PolicyNet:
+    """Holds the steering angle of a left-hand circle of RADIUS_M at ``throttle``."""
     car = CarParams()
-    return _constant(float(np.arctan(car.wheelbase_m / RADIUS_M) / car.max_steer_rad), 0.05)
+    return _constant(float(np.arctan(car.wheelbase_m / RADIUS_M) / car.max_steer_rad), throttle)
 
 
 def test_anchors_keep_only_the_cars_that_stayed_on_the_track() -> None:
@@ -60,7 +60,7 @@ def test_anchors_keep_only_the_cars_that_stayed_on_the_track() -> None:
 
 def test_a_car_that_stops_anchors_nothing() -> None:
     # GIVEN a net that brakes to a standstill on a track it would otherwise stay on
-    braking = _constant(float(np.arctan(CarParams().wheelbase_m / RADIUS_M) / 0.6), -0.9)
+    braking = _left_circler(throttle=-0.9)
     # THEN its parked driving is not behaviour to keep
     assert len(champion_anchors(braking, [_circle(False)], ticks=300)) == 0
 

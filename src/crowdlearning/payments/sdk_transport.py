@@ -300,12 +300,12 @@ class SdkHederaTransport:
     def get_receipt(self, transaction_id: str) -> TransferReceipt | None:
         """The final status, or ``None`` while the network does not know the transaction."""
         receipt = self._final_receipt(transaction_id)
-        if receipt is None:
-            return None
-        status = _status_name(receipt.status)
+        return None if receipt is None else self._transfer_receipt(transaction_id, receipt)
+
+    def _transfer_receipt(self, transaction_id: str, receipt: Any) -> TransferReceipt:
         timestamp = (self._consensus_ns(_parse_tx_id(transaction_id))
                      if self._fetch_consensus_time else None)
-        return TransferReceipt(transaction_id, status, timestamp)
+        return TransferReceipt(transaction_id, _status_name(receipt.status), timestamp)
 
     def _final_receipt(self, transaction_id: str) -> Any | None:
         """The SDK receipt of ``transaction_id``, one attempt; ``None`` means "no final status":
@@ -413,8 +413,14 @@ class SdkHederaTransport:
         self, transaction_id: str, *, timeout_s: float, poll_s: float = 0.05
     ) -> TransferReceipt:
         """Poll ``get_receipt`` until final; ``HederaUnavailableError`` after ``timeout_s``."""
+        receipt = self._final_receipt_within(transaction_id, timeout_s, poll_s)
+        return self._transfer_receipt(transaction_id, receipt)
+
+    def _final_receipt_within(self, transaction_id: str, timeout_s: float,
+                              poll_s: float = 0.05) -> Any:
+        """Poll ``_final_receipt`` until final; ``HederaUnavailableError`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        while (receipt := self.get_receipt(transaction_id)) is None:
+        while (receipt := self._final_receipt(transaction_id)) is None:
             if time.monotonic() > deadline:
                 raise HederaUnavailableError(
                     f"no receipt for {transaction_id} within {timeout_s} s"
@@ -585,11 +591,7 @@ class SdkHederaTransport:
             tx_id = getattr(tx, "transaction_id", None)
             if _status_name(err.status) != "DUPLICATE_TRANSACTION" or tx_id is None:
                 raise HederaError(f"{what} failed: {_status_name(err.status)}") from err
-            query = TransactionGetReceiptQuery().set_transaction_id(tx_id)
-            try:
-                receipt = self._call(lambda: query.execute(self._client, timeout=self._timeout_s))
-            except (PrecheckError, ReceiptStatusError) as again:
-                raise HederaError(f"{what} failed: {_status_name(again.status)}") from again
+            receipt = self._final_receipt_within(_format_tx_id(tx_id), self._timeout_s)
         except ReceiptStatusError as err:
             raise HederaError(f"{what} failed: {_status_name(err.status)}") from err
         if _status_name(receipt.status) != "SUCCESS":
