@@ -212,6 +212,9 @@ def test_the_verdict_suite_is_drawn_within_the_unlocked_families() -> None:
     assert within.families == ("easy", "tight")
 
 
+UP_TO_LOW_GRIP = FAMILY_NAMES[:FAMILY_NAMES.index("low-grip") + 1]
+
+
 def test_a_cascade_unlocks_every_family_the_champion_already_masters(tmp_path: Path,
                                                                    monkeypatch) -> None:
     # GIVEN a cascading curriculum whose champion completes every lap but the low-grip ones
@@ -228,10 +231,11 @@ def test_a_cascade_unlocks_every_family_the_champion_already_masters(tmp_path: P
     # WHEN v1 is measured once
     check = curriculum.observe(Policy(new_network(0)), 1)
     # THEN every family it masters unlocks, up to the first it does not: the new frontier
-    assert curriculum.unlocked == FAMILY_NAMES and curriculum.frontier == "low-grip"
+    assert curriculum.unlocked == UP_TO_LOW_GRIP and curriculum.frontier == "low-grip"
     assert check is not None and check.frontier == "easy" and check.unlocked == "low-grip"
-    assert [c.frontier for c in curriculum.checks] == list(FAMILY_NAMES)
+    assert [c.frontier for c in curriculum.checks] == list(UP_TO_LOW_GRIP)
     assert curriculum.checks[-1].unlocked is None  # low-grip not mastered: nothing after it
+    assert len(FAMILY_NAMES) > len(UP_TO_LOW_GRIP)  # the families past it stay locked
     # AND the record is kept: a restart answers the same without driving
     again = Curriculum.in_registry(tmp_path, frontier_tracks=2, cascade=True)
     monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
@@ -253,19 +257,58 @@ def test_a_champion_the_crowd_no_longer_moves_unlocks_the_next_family(tmp_path: 
     assert curriculum.observe(policy, 3).unlocked is None  # type: ignore[union-attr]
     # WHEN it closes one round without being replaced: nothing yet
     assert curriculum.stalled(policy, 3) is None and curriculum.unlocked == ("easy",)
-    # AND a restart keeps the count; the second round in a row unlocks tight, measured by
-    # the check it already has (not driven again)
+    # AND a restart keeps the count; the second round in a row drives fresh hidden tracks of
+    # the frontier, pools them with the check it has, and unlocks tight
     again = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=2)
-    monkeypatch.setattr(curriculum_module, "evaluate", lambda *a: pytest.fail("re-measured"))
     check = again.stalled(policy, 3)
     assert check is not None and check.reason == "stalled" and check.unlocked == "tight"
     assert check.frontier == "easy" and check.lap_completion == 15 / 16
+    assert check.pooled_completion == 30 / 32 and check.runs == 16
     assert again.unlocked == ("easy", "tight")
     # THEN the count starts again on the new frontier (and is measured there when due)
     monkeypatch.setattr(curriculum_module, "evaluate", fifteen_of_sixteen)
     assert again.stalled(policy, 3) is None and again.unlocked == ("easy", "tight")
     assert Curriculum.in_registry(tmp_path).to_dict()["stall"] == {
         "version": 3, "frontier": "tight", "rounds": 1}
+
+
+def test_a_stalled_champion_is_judged_on_fresh_frontier_tracks_pooled(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    # GIVEN a champion that fails 4 of 16 laps on its mastery suite's tracks, and no others
+    curriculum = Curriculum.in_registry(tmp_path, frontier_tracks=8, stall_rounds=2)
+    first = set(curriculum.mastery_suite(5).track_seeds)
+
+    def fails_its_first_suite(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        if set(suite.track_seeds) == first:
+            result.completed[:4] = False
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", fails_its_first_suite)
+    policy = Policy(new_network(0))
+    assert curriculum.observe(policy, 5).lap_completion == 0.75  # type: ignore[union-attr]
+    # WHEN it stalls: each stalled round drives hidden tracks it has not driven
+    assert curriculum.stalled(policy, 5) is None
+    check = curriculum.stalled(policy, 5)
+    fresh = set(curriculum.recheck_suite(5, 1).track_seeds)
+    assert not fresh & first and fresh != set(curriculum.recheck_suite(5, 2).track_seeds)
+    # THEN 12 of 16 and 16 of 16 pool to 28 of 32, above the floor: the next family unlocks
+    assert check is not None and check.unlocked == "tight"
+    assert check.pooled_completion == 28 / 32 and check.lap_completion == 1.0
+
+    # AND a champion that fails 4 of 16 laps on every suite stays below the floor, pooled
+    def fails_everywhere(policy, suite: EvalSuite) -> EvalResult:
+        result = _all_completed(policy, suite)
+        result.completed[:4] = False
+        return result
+
+    monkeypatch.setattr(curriculum_module, "evaluate", fails_everywhere)
+    other = Curriculum.in_registry(tmp_path / "other", frontier_tracks=8, stall_rounds=2)
+    other.observe(policy, 5)
+    assert all(other.stalled(policy, 5) is None for _ in range(5))
+    stalled = [c for c in other.checks if c.reason == "stalled"]
+    assert len(stalled) == 4 and stalled[-1].pooled_completion == 0.75
+    assert other.unlocked == ("easy",)
 
 
 def test_a_stalled_champion_below_the_floor_or_a_new_champion_unlocks_nothing(
@@ -321,7 +364,7 @@ def test_a_stall_unlock_cascades_through_families_the_champion_already_masters(
                                         cascade=True)
     check = curriculum.stalled(Policy(new_network(0)), 4)
     # the stall unlocked tight; v4 masters tight, fast-hairpin and technical: on to low-grip
-    assert curriculum.unlocked == FAMILY_NAMES and curriculum.frontier == "low-grip"
+    assert curriculum.unlocked == UP_TO_LOW_GRIP and curriculum.frontier == "low-grip"
     assert check is not None and check.reason == "stalled" and check.unlocked == "low-grip"
     # (the last check: low-grip itself, 15 of 16, nothing after it)
     assert [c.reason for c in curriculum.checks] == ["stalled"] + ["mastery"] * 4

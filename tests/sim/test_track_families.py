@@ -59,6 +59,8 @@ PINNED_SEED_0 = {
     "technical": "dc153c2658b4e67a7a1ae88f819de6a0164de480d530b18f4da47967b522c723",
     # the grip is part of a low-grip track's JSON (``Track.grip``) since 2026-11-29
     "low-grip": "39580edf3be33e8ddd557967302021a77c9e61563ab91b5e86bdd1845f6c406e",
+    "ice-hairpin": "42270d2ec108e2db3890f0c706a8d5eb58667f0a0581273dc69920055b578b4c",
+    "narrow-ice": "0395eb6c70098c27105e23e7f65614faf34afcd5bd8c715a4aef48ad187122d6",
 }
 
 
@@ -95,12 +97,18 @@ def test_family_tracks_work_in_race_sim_and_the_gymnasium_env() -> None:
     env.close()
 
 
-def test_low_grip_family_is_a_slippery_surface_for_the_same_car() -> None:
-    low = get_family("low-grip")
-    track = family_track(low, 1)
-    assert track.grip == low.grip_factor == 0.65  # the track's grip (Track.grip)
-    assert all(family_track(f, 1).grip == 1.0 for f in HARD if f is not low)
-    assert low.car() == car_for_track(track) == EASY.car() == CarParams()  # never applied twice
+def test_low_grip_families_are_a_slippery_surface_for_the_same_car() -> None:
+    grips = {"low-grip": 0.65, "ice-hairpin": 0.5, "narrow-ice": 0.5}
+    for name, grip in grips.items():
+        fam = get_family(name)
+        track = family_track(fam, 1)
+        assert track.grip == fam.grip_factor == grip  # the track's grip (Track.grip)
+        assert fam.car() == car_for_track(track) == EASY.car() == CarParams()  # never twice
+    assert all(family_track(f, 1).grip == 1.0 for f in HARD if f.name not in grips)
+    # the families rise in difficulty: none after low-grip has more grip than it
+    ranks = {f.name: f.rank for f in FAMILIES}
+    assert all(f.grip_factor <= grips["low-grip"] for f in FAMILIES
+               if f.rank > ranks["low-grip"])
 
 
 def test_each_harder_family_is_harder_than_easy_for_the_expert() -> None:
@@ -117,4 +125,9 @@ def test_each_harder_family_is_harder_than_easy_for_the_expert() -> None:
     assert all(driven[f.name] < driven["easy"] - 0.1 for f in HARD), driven
     # and corners slow the expert down (fast-hairpin is faster between its hairpins)
     speed = {name: s.mean_speed_mps for name, s in expert.items()}
-    assert all(speed[name] < speed["easy"] - 1.0 for name in ("tight", "technical", "low-grip"))
+    assert all(speed[name] < speed["easy"] - 1.0
+               for name in ("tight", "technical", "low-grip", "narrow-ice"))
+    # and ice is slower than the same kind of layout at full grip (4 tracks of different
+    # layouts per family: low-grip against narrow-ice is within their spread here)
+    assert speed["ice-hairpin"] < speed["fast-hairpin"] - 1.0
+    assert speed["narrow-ice"] < speed["technical"] - 1.0

@@ -19,7 +19,10 @@ or its candidate refused) and drove at least ``stall_floor`` of its frontier's m
 the crowd's data stopped changing the model there (measured: a champion at 94% of the
 ``fast-hairpin`` laps, every verdict "no effect" for seven rounds, `docs/verdict.md`), so it
 gets harder tracks, where it fails and their corrections count again. A frontier driven below
-the floor is not skipped: there the crowd has failures to fix.
+the floor is not skipped: there the crowd has failures to fix. Each stalled round from the
+``stall_rounds``-th on drives a fresh mastery suite of the frontier and the rule decides on the
+laps of every suite that version drove there, pooled: one suite of 8 hidden tracks is too few
+to lock a family on (``recheck_suite``).
 
 The mastery suite rotates with the champion version (``MASTERY_ROTATION`` + version, a rotation
 range no verdict suite uses), so no champion is measured twice on the same tracks, and it is
@@ -63,6 +66,7 @@ __all__ = [
     "CURRICULUM_FILE",
     "FAMILY_PLAY_SEED_STRIDE",
     "MASTERY_ROTATION",
+    "RECHECK_ROTATION",
     "Curriculum",
     "MasteryCheck",
     "next_unlocked",
@@ -74,6 +78,7 @@ __all__ = [
 CURRICULUM_FILE = "curriculum.json"
 CURRICULUM_FORMAT = "crowdlearning.curriculum/1"
 MASTERY_ROTATION = 1_000_000  # mastery suites rotate from here (verdict suites: version + small)
+RECHECK_ROTATION = 3_000_000_000  # a stalled champion's fresh mastery suites: + version x 1000
 FAMILY_PLAY_SEED_STRIDE = 100_000_000
 DEFAULT_MASTERY = 0.95
 DEFAULT_FRONTIER_TRACKS = 8
@@ -93,6 +98,9 @@ class MasteryCheck:
     unlocked: str | None  # the family this check unlocked, if any
     at: str = ""
     reason: str = "mastery"  # "mastery": a promoted champion's check; "stalled": see stalled()
+    # a stalled round's check: the share of laps over every mastery suite this version drove on
+    # this frontier (this one included), which the stall rule decides on
+    pooled_completion: float | None = None
 
     @property
     def mastered(self) -> bool:
@@ -212,6 +220,13 @@ class Curriculum:
         return EvalSuite.hidden(max(self.frontier_tracks, 1), rotation=MASTERY_ROTATION + version,
                                 families=(self.frontier,), max_steps=self.mastery_ticks)
 
+    def recheck_suite(self, version: int, earlier: int) -> EvalSuite:
+        """The frontier's mastery suite a stalled champion ``version`` drives after ``earlier``
+        suites of it there: hidden tracks of a range of its own (``RECHECK_ROTATION``)."""
+        return EvalSuite.hidden(max(self.frontier_tracks, 1),
+                                rotation=RECHECK_ROTATION + version * 1000 + earlier % 1000,
+                                families=(self.frontier,), max_steps=self.mastery_ticks)
+
     def observe(self, policy: Policy, version: int) -> MasteryCheck | None:
         """Measure champion ``version`` on the frontier; unlock the next family if it masters
         it; persist. Idempotent per version (the recorded check is returned). None when the
@@ -257,21 +272,30 @@ class Curriculum:
         self._stall = {"version": version, "frontier": self.frontier, "rounds": rounds}
         check = None
         if rounds >= self.stall_rounds:
+            frontier = self.frontier
             measured = [c for c in self._checks
-                        if c.version == version and c.frontier == self.frontier]
-            if measured:
-                completion, runs = measured[-1].lap_completion, measured[-1].runs
-            else:
-                result = evaluate(policy, self.mastery_suite(version))
-                completion, runs = result.lap_completion, len(result.completed)
-            if completion >= self.stall_floor:
-                frontier = self.frontier
+                        if c.version == version and c.frontier == frontier]
+            # each stalled round drives fresh hidden tracks of the frontier and pools them with
+            # every earlier suite of this version there: one suite of 8 tracks is a noisy
+            # measure (issue 11: a champion at 75% of one suite's laps completed 32 of 32 on
+            # another, and stayed below the floor, locked, for five rounds)
+            result = evaluate(policy, self.recheck_suite(version, len(measured)))
+            laps = float(result.completed.sum()) + sum(c.lap_completion * c.runs
+                                                       for c in measured)
+            runs = len(result.completed) + sum(c.runs for c in measured)
+            pooled = laps / max(runs, 1)
+            unlocks = pooled >= self.stall_floor
+            if unlocks:
                 self._unlocked = (*self._unlocked, FAMILIES[len(self._unlocked)].name)
-                check = MasteryCheck(version, frontier, completion, runs, self.mastery,
-                                     self._unlocked[-1],
-                                     datetime.now(UTC).isoformat(timespec="seconds"),
-                                     reason="stalled")
-                self._checks.append(check)
+            check = MasteryCheck(version, frontier, result.lap_completion,
+                                 len(result.completed), self.mastery,
+                                 self._unlocked[-1] if unlocks else None,
+                                 datetime.now(UTC).isoformat(timespec="seconds"),
+                                 reason="stalled", pooled_completion=pooled)
+            self._checks.append(check)
+            if not unlocks:
+                check = None
+            else:
                 self._stall = {}
                 if self.cascade:  # a family it already masters teaches nothing either
                     self._measure(policy, version)

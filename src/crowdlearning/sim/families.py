@@ -145,6 +145,22 @@ FAMILIES: tuple[TrackFamily, ...] = (
         hairpin_probability=1.0, hairpins=(2, 3), hairpin_gap_m=(4.0, 8.0),
         straight_m=(30.0, 60.0), chicane_probability=1.0, chicanes=(2, 3),
         chicane_offset_m=(9.0, 14.0), corner_margin_m=1.0, grip_factor=0.65),
+    # Past low-grip (issue 11: a model that masters five families leaves its crowd nothing to
+    # fix). The expert drives every lap of both; the late expert leaves the track on all of them.
+    TrackFamily(
+        "ice-hairpin", 5, "fast-hairpin layouts on ice: long straights into two hairpins at 50% "
+        "of the grip, so braking starts twice as early",
+        corners=(7, 10), radius_m=(100.0, 160.0), width_m=(7.0, 8.5),
+        hairpin_probability=1.0, hairpins=(2, 2), hairpin_gap_m=(3.0, 6.0),
+        straight_m=(130.0, 220.0), chicane_probability=0.4, corner_margin_m=1.0,
+        grip_factor=0.5),
+    TrackFamily(
+        "narrow-ice", 6, "technical layouts 6-7 m wide on ice (50% of the grip): switchbacks "
+        "and chicanes with a car's width to spare",
+        corners=(10, 14), radius_m=(70.0, 130.0), width_m=(6.0, 7.0),
+        hairpin_probability=1.0, hairpins=(2, 3), hairpin_gap_m=(4.0, 8.0),
+        straight_m=(30.0, 60.0), chicane_probability=1.0, chicanes=(2, 3),
+        chicane_offset_m=(9.0, 14.0), corner_margin_m=1.0, grip_factor=0.5),
 )
 FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 _BY_NAME = {f.name: f for f in FAMILIES}
