@@ -6,7 +6,8 @@ Per report: promotions, how many were slower than the champion they replaced on 
 finish (and the worst), rounds in which the honest expert / the human-like player (150 ms, 20%
 noise) earned more than 0 a run, honest runs judged worse, rounds in which the random player
 was paid, and the last champion's lap completion on the learning curve's easy suite, on every
-unlocked family and on the mastered ones. `--rounds` adds one line per round.
+unlocked family and on the mastered ones (and the mastered ones' lowest in any round).
+`--rounds` adds one line per round.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def summary(report: dict) -> dict:
         "last_easy": last["lap_completion"],
         "last_unlocked": last["unlocked_lap_completion"],
         "last_mastered": last.get("mastered_lap_completion"),
+        # the mastered families' laps at their worst round: what the model kept while it
+        # learned the frontier
+        "min_mastered": min((r["mastered_lap_completion"] for r in rounds
+                             if r.get("mastered_lap_completion") is not None), default=None),
+        "families": len(last.get("unlocked") or ["easy"]),
         "frontier": (last.get("unlocked") or ["easy"])[-1],
         "rounds": len(rounds),
     }
@@ -78,7 +84,9 @@ def main() -> None:
               f"{s['rounds']}, human-like paid {s['human_paid_rounds']}/{s['rounds']}, honest "
               f"worse {s['honest_worse']}/{s['honest_runs']}, random paid "
               f"{s['random_paid_rounds']}, last champion: easy {s['last_easy']:.0%} unlocked "
-              f"{s['last_unlocked']:.0%} mastered {mastered}, frontier {s['frontier']}")
+              f"{s['last_unlocked']:.0%} mastered {mastered} (lowest in any round "
+              f"{'-' if s['min_mastered'] is None else format(s['min_mastered'], '.0%')}), "
+              f"frontier {s['frontier']} ({s['families']} families unlocked)")
         if args.rounds:
             for r in report["learning_curve"][1:]:
                 print(_round_line(r))

@@ -120,55 +120,6 @@ def test_router_follows_the_scores_caps_each_segment_and_starts_before_it() -> N
     assert {m.reason for m in plan if m.value > 3} == {"failed"}
 
 
-def test_a_mission_on_a_failed_segment_starts_on_the_champions_approach() -> None:
-    # GIVEN a record where segment 3 saw a failure whose approach (3 s before) was at 30 m,
-    # 19 m/s, and segment 6 saw failures of a record without approaches
-    record = _record(np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5]))
-    approach_s, approach_v = np.full(len(record), np.nan), np.full(len(record), np.nan)
-    approach_s[3], approach_v[3] = 30.0, 19.0
-    with_approach = SegmentRecord(*(getattr(record, f) for f in (
-        "tracks", "segment_m", "track_of", "start_m", "ticks", "passes", "spread", "failures")),
-        approach_s, approach_v)
-    assert with_approach.approach(3) == (30.0, 19.0) and with_approach.approach(6) is None
-    cfg = RouterConfig(explore=0.0, max_share=0.5, temperature=0.3)
-    plan = plan_missions(with_approach, 12, np.random.default_rng(1), cfg)
-    # THEN missions aimed at segment 3 start there, at that speed; the others as before
-    at3 = [m for m in plan if int(record.segment_of(0, m.target_m)) == 3]
-    rest = [m for m in plan if int(record.segment_of(0, m.target_m)) != 3]
-    assert at3 and rest
-    assert all(m.start_s_m == 30.0 and m.speed_mps == 19.0 for m in at3)
-    lead = cfg.lead_s * cfg.start_speed_mps
-    assert all(m.speed_mps is None and m.target_m - m.start_s_m == pytest.approx(lead)
-               for m in rest if m.target_m >= lead)
-
-
-def test_the_survey_keeps_the_approach_to_each_failed_segments_first_failure(
-        initial: tuple) -> None:
-    # GIVEN the initial model surveyed on four play tracks (it fails there)
-    policy = Policy(initial[0])
-    tracks = [generate_track(s) for s in range(1000, 1004)]
-    record = survey_segments(policy, [policy], tracks, lead_ticks=40)
-    failed = np.flatnonzero(record.failures)
-    assert len(failed) >= 1
-    # THEN every failed segment has an approach and no other segment has one
-    assert record.approach_s_m is not None and record.approach_speed_mps is not None
-    assert np.isfinite(record.approach_s_m[failed]).all()
-    assert np.isnan(np.delete(record.approach_s_m, failed)).all()
-    # AND driving from an approach at its speed the champion fails again within 2 s of the
-    # lead (the simulation is deterministic; the start's lateral offset and heading are not
-    # kept, so not always in the same place)
-    again = 0
-    for row in failed:
-        s_m, speed = record.approach(int(row))  # type: ignore[misc]
-        t = int(record.track_of[row])
-        sim = RaceSim([tracks[t]], 1, max_steps=80, stall_ticks=60)
-        sim.reset_cars(np.arange(1), start_s_m=s_m, speed_mps=speed)
-        while sim.alive.any():
-            out = sim.step(policy.act(sim.observe()))
-            again += int(out.terminated[0] or sim.stalled[0])
-    assert again >= 0.5 * len(failed), (again, len(failed))
-
-
 def test_router_explores_and_is_deterministic_from_its_seed() -> None:
     record = _record(np.array([0.0, 0.0, 2.0]))
     cfg = RouterConfig(explore=0.25)

@@ -22,8 +22,6 @@ from crowdlearning.sim.track_gen import generate_track
 __all__ = ["CrowdMember", "make_crowd", "mission_starts", "play_round", "play_track"]
 
 PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is served
-START_SPEED_MPS = 8.0  # a session's start speed (``SessionSpec``), unless a mission says
-MissionStart = tuple[Track, float, float]  # a mission's track, start arc length, start speed
 
 
 @cache
@@ -56,7 +54,7 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
                catalog: dict[str, Track] | None = None,
                disturbance: tuple[float, float] = (0.0, 0.0),
                families: Sequence[str] = ("easy",),
-               starts: Sequence[MissionStart | None] | None = None
+               starts: Sequence[tuple[Track, float] | None] | None = None
                ) -> list[Contribution]:
     """Every member plays one session on a random play track; their contributions.
 
@@ -66,8 +64,7 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
     ``families``: the unlocked track families (``evaluation.curriculum``), the hardest (the
     frontier, where the model still has most to learn) served to half the crowd, the others
     shared by the rest (easy only: every draw as before); ``starts``: per member, a (track,
-    start arc length, start speed) to play instead of a random one (a mission,
-    ``mission_starts``), or None.
+    start arc length) to play instead of a random one (a mission, ``mission_starts``), or None.
     """
     families = list(families)
     wind = np.random.default_rng([int(rng.integers(2**62)), 0xD157]) if disturbance[1] else None
@@ -78,13 +75,13 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
             family = (families[-1] if rng.random() < 0.5
                       else families[int(rng.integers(len(families) - 1))])
         track = play_track(int(rng.choice(track_seeds)), family)
-        start, speed = float(rng.uniform(0, track.length_m)), START_SPEED_MPS
+        start = float(rng.uniform(0, track.length_m))
         if starts is not None and starts[i] is not None:
-            track, start, speed = starts[i]  # type: ignore[misc]
+            track, start = starts[i]  # type: ignore[misc]
         if catalog is not None:
             catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
-                                 start_s_m=start, start_speed_mps=speed,
+                                 start_s_m=start,
                                  mode=m.mode, beta=m.beta, disturbance=(
                                      Disturbance.draw(int(wind.integers(2**62)), *disturbance)
                                      if wind is not None else None)))
@@ -107,7 +104,7 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
                    families: Sequence[str] = ("easy",), share: float = 1.0,
                    tracks_per_family: int = 8,
                    track_seeds: Sequence[int] = PLAY_TRACK_POOL, widen_to: int = 64,
-                   router: RouterConfig | None = None) -> list[MissionStart | None]:
+                   router: RouterConfig | None = None) -> list[tuple[Track, float] | None]:
     """Missions for ``members`` players, as the game server's board plans them
     (``server.missions``), on play tracks of the unlocked ``families``: the champion drives
     ``tracks_per_family`` play tracks of each (twice that of the frontier, the hardest), its
@@ -131,6 +128,5 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
                              max_tracks=len(tracks) + max(0, widen_to - 2 * tracks_per_family))
     cfg = router or RouterConfig(spread_weight=0.0)
     plan = plan_missions(record, members, rng, cfg)
-    return [(record.tracks[m.track_index], m.start_s_m,
-             START_SPEED_MPS if m.speed_mps is None else m.speed_mps)
-            if rng.random() < share else None for m in plan]
+    return [(record.tracks[m.track_index], m.start_s_m) if rng.random() < share else None
+            for m in plan]

@@ -11,10 +11,7 @@ to fail (risk). Here both are measured per 25-m track segment by ``learning.unce
   never sends everyone to one corner: after the cap, the next best segments fill up);
 - the run starts ``lead_s`` seconds (at the start speed) before the segment, on the same track,
   so the player takes over the car on the approach, as the model drives it, and corrects it
-  through the place it is unsure of; where the champion failed in that segment, the run starts
-  where the champion was 3 s before its failure, at the speed it had there
-  (``SegmentRecord.approach``; ``Mission.speed_mps``), so the car meets the corner as fast as
-  the champion did (a hairpin after a long straight is missed at 15-21 m/s, never at 8).
+  through the place it is unsure of.
 
 A mission's ``value`` is the score of the segment it aims at (what a Play page can show as "how
 unsure the model is there": relative steering spread plus the weighted failure rate; no money
@@ -53,7 +50,6 @@ class Mission:
     target_m: float  # arc length of the start of the segment aimed at
     value: float  # that segment's score (0 for an unscored one)
     reason: str  # "failed" (the champion failed there), "unsure", or "explore"
-    speed_mps: float | None = None  # the start speed: the champion's approach; None: default
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,10 +86,7 @@ def plan_missions(record: SegmentRecord, count: int, rng: np.random.Generator,
         t = int(record.track_of[row])
         track = record.tracks[t]
         target = float(record.start_m[row])
-        start, speed = float((target - lead_m) % track.length_m), None
-        approach = record.approach(row)
-        if approach is not None:
-            start, speed = approach[0] % track.length_m, approach[1]
-        out.append(Mission(t, track.name, start, target, float(score[row]),
-                           "failed" if record.failures[row] > 0 else "unsure", speed))
+        out.append(Mission(t, track.name, float((target - lead_m) % track.length_m), target,
+                           float(score[row]),
+                           "failed" if record.failures[row] > 0 else "unsure"))
     return out

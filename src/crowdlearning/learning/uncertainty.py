@@ -23,13 +23,6 @@ spread of members fine-tuned from one champion is small, 0.002-0.015, and its sc
 the data) plus ``failure_weight`` times the failure rate (failures per pass), the *risk* half of
 ThriftyDAgger measured instead of learnt. Segments no car reached have no score (NaN): the router
 reaches them only by exploring.
-
-Approaches. For the first failure in each segment the survey also keeps where the car was and how
-fast it went ``lead_ticks`` (3 s) earlier (``approach_s_m``, ``approach_speed_mps``; NaN where
-nothing failed): a run started there at that speed meets the corner as the champion did. Started
-24 m before the segment at 8 m/s instead, the champion failed only 4 of 40 missions on a
-``fast-hairpin`` frontier it failed 11 times from full speed (2026-11-30): a hairpin at the end of a
-200-m straight is missed at 15-21 m/s, never at 8.
 """
 
 from __future__ import annotations
@@ -111,18 +104,6 @@ class SegmentRecord:
     passes: np.ndarray  # (m,) cars that entered the segment
     spread: np.ndarray  # (m,) mean steering spread, NaN where no car came
     failures: np.ndarray  # (m,) exits and stalls located in the segment
-    # (m,) the first failure's approach: arc length and speed ``lead_ticks`` before it (NaN:
-    # no failure, or a record built without them)
-    approach_s_m: np.ndarray | None = None
-    approach_speed_mps: np.ndarray | None = None
-
-    def approach(self, row: int) -> tuple[float, float] | None:
-        """(arc length, speed) of the champion ``lead_ticks`` before its first failure in
-        segment ``row``, or None where it did not fail (or the survey kept no approaches)."""
-        if self.approach_s_m is None or self.approach_speed_mps is None:
-            return None
-        s_m, speed = float(self.approach_s_m[row]), float(self.approach_speed_mps[row])
-        return None if np.isnan(s_m) else (s_m, speed)
 
     def __len__(self) -> int:
         return len(self.start_m)
@@ -157,17 +138,11 @@ class SegmentRecord:
         cars never interact, so it equals one survey of both track lists."""
         if other.segment_m != self.segment_m:
             raise ValueError(f"segment lengths differ: {self.segment_m} and {other.segment_m}")
-        def nan_if_none(rec: SegmentRecord, field: str) -> np.ndarray:
-            value = getattr(rec, field)
-            return np.full(len(rec), np.nan) if value is None else value
-
         return SegmentRecord(
             self.tracks + other.tracks, self.segment_m,
             np.concatenate([self.track_of, other.track_of + len(self.tracks)]),
             *(np.concatenate([getattr(self, f), getattr(other, f)])
-              for f in ("start_m", "ticks", "passes", "spread", "failures")),
-            *(np.concatenate([nan_if_none(self, f), nan_if_none(other, f)])
-              for f in ("approach_s_m", "approach_speed_mps")))
+              for f in ("start_m", "ticks", "passes", "spread", "failures")))
 
     def segment_of(self, track: int, s_m: np.ndarray | float) -> np.ndarray:
         """Row index of the segment of ``track`` holding arc length ``s_m``."""
@@ -202,9 +177,8 @@ def _spaced_starts(tracks: tuple[Track, ...], k: int, *, max_ticks: int,
 def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[Track], *,
                     starts_per_track: int = 4, max_ticks: int = 1200,
                     segment_m: float = SEGMENT_M, start_speed_mps: float = 8.0,
-                    stall_ticks: int = 60, lead_ticks: int = 60) -> SegmentRecord:
-    """Drive ``policy`` on ``tracks`` and record spread and failures per segment, and the
-    approach to each segment's first failure ``lead_ticks`` before it (see module)."""
+                    stall_ticks: int = 60) -> SegmentRecord:
+    """Drive ``policy`` on ``tracks`` and record spread and failures per segment (see module)."""
     tracks = tuple(tracks)
     track_of, start = _segments(tracks, segment_m)
     first = np.searchsorted(track_of, np.arange(len(tracks)))
@@ -215,13 +189,8 @@ def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[
     m = len(start)
     ticks, passes = np.zeros(m, np.int64), np.zeros(m, np.int64)
     spread_sum, failures = np.zeros(m), np.zeros(m, np.int64)
-    approach = np.full((m, 2), np.nan)  # arc length, speed
-    ring = lead_ticks + 1
-    history = np.zeros((ring, n, 2))
     last_row = np.full(n, -1)
-    tick = 0
     while sim.alive.any():
-        history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3]])
         live = np.flatnonzero(sim.alive)
         obs = sim.observe()
         local = np.floor(sim.frenet[live, 0] / segment_m).astype(np.int64)
@@ -234,14 +203,10 @@ def survey_segments(policy: Policy, members: Sequence[Policy], tracks: Sequence[
         out = sim.step(policy.act(obs))
         failed = out.terminated[live] | sim.stalled[live]
         np.add.at(failures, rows[failed], 1)
-        for car, row in zip(live[failed], rows[failed], strict=True):
-            if np.isnan(approach[row, 0]):  # the segment's first failure
-                approach[row] = history[(tick - min(tick, lead_ticks)) % ring, car]
         sim.alive &= sim.laps < 1
-        tick += 1
     spread = np.where(ticks > 0, spread_sum / np.maximum(ticks, 1), np.nan)
     return SegmentRecord(tracks, float(segment_m), track_of, start, ticks, passes, spread,
-                         failures, approach[:, 0].copy(), approach[:, 1].copy())
+                         failures)
 
 
 def survey_widening(policy: Policy, members: Sequence[Policy], tracks: Sequence[Track],

@@ -295,13 +295,11 @@ class GameLoop:
         return self.capacity - len(self._free)
 
     def join(self, spec: RunSpec, outbox: Outbox, *, start_s_m: float | None = None,
-             start_speed_mps: float | None = None, mission: str | None = None) -> int:
+             mission: str | None = None) -> int:
         """Place a new run on a free slot; returns the slot. ``start_s_m`` overrides where on the
-        track it starts (a mission's place, ``server/missions.py``) and ``start_speed_mps`` the
-        speed it is drawn around (a mission on the champion's approach to a failure: its speed
-        there, plus the same secret +-2 m/s as every start); the offset from the centreline and
-        the disturbance still come from the run's secret seed. ``mission`` (the mission's id) is
-        kept in the run's meta."""
+        track it starts (a mission's place, ``server/missions.py``): its speed, offset from the
+        centreline and disturbance still come from the run's secret seed. ``mission`` (the
+        mission's id) is kept in the run's meta."""
         if not self._free:
             raise GameFullError(f"all {self.capacity} places are taken; try again shortly")
         slot = self._free.pop()
@@ -311,9 +309,6 @@ class GameLoop:
         if start_s_m is not None:
             length = self._tracks[spec.track_seed].length_m
             start = dataclasses.replace(start, start_s_m=float(start_s_m) % length)
-        if start_speed_mps is not None:
-            jitter = start.speed_mps - START_SPEED_MPS
-            start = dataclasses.replace(start, speed_mps=max(0.0, float(start_speed_mps) + jitter))
         self._runs[slot] = _Run(spec, outbox, self._model_version, start, mission=mission)
         self._noise[slot] = (Disturbance.draw(seed, *self.disturbance).steering(self.run_ticks)
                              if self.random_starts else 0.0)

@@ -65,9 +65,6 @@ class OfferedMission:
     reason: str  # "failed", "unsure" or "explore" (``learning.routing.Mission``)
     value: float  # the segment's score: relative steering spread + weighted failure rate
     model_version: int
-    # where the champion failed there: its speed 3 s before (the run starts at it, give or take
-    # the run's secret jitter); None: the usual start speed
-    start_speed_mps: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +167,5 @@ class MissionBoard:
             tag = hashlib.sha256(f"{version}:{k}:{seed}:{m.start_s_m:.3f}".encode()).hexdigest()
             out.append(OfferedMission(f"v{version}-{k}-{tag[:8]}", seed, m.track_name,
                                       round(m.start_s_m, 2), round(m.target_m, 2),
-                                      record.segment_m, m.reason, round(m.value, 3), version,
-                                      None if m.speed_mps is None else round(m.speed_mps, 2)))
+                                      record.segment_m, m.reason, round(m.value, 3), version))
         return out

@@ -339,7 +339,7 @@ class PlaySocket:
         game = self.runtime.game
         if self.state is not SessionState.IDLE:
             return self._error("already_playing", "a run is in progress; send stop first")
-        seed, start_s_m, start_speed = msg.track_seed, None, None
+        seed, start_s_m = msg.track_seed, None
         if msg.mission is not None:
             board = self.runtime.missions
             mission = board.find(msg.mission, game.model_version) if board else None
@@ -351,7 +351,6 @@ class PlaySocket:
                 return self._error("unknown_mission", f"mission {msg.mission} is on track "
                                    f"{mission.track_seed}, not {msg.track_seed}")
             seed, start_s_m = mission.track_seed, mission.start_s_m
-            start_speed = mission.start_speed_mps
         if seed is None:
             seed = game.seeds[int(time.time_ns()) % len(game.seeds)]
         if seed not in game.seeds:
@@ -368,8 +367,7 @@ class PlaySocket:
             await self._give_back(spec, "a second start raced this one")
             return self._error("already_playing", "a run is in progress; send stop first")
         try:
-            self.slot = game.join(spec, self.outbox, start_s_m=start_s_m,
-                                  start_speed_mps=start_speed, mission=msg.mission)
+            self.slot = game.join(spec, self.outbox, start_s_m=start_s_m, mission=msg.mission)
         except GameFullError as exc:
             await self._give_back(spec, "the game was full")
             return self._error("full", str(exc))

@@ -380,8 +380,7 @@ async function refreshMissions(afterMs) {
     where.textContent = `${m.track_name} · ${Math.round(m.target_m)} m`;
     const why = document.createElement("span");
     why.className = "mission-why";
-    why.textContent = (MISSION_WHY[m.reason] || m.reason)
-      + (m.start_speed_mps ? ` · you start at ${Math.round(m.start_speed_mps * 3.6)} km/h, as it came in` : "");
+    why.textContent = MISSION_WHY[m.reason] || m.reason;
     const value = document.createElement("strong");
     value.className = "mission-value";
     value.textContent = `value ${m.value.toFixed(1)}`;

@@ -44,9 +44,6 @@ class MissionPublic(BaseModel):
     value: float = Field(description="how much help is worth there: the segment's relative "
                          "steering spread plus 4 x its failure rate (0 for an unscored place)")
     model_version: int
-    start_speed_mps: float | None = Field(
-        default=None, description="where the champion failed: its speed 3 s before, which the "
-        "run starts at (give or take the run's secret 2 m/s) [m/s]; null: the usual 6-10 m/s")
 
 
 class MissionsPublic(BaseModel):
