@@ -161,6 +161,21 @@ def test_a_curriculum_file_that_skips_a_family_is_refused(tmp_path: Path) -> Non
     assert off.observe(Policy(new_network(0)), 1) is None and off.unlocked == ("easy",)
 
 
+def test_a_check_written_with_fields_this_version_lacks_or_has_since_still_loads(
+        tmp_path: Path) -> None:
+    # an older writer's check (no pooled_completion) and a newer one's (a field unknown here)
+    old = {"version": 1, "frontier": "easy", "lap_completion": 1.0, "runs": 16,
+           "mastery": 0.95, "unlocked": "tight", "at": "", "reason": "mastery"}
+    new = {**old, "version": 2, "frontier": "tight", "unlocked": None, "reason": "stalled",
+           "pooled_completion": 0.75, "added_later": [1, 2]}
+    (tmp_path / CURRICULUM_FILE).write_text(json.dumps(
+        {"format": "crowdlearning.curriculum/1", "unlocked": ["easy", "tight"],
+         "checks": [old, new]}))
+    checks = Curriculum.in_registry(tmp_path).checks
+    assert [c.pooled_completion for c in checks] == [None, 0.75]
+    assert checks[1].reason == "stalled" and checks[0].unlocked == "tight"
+
+
 def test_play_seeds_of_families_never_collide_and_stay_play_seeds() -> None:
     assert play_seeds("easy", 8) == list(range(8))
     seeds = [s for f in FAMILY_NAMES for s in play_seeds(f, 8)]

@@ -115,8 +115,9 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
     ``share``, else None (a random track and start, ``play_round``).
 
     Where the champion fails fewer than ``members`` segments of those tracks, the survey looks
-    further along the frontier's play tracks (``learning.uncertainty.survey_widening``: 8 more
-    at a time, up to ``widen_to`` of the frontier), so missions reach corners it still fails."""
+    further along the frontier's play tracks (``learning.uncertainty.survey_widening``:
+    ``tracks_per_family`` more at a time, up to ``widen_to`` of the frontier), so missions
+    reach corners it still fails."""
     families = list(families)
     frontier = families[-1]
     tracks = [play_track(int(seed), fam) for fam in families

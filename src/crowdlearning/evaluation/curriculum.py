@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -259,10 +259,12 @@ class Curriculum:
 
     def stalled(self, policy: Policy, version: int) -> MasteryCheck | None:
         """Champion ``version`` closed a round without being replaced: count it, and once it
-        has ``stall_rounds`` in a row on the same frontier, unlock the next family if it drives
-        at least ``stall_floor`` of the frontier's mastery laps (measured now if its checks
-        did not measure this frontier). The check that unlocked it, else None. Persisted, so
-        a restart keeps the count; a promotion (``observe`` of a new version) starts it again.
+        has ``stall_rounds`` in a row on the same frontier, drive a fresh mastery suite of the
+        frontier (``recheck_suite``) every such round and unlock the next family if it drove at
+        least ``stall_floor`` of the laps of every suite it drove there, pooled. Every such
+        round's check is recorded (``pooled_completion``); the one that unlocked is returned,
+        else None. Persisted, so a restart keeps the count; a promotion (``observe`` of a new
+        version) starts it again.
         """
         if not self.enabled or not self.stall_rounds or len(self._unlocked) >= len(FAMILIES):
             return None
@@ -280,8 +282,8 @@ class Curriculum:
             # measure (issue 11: a champion at 75% of one suite's laps completed 32 of 32 on
             # another, and stayed below the floor, locked, for five rounds)
             result = evaluate(policy, self.recheck_suite(version, len(measured)))
-            laps = float(result.completed.sum()) + sum(c.lap_completion * c.runs
-                                                       for c in measured)
+            laps = int(result.completed.sum()) + sum(round(c.lap_completion * c.runs)
+                                                     for c in measured)
             runs = len(result.completed) + sum(c.runs for c in measured)
             pooled = laps / max(runs, 1)
             unlocks = pooled >= self.stall_floor
@@ -325,7 +327,10 @@ class Curriculum:
             if data.get("format") != CURRICULUM_FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
             unlocked = tuple(data["unlocked"])
-            checks = [MasteryCheck(**c) for c in data.get("checks", [])]
+            # fields this version does not know (a newer writer's) are left out, not fatal
+            known = {f.name for f in fields(MasteryCheck)}
+            checks = [MasteryCheck(**{k: v for k, v in c.items() if k in known})
+                      for c in data.get("checks", [])]
             stall = dict(data.get("stall") or {})
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"unreadable curriculum {path}: {exc}") from exc

@@ -15,7 +15,8 @@ __all__ = ["TrackCatalog"]
 class TrackCatalog:
     """The play tracks the screen knows, by digest: those of the families unlocked at start;
     a run on a family unlocked since (the game server adds its tracks at the promotion) makes
-    it generate every family's play tracks once (about 2.6 s, paid only then)."""
+    it generate every family's play tracks once (about 3 s for the seven families, paid only
+    then)."""
 
     def __init__(self, count: int, families: Sequence[str]) -> None:
         self._count, self._complete = count, False

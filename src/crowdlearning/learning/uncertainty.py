@@ -213,7 +213,8 @@ def survey_widening(policy: Policy, members: Sequence[Policy], tracks: Sequence[
                     more: Iterable[Track], *, failing_segments: int, batch: int = 8,
                     max_tracks: int = 64, **survey: Any) -> SegmentRecord:
     """``survey_segments`` on ``tracks``, then on ``batch`` more tracks of ``more`` at a time
-    while fewer than ``failing_segments`` segments saw a failure, up to ``max_tracks`` tracks.
+    while fewer than ``failing_segments`` segments saw a failure, up to ``max_tracks`` tracks
+    in all (``tracks`` themselves are always surveyed, however many).
 
     Why: a champion that drives the usual play tracks of its frontier family cleanly can still
     fail a quarter of the family's hidden laps (issue 11: a 10-round market stalled four rounds

@@ -592,9 +592,11 @@ class VerdictService:
         assert self.curriculum is not None
         check = self.curriculum.stalled(self.trainer.policy(), version)
         if check is not None:
-            log.info("champion v%d not replaced for %d rounds at %.0f%% of the %s laps: %s "
-                     "unlocked", version, self.curriculum.stall_rounds,
-                     100 * check.lap_completion, check.frontier, check.unlocked)
+            pooled = (check.lap_completion if check.pooled_completion is None
+                      else check.pooled_completion)
+            log.info("champion v%d not replaced for %d rounds at %.0f%% of the %s laps (every "
+                     "mastery suite it drove there): %s unlocked", version,
+                     self.curriculum.stall_rounds, 100 * pooled, check.frontier, check.unlocked)
         return check
 
     def _round_result(self, merged: list[str], candidate_version: int | None, promoted: bool,
