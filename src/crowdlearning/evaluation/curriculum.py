@@ -217,14 +217,15 @@ class Curriculum:
     # --- the rule ------------------------------------------------------------------------
     def mastery_suite(self, version: int) -> EvalSuite:
         """The frontier family's hidden mastery suite for champion ``version``."""
-        return EvalSuite.hidden(max(self.frontier_tracks, 1), rotation=MASTERY_ROTATION + version,
-                                families=(self.frontier,), max_steps=self.mastery_ticks)
+        return self._frontier_suite(MASTERY_ROTATION + version)
 
     def recheck_suite(self, version: int, earlier: int) -> EvalSuite:
         """The frontier's mastery suite a stalled champion ``version`` drives after ``earlier``
         suites of it there: hidden tracks of a range of its own (``RECHECK_ROTATION``)."""
-        return EvalSuite.hidden(max(self.frontier_tracks, 1),
-                                rotation=RECHECK_ROTATION + version * 1000 + earlier % 1000,
+        return self._frontier_suite(RECHECK_ROTATION + version * 1000 + earlier % 1000)
+
+    def _frontier_suite(self, rotation: int) -> EvalSuite:
+        return EvalSuite.hidden(max(self.frontier_tracks, 1), rotation=rotation,
                                 families=(self.frontier,), max_steps=self.mastery_ticks)
 
     def observe(self, policy: Policy, version: int) -> MasteryCheck | None:
