@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         default=60, ge=0, le=600,
         description="A focused verdict run starts where the champion was this long before it "
         "failed, at its speed and pose [ticks].")
+    verdict_focus_lead_step_ticks: int = Field(
+        default=0, ge=0, le=600,
+        description="A verdict track's further focused runs into the same failure start this "
+        "much earlier each (60, 80, 100 ticks before it with 20), so no two runs are the same "
+        "(0: the failures are cycled, and a track that failed once replays one run) [ticks].")
     verdict_focus_pool: int = Field(
         default=3, ge=1, le=20,
         description="Frontier-family hidden tracks the champion is surveyed on per frontier "
@@ -133,6 +138,12 @@ class Settings(BaseSettings):
         default=False,
         description="Placebos (the verdict's null) drive play tracks of the suite's families "
         "in its proportions from random starts; false: easy tracks from the start line.")
+    verdict_null_by_weight: bool = Field(
+        default=False,
+        description="The verdict's null per label weight: null_runs placebos weighted 1 "
+        "(label mode) and as many weighted as takeover rows; a contribution is compared with "
+        "those of its own weight (false: one null, both weights in turn). Doubles the null's "
+        "cost, once per champion.")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

@@ -136,3 +136,53 @@ def test_a_focused_judge_is_rebuilt_exactly_from_its_record(champion) -> None:
     again = Judge.from_config_record(judge.config_record(), net, 0, data, judge.seed)
     assert again.config == config
     assert again.suite == judge.suite and judge.suite.start_motion
+
+
+def test_several_leads_give_each_failure_once_per_lead_lead_by_lead(champion) -> None:
+    policy = Policy(champion[0])
+    tracks = EvalSuite.hidden(6).tracks
+    one = failure_approaches(policy, tracks, max_ticks=1200, lead_ticks=40)
+    three = failure_approaches(policy, tracks, max_ticks=1200, lead_ticks=(40, 60, 80))
+    assert any(one)
+    for t, track in enumerate(tracks):
+        k = len(one[t])
+        assert len(three[t]) == 3 * k
+        assert three[t][:k] == one[t]  # the first lead's block is the one-lead survey
+        for f in range(k):  # the same failure, met from further back at each further lead
+            a, b, c = three[t][f], three[t][k + f], three[t][2 * k + f]
+            assert a.failed_at_m == b.failed_at_m == c.failed_at_m
+            back = [(a.s_m - x.s_m) % track.length_m for x in (b, c)]
+            assert 0 <= back[0] <= back[1] < track.length_m / 2
+    with pytest.raises(ValueError, match="lead_ticks"):
+        failure_approaches(policy, tracks, lead_ticks=())
+
+
+def test_a_lead_step_makes_every_focused_run_of_a_track_a_different_run(champion) -> None:
+    four = dataclasses.replace(CONFIG, starts_per_track=4, focus_starts=0.75)
+    stepped = dataclasses.replace(four, focus_lead_step_ticks=20)
+
+    def starts(judge: Judge) -> np.ndarray:  # per track, per start: frac, speed, lateral, head
+        motion = np.asarray(judge.suite.start_motion).reshape(-1, 4, 3)
+        return np.concatenate([judge.suite.run_fracs.reshape(-1, 4, 1), motion], axis=2)
+
+    old, new = starts(_judge(champion, four)), starts(_judge(champion, stepped))
+    # without the step a track the champion failed on once replays that one run 3 times
+    assert any(len(np.unique(track[:3], axis=0)) < 3 for track in old)
+    focused = [track for track in new if track[3, 0] == 0.0]  # else uniform: 0, 1/4, 1/2, 3/4
+    assert focused
+    for track in focused:
+        assert len(np.unique(track[:3], axis=0)) == 3  # three distinct starts into failures
+    np.testing.assert_array_equal(new[:, 3], old[:, 3])  # the uniform start is kept
+
+
+def test_the_lead_step_is_recorded_only_when_on(champion) -> None:
+    net, data = champion
+    off = _judge(champion, CONFIG)
+    assert "focus_lead_step_ticks" not in off.config_record()["verdict"]  # records as before
+    on = _judge(champion, dataclasses.replace(CONFIG, focus_lead_step_ticks=20))
+    record = on.config_record()
+    assert record["verdict"]["focus_lead_step_ticks"] == 20
+    again = Judge.from_config_record(record, net, 0, data, on.seed)
+    assert again.config == on.config and again.suite == on.suite
+    with pytest.raises(ValueError, match="focus_lead_step_ticks"):
+        VerdictConfig(focus_lead_step_ticks=-1)

@@ -249,3 +249,47 @@ def test_the_configuration_record_compares_equal_after_json(judge: Judge) -> Non
     record = Judge.config_record(holder)  # type: ignore[arg-type]
     assert record == json.loads(json.dumps(record))
     assert record["verdict"]["families"] == ["easy", "tight"]
+
+
+def test_a_null_per_label_weight_compares_each_contribution_with_its_own_placebos(
+        judge: Judge, plays) -> None:
+    config = dataclasses.replace(CONFIG, null_by_weight=True)
+    n, runs = config.null_runs, judge.suite.num_runs
+    weighted = Judge(judge.champion, 0, judge.base, config=config)
+    assert weighted.null_diffs_m.shape == (2 * n, runs) and config.null_rows == 2 * n
+    w = weighted.label_config.intervention_weight
+    assert all(np.all(p.weights == w) for p in weighted.placebos(3, weight=w))
+    # the first stratum is the label-mode placebos, the second the takeover ones
+    label_mode = weighted.placebos(n, weight=1.0)
+    np.testing.assert_array_equal(weighted.null_diffs_m[0],
+                                  np.subtract(*weighted._all_scores(label_mode[0])))
+    label = extract_labels(plays["expert"], weighted.label_config)
+    heavy = dataclasses.replace(label, weights=np.full(len(label), w, np.float32))
+    assert weighted.stratum_of(label) == 0 and weighted.stratum_of(heavy) == 1
+    assert judge.stratum_of(heavy) == 0  # one null: one stratum
+    # each stratum's interval is its own placebos'; a verdict records the one it used
+    rows = np.vstack([np.full((n, runs), 0.0), np.linspace(-50, 50, n)[:, None]
+                      * np.ones((1, runs))])
+    rows[:n] += np.linspace(-1, 1, n)[:, None]
+    fixed = Judge(judge.champion, 0, judge.base, config=config, null_diffs_m=rows)
+    narrow, wide = fixed.null_interval(runs, 0), fixed.null_interval(runs, 1)
+    assert narrow[1] - narrow[0] < 10 < 100 < wide[1] - wide[0]
+    # a clear +10 m effect clears the narrow null and not the wide one
+    twin = np.full(runs, 200.0)
+    effect = twin + 10.0 + np.linspace(-1, 1, runs)
+    assert fixed._decide(effect, twin, 0)[0] is Decision.IMPROVED
+    assert fixed._decide(effect, twin, 1)[0] is Decision.NO_EFFECT
+    c = dataclasses.replace(plays["random"], contribution_id="weighted")
+    verdict = fixed.judge(c)
+    assert verdict.runs > 0
+    assert (verdict.null_low_m, verdict.null_high_m) == pytest.approx(
+        fixed.null_interval(verdict.runs, fixed.stratum_of(
+            extract_labels(c, fixed.label_config))))
+    # recorded only when on, and rebuilt from the record
+    assert "null_by_weight" not in judge.config_record()["verdict"]
+    record = fixed.config_record()
+    assert record["verdict"]["null_by_weight"] is True
+    again = Judge.from_config_record(record, judge.champion, 0, judge.base, fixed.seed)
+    assert again.config == config
+    with pytest.raises(ValueError, match="null_diffs_m"):
+        Judge(judge.champion, 0, judge.base, config=config, null_diffs_m=rows[:n])

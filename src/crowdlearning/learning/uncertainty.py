@@ -247,7 +247,7 @@ class Approach:
 
 
 def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_track: int = 2,
-                       max_ticks: int = 2400, lead_ticks: int = 60,
+                       max_ticks: int = 2400, lead_ticks: int | Sequence[int] = 60,
                        start_speed_mps: float = 8.0, stall_ticks: int = 60
                        ) -> list[list[Approach]]:
     """Per track, the state ``policy`` was in ``lead_ticks`` before each of its failures.
@@ -258,14 +258,24 @@ def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_tr
     sooner). Starting a run there, at that speed and pose, meets the corner as the policy
     meets it (a run started on the centreline at a low speed may just drive through a corner
     the policy fails at racing speed). Deterministic; simulation only.
+
+    Several ``lead_ticks`` give each failure once per lead, ordered lead by lead (every
+    failure at the first lead, then every failure at the second, ...): taking a track's first
+    k approaches gives k distinct runs into its failures, different failures first. With one
+    lead, k runs on a track that failed once were k copies of one run (issue 11, 2026-11-30:
+    the verdict suite's three focused starts replayed the same approach, and its paired
+    interval counted one outcome three times).
     """
+    leads = [int(lead_ticks)] if isinstance(lead_ticks, int) else [int(x) for x in lead_ticks]
+    if not leads or min(leads) < 0:
+        raise ValueError(f"lead_ticks must be >= 0 (at least one), got {lead_ticks!r}")
     tracks = tuple(tracks)
     sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
                                     start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
     n = len(car_track)
-    ring = lead_ticks + 1
+    ring = max(leads) + 1
     history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
-    out: list[list[Approach]] = [[] for _ in tracks]
+    found: list[list[list[Approach]]] = [[[] for _ in leads] for _ in tracks]
     tick = 0
     while sim.alive.any():
         history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3],
@@ -274,9 +284,11 @@ def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_tr
         step = sim.step(policy.act(sim.observe()))
         failed = live & (step.terminated | (sim.stalled & ~stalled))
         for car in np.flatnonzero(failed):
-            s_m, speed, lateral, heading = history[(tick - min(tick, lead_ticks)) % ring, car]
-            out[car_track[car]].append(Approach(float(s_m), float(speed), float(lateral),
-                                                float(heading), float(sim.frenet[car, 0])))
+            for i, lead in enumerate(leads):
+                s_m, speed, lateral, heading = history[(tick - min(tick, lead)) % ring, car]
+                found[car_track[car]][i].append(Approach(float(s_m), float(speed),
+                                                         float(lateral), float(heading),
+                                                         float(sim.frenet[car, 0])))
         sim.alive &= sim.laps < 1
         tick += 1
-    return out
+    return [[a for per_lead in per_track for a in per_lead] for per_track in found]
