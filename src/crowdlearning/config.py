@@ -138,12 +138,6 @@ class Settings(BaseSettings):
         default=False,
         description="Placebos (the verdict's null) drive play tracks of the suite's families "
         "in its proportions from random starts; false: easy tracks from the start line.")
-    verdict_null_by_weight: bool = Field(
-        default=False,
-        description="The verdict's null per label weight: null_runs placebos weighted 1 "
-        "(label mode) and as many weighted as takeover rows; a contribution is compared with "
-        "those of its own weight (false: one null, both weights in turn). Doubles the null's "
-        "cost, once per champion.")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

@@ -103,12 +103,6 @@ class VerdictConfig:
     # placebos drive play tracks of the suite's families, in its proportions, from random
     # starts (False: easy play tracks from the start line, as before)
     null_follows_suite: bool = False
-    # a null per label weight: ``null_runs`` placebos weighted 1 (label mode) and as many
-    # weighted ``intervention_weight`` (takeover); a contribution is compared with the placebos
-    # of its own weight (False: one null of both, alternating, as before). A takeover row
-    # weighs 3x in the fine-tune, so its placebos move the model more; pooled, they widened the
-    # null of label-mode runs (docs/verdict.md, "A null per label weight").
-    null_by_weight: bool = False
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1 or not 0.5 < self.penalty_confidence < 1:
@@ -143,13 +137,7 @@ class VerdictConfig:
                    focus_lead_ticks=settings.verdict_focus_lead_ticks,
                    focus_lead_step_ticks=settings.verdict_focus_lead_step_ticks,
                    focus_pool=settings.verdict_focus_pool,
-                   null_follows_suite=settings.verdict_null_follows_suite,
-                   null_by_weight=settings.verdict_null_by_weight)
-
-    @property
-    def null_rows(self) -> int:
-        """Placebos the null holds: ``null_runs``, per label weight with ``null_by_weight``."""
-        return self.null_runs * (2 if self.null_by_weight else 1)
+                   null_follows_suite=settings.verdict_null_follows_suite)
 
     @property
     def looks(self) -> int:
@@ -302,9 +290,9 @@ class Judge:
         # given when measured once for many workers (``JudgeSpec.with_null``)
         self.null_diffs_m = (self._null_diffs() if null_diffs_m is None
                              else np.asarray(null_diffs_m, np.float64))
-        if self.null_diffs_m.shape != (self.config.null_rows, self.suite.num_runs):
+        if self.null_diffs_m.shape != (self.config.null_runs, self.suite.num_runs):
             raise ValueError(f"null_diffs_m has shape {self.null_diffs_m.shape}, expected "
-                             f"{(self.config.null_rows, self.suite.num_runs)}")
+                             f"{(self.config.null_runs, self.suite.num_runs)}")
 
     def judge(self, contribution: Contribution) -> Verdict:
         """Decide and price ``contribution`` (deterministic: judging again gives the same)."""
@@ -316,7 +304,7 @@ class Judge:
                                  len(labels), started)
         with_scores, twin_scores, looks, decision = self._compare(labels)
         verdict = self._verdict(contribution, decision, "", with_scores, twin_scores, looks,
-                                len(labels), started, stratum=self.stratum_of(labels))
+                                len(labels), started)
         return self._priced_by_precision(contribution, verdict)
 
     def _priced_by_precision(self, contribution: Contribution, verdict: Verdict) -> Verdict:
@@ -351,15 +339,8 @@ class Judge:
         return ""
 
     # ------------------------------------------------------------------ the comparison
-    def stratum_of(self, labels: LabelSet) -> int:
-        """Which null ``labels`` are compared with: 0, the placebos weighted 1 (label mode, or
-        the one null without ``null_by_weight``); 1, those weighted as takeover rows (any row
-        weighing more than 1)."""
-        heavy = len(labels) > 0 and float(np.max(labels.weights)) > 1.0
-        return int(self.config.null_by_weight and heavy)
-
     def _compare(self, labels: LabelSet) -> tuple[list[float], list[float], int, Decision]:
-        models, stratum = self._models(labels), self.stratum_of(labels)
+        models = self._models(labels)
         with_scores: list[float] = []
         twin_scores: list[float] = []
         decision = Decision.NO_EFFECT
@@ -367,8 +348,7 @@ class Judge:
             a, b = self._scores(models, part)
             with_scores.extend(a.tolist())
             twin_scores.extend(b.tolist())
-            decision, done = self._decide(np.asarray(with_scores), np.asarray(twin_scores),
-                                          stratum)
+            decision, done = self._decide(np.asarray(with_scores), np.asarray(twin_scores))
             if done:
                 return with_scores, twin_scores, look + 1, decision
         return with_scores, twin_scores, self.config.looks, decision
@@ -458,29 +438,20 @@ class Judge:
                 for i in range(0, len(suite.track_seeds), cfg.tracks_per_look)]
 
     def _null_diffs(self) -> np.ndarray:
-        """Per-run differences (placebo minus its twin) for ``null_runs`` placebos (with
-        ``null_by_weight``: ``null_runs`` weighted 1, then as many weighted as takeover rows).
+        """Per-run differences (placebo minus its twin) for ``null_runs`` placebos.
 
         A placebo (``placebos``) is a contribution that carries no information, measured
         exactly as a contribution is (paired fine-tunes, the same suite), so the spread of its
         effects is the training noise a real effect must clear.
         """
-        cfg = self.config
-        if cfg.null_by_weight:
-            placebos = (self.placebos(cfg.null_runs, weight=1.0)
-                        + self.placebos(cfg.null_runs, salt=0xA1B,
-                                        weight=self.label_config.intervention_weight))
-        else:
-            placebos = self.placebos(cfg.null_runs)
-        return np.asarray([np.subtract(*self._all_scores(p)) for p in placebos])
+        return np.asarray([np.subtract(*self._all_scores(p))
+                           for p in self.placebos(self.config.null_runs)])
 
-    def placebos(self, count: int, salt: int = 0xA1A, weight: float | None = None
-                 ) -> list[LabelSet]:
+    def placebos(self, count: int, salt: int = 0xA1A) -> list[LabelSet]:
         """``count`` placebo contributions: the champion driving a play track by itself for a
         run's length, labelled with its own actions plus Gaussian noise of ``null_noise``, cut
         to 5-100% of the run and weighted 1 or ``intervention_weight`` (label or takeover).
 
-        ``weight``: every placebo's label weight (None: 1 and ``intervention_weight`` in turn).
         ``salt`` keys their generator: the null's placebos use the default; an A/A check
         (``placebo_decisions``) draws fresh ones with another salt. Where they drive: easy play
         tracks from the start line, or (``null_follows_suite``) play tracks of the suite's
@@ -515,9 +486,8 @@ class Judge:
             observations = np.asarray(rows[:keep], np.float32)
             own = self.champion_policy.act(observations)
             noisy = np.clip(own + rng.normal(0.0, cfg.null_noise, own.shape), -1.0, 1.0)
-            w = weight if weight is not None else (
-                self.label_config.intervention_weight if i % 2 else 1.0)
-            out.append(LabelSet.from_actions(observations, noisy, f"placebo-{i}", w))
+            weight = self.label_config.intervention_weight if i % 2 else 1.0
+            out.append(LabelSet.from_actions(observations, noisy, f"placebo-{i}", weight))
         return out
 
     def placebo_decisions(self, count: int, salt: int = 0xAA) -> list[tuple[Decision, float]]:
@@ -552,15 +522,10 @@ class Judge:
         se, mean = sd / np.sqrt(len(diffs)), float(diffs.mean())
         return mean - q_low * se, mean + q_high * se
 
-    def null_interval(self, runs: int, stratum: int = 0) -> tuple[float, float]:
+    def null_interval(self, runs: int) -> tuple[float, float]:
         """The placebos' prediction interval for a mean difference over the first ``runs`` runs
-        (the same levels as the suite's interval: a penalty needs the stricter one) [m], of
-        the null ``stratum`` (``stratum_of``: with ``null_by_weight``, 0 for label-mode
-        contributions, 1 for takeover ones)."""
-        n = self.config.null_runs
-        rows = (self.null_diffs_m[stratum * n:(stratum + 1) * n] if self.config.null_by_weight
-                else self.null_diffs_m)
-        means = rows[:, :runs].mean(axis=1)
+        (the same levels as the suite's interval: a penalty needs the stricter one) [m]."""
+        means = self.null_diffs_m[:, :runs].mean(axis=1)
         k = len(means)
         q_high, q_low = self._quantiles(k - 1)  # above the null: reward; below: penalty
         spread = float(means.std(ddof=1)) * np.sqrt(1 + 1 / k)
@@ -570,11 +535,10 @@ class Judge:
     def _margin_m(self, twin: np.ndarray) -> float:
         return self.config.margin_pct / 100 * float(twin.mean())
 
-    def _decide(self, with_scores: np.ndarray, twin: np.ndarray, stratum: int = 0
-                ) -> tuple[Decision, bool]:
+    def _decide(self, with_scores: np.ndarray, twin: np.ndarray) -> tuple[Decision, bool]:
         diffs = with_scores - twin
         low, high = self._interval(diffs)
-        null_low, null_high = self.null_interval(len(diffs), stratum)
+        null_low, null_high = self.null_interval(len(diffs))
         mean, margin = float(diffs.mean()), self._margin_m(twin)
         if low > margin and mean > null_high:
             return Decision.IMPROVED, True
@@ -584,12 +548,12 @@ class Judge:
 
     def _verdict(self, c: Contribution, decision: Decision, reason: str,
                  with_scores: list[float], twin_scores: list[float], looks: int, n_labels: int,
-                 started: float, stratum: int = 0) -> Verdict:
+                 started: float) -> Verdict:
         twin = np.asarray(twin_scores)
         diffs = np.asarray(with_scores) - twin
         n = len(diffs)
         low, high = self._interval(diffs) if n > 1 else (0.0, 0.0)
-        null_low, null_high = self.null_interval(n, stratum) if n else (0.0, 0.0)
+        null_low, null_high = self.null_interval(n) if n else (0.0, 0.0)
         mean = float(diffs.mean()) if n else 0.0
         effect_bp = int(np.trunc(mean / max(float(twin.mean()), 1e-9) * 10_000)) if n else 0
         return Verdict(
@@ -610,9 +574,8 @@ class Judge:
         verdict = asdict(self.config)
         if tuple(verdict["families"]) == ("easy",):
             del verdict["families"]  # easy only: the record verdicts always had
-        for new in ("focus_lead_step_ticks", "null_by_weight"):  # off: as records were
-            if not verdict[new]:                                  # before they existed
-                del verdict[new]
+        if not verdict["focus_lead_step_ticks"]:
+            del verdict["focus_lead_step_ticks"]  # off: as records were before it existed
         record = {"verdict": verdict, "labels": asdict(self.label_config),
                   "prices": asdict(self.prices)}
         # as JSON has it (tuples become lists): a published record and a re-judged one compare
