@@ -481,6 +481,11 @@ class Settings(BaseSettings):
     server_play_tracks: int = Field(
         default=8, gt=0, le=256, description="Play tracks served: play seeds 0..N-1 [count]."
     )
+    server_frontier_play_tracks: int = Field(
+        default=32, ge=0, le=256,
+        description="Play tracks served of the frontier family (the hardest unlocked), if more "
+        "than server_play_tracks: the mission board surveys 16 of them and looks further, 8 at "
+        "a time, while the champion fails fewer segments than it offers missions [count].")
     server_missions: int = Field(
         default=6, ge=0, le=64, description="Missions the Play page offers: runs started just "
         "before the segments where the champion is unsure or failed (server/missions.py; "

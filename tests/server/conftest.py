@@ -31,7 +31,8 @@ def server_settings(root: Path, **overrides: object) -> Settings:
         hedera_local_mirror_port=0,
         server_max_players=8, server_run_ticks=200, server_settle_interval_s=0.2,
         server_ws_max_errors=6, server_auth_per_ip_per_min=100_000, server_play_tracks=3,
-        server_eval_tracks=2, verdict_null_runs=4, server_random_starts=False,
+        server_frontier_play_tracks=0, server_eval_tracks=2, verdict_null_runs=4,
+        server_random_starts=False,
         ledger_stake_minimum_tinybar=100_000_000, server_judge_process=False, **overrides)
 
 

@@ -3,6 +3,7 @@ at GET /api/game/missions, and runs started where they aim."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from crowdlearning.evaluation.curriculum import play_tracks
+from crowdlearning.judging.tracks import TrackCatalog
 from crowdlearning.learning.routing import RouterConfig
 from crowdlearning.learning.uncertainty import SegmentRecord
 from crowdlearning.server.game_loop import FinishedRun, GameLoop, Outbox, RunSpec, RunStart
@@ -95,6 +97,65 @@ def test_the_board_plans_missions_from_the_champions_record_and_follows_the_cham
         assert board.find(old, 1) is None and board.find(new["missions"][0]["id"], 1)
     finally:
         board.close()
+
+
+class FailingOn:
+    """A record where the champion failed in segment 3 of the ``failing`` tracks only; the
+    tracks of each call are kept."""
+
+    def __init__(self, failing: Sequence[Track]) -> None:
+        self.failing = {t.digest for t in failing}
+        self.calls: list[list[Track]] = []
+
+    def __call__(self, version: int, tracks: Sequence[Track]) -> SegmentRecord:
+        self.calls.append(list(tracks))
+        record = fake_record(version, tracks)
+        keep = np.array([tracks[t].digest in self.failing for t in record.track_of])
+        return dataclasses.replace(record, failures=np.where(keep, record.failures, 0))
+
+
+def test_the_board_looks_further_along_the_frontier_for_corners_the_champion_fails() -> None:
+    tracks = play_tracks(2, ("easy", "tight"), frontier=40)
+    easy, tight = list(tracks.values())[:2], list(tracks.values())[2:]
+    assert len(tight) == 40 and all(s >= 10**8 for s in list(tracks)[2:])
+    # the champion drives the first 30 tight play tracks cleanly and fails on the last ten
+    source = FailingOn(tight[30:])
+    board = MissionBoard(source, count=4, router=RouterConfig(explore=0.0, max_share=0.5,
+                                                              temperature=0.1),
+                         per_family=1, first_frontier=16, widen_batch=8)
+    try:
+        record, seeds = board.survey(0, tracks)
+        # one easy track, 16 tight ones, then 8 more at a time until 4 segments failed
+        assert [len(c) for c in source.calls] == [17, 8, 8, 8]
+        assert seeds == list(tracks)[:1] + list(tracks)[2:]
+        assert record.tracks == tuple(easy[:1] + tight) and record.failing_segments == 10
+        board.offer(0, tracks)
+        board.wait(30)
+        missions = board.offer(0, tracks)["missions"]
+        assert len(missions) == 4
+        for m in missions:  # every mission goes where the champion fails: tracks 30-39
+            assert m["reason"] == "failed" and tracks[m["track_seed"]] in tight[30:]
+            assert m["target_m"] == FAILED_SEGMENT * 25.0
+        # a champion failing often on the first tracks: nothing more is surveyed
+        everywhere = FailingOn([*easy, *tight])
+        _, first = MissionBoard(everywhere, count=4, per_family=1).survey(0, tracks)
+        assert [len(c) for c in everywhere.calls] == [17] and len(first) == 17
+    finally:
+        board.close()
+    with pytest.raises(ValueError, match="widen_batch"):
+        MissionBoard(source, widen_batch=0)
+
+
+def test_the_game_serves_more_tracks_of_the_frontier_and_the_screen_knows_them() -> None:
+    served = play_tracks(3, ("easy", "tight", "technical"), frontier=12)
+    by_family = [sum(1 for s in served if s // 10**8 == r) for r in (0, 1, 3)]
+    assert by_family == [3, 3, 12] and list(served) == sorted(served)
+    assert play_tracks(3, ("easy", "tight"), frontier=2) == play_tracks(3, ("easy", "tight"))
+    catalog = TrackCatalog(3, ("easy", "tight", "technical"), frontier=12)
+    assert all(catalog[t.digest] is not None for t in served.values())
+    # a frontier of a family unlocked later: every family's tracks, as many as a frontier's
+    later = play_tracks(3, ("easy", "tight", "technical", "low-grip"), frontier=12)
+    assert all(catalog[t.digest].digest == t.digest for t in later.values())
 
 
 def test_the_production_record_is_the_champions_survey(runtime: Runtime) -> None:

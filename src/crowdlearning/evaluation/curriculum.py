@@ -128,14 +128,19 @@ def play_seeds(family: str, count: int) -> list[int]:
     return seeds
 
 
-def play_tracks(count: int, families: Sequence[str] = ("easy",)) -> dict[int, Track]:
+def play_tracks(count: int, families: Sequence[str] = ("easy",), frontier: int = 0
+                ) -> dict[int, Track]:
     """The tracks players drive: ``count`` per family in ``families`` (the unlocked ones,
-    ``evaluation.curriculum.unlocked_families``), keyed by play seed (never a hidden seed):
-    ``easy`` has play seeds ``0..count-1`` as always, a harder family the seeds
-    ``curriculum.play_seeds`` gives it (its rank x 1e8 + i)."""
+    ``evaluation.curriculum.unlocked_families``), and ``frontier`` (if more) of the last one,
+    the frontier, where the mission board looks further for corners the champion still fails
+    (``server.missions``); keyed by play seed (never a hidden seed): ``easy`` has play seeds
+    ``0..count-1`` as always, a harder family the seeds ``curriculum.play_seeds`` gives it
+    (its rank x 1e8 + i). Easiest family first, each in seed order."""
     tracks = {}
-    for family in family_names(families):
-        for seed in play_seeds(family, count):
+    names = family_names(families)
+    for family in names:
+        n = max(count, frontier) if family == names[-1] else count
+        for seed in play_seeds(family, n):
             if is_play_seed(seed):
                 tracks[seed] = family_track(family, seed)
     return tracks

@@ -81,7 +81,8 @@ def verdict_service(settings: Settings, ledger: Ledger, transport: HederaTranspo
     """The verdict service on the configured verdict, price, label and screening settings;
     ``pool`` computes its verdicts (inline by default). Only the service that judges
     (``judging``) keeps the verdict log and the round's state in ``data_dir`` (one writer)."""
-    catalog = TrackCatalog(settings.server_play_tracks, unlocked_families(trainer.registry.root))
+    catalog = TrackCatalog(settings.server_play_tracks, unlocked_families(trainer.registry.root),
+                           settings.server_frontier_play_tracks)
     return VerdictService(
         trainer, Screener(catalog.__getitem__, config=screen_config(settings)),
         verdict_config=VerdictConfig.from_settings(settings),

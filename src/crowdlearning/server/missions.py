@@ -5,6 +5,16 @@ fine-tuned from the champion, then a survey of the champion driving every play t
 per 25-m segment) into ``count`` missions (``learning.routing.plan_missions``: a track, a start
 a few seconds before the segment aimed at, why, and the segment's score as the mission's value).
 
+Where the champion fails fewer segments than the board offers missions, the board looks further
+along the frontier family's play tracks (the hardest unlocked; the game serves
+``server_frontier_play_tracks`` of it): the first ``per_family`` served tracks of each other
+family (a former frontier's further tracks are still served, not surveyed) and the first
+``first_frontier`` of the frontier's are surveyed, then ``widen_batch`` more of the frontier's at
+a time (issue 11: a champion that drives its frontier's first play tracks cleanly can still fail
+a quarter of the family's hidden laps; missions planned on the clean tracks sent players to
+corners it already drove). The simulated market's missions do the same
+(``crowd.simulation.mission_starts``).
+
 The record costs a few seconds of CPU (about 4 s on one core for eight tracks). It is computed
 lazily, on the first request after the champion changes (``GameLoop.model_version`` differs from
 the board's), on a thread of the board's own at the lowest CPU priority (on Linux a thread's
@@ -31,6 +41,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from crowdlearning.evaluation.curriculum import FAMILY_PLAY_SEED_STRIDE
 from crowdlearning.learning.dagger import DaggerTrainer
 from crowdlearning.learning.routing import RouterConfig, plan_missions
 from crowdlearning.learning.uncertainty import (
@@ -74,16 +85,22 @@ def champion_record(trainer: DaggerTrainer, *, members: int = 5, max_rows: int =
                     ) -> RecordSource:
     """The production record source: ``version`` loaded from the registry, an ensemble of
     ``members`` fine-tuned on (at most ``max_rows`` rows drawn from) the aggregated data, and
-    the survey of the version driving the tracks."""
+    the survey of the version driving the tracks. The last version's model and ensemble are
+    kept: a widening board asks again for more tracks of the same version."""
+    kept: dict[int, tuple[Policy, list[Policy]]] = {}
 
     def record(version: int, tracks: Sequence[Track]) -> SegmentRecord:
-        net, _ = trainer.registry.load(version)
-        data = trainer.dataset.load()
-        if len(data) > max_rows:
-            rng = np.random.default_rng([version, _PLAN_SALT])
-            data = data.select(np.sort(rng.choice(len(data), max_rows, replace=False)))
-        ensemble = train_ensemble(net, data, EnsembleConfig(members=members, seed=version))
-        return survey_segments(Policy(net), ensemble, tracks)
+        if version not in kept:
+            net, _ = trainer.registry.load(version)
+            data = trainer.dataset.load()
+            if len(data) > max_rows:
+                rng = np.random.default_rng([version, _PLAN_SALT])
+                data = data.select(np.sort(rng.choice(len(data), max_rows, replace=False)))
+            ensemble = train_ensemble(net, data, EnsembleConfig(members=members, seed=version))
+            kept.clear()
+            kept[version] = (Policy(net), ensemble)
+        policy, ensemble = kept[version]
+        return survey_segments(policy, ensemble, tracks)
 
     return record
 
@@ -98,8 +115,14 @@ class MissionBoard:
     """See the module docstring. ``source`` computes a version's record (``champion_record``)."""
 
     def __init__(self, source: RecordSource, count: int = 6,
-                 router: RouterConfig | None = None) -> None:
+                 router: RouterConfig | None = None, *, per_family: int = 8,
+                 first_frontier: int = 16, widen_batch: int = 8) -> None:
+        if min(per_family, first_frontier, widen_batch) < 1:
+            raise ValueError(f"per_family, first_frontier and widen_batch must be >= 1, got "
+                             f"{per_family}, {first_frontier} and {widen_batch}")
         self.source, self.count, self.router = source, count, router or RouterConfig()
+        self.per_family = per_family
+        self.first_frontier, self.widen_batch = first_frontier, widen_batch
         self._lock = threading.Lock()
         self._key: tuple[int, tuple[int, ...]] | None = None  # what the missions were planned for
         self._missions: list[OfferedMission] = []
@@ -144,10 +167,10 @@ class MissionBoard:
                 "missions": [m.to_dict() for m in missions]}
 
     def _compute(self, key: tuple[int, tuple[int, ...]], tracks: dict[int, Track]) -> None:
-        version, seeds = key
+        version, _ = key
         try:
-            record = self.source(version, [tracks[s] for s in seeds])
-            missions = self.plan(record, version, seeds)
+            record, surveyed = self.survey(version, tracks)
+            missions = self.plan(record, version, surveyed)
         except Exception:  # the game goes on without missions; tried again later
             log.exception("planning missions for champion v%d failed", version)
             with self._lock:
@@ -155,6 +178,25 @@ class MissionBoard:
             return
         with self._lock:
             self._key, self._missions, self._computing = key, missions, None
+
+    def survey(self, version: int, tracks: dict[int, Track]
+               ) -> tuple[SegmentRecord, list[int]]:
+        """The champion's record on the served ``tracks`` (seed -> track, in the order
+        served), widened along the frontier's (see the module docstring), and the seeds of its
+        tracks, in its order."""
+        by_family: dict[int, list[int]] = {}
+        for seed in tracks:
+            by_family.setdefault(seed // FAMILY_PLAY_SEED_STRIDE, []).append(seed)
+        *others, frontier = by_family.values()  # the frontier's tracks are served last
+        surveyed = [s for seeds in others for s in seeds[:self.per_family]]
+        surveyed += frontier[:self.first_frontier]
+        more = frontier[self.first_frontier:]
+        record = self.source(version, [tracks[s] for s in surveyed])
+        while record.failing_segments < self.count and more:
+            batch, more = more[:self.widen_batch], more[self.widen_batch:]
+            record = record.extended(self.source(version, [tracks[s] for s in batch]))
+            surveyed += batch
+        return record, surveyed
 
     def plan(self, record: SegmentRecord, version: int, seeds: Sequence[int]
              ) -> list[OfferedMission]:

@@ -267,7 +267,8 @@ class Referee:
             return  # nothing new: the tracks are not generated again
         self._offered = families
         fresh = {seed: t for seed, t in
-                 play_tracks(runtime.settings.server_play_tracks, families).items()
+                 play_tracks(runtime.settings.server_play_tracks, families,
+                             runtime.settings.server_frontier_play_tracks).items()
                  if seed not in runtime.tracks}
         if fresh:
             bank = TrackBank.build([*runtime.game.sim.bank.tracks, *fresh.values()])

@@ -4,11 +4,12 @@
 ``data_dir``, with its mirror REST view) or the configured network, the SQLite ledger (reward
 budget funded at first start), the model registry (the initial model trained if it is empty), the
 store of users and runs, the judge (``judging``: the verdict service, in a child process unless
-``server_judge_process`` is off), the game loop on the play tracks (play seeds
-``0..server_play_tracks-1``), the holds behind paid runs (``run_holds.py``) and the deposit
-reader (``payments.deposits.ServiceDepositReader`` over a ``DepositWatcher`` on the network's
-mirror node: its position is the ledger's, shared with the payments service and other game
-servers on the same ledger, so it resumes where any of them got to).
+``server_judge_process`` is off), the game loop on the play tracks (``server_play_tracks`` of
+each unlocked family, ``server_frontier_play_tracks`` of the hardest), the holds behind paid
+runs (``run_holds.py``) and the deposit reader (``payments.deposits.ServiceDepositReader``
+over a ``DepositWatcher`` on the network's mirror node: its position is the ledger's, shared
+with the payments service and other game servers on the same ledger, so it resumes where any of
+them got to).
 
 Threads: the game loop runs on the event loop; ONE worker thread (``worker``) hands everything
 slow behind it to the judge, in order: verdicts, settlement runs, round closing, the league's
@@ -218,8 +219,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     ledger = open_ledger(settings)
     trainer = open_trainer(settings)
     store = Store(settings.server_database_url)
-    tracks = play_tracks(settings.server_play_tracks,
-                         unlocked_families(trainer.registry.root))
+    tracks = play_tracks(settings.server_play_tracks, unlocked_families(trainer.registry.root),
+                         settings.server_frontier_play_tracks)
     # judging happens here only without a judge process; then the configured pool does it
     judging = not (settings.server_judge_process or settings.judge_url)
     pool = make_judge_pool(settings.judge_backend, settings.judge_workers,
@@ -234,7 +235,8 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
                     stall_ticks=round(settings.server_stall_seconds * settings.server_tick_hz))
     missions = MissionBoard(champion_record(trainer, members=settings.server_missions_ensemble,
                                             max_rows=settings.server_missions_max_rows),
-                            count=settings.server_missions)
+                            count=settings.server_missions,
+                            per_family=settings.server_play_tracks)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
                    RunHolds(ledger, paid_runs_dir(settings)), missions=missions)
