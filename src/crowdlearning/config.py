@@ -84,11 +84,11 @@ class Settings(BaseSettings):
         description="After a family unlocks, measure the champion on it too, unlocking the next "
         "while it masters them (false: one family per promotion).")
     curriculum_stall_rounds: int = Field(
-        default=2, ge=0, le=1000,
+        default=1, ge=0, le=1000,
         description="Rounds in a row the same champion may close without being replaced "
         "before the next family unlocks anyway, if it drives at least curriculum_stall_floor "
         "of its frontier's mastery laps: the crowd no longer moves it there (0: only mastery "
-        "unlocks) [count].")
+        "unlocks; 1, since 2026-11-30: more rounds paid, docs/verdict.md) [count].")
     curriculum_stall_floor: float = Field(
         default=0.8, ge=0, le=1.0,
         description="Share of the frontier's mastery laps a stalled champion must drive for "
