@@ -16,7 +16,7 @@ class TrackCatalog:
     """The play tracks the screen knows, by digest: those of the families unlocked at start
     (``frontier`` of the frontier's, as the game serves them); a run on a family unlocked since
     (the game server adds its tracks at the promotion) makes it generate every family's play
-    tracks once, as many of each as of a frontier (about 10 s for the seven families at 32,
+    tracks once, as many of each as of a frontier (about 13 s for the seven families at 32,
     paid only then)."""
 
     def __init__(self, count: int, families: Sequence[str], frontier: int = 0) -> None:
