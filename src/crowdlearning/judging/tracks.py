@@ -26,8 +26,7 @@ class TrackCatalog:
     def __getitem__(self, digest: str) -> Track:
         if digest not in self._tracks and not self._complete:
             # every family as a frontier (each was one once, or is): a superset of the served
-            for family in FAMILY_NAMES:
-                self._tracks.update({t.digest: t for t in play_tracks(
-                    max(self._count, self._frontier), (family,)).values()})
+            self._tracks.update({t.digest: t for t in play_tracks(
+                max(self._count, self._frontier), FAMILY_NAMES).values()})
             self._complete = True
         return self._tracks[digest]

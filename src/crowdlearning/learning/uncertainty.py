@@ -27,7 +27,7 @@ reaches them only by exploring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "survey_segments",
     "survey_widening",
     "train_ensemble",
+    "widened",
 ]
 
 SEGMENT_M = 25.0
@@ -223,14 +224,23 @@ def survey_widening(policy: Policy, members: Sequence[Policy], tracks: Sequence[
     correction can improve it; looking further finds the corners it fails. A weak champion
     fails often on the first tracks, so nothing more is surveyed (the same plan as before).
     """
-    record = survey_segments(policy, members, tracks, **survey)
+    return widened(lambda some: survey_segments(policy, members, some, **survey), tracks, more,
+                   failing_segments=failing_segments, batch=batch, max_tracks=max_tracks)
+
+
+def widened(survey: Callable[[Sequence[Track]], SegmentRecord], tracks: Sequence[Track],
+            more: Iterable[Track], *, failing_segments: int, batch: int = 8,
+            max_tracks: int = 64) -> SegmentRecord:
+    """``survey_widening``'s rule over any ``survey`` of a list of tracks (the game's mission
+    board surveys through its record source, ``server.missions``)."""
+    record = survey(tracks)
     pending = iter(more)
     while record.failing_segments < failing_segments and len(record.tracks) < max_tracks:
         room = min(batch, max_tracks - len(record.tracks))
         extra = [t for _, t in zip(range(room), pending, strict=False)]
         if not extra:
             break
-        record = record.extended(survey_segments(policy, members, extra, **survey))
+        record = record.extended(survey(extra))
     return record
 
 

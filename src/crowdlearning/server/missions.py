@@ -30,6 +30,7 @@ game server sharing a registry offers the same missions for a version.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -49,6 +50,7 @@ from crowdlearning.learning.uncertainty import (
     SegmentRecord,
     survey_segments,
     train_ensemble,
+    widened,
 )
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.track import Track
@@ -87,20 +89,19 @@ def champion_record(trainer: DaggerTrainer, *, members: int = 5, max_rows: int =
     ``members`` fine-tuned on (at most ``max_rows`` rows drawn from) the aggregated data, and
     the survey of the version driving the tracks. The last version's model and ensemble are
     kept: a widening board asks again for more tracks of the same version."""
-    kept: dict[int, tuple[Policy, list[Policy]]] = {}
+
+    @functools.lru_cache(maxsize=1)
+    def model(version: int) -> tuple[Policy, list[Policy]]:
+        net, _ = trainer.registry.load(version)
+        data = trainer.dataset.load()
+        if len(data) > max_rows:
+            rng = np.random.default_rng([version, _PLAN_SALT])
+            data = data.select(np.sort(rng.choice(len(data), max_rows, replace=False)))
+        ensemble = train_ensemble(net, data, EnsembleConfig(members=members, seed=version))
+        return Policy(net), ensemble
 
     def record(version: int, tracks: Sequence[Track]) -> SegmentRecord:
-        if version not in kept:
-            net, _ = trainer.registry.load(version)
-            data = trainer.dataset.load()
-            if len(data) > max_rows:
-                rng = np.random.default_rng([version, _PLAN_SALT])
-                data = data.select(np.sort(rng.choice(len(data), max_rows, replace=False)))
-            ensemble = train_ensemble(net, data, EnsembleConfig(members=members, seed=version))
-            kept.clear()
-            kept[version] = (Policy(net), ensemble)
-        policy, ensemble = kept[version]
-        return survey_segments(policy, ensemble, tracks)
+        return survey_segments(*model(version), tracks)
 
     return record
 
@@ -188,15 +189,13 @@ class MissionBoard:
         for seed in tracks:
             by_family.setdefault(seed // FAMILY_PLAY_SEED_STRIDE, []).append(seed)
         *others, frontier = by_family.values()  # the frontier's tracks are served last
-        surveyed = [s for seeds in others for s in seeds[:self.per_family]]
-        surveyed += frontier[:self.first_frontier]
+        first = [s for seeds in others for s in seeds[:self.per_family]]
+        first += frontier[:self.first_frontier]
         more = frontier[self.first_frontier:]
-        record = self.source(version, [tracks[s] for s in surveyed])
-        while record.failing_segments < self.count and more:
-            batch, more = more[:self.widen_batch], more[self.widen_batch:]
-            record = record.extended(self.source(version, [tracks[s] for s in batch]))
-            surveyed += batch
-        return record, surveyed
+        record = widened(lambda some: self.source(version, some), [tracks[s] for s in first],
+                         (tracks[s] for s in more), failing_segments=self.count,
+                         batch=self.widen_batch, max_tracks=len(first) + len(more))
+        return record, first + more[:len(record.tracks) - len(first)]
 
     def plan(self, record: SegmentRecord, version: int, seeds: Sequence[int]
              ) -> list[OfferedMission]:
