@@ -490,6 +490,21 @@ class Settings(BaseSettings):
         default=6, ge=0, le=64, description="Missions the Play page offers: runs started just "
         "before the segments where the champion is unsure or failed (server/missions.py; "
         "0 = none) [count].")
+    server_missions_approach: bool = Field(
+        default=False, description="A mission aimed at a segment the champion failed starts "
+        "where the champion was server_missions_approach_s before failing there, at its "
+        "speed, offset and heading (learning.routing.meet_failures); false: 3 s before the "
+        "segment at the start speed on the centreline, where the champion mostly drives "
+        "through. Off by default: measured in the 10-round market it paid the runs it placed "
+        "2-3x as often but not the market as a whole (docs/verdict.md, \"Missions that meet "
+        "the failure\"). The game and the demo.")
+    server_missions_passing: bool = Field(
+        default=False, description="With server_missions_approach, every other mission too "
+        "starts where the champion was before it entered the segment aimed at, at its speed, "
+        "offset and heading (its own driving, not a standing start).")
+    server_missions_approach_s: float = Field(
+        default=3.0, gt=0, le=30.0, description="How long before the champion's failure a "
+        "mission on its approach starts (server_missions_approach) [s].")
     server_missions_ensemble: int = Field(
         default=5, ge=2, le=16, description="Ensemble members whose steering spread measures "
         "where the champion is unsure, for the missions [count].")

@@ -21,14 +21,22 @@ def policy() -> Policy:
 def test_missions_start_the_crowd_before_segments_the_champion_fails(policy: Policy) -> None:
     starts = mission_starts(policy, 10, np.random.default_rng(1), tracks_per_family=4)
     assert len(starts) == 10 and all(s is not None for s in starts)
-    tracks = list({t.digest: t for t, _ in starts}.values())
+    tracks = list({s.track.digest: s.track for s in starts}.values())
     record = survey_segments(policy, [policy], tracks)
     failing = 0
-    for track, start in starts:  # type: ignore[misc]
-        t = tracks.index(track)
-        target = record.segment_of(t, start + 3.0 * 8.0)  # the router's 3 s lead at 8 m/s
+    for s in starts:
+        t = tracks.index(s.track)
+        target = record.segment_of(t, s.start_s_m + 3.0 * 8.0)  # the router's 3 s at 8 m/s
         failing += int(record.failures[target] > 0)
+        assert (s.speed_mps, s.lateral_m, s.heading_rad) == (8.0, 0.0, 0.0)
     assert failing >= 5  # most runs aim at a failing segment (20% explore, capped per segment)
+    # on the champion's approach: the same plan, the failed ones moved to where the champion
+    # was 3 s before failing, at its speed
+    met = mission_starts(policy, 10, np.random.default_rng(1), tracks_per_family=4,
+                         approach=True)
+    moved = [(a, b) for a, b in zip(starts, met, strict=True) if a != b]
+    assert len(moved) >= 3 and all(a.track == b.track for a, b in moved)
+    assert all(b.speed_mps != 8.0 for _, b in moved)
     # no mission: every run on a random track and start, as before
     assert mission_starts(policy, 4, np.random.default_rng(1), share=0.0) == [None] * 4
 
@@ -44,22 +52,27 @@ def test_missions_look_further_on_the_frontier_when_its_first_tracks_show_few_fa
     # THEN without widening every mission is on the first 4 tracks, with it some are beyond,
     # and every mission names a track it can be played on
     def seeds(starts: list) -> set[int]:
-        return {start[0].seed for start in starts if start is not None}
+        return {start.track.seed for start in starts if start is not None}
 
     assert seeds(narrow) <= {1000, 1001, 1002, 1003}
     assert seeds(wide) - {1000, 1001, 1002, 1003} and seeds(wide) <= set(range(1000, 1012))
-    assert all(0 <= s < t.length_m for t, s in wide)  # type: ignore[misc]
+    assert all(0 <= s.start_s_m < s.track.length_m for s in wide if s is not None)
 
 
 def test_a_round_plays_the_missions_it_is_given(policy: Policy) -> None:
     rng = np.random.default_rng(2)
     crowd = make_crowd({"expert": 2}, rng)
-    starts = mission_starts(policy, 2, np.random.default_rng(3), tracks_per_family=2)
+    starts = mission_starts(policy, 2, np.random.default_rng(3), tracks_per_family=2,
+                            approach=True)
     contributions = play_round(policy, 0, crowd, rng, round_id="r0", max_ticks=40,
                                starts=starts)
-    for c, (track, start) in zip(contributions, starts, strict=True):  # type: ignore[misc]
-        assert c.start.track_digest == track.digest
-        assert c.start.start_s_m == pytest.approx(start)
+    for c, s in zip(contributions, starts, strict=True):
+        assert s is not None and c.start.track_digest == s.track.digest
+        assert c.start.start_s_m == pytest.approx(s.start_s_m)
+        # where and how the car moved at the start: the mission's (an approach's speed,
+        # offset and heading when it aims at a failure), recorded for the screener's replay
+        assert (c.start.speed_mps, c.start.lateral_m, c.start.heading_offset_rad) == \
+            pytest.approx((s.speed_mps, s.lateral_m, s.heading_rad))
 
 
 def test_the_demo_prints_each_version_and_each_personas_earnings_per_run() -> None:

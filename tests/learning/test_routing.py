@@ -11,11 +11,12 @@ from crowdlearning.learning.bootstrap import (
     expert_demonstrations,
     train_initial_model,
 )
-from crowdlearning.learning.routing import RouterConfig, plan_missions
+from crowdlearning.learning.routing import RouterConfig, meet_failures, plan_missions
 from crowdlearning.learning.train import TrainConfig, fit, new_network
 from crowdlearning.learning.uncertainty import (
     EnsembleConfig,
     SegmentRecord,
+    passage_approaches,
     steering_spread,
     survey_segments,
     survey_widening,
@@ -173,3 +174,94 @@ def test_a_widened_survey_is_one_survey_of_every_track_it_reached(initial: tuple
     # and it stops when the tracks run out
     short = survey_widening(policy, [policy], base, iter(more[:2]), failing_segments=100)
     assert len(short.tracks) == 6
+
+
+def _fails_within(policy: Policy, tracks: list, missions: list, ticks: int = 600) -> np.ndarray:
+    """Per mission: does ``policy``, driving by itself from the mission's start (place, speed,
+    offset, heading), leave the track or stall within ``ticks``?"""
+    sim = RaceSim(tracks, len(missions), max_steps=ticks)
+    sim.reset_cars(np.arange(len(missions)), track_index=[m.track_index for m in missions],
+                   start_s_m=[m.start_s_m for m in missions],
+                   speed_mps=[m.speed_mps for m in missions],
+                   lateral_m=[m.lateral_m for m in missions],
+                   heading_offset_rad=[m.heading_rad for m in missions])
+    failed = np.zeros(len(missions), bool)
+    while sim.alive.any():
+        live, stalled = sim.alive.copy(), sim.stalled.copy()
+        step = sim.step(policy.act(sim.observe()))
+        failed |= live & (step.terminated | (sim.stalled & ~stalled))
+    return failed
+
+
+def test_missions_at_failed_segments_start_on_the_champions_own_approach(initial: tuple) -> None:
+    # GIVEN the initial model's record on eight play tracks and a plan aimed at its failures
+    policy = Policy(initial[0])
+    tracks = [generate_track(s) for s in range(1000, 1008)]
+    record = survey_segments(policy, [policy], tracks)
+    plan = plan_missions(record, 24, np.random.default_rng(5), RouterConfig(explore=0.0,
+                                                                           spread_weight=0.0))
+    failed = [m for m in plan if m.reason == "failed"]
+    assert len(failed) >= 12
+    # WHEN the missions are moved onto the champion's approaches
+    met = meet_failures(policy, record, plan)
+    # THEN the ones aimed at failures start elsewhere, at another speed, and most of them
+    # now meet a failure, as the champion met it; the old starts mostly did not
+    moved = [(old, new) for old, new in zip(plan, met, strict=True) if old != new]
+    assert len(moved) == len(failed)  # the same runs again: every failure met again
+    assert all(old.reason == "failed" for old, _ in moved)
+    assert all(new.speed_mps != old.speed_mps for old, new in moved)
+    assert all(0 <= new.start_s_m < tracks[new.track_index].length_m for _, new in moved)
+    before = _fails_within(policy, tracks, [old for old, _ in moved])
+    after = _fails_within(policy, tracks, [new for _, new in moved])
+    assert after.mean() >= 0.6 and after.mean() > before.mean() + 0.2, (before.mean(),
+                                                                        after.mean())
+    # and every other mission is unchanged, and the whole is deterministic
+    assert [m for m in met if m.reason != "failed"] == [m for m in plan if m.reason != "failed"]
+    assert meet_failures(policy, record, plan) == met
+
+
+def test_passage_approaches_are_the_policys_own_driving_a_lead_before_each_segment(
+        initial: tuple) -> None:
+    # GIVEN the initial model on two play tracks, and where it first entered each segment
+    policy = Policy(initial[0])
+    tracks = [generate_track(s) for s in (1000, 1001)]
+    lead = 40
+    found = passage_approaches(policy, tracks, lead_ticks=lead)
+    record = survey_segments(policy, [policy], tracks)
+    for t, per_track in enumerate(found):
+        # THEN most segments it drove have an approach, each entered where named
+        assert len(per_track) >= 0.5 * int(np.sum(record.visited[record.track_of == t]))
+        for local, a in per_track.items():
+            assert int(a.failed_at_m // record.segment_m) == local
+            assert a.speed_mps > 0.0
+    # AND driving on from an approach reaches the segment about ``lead`` ticks later, at speed
+    some = [(t, local, a) for t, per in enumerate(found) for local, a in list(per.items())[:6]]
+    sim = RaceSim(tracks, len(some), max_steps=3 * lead)
+    sim.reset_cars(np.arange(len(some)), track_index=[t for t, _, _ in some],
+                   start_s_m=[a.s_m for _, _, a in some], speed_mps=[a.speed_mps for *_, a in some],
+                   lateral_m=[a.lateral_m for *_, a in some],
+                   heading_offset_rad=[a.heading_rad for *_, a in some])
+    reached = np.full(len(some), -1)
+    for tick in range(1, 3 * lead):
+        sim.step(policy.act(sim.observe()))
+        local = np.floor(sim.frenet[:, 0] / record.segment_m).astype(np.int64)
+        hit = (reached < 0) & (local == np.array([loc for _, loc, _ in some]))
+        reached[hit] = tick
+    assert (np.abs(reached - lead) <= 8).mean() >= 0.8, reached
+
+
+def test_passing_missions_start_on_the_champions_own_driving(initial: tuple) -> None:
+    policy = Policy(initial[0])
+    tracks = [generate_track(s) for s in range(1000, 1004)]
+    record = survey_segments(policy, [policy], tracks)
+    plan = plan_missions(record, 16, np.random.default_rng(2), RouterConfig(explore=0.5))
+    only_failed = meet_failures(policy, record, plan)
+    every = meet_failures(policy, record, plan, passing=True)
+    # the failed ones are placed alike; with passing, the others too, at their own speed
+    assert [m for m in every if m.reason == "failed"] == \
+        [m for m in only_failed if m.reason == "failed"]
+    others = [m for m in every if m.reason != "failed"]
+    assert others and sum(m.on_approach for m in others) >= 0.75 * len(others)
+    assert np.mean([m.speed_mps for m in others if m.on_approach]) > 10.0  # not a standing start
+    assert all(m.target_m == p.target_m and m.reason == p.reason
+               for m, p in zip(every, plan, strict=True))

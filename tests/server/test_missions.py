@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from crowdlearning.evaluation.curriculum import play_tracks
+from crowdlearning.evaluation.screening import Screener
 from crowdlearning.judging.tracks import TrackCatalog
-from crowdlearning.learning.routing import RouterConfig
+from crowdlearning.learning.routing import Mission, RouterConfig, plan_missions
 from crowdlearning.learning.uncertainty import SegmentRecord
 from crowdlearning.server.game_loop import FinishedRun, GameLoop, Outbox, RunSpec, RunStart
 from crowdlearning.server.missions import MissionBoard, champion_record
@@ -160,10 +161,66 @@ def test_the_game_serves_more_tracks_of_the_frontier_and_the_screen_knows_them()
 
 def test_the_production_record_is_the_champions_survey(runtime: Runtime) -> None:
     tracks = [runtime.tracks[s] for s in runtime.game.seeds[:2]]
-    record = champion_record(runtime.trainer, members=2, max_rows=500)(0, tracks)
+    records = champion_record(runtime.trainer, members=2, max_rows=500)
+    record = records(0, tracks)
     assert record.tracks == tuple(tracks)
     assert len(record) == sum(int(np.ceil(t.length_m / 25.0)) for t in tracks)
     assert record.visited.any() and np.isfinite(record.spread[record.visited]).all()
+    # its approach: missions aimed at segments the version failed start on its approaches
+    plan = plan_missions(record, 6, np.random.default_rng(0), RouterConfig(explore=0.0))
+    met = records.approach(0, record, plan)
+    assert [m.reason for m in met] == [m.reason for m in plan]
+    assert all(not m.on_approach for m in met if m.reason != "failed")
+    if record.failures.any():  # the initial model fails somewhere on most play tracks
+        assert any(m.on_approach for m in met)
+
+
+def test_missions_on_the_champions_approach_carry_its_motion_and_others_none() -> None:
+    # GIVEN a board whose approach moves every mission aimed at a failure (as
+    # ``learning.routing.meet_failures`` does where the champion fails again)
+    def approach(version: int, record: SegmentRecord, plan: list[Mission]) -> list[Mission]:
+        return [dataclasses.replace(m, start_s_m=m.target_m - 50.0, speed_mps=17.5,
+                                    lateral_m=-0.4, heading_rad=0.05, on_approach=True)
+                if m.reason == "failed" else m for m in plan]
+
+    board = MissionBoard(CountingSource(), count=12, router=RouterConfig(explore=0.3,
+                                                                        temperature=0.1),
+                         approach=approach)
+    try:
+        board.offer(0, play_tracks(3))
+        board.wait(30)
+        missions = board.offer(0, play_tracks(3))["missions"]
+    finally:
+        board.close()
+    # THEN the failed ones offer the approach's start and motion, the others leave the motion
+    # to the run's secret seed
+    failed = [m for m in missions if m["reason"] == "failed"]
+    others = [m for m in missions if m["reason"] != "failed"]
+    assert failed and others
+    for m in failed:
+        assert (m["speed_mps"], m["lateral_m"], m["heading_rad"]) == (17.5, -0.4, 0.05)
+        assert m["start_s_m"] == m["target_m"] - 50.0
+    assert all(m["speed_mps"] is None and m["lateral_m"] is None for m in others)
+
+
+def test_a_run_on_an_approach_starts_with_the_missions_motion_and_replays() -> None:
+    finished: list[FinishedRun] = []
+    tracks = play_tracks(2)
+    loop = GameLoop(_policy(), 0, tracks, capacity=2, run_ticks=20, on_finish=finished.append,
+                    random_starts=True)
+    loop.join(RunSpec("run-a", "p0", "u0", 1), Outbox(64), start_s_m=60.0, mission="v0-2-abc",
+              motion=(14.0, 0.6, -0.08))
+    for _ in range(24):
+        loop.step()
+    (run,) = finished
+    c = run.contribution
+    # the mission's place and motion, not the secret seed's (its disturbance is the seed's)
+    assert (c.start.start_s_m, c.start.speed_mps, c.start.lateral_m,
+            c.start.heading_offset_rad) == (60.0, 14.0, 0.6, -0.08)
+    assert c.states[0, 3] == pytest.approx(14.0, abs=0.5)
+    # and the run replays from its recorded start, as screening checks it
+    by_digest = {t.digest: t for t in tracks.values()}
+    assert Screener(by_digest.__getitem__).check(c) == ""
 
 
 def test_a_mission_run_starts_at_its_place_with_its_own_secret_speed_and_offset() -> None:

@@ -44,6 +44,7 @@ from crowdlearning.payments.local_network.server import running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler, reconcile
 from crowdlearning.platform.service import Outcome, RoundResult, VerdictService
+from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.track import Track
 
 __all__ = ["MarketConfig", "run_market"]
@@ -175,7 +176,11 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
     for r in tqdm(range(cfg.rounds), desc="rounds", unit="round"):
         version = trainer.registry.champion or 0
         starts = (mission_starts(trainer.policy(), len(crowd), mission_rng,
-                                 families=service.unlocked_families, share=cfg.missions)
+                                 families=service.unlocked_families, share=cfg.missions,
+                                 approach=settings.server_missions_approach,
+                                 approach_ticks=round(settings.server_missions_approach_s
+                                                      * CONTROL_RATE_HZ),
+                                 passing=settings.server_missions_passing)
                   if cfg.missions > 0 else None)
         contributions = play_round(trainer.policy(), version, crowd, rng, round_id=f"r{r}",
                                    max_ticks=cfg.session_ticks, catalog=catalog,

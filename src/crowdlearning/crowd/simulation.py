@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
 from crowdlearning.crowd.personas import Persona, make_persona
 from crowdlearning.learning.contribution import Contribution, Mode
 from crowdlearning.learning.disturbance import Disturbance
-from crowdlearning.learning.routing import RouterConfig, plan_missions
+from crowdlearning.learning.routing import RouterConfig, meet_failures, plan_missions
 from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSpec
 from crowdlearning.learning.uncertainty import survey_widening
 from crowdlearning.policy.network import Policy
@@ -19,7 +20,8 @@ from crowdlearning.sim.families import family_track
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["CrowdMember", "make_crowd", "mission_starts", "play_round", "play_track"]
+__all__ = ["CrowdMember", "PlannedStart", "make_crowd", "mission_starts", "play_round",
+           "play_track"]
 
 PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is served
 
@@ -27,6 +29,16 @@ PLAY_TRACK_POOL = tuple(range(1000, 1400))  # play seeds the simulated crowd is 
 @cache
 def play_track(seed: int, family: str = "easy") -> Track:
     return generate_track(seed) if family == "easy" else family_track(family, seed)
+
+
+class PlannedStart(NamedTuple):
+    """Where and how a mission's run starts (``mission_starts``)."""
+
+    track: Track
+    start_s_m: float
+    speed_mps: float = 8.0
+    lateral_m: float = 0.0
+    heading_rad: float = 0.0
 
 
 @dataclass
@@ -54,7 +66,7 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
                catalog: dict[str, Track] | None = None,
                disturbance: tuple[float, float] = (0.0, 0.0),
                families: Sequence[str] = ("easy",),
-               starts: Sequence[tuple[Track, float] | None] | None = None
+               starts: Sequence[PlannedStart | tuple[Track, float] | None] | None = None
                ) -> list[Contribution]:
     """Every member plays one session on a random play track; their contributions.
 
@@ -75,13 +87,16 @@ def play_round(policy: Policy, model_version: int, members: Sequence[CrowdMember
             family = (families[-1] if rng.random() < 0.5
                       else families[int(rng.integers(len(families) - 1))])
         track = play_track(int(rng.choice(track_seeds)), family)
-        start = float(rng.uniform(0, track.length_m))
+        plan = PlannedStart(track, float(rng.uniform(0, track.length_m)))
         if starts is not None and starts[i] is not None:
-            track, start = starts[i]  # type: ignore[misc]
+            plan = PlannedStart(*starts[i])  # type: ignore[misc]
+        track = plan.track
         if catalog is not None:
             catalog[track.digest] = track
         specs.append(SessionSpec(m.contributor_id, f"{round_id}-{m.contributor_id}", track,
-                                 start_s_m=start,
+                                 start_s_m=plan.start_s_m, start_speed_mps=plan.speed_mps,
+                                 start_lateral_m=plan.lateral_m,
+                                 start_heading_rad=plan.heading_rad,
                                  mode=m.mode, beta=m.beta, disturbance=(
                                      Disturbance.draw(int(wind.integers(2**62)), *disturbance)
                                      if wind is not None else None)))
@@ -104,7 +119,9 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
                    families: Sequence[str] = ("easy",), share: float = 1.0,
                    tracks_per_family: int = 8,
                    track_seeds: Sequence[int] = PLAY_TRACK_POOL, widen_to: int = 64,
-                   router: RouterConfig | None = None) -> list[tuple[Track, float] | None]:
+                   router: RouterConfig | None = None, approach: bool = False,
+                   approach_ticks: int = 60, passing: bool = False
+                   ) -> list[PlannedStart | None]:
     """Missions for ``members`` players, as the game server's board plans them
     (``server.missions``), on play tracks of the unlocked ``families``: the champion drives
     ``tracks_per_family`` play tracks of each (twice that of the frontier, the hardest), its
@@ -117,7 +134,14 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
     Where the champion fails fewer than ``members`` segments of those tracks, the survey looks
     further along the frontier's play tracks (``learning.uncertainty.survey_widening``:
     ``tracks_per_family`` more at a time, up to ``widen_to`` of the frontier), so missions
-    reach corners it still fails."""
+    reach corners it still fails.
+
+    With ``approach`` (``server_missions_approach``), a mission aimed at a segment the champion
+    failed starts on the champion's own approach to that failure (``approach_ticks`` before
+    it), at its speed, offset and
+    heading (``learning.routing.meet_failures``); without it, every mission starts at 8 m/s on
+    the centreline 3 s before its segment, where the champion mostly drives through.
+    The default start speed of other runs is ``SessionSpec``'s 8 m/s."""
     families = list(families)
     frontier = families[-1]
     tracks = [play_track(int(seed), fam) for fam in families
@@ -129,5 +153,8 @@ def mission_starts(policy: Policy, members: int, rng: np.random.Generator, *,
                              max_tracks=len(tracks) + max(0, widen_to - 2 * tracks_per_family))
     cfg = router or RouterConfig(spread_weight=0.0)
     plan = plan_missions(record, members, rng, cfg)
-    return [(record.tracks[m.track_index], m.start_s_m) if rng.random() < share else None
-            for m in plan]
+    if approach:
+        plan = meet_failures(policy, record, plan, lead_ticks=approach_ticks,
+                             start_speed_mps=cfg.start_speed_mps, passing=passing)
+    return [PlannedStart(record.tracks[m.track_index], m.start_s_m, m.speed_mps, m.lateral_m,
+                         m.heading_rad) if rng.random() < share else None for m in plan]

@@ -42,6 +42,9 @@ class SessionSpec:
     track: Track
     start_s_m: float = 0.0
     start_speed_mps: float = 8.0
+    # a start on the champion's approach to a failure (``learning.routing.meet_failures``)
+    start_lateral_m: float = 0.0
+    start_heading_rad: float = 0.0
     mode: Mode = "label"
     beta: float = 1.0
     disturbance: Disturbance | None = None  # noise on the executed steering (server's choice)
@@ -113,7 +116,9 @@ class SessionBatch:
         self.sim = RaceSim(tracks, n, max_steps=max_ticks, stall_ticks=stall_ticks)
         self.sim.reset_cars(np.arange(n), track_index=[index[s.track.digest] for s in specs],
                             start_s_m=[s.start_s_m for s in specs],
-                            speed_mps=[s.start_speed_mps for s in specs])
+                            speed_mps=[s.start_speed_mps for s in specs],
+                            lateral_m=[s.start_lateral_m for s in specs],
+                            heading_offset_rad=[s.start_heading_rad for s in specs])
         self._takeover = np.array([s.mode == "takeover" for s in specs])
         self._beta = np.array([s.beta for s in specs])
         self._noise = np.stack([s.disturbance.steering(max_ticks) if s.disturbance is not None
@@ -194,7 +199,8 @@ class SessionBatch:
             if n == 0:
                 continue
             start = EpisodeStart(spec.track.digest, float(spec.start_s_m),
-                                 float(spec.start_speed_mps))
+                                 float(spec.start_speed_mps), float(spec.start_lateral_m),
+                                 float(spec.start_heading_rad))
             arrays = {k: v[i, :n] for k, v in self._rec.items()}
             keys = self._keys[i, :n]
             device = ({"device": device_meta(keys, ["keyboard"], self._wheel.params)}

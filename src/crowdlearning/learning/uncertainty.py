@@ -256,6 +256,50 @@ class Approach:
     failed_at_m: float  # arc length where it failed
 
 
+def passage_approaches(policy: Policy, tracks: Sequence[Track], *, lead_ticks: int = 60,
+                       starts_per_track: int = 4, max_ticks: int = 1200,
+                       segment_m: float = SEGMENT_M, start_speed_mps: float = 8.0,
+                       stall_ticks: int = 60) -> list[dict[int, Approach]]:
+    """Per track, per segment (its index along the track): the state ``policy`` was in
+    ``lead_ticks`` before it first entered that segment, having driven at least that long.
+
+    The policy drives the tracks as ``survey_segments`` does (the same starts, one lap at most);
+    a segment entered sooner than ``lead_ticks`` after a start has no approach from that start
+    (its state then would be the start's, not the policy's own driving). ``failed_at_m`` is where
+    the segment was entered. Starting a run from such an approach meets the segment as the
+    policy meets it, at its speed and on its line. Deterministic; simulation only.
+    """
+    if lead_ticks < 0:
+        raise ValueError(f"lead_ticks must be >= 0, got {lead_ticks!r}")
+    tracks = tuple(tracks)
+    sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
+                                    start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
+    n, ring = len(car_track), lead_ticks + 1
+    history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
+    last = np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64)
+    found: list[dict[int, Approach]] = [{} for _ in tracks]
+    tick = 0
+    while sim.alive.any():
+        history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3],
+                                                sim.frenet[:, 1], sim.frenet[:, 2]])
+        live = sim.alive.copy()
+        sim.step(policy.act(sim.observe()))
+        tick += 1
+        now = np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64)
+        entered = live & sim.alive & (now != last)
+        if tick > lead_ticks:
+            for car in np.flatnonzero(entered):
+                per_track = found[car_track[car]]
+                if int(now[car]) not in per_track:
+                    s_m, speed, lateral, heading = history[(tick - lead_ticks) % ring, car]
+                    per_track[int(now[car])] = Approach(float(s_m), float(speed),
+                                                        float(lateral), float(heading),
+                                                        float(sim.frenet[car, 0]))
+        last = now
+        sim.alive &= sim.laps < 1
+    return found
+
+
 def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_track: int = 2,
                        max_ticks: int = 2400, lead_ticks: int | Sequence[int] = 60,
                        start_speed_mps: float = 8.0, stall_ticks: int = 60

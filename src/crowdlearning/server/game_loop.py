@@ -163,6 +163,7 @@ class RunStart:
     start_s_m: float
     speed_mps: float
     lateral_m: float
+    heading_rad: float = 0.0  # heading error against the track (a mission's approach)
 
     @classmethod
     def draw(cls, seed: int, track: Track) -> RunStart:
@@ -295,11 +296,14 @@ class GameLoop:
         return self.capacity - len(self._free)
 
     def join(self, spec: RunSpec, outbox: Outbox, *, start_s_m: float | None = None,
-             mission: str | None = None) -> int:
+             mission: str | None = None,
+             motion: tuple[float, float, float] | None = None) -> int:
         """Place a new run on a free slot; returns the slot. ``start_s_m`` overrides where on the
-        track it starts (a mission's place, ``server/missions.py``): its speed, offset from the
-        centreline and disturbance still come from the run's secret seed. ``mission`` (the
-        mission's id) is kept in the run's meta."""
+        track it starts (a mission's place, ``server/missions.py``); ``motion`` (speed [m/s],
+        offset from the centreline [m], heading error [rad]) how the car moves there (a
+        mission on the champion's approach to a failure); else its speed and offset come from
+        the run's secret seed, as its disturbance always does. ``mission`` (the mission's id) is
+        kept in the run's meta."""
         if not self._free:
             raise GameFullError(f"all {self.capacity} places are taken; try again shortly")
         slot = self._free.pop()
@@ -309,13 +313,17 @@ class GameLoop:
         if start_s_m is not None:
             length = self._tracks[spec.track_seed].length_m
             start = dataclasses.replace(start, start_s_m=float(start_s_m) % length)
+        if motion is not None:
+            speed, lateral, heading = (float(x) for x in motion)
+            start = dataclasses.replace(start, speed_mps=speed, lateral_m=lateral,
+                                        heading_rad=heading)
         self._runs[slot] = _Run(spec, outbox, self._model_version, start, mission=mission)
         self._noise[slot] = (Disturbance.draw(seed, *self.disturbance).steering(self.run_ticks)
                              if self.random_starts else 0.0)
         self._version[slot] = self._model_version
         self.sim.reset_cars(np.array([slot]), track_index=self._track_index[spec.track_seed],
                             start_s_m=start.start_s_m, speed_mps=start.speed_mps,
-                            lateral_m=start.lateral_m)
+                            lateral_m=start.lateral_m, heading_offset_rad=start.heading_rad)
         self._player[slot], self._input_tick[slot], self._intervene[slot] = np.nan, -1, False
         self._keys[slot] = ANALOG
         self._wheel.reset([slot])
@@ -676,6 +684,7 @@ class _Recording:
             contribution_id=spec.run_id, contributor_id=spec.player_id, session_id=spec.run_id,
             mode=spec.mode, model_version=run.model_version, beta=float(spec.beta),
             start=EpisodeStart(self.digests[spec.track_seed], run.start.start_s_m,
-                               run.start.speed_mps, run.start.lateral_m),
+                               run.start.speed_mps, run.start.lateral_m,
+                               run.start.heading_rad),
             ticks=np.arange(n), meta=meta,
             **{k: getattr(self, k)[slot, :n].copy() for k in self._FIELDS})

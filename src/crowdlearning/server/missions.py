@@ -15,6 +15,11 @@ a quarter of the family's hidden laps; missions planned on the clean tracks sent
 corners it already drove). The simulated market's missions do the same
 (``crowd.simulation.mission_starts``).
 
+A mission aimed at a segment the champion failed starts on the champion's own approach to that
+failure (``approach``, ``learning.routing.meet_failures``): where it was 3 s before failing,
+at its speed, offset and heading, so the player meets the corner as the car meets it (from 8 m/s
+on the centreline the champion mostly drove through the corners it fails at racing speed).
+
 The record costs a few seconds of CPU (about 4 s on one core for eight tracks). It is computed
 lazily, on the first request after the champion changes (``GameLoop.model_version`` differs from
 the board's), on a thread of the board's own at the lowest CPU priority (on Linux a thread's
@@ -44,7 +49,7 @@ import numpy as np
 
 from crowdlearning.evaluation.curriculum import FAMILY_PLAY_SEED_STRIDE
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.learning.routing import RouterConfig, plan_missions
+from crowdlearning.learning.routing import Mission, RouterConfig, meet_failures, plan_missions
 from crowdlearning.learning.uncertainty import (
     EnsembleConfig,
     SegmentRecord,
@@ -55,7 +60,7 @@ from crowdlearning.learning.uncertainty import (
 from crowdlearning.policy.network import Policy
 from crowdlearning.sim.track import Track
 
-__all__ = ["MissionBoard", "OfferedMission", "champion_record"]
+__all__ = ["ChampionRecords", "MissionBoard", "OfferedMission", "champion_record"]
 
 log = logging.getLogger(__name__)
 _PLAN_SALT = 0x3155  # the plan's generator: (champion version, this)
@@ -63,6 +68,9 @@ RETRY_AFTER_S = 60.0  # a record that could not be computed is tried again after
 
 # (champion version, the play tracks in order) -> the champion's segment record on them
 RecordSource = Callable[[int, Sequence[Track]], SegmentRecord]
+# (champion version, its record, missions planned on it) -> the missions, started on the
+# champion's approaches to the failures they aim at (``learning.routing.meet_failures``)
+Approach = Callable[[int, SegmentRecord, list[Mission]], list[Mission]]
 
 
 @dataclass(frozen=True)
@@ -78,32 +86,53 @@ class OfferedMission:
     reason: str  # "failed", "unsure" or "explore" (``learning.routing.Mission``)
     value: float  # the segment's score: relative steering spread + weighted failure rate
     model_version: int
+    # how the car moves at the start: the champion's own speed, offset and heading on its
+    # approach to the failure aimed at; None: drawn from the run's secret seed, as any run's
+    speed_mps: float | None = None
+    lateral_m: float | None = None
+    heading_rad: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def champion_record(trainer: DaggerTrainer, *, members: int = 5, max_rows: int = 50_000
-                    ) -> RecordSource:
-    """The production record source: ``version`` loaded from the registry, an ensemble of
-    ``members`` fine-tuned on (at most ``max_rows`` rows drawn from) the aggregated data, and
-    the survey of the version driving the tracks. The last version's model and ensemble are
-    kept: a widening board asks again for more tracks of the same version."""
+class ChampionRecords:
+    """The production record source (``champion_record``) and its ``approach``."""
 
-    @functools.lru_cache(maxsize=1)
-    def model(version: int) -> tuple[Policy, list[Policy]]:
-        net, _ = trainer.registry.load(version)
-        data = trainer.dataset.load()
-        if len(data) > max_rows:
+    def __init__(self, trainer: DaggerTrainer, members: int, max_rows: int,
+                 approach_ticks: int = 60, passing: bool = False) -> None:
+        self.trainer, self.members, self.max_rows = trainer, members, max_rows
+        self.passing = passing  # every mission on the champion's own driving, not only failed
+        self.approach_ticks = approach_ticks  # a mission on an approach starts this long before
+        # the last version's model and ensemble: a widening board asks again for the same
+        self.model = functools.lru_cache(maxsize=1)(self._model)
+
+    def _model(self, version: int) -> tuple[Policy, list[Policy]]:
+        net, _ = self.trainer.registry.load(version)
+        data = self.trainer.dataset.load()
+        if len(data) > self.max_rows:
             rng = np.random.default_rng([version, _PLAN_SALT])
-            data = data.select(np.sort(rng.choice(len(data), max_rows, replace=False)))
-        ensemble = train_ensemble(net, data, EnsembleConfig(members=members, seed=version))
+            data = data.select(np.sort(rng.choice(len(data), self.max_rows, replace=False)))
+        ensemble = train_ensemble(net, data, EnsembleConfig(members=self.members, seed=version))
         return Policy(net), ensemble
 
-    def record(version: int, tracks: Sequence[Track]) -> SegmentRecord:
-        return survey_segments(*model(version), tracks)
+    def __call__(self, version: int, tracks: Sequence[Track]) -> SegmentRecord:
+        return survey_segments(*self.model(version), tracks)
 
-    return record
+    def approach(self, version: int, record: SegmentRecord, missions: list[Mission]
+                 ) -> list[Mission]:
+        return meet_failures(self.model(version)[0], record, missions,
+                             lead_ticks=self.approach_ticks, passing=self.passing)
+
+
+def champion_record(trainer: DaggerTrainer, *, members: int = 5, max_rows: int = 50_000,
+                    approach_ticks: int = 60, passing: bool = False) -> ChampionRecords:
+    """The production record source: ``version`` loaded from the registry, an ensemble of
+    ``members`` fine-tuned on (at most ``max_rows`` rows drawn from) the aggregated data, and
+    the survey of the version driving the tracks; its ``approach`` moves missions onto the
+    version's approaches to its failures. The last version's model and ensemble are kept: a
+    widening board asks again for more tracks of the same version."""
+    return ChampionRecords(trainer, members, max_rows, approach_ticks, passing)
 
 
 def _lower_priority() -> None:
@@ -117,11 +146,13 @@ class MissionBoard:
 
     def __init__(self, source: RecordSource, count: int = 6,
                  router: RouterConfig | None = None, *, per_family: int = 8,
-                 first_frontier: int = 16, widen_batch: int = 8) -> None:
+                 first_frontier: int = 16, widen_batch: int = 8,
+                 approach: Approach | None = None) -> None:
         if min(per_family, first_frontier, widen_batch) < 1:
             raise ValueError(f"per_family, first_frontier and widen_batch must be >= 1, got "
                              f"{per_family}, {first_frontier} and {widen_batch}")
         self.source, self.count, self.router = source, count, router or RouterConfig()
+        self.approach = approach  # None: every mission starts at the router's start speed
         self.per_family = per_family
         self.first_frontier, self.widen_batch = first_frontier, widen_batch
         self._lock = threading.Lock()
@@ -203,10 +234,16 @@ class MissionBoard:
         from a generator seeded with ``version``."""
         rng = np.random.default_rng([version, _PLAN_SALT])
         out = []
-        for k, m in enumerate(plan_missions(record, self.count, rng, self.router)):
+        plan = plan_missions(record, self.count, rng, self.router)
+        if self.approach is not None:
+            plan = self.approach(version, record, plan)
+        for k, m in enumerate(plan):
             seed = int(seeds[m.track_index])
             tag = hashlib.sha256(f"{version}:{k}:{seed}:{m.start_s_m:.3f}".encode()).hexdigest()
+            motion = ({"speed_mps": round(m.speed_mps, 3), "lateral_m": round(m.lateral_m, 3),
+                       "heading_rad": round(m.heading_rad, 4)} if m.on_approach else {})
             out.append(OfferedMission(f"v{version}-{k}-{tag[:8]}", seed, m.track_name,
                                       round(m.start_s_m, 2), round(m.target_m, 2),
-                                      record.segment_m, m.reason, round(m.value, 3), version))
+                                      record.segment_m, m.reason, round(m.value, 3), version,
+                                      **motion))
         return out

@@ -339,7 +339,7 @@ class PlaySocket:
         game = self.runtime.game
         if self.state is not SessionState.IDLE:
             return self._error("already_playing", "a run is in progress; send stop first")
-        seed, start_s_m = msg.track_seed, None
+        seed, start_s_m, motion = msg.track_seed, None, None
         if msg.mission is not None:
             board = self.runtime.missions
             mission = board.find(msg.mission, game.model_version) if board else None
@@ -351,6 +351,8 @@ class PlaySocket:
                 return self._error("unknown_mission", f"mission {msg.mission} is on track "
                                    f"{mission.track_seed}, not {msg.track_seed}")
             seed, start_s_m = mission.track_seed, mission.start_s_m
+            if mission.speed_mps is not None:  # on the champion's approach to a failure
+                motion = (mission.speed_mps, mission.lateral_m or 0.0, mission.heading_rad or 0.0)
         if seed is None:
             seed = game.seeds[int(time.time_ns()) % len(game.seeds)]
         if seed not in game.seeds:
@@ -367,7 +369,8 @@ class PlaySocket:
             await self._give_back(spec, "a second start raced this one")
             return self._error("already_playing", "a run is in progress; send stop first")
         try:
-            self.slot = game.join(spec, self.outbox, start_s_m=start_s_m, mission=msg.mission)
+            self.slot = game.join(spec, self.outbox, start_s_m=start_s_m, mission=msg.mission,
+                                  motion=motion)
         except GameFullError as exc:
             await self._give_back(spec, "the game was full")
             return self._error("full", str(exc))

@@ -233,10 +233,15 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
                     disturbance=(settings.server_disturbance_low,
                                  settings.server_disturbance_high),
                     stall_ticks=round(settings.server_stall_seconds * settings.server_tick_hz))
-    missions = MissionBoard(champion_record(trainer, members=settings.server_missions_ensemble,
-                                            max_rows=settings.server_missions_max_rows),
-                            count=settings.server_missions,
-                            per_family=settings.server_play_tracks)
+    records = champion_record(trainer, members=settings.server_missions_ensemble,
+                              max_rows=settings.server_missions_max_rows,
+                              approach_ticks=round(settings.server_missions_approach_s
+                                                   * settings.server_tick_hz),
+                              passing=settings.server_missions_passing)
+    missions = MissionBoard(records, count=settings.server_missions,
+                            per_family=settings.server_play_tracks,
+                            approach=records.approach if settings.server_missions_approach
+                            else None)
     return Runtime(settings, store, ledger, transport, trainer, service, game, tracks,
                    LocalJudge(service, ledger, store),
                    RunHolds(ledger, paid_runs_dir(settings)), missions=missions)

@@ -377,7 +377,9 @@ async function refreshMissions(afterMs) {
     pick.type = "button"; pick.className = `mission ${m.reason}`; pick.dataset.mission = m.id;
     const where = document.createElement("span");
     where.className = "mission-where";
-    where.textContent = `${m.track_name} · ${Math.round(m.target_m)} m`;
+    // a mission on the champion's approach to a failure starts with the car moving as it moved
+    const hot = m.speed_mps != null ? ` · in at ${Math.round(m.speed_mps * 3.6)} km/h` : "";
+    where.textContent = `${m.track_name} · ${Math.round(m.target_m)} m${hot}`;
     const why = document.createElement("span");
     why.className = "mission-why";
     why.textContent = MISSION_WHY[m.reason] || m.reason;
