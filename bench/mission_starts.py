@@ -29,27 +29,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from crowdlearning.crowd.simulation import PlannedStart, mission_starts  # noqa: E402
+from crowdlearning.crowd.simulation import mission_starts  # noqa: E402
 from crowdlearning.learning.bootstrap import train_initial_model  # noqa: E402
 from crowdlearning.learning.registry import ModelRegistry  # noqa: E402
+from crowdlearning.learning.uncertainty import fails_from  # noqa: E402
 from crowdlearning.policy.network import Policy  # noqa: E402
-from crowdlearning.sim.race_sim import RaceSim  # noqa: E402
-
-
-def met_failure(policy: Policy, starts: list[PlannedStart], ticks: int) -> np.ndarray:
-    """Per start: does ``policy``, driving by itself from it, leave the track or stall?"""
-    sim = RaceSim([s.track for s in starts], len(starts), max_steps=ticks)
-    sim.reset_cars(np.arange(len(starts)), track_index=np.arange(len(starts)),
-                   start_s_m=[s.start_s_m for s in starts],
-                   speed_mps=[s.speed_mps for s in starts],
-                   lateral_m=[s.lateral_m for s in starts],
-                   heading_offset_rad=[s.heading_rad for s in starts])
-    failed = np.zeros(len(starts), bool)
-    while sim.alive.any():
-        live, stalled = sim.alive.copy(), sim.stalled.copy()
-        step = sim.step(policy.act(sim.observe()))
-        failed |= live & (step.terminated | (sim.stalled & ~stalled))
-    return failed
 
 
 def main() -> None:
@@ -77,7 +61,10 @@ def main() -> None:
                               families=args.families, approach=approach,
                               passing=approach and args.passing)
         starts = [s for s in plan if s is not None]
-        failed = met_failure(policy, starts, args.ticks)
+        failed = fails_from(policy, [s.track for s in starts], range(len(starts)),
+                            [s.start_s_m for s in starts], [s.speed_mps for s in starts],
+                            [s.lateral_m for s in starts], [s.heading_rad for s in starts],
+                            max_ticks=args.ticks)
         moved = sum(s.speed_mps != 8.0 or s.lateral_m != 0.0 for s in starts)
         rows.append(failed.mean())
         print(f"{'on approaches' if approach else 'standing starts':>16}: {moved:3d} of "

@@ -16,6 +16,7 @@ from crowdlearning.learning.train import TrainConfig, fit, new_network
 from crowdlearning.learning.uncertainty import (
     EnsembleConfig,
     SegmentRecord,
+    fails_from,
     passage_approaches,
     steering_spread,
     survey_segments,
@@ -179,18 +180,10 @@ def test_a_widened_survey_is_one_survey_of_every_track_it_reached(initial: tuple
 def _fails_within(policy: Policy, tracks: list, missions: list, ticks: int = 600) -> np.ndarray:
     """Per mission: does ``policy``, driving by itself from the mission's start (place, speed,
     offset, heading), leave the track or stall within ``ticks``?"""
-    sim = RaceSim(tracks, len(missions), max_steps=ticks)
-    sim.reset_cars(np.arange(len(missions)), track_index=[m.track_index for m in missions],
-                   start_s_m=[m.start_s_m for m in missions],
-                   speed_mps=[m.speed_mps for m in missions],
-                   lateral_m=[m.lateral_m for m in missions],
-                   heading_offset_rad=[m.heading_rad for m in missions])
-    failed = np.zeros(len(missions), bool)
-    while sim.alive.any():
-        live, stalled = sim.alive.copy(), sim.stalled.copy()
-        step = sim.step(policy.act(sim.observe()))
-        failed |= live & (step.terminated | (sim.stalled & ~stalled))
-    return failed
+    return fails_from(policy, tracks, [m.track_index for m in missions],
+                      [m.start_s_m for m in missions], [m.speed_mps for m in missions],
+                      [m.lateral_m for m in missions], [m.heading_rad for m in missions],
+                      max_ticks=ticks)
 
 
 def test_missions_at_failed_segments_start_on_the_champions_own_approach(initial: tuple) -> None:

@@ -133,6 +133,8 @@ def meet_failures(policy: Policy, record: SegmentRecord, missions: Sequence[Miss
     found = (failure_approaches(policy, [record.tracks[t] for t in aimed], **drive)
              if aimed else [])
     approaches = dict(zip(aimed, found, strict=True))
+    # a second drive, not one over both sets: the policy's batched inference may round
+    # differently in another batch, and the failures must be the survey's
     played = sorted({m.track_index for m in missions}) if passing else []
     passages = dict(zip(played, passage_approaches(
         policy, [record.tracks[t] for t in played], segment_m=record.segment_m, **drive)

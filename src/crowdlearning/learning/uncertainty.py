@@ -256,6 +256,25 @@ class Approach:
     failed_at_m: float  # arc length where it failed
 
 
+def fails_from(policy: Policy, tracks: Sequence[Track], track_index: Sequence[int],
+               start_s_m: Sequence[float], speed_mps: Sequence[float],
+               lateral_m: Sequence[float], heading_rad: Sequence[float], *,
+               max_ticks: int = 600) -> np.ndarray:
+    """Per start (one car each, on ``tracks[track_index[i]]`` at that place, speed, offset and
+    heading): does ``policy``, driving by itself, leave the track or stall within
+    ``max_ticks``? Whether a mission's start meets a failure (``learning.routing``)."""
+    sim = RaceSim(list(tracks), len(track_index), max_steps=max_ticks)
+    sim.reset_cars(np.arange(len(track_index)), track_index=np.asarray(track_index),
+                   start_s_m=np.asarray(start_s_m), speed_mps=np.asarray(speed_mps),
+                   lateral_m=np.asarray(lateral_m), heading_offset_rad=np.asarray(heading_rad))
+    failed = np.zeros(len(track_index), bool)
+    while sim.alive.any():
+        live, stalled = sim.alive.copy(), sim.stalled.copy()
+        step = sim.step(policy.act(sim.observe()))
+        failed |= live & (step.terminated | (sim.stalled & ~stalled))
+    return failed
+
+
 def passage_approaches(policy: Policy, tracks: Sequence[Track], *, lead_ticks: int = 60,
                        starts_per_track: int = 4, max_ticks: int = 1200,
                        segment_m: float = SEGMENT_M, start_speed_mps: float = 8.0,
@@ -271,33 +290,9 @@ def passage_approaches(policy: Policy, tracks: Sequence[Track], *, lead_ticks: i
     """
     if lead_ticks < 0:
         raise ValueError(f"lead_ticks must be >= 0, got {lead_ticks!r}")
-    tracks = tuple(tracks)
-    sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
-                                    start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
-    n, ring = len(car_track), lead_ticks + 1
-    history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
-    last = np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64)
-    found: list[dict[int, Approach]] = [{} for _ in tracks]
-    tick = 0
-    while sim.alive.any():
-        history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3],
-                                                sim.frenet[:, 1], sim.frenet[:, 2]])
-        live = sim.alive.copy()
-        sim.step(policy.act(sim.observe()))
-        tick += 1
-        now = np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64)
-        entered = live & sim.alive & (now != last)
-        if tick > lead_ticks:
-            for car in np.flatnonzero(entered):
-                per_track = found[car_track[car]]
-                if int(now[car]) not in per_track:
-                    s_m, speed, lateral, heading = history[(tick - lead_ticks) % ring, car]
-                    per_track[int(now[car])] = Approach(float(s_m), float(speed),
-                                                        float(lateral), float(heading),
-                                                        float(sim.frenet[car, 0]))
-        last = now
-        sim.alive &= sim.laps < 1
-    return found
+    return _approaches(policy, tuple(tracks), [lead_ticks], segment_m,
+                       starts_per_track=starts_per_track, max_ticks=max_ticks,
+                       start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)[1]
 
 
 def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_track: int = 2,
@@ -323,13 +318,32 @@ def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_tr
     leads = [int(lead_ticks)] if isinstance(lead_ticks, int) else [int(x) for x in lead_ticks]
     if not leads or min(leads) < 0:
         raise ValueError(f"lead_ticks must be >= 0 (at least one), got {lead_ticks!r}")
-    tracks = tuple(tracks)
+    found = _approaches(policy, tuple(tracks), leads, None, starts_per_track=starts_per_track,
+                        max_ticks=max_ticks, start_speed_mps=start_speed_mps,
+                        stall_ticks=stall_ticks)[0]
+    return [[a for per_lead in per_track for a in per_lead] for per_track in found]
+
+
+def _approaches(policy: Policy, tracks: tuple[Track, ...], leads: list[int],
+                segment_m: float | None, *, starts_per_track: int, max_ticks: int,
+                start_speed_mps: float, stall_ticks: int
+                ) -> tuple[list[list[list[Approach]]], list[dict[int, Approach]]]:
+    """One drive of ``tracks`` from equally spaced starts, one lap at most, keeping each car's
+    state ``max(leads)`` ticks back: per track and lead, the approach to every failure (exit or
+    stall; ``failure_approaches``), and with ``segment_m``, per track the approach at
+    ``leads[0]`` to the first entry of each segment (``passage_approaches``)."""
     sim, car_track = _spaced_starts(tracks, starts_per_track, max_ticks=max_ticks,
                                     start_speed_mps=start_speed_mps, stall_ticks=stall_ticks)
-    n = len(car_track)
     ring = max(leads) + 1
-    history = np.zeros((ring, n, 4))  # s, speed, lateral, heading error
-    found: list[list[list[Approach]]] = [[[] for _ in leads] for _ in tracks]
+    history = np.zeros((ring, len(car_track), 4))  # s, speed, lateral, heading error
+
+    def approach(car: int, back: int, at_m: float) -> Approach:
+        s_m, speed, lateral, heading = history[back % ring, car]
+        return Approach(float(s_m), float(speed), float(lateral), float(heading), at_m)
+
+    failures: list[list[list[Approach]]] = [[[] for _ in leads] for _ in tracks]
+    passages: list[dict[int, Approach]] = [{} for _ in tracks]
+    last = (np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64) if segment_m else None)
     tick = 0
     while sim.alive.any():
         history[tick % ring] = np.column_stack([sim.frenet[:, 0], sim.pose[:, 3],
@@ -339,10 +353,18 @@ def failure_approaches(policy: Policy, tracks: Sequence[Track], *, starts_per_tr
         failed = live & (step.terminated | (sim.stalled & ~stalled))
         for car in np.flatnonzero(failed):
             for i, lead in enumerate(leads):
-                s_m, speed, lateral, heading = history[(tick - min(tick, lead)) % ring, car]
-                found[car_track[car]][i].append(Approach(float(s_m), float(speed),
-                                                         float(lateral), float(heading),
-                                                         float(sim.frenet[car, 0])))
+                failures[car_track[car]][i].append(
+                    approach(car, tick - min(tick, lead), float(sim.frenet[car, 0])))
+        if segment_m:
+            # a segment entered on this step, ``leads[0]`` ticks after the state kept for it,
+            # and not sooner than that after the start (its state would be the start's)
+            now = np.floor(sim.frenet[:, 0] / segment_m).astype(np.int64)
+            if tick >= leads[0]:
+                for car in np.flatnonzero(live & sim.alive & (now != last)):
+                    passages[car_track[car]].setdefault(
+                        int(now[car]),
+                        approach(car, tick + 1 - leads[0], float(sim.frenet[car, 0])))
+            last = now
         sim.alive &= sim.laps < 1
         tick += 1
-    return [[a for per_lead in per_track for a in per_lead] for per_track in found]
+    return failures, passages

@@ -48,6 +48,7 @@ from crowdlearning.server.game_loop import GameLoop
 from crowdlearning.server.missions import MissionBoard, champion_record
 from crowdlearning.server.run_holds import RunHolds, paid_runs_dir
 from crowdlearning.server.store import Store
+from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.track import Track
 
 __all__ = ["Runtime", "open_runtime"]
@@ -236,7 +237,7 @@ def build_runtime(settings: Settings, transport: HederaTransport) -> Runtime:
     records = champion_record(trainer, members=settings.server_missions_ensemble,
                               max_rows=settings.server_missions_max_rows,
                               approach_ticks=round(settings.server_missions_approach_s
-                                                   * settings.server_tick_hz),
+                                                   * CONTROL_RATE_HZ),  # simulator ticks
                               passing=settings.server_missions_passing)
     missions = MissionBoard(records, count=settings.server_missions,
                             per_family=settings.server_play_tracks,
