@@ -7,7 +7,8 @@ finish (and the worst), rounds in which the honest expert / the human-like playe
 noise) earned more than 0 a run, honest runs judged worse, rounds in which the random player
 was paid, and the last champion's lap completion on the learning curve's easy suite, on every
 unlocked family and on the mastered ones (and the mastered ones' lowest in any round).
-`--rounds` adds one line per round.
+`--rounds` adds one line per round. With several reports, a last line totals them (the
+comparison of two settings over the same seeds) with each honest persona's mean HBAR a run.
 """
 
 from __future__ import annotations
@@ -55,7 +56,33 @@ def summary(report: dict) -> dict:
         "families": len(last.get("unlocked") or ["easy"]),
         "frontier": (last.get("unlocked") or ["easy"])[-1],
         "rounds": len(rounds),
+        "hbar_per_run": _hbar_per_run(report),
     }
+
+
+def _hbar_per_run(report: dict) -> dict[str, float]:
+    """Each persona's net HBAR per contribution over the whole run."""
+    out = {}
+    for persona, p in report.get("personas", {}).items():
+        if p.get("contributions"):
+            out[persona] = p["net_tinybar"] / p["contributions"] / 1e8
+    return out
+
+
+def totals(summaries: list[dict]) -> str:
+    """One line summing ``summaries`` (several seeds of one setting)."""
+    def total(key: str) -> int:
+        return sum(s[key] for s in summaries)
+
+    rounds = total("rounds")
+    hbar = " / ".join(
+        f"{sum(s['hbar_per_run'].get(p, 0.0) for s in summaries) / len(summaries):+.3f}"
+        for p in HONEST)
+    return (f"total of {len(summaries)}: promotions {total('promotions')}, slower "
+            f"{total('slower')}, expert paid {total('expert_paid_rounds')}/{rounds}, human-like "
+            f"paid {total('human_paid_rounds')}/{rounds}, honest worse {total('honest_worse')}/"
+            f"{total('honest_runs')}, random paid {total('random_paid_rounds')}, families "
+            f"unlocked {total('families')}; HBAR a run {' / '.join(HONEST)}: {hbar}")
 
 
 def _round_line(r: dict) -> str:
@@ -75,9 +102,11 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--rounds", action="store_true", help="one line per round too")
     args = parser.parse_args()
+    summaries = []
     for path in args.reports:
         report = json.loads(path.read_text())
         s = summary(report)
+        summaries.append(s)
         mastered = "-" if s["last_mastered"] is None else f"{s['last_mastered']:.0%}"
         print(f"{path.name}: promotions {s['promotions']}, slower {s['slower']} (worst "
               f"+{s['worst_slower_pct']:.1f}%), expert paid {s['expert_paid_rounds']}/"
@@ -90,6 +119,8 @@ def main() -> None:
         if args.rounds:
             for r in report["learning_curve"][1:]:
                 print(_round_line(r))
+    if len(summaries) > 1:
+        print(totals(summaries))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         "families' play tracks, this many rows per aggregated row (learning/anchors.py): what "
         "the crowd teaches where the model fails does not slow it where it drives well (0: "
         "off).")
+    promotion_exit_confidence: float = Field(
+        default=0.0, ge=0, lt=1.0,
+        description="A candidate that finishes more laps than the champion but leaves the track "
+        "more often is refused only when the suite shows with this confidence that it leaves "
+        "more often (exact one-sided sign test on the runs where one of the two left); 0: any "
+        "extra exit refuses (evaluation/promotion.py).")
     promotion_pace_tolerance: float = Field(
         default=0.02, ge=0, le=0.5,
         description="A candidate counts as not slower when its mean lap time on the laps both "
@@ -138,6 +144,11 @@ class Settings(BaseSettings):
         default=False,
         description="Placebos (the verdict's null) drive play tracks of the suite's families "
         "in its proportions from random starts; false: easy tracks from the start line.")
+    verdict_null_full_runs: bool = Field(
+        default=False,
+        description="A placebo's champion that leaves the track is put back on the centreline "
+        "and drives on, so placebos are as long as runs even at a champion that fails fast "
+        "(false: a placebo ends at the champion's first exit; docs/verdict.md).")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

@@ -186,3 +186,29 @@ def test_the_lead_step_is_recorded_only_when_on(champion) -> None:
     assert again.config == on.config and again.suite == on.suite
     with pytest.raises(ValueError, match="focus_lead_step_ticks"):
         VerdictConfig(focus_lead_step_ticks=-1)
+
+
+def test_placebos_of_a_champion_that_fails_fast_are_as_long_as_runs(champion) -> None:
+    """A champion that leaves the track within seconds gave placebos of a few rows, whose
+    fine-tunes swing the score far more than a run's worth of data does: a null too wide to
+    pay anyone (docs/verdict.md, "Placebos as long as runs")."""
+    import copy
+
+    import torch
+
+    net, data = champion
+    crasher = copy.deepcopy(net)
+    with torch.no_grad():  # full lock to the left, whatever it sees: off the road in seconds
+        crasher.body[-1].bias[0] = 50.0
+    config = dataclasses.replace(CONFIG, null_runs=6, null_ticks=400, focus_starts=0.0)
+    short = _judge((crasher, data), config).placebos(6)
+    full = _judge((crasher, data),
+                  dataclasses.replace(config, null_full_runs=True)).placebos(6)
+    assert max(len(p) for p in short) < 100  # a run ends at the first exit
+    # back on the centreline after each exit: every placebo cut from 400 ticks (5-100% of it)
+    assert min(len(p) for p in full) >= int(0.05 * 400)
+    assert sum(len(p) for p in full) > 3 * sum(len(p) for p in short)
+    # still a placebo: the champion's own actions (full lock) plus noise, on its own states
+    for p in full:
+        np.testing.assert_allclose(p.targets[:, 0].mean(), 1.0, atol=0.1)
+    assert VerdictConfig().null_full_runs is False

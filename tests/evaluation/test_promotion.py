@@ -72,3 +72,64 @@ def test_a_mastered_family_may_not_lose_a_lap_to_gains_on_the_frontier() -> None
                                                               "tracks")
     # the frontier itself may trade, and a family absent from the suite is no reason
     assert promotion(candidate, champion, protected=("tight", "technical")).promoted
+
+
+def _w5_like(n: int = 32) -> tuple[EvalResult, EvalResult]:
+    """A champion that crawls (few exits, many laps run out of time) and a candidate that
+    finishes far more laps for two exits more, on the same ``n`` runs."""
+    champ_done = np.arange(n) % 4 != 0  # a quarter of its laps not finished in time
+    champ_exit = np.zeros(n, bool)
+    cand_done = np.ones(n, bool)
+    cand_exit = np.zeros(n, bool)
+    cand_exit[[1, 2]] = True  # it left the track twice and still finished
+    return (_result(list(cand_done), [40.0] * n, list(cand_exit)),
+            _result(list(champ_done), [40.0] * n, list(champ_exit)))
+
+
+def test_strict_exits_refuse_a_candidate_that_finishes_far_more_laps() -> None:
+    candidate, champion = _w5_like()
+    decision = promotion(candidate, champion, exit_confidence=0.0)
+    assert not decision.promoted
+    assert decision.reason == "leaves the track more often (2 vs 0 runs)"
+
+
+def test_exits_weighed_against_laps_at_a_stated_confidence() -> None:
+    from crowdlearning.evaluation.promotion import exits_more_p
+
+    candidate, champion = _w5_like()
+    assert exits_more_p(candidate, champion) == pytest.approx(0.25)  # 2 of 2 discordant
+    assert promotion(candidate, champion, exit_confidence=0.9).promoted
+    # four exits more than a champion that never left: p = 1/16 < 0.1, refused
+    exited = candidate.exited.copy()
+    exited[[3, 4]] = True
+    worse = dataclasses.replace(candidate, exited=exited)
+    assert exits_more_p(worse, champion) == pytest.approx(1 / 16)
+    decision = promotion(worse, champion, exit_confidence=0.9)
+    assert not decision.promoted and "p = 0.062 < 0.10" in decision.reason
+    # asking for 95% confidence before calling it less safe lets it pass; 50% refuses it
+    assert promotion(worse, champion, exit_confidence=0.95).promoted
+    assert not promotion(worse, champion, exit_confidence=0.5).promoted
+    # runs where both left the track tell nothing
+    both = dataclasses.replace(champion, exited=exited.copy())
+    assert exits_more_p(worse, both) == 1.0
+
+
+def test_more_exits_without_more_laps_are_refused_whatever_the_confidence() -> None:
+    champion = _result([True, True, False, False], [40.0] * 4, [False, False, False, False])
+    candidate = _result([True, True, False, False], [39.0] * 4, [False, False, True, False])
+    decision = promotion(candidate, champion, exit_confidence=0.9)
+    assert not decision.promoted and decision.reason.endswith("without finishing more laps")
+
+
+def test_exit_confidence_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdlearning.config import get_settings
+
+    candidate, champion = _w5_like()
+    monkeypatch.setenv("CROWDLEARNING_PROMOTION_EXIT_CONFIDENCE", "0.9")
+    get_settings.cache_clear()
+    try:
+        assert promotion(candidate, champion).promoted
+    finally:
+        monkeypatch.delenv("CROWDLEARNING_PROMOTION_EXIT_CONFIDENCE")
+        get_settings.cache_clear()
+    assert not promotion(candidate, champion).promoted  # default: strict

@@ -16,10 +16,24 @@ took 36.1 s) is refused, with the reason.
 frontier) must each keep at least as many completed laps: safety counted over the whole suite
 let a candidate lose an easy family and pass on what it gained on the hard ones (a demo's
 champion went from 88% to 56% of the easy laps that way, ``docs/verdict.md``).
+
+Exits weighed against laps (``exit_confidence``, off by default). Counting exits strictly refused
+candidates that finish far more laps for one or two exits more on a 32-run suite: a champion that
+crawls seldom leaves the track but fails to finish a quarter of its laps (W5 of the issue 11
+market: v1 2 exits and 121 laps in 160 runs, its refused v10 8 exits and 152 laps). With
+``exit_confidence`` c > 0, more exits refuse the candidate only when
+
+- it does not complete more laps than the champion (a failure to finish is a failure whether the
+  car left the track or ran out of time: it must fail less in total), or
+- the suite shows with confidence c that it leaves the track more often: the exact one-sided sign
+  test on the runs (same track and start) where exactly one of the two left the track
+  (McNemar's exact test) gives p < 1 - c. At c = 0.9 on 32 runs: 2 or 3 exits more against none
+  pass when paid for with more laps; 4 against none (p = 0.0625) refuse.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +43,7 @@ from crowdlearning.config import get_settings
 from crowdlearning.evaluation.suite import EvalResult
 from crowdlearning.sim.families import EASY
 
-__all__ = ["PACE_TOLERANCE", "Promotion", "as_safe", "promotion"]
+__all__ = ["PACE_TOLERANCE", "Promotion", "as_safe", "exits_more_p", "promotion"]
 
 PACE_TOLERANCE = 0.02
 
@@ -49,18 +63,23 @@ class Promotion:
 
 def promotion(candidate: EvalResult, champion: EvalResult, *,
               pace_tolerance: float | None = None,
-              protected: Sequence[str] = ()) -> Promotion:
+              protected: Sequence[str] = (),
+              exit_confidence: float | None = None) -> Promotion:
     """Whether ``candidate`` may replace ``champion`` (both on the same suite's runs);
     ``pace_tolerance`` None: the settings' (``promotion_pace_tolerance``, 2% by default);
-    ``protected``: families in which it may not complete fewer laps (module docstring)."""
+    ``protected``: families in which it may not complete fewer laps; ``exit_confidence`` None:
+    the settings' (``promotion_exit_confidence``; 0 counts exits strictly) (module
+    docstring)."""
     if pace_tolerance is None:
         pace_tolerance = get_settings().promotion_pace_tolerance
+    if exit_confidence is None:
+        exit_confidence = get_settings().promotion_exit_confidence
     if len(candidate.completed) != len(champion.completed):
         raise ValueError("candidate and champion must be evaluated on the same runs")
     common = candidate.completed & champion.completed
     cand_lap = float(np.mean(candidate.lap_time_s[common])) if common.any() else None
     champ_lap = float(np.mean(champion.lap_time_s[common])) if common.any() else None
-    reasons = _safety_reasons(candidate, champion, protected)
+    reasons = _safety_reasons(candidate, champion, protected, exit_confidence)
     if cand_lap is not None and champ_lap is not None \
             and cand_lap > champ_lap * (1.0 + pace_tolerance):
         reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
@@ -68,22 +87,48 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
     return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap)
 
 
-def as_safe(candidate: EvalResult, champion: EvalResult) -> bool:
+def as_safe(candidate: EvalResult, champion: EvalResult,
+            exit_confidence: float | None = None) -> bool:
     """``candidate`` passes the safety half of ``promotion`` against ``champion`` (laps,
-    exits, progress over the whole suite), whatever its pace."""
-    return not _safety_reasons(candidate, champion, ())
+    exits, progress over the whole suite), whatever its pace; ``exit_confidence`` as in
+    ``promotion``."""
+    if exit_confidence is None:
+        exit_confidence = get_settings().promotion_exit_confidence
+    return not _safety_reasons(candidate, champion, (), exit_confidence)
+
+
+def exits_more_p(candidate: EvalResult, champion: EvalResult) -> float:
+    """One-sided p-value that ``candidate`` leaves the track more often than ``champion`` on
+    the same runs: the exact sign test (McNemar's exact test) on the runs where exactly one of
+    them left the track; 1.0 when no run tells them apart."""
+    only_cand = int((candidate.exited & ~champion.exited).sum())
+    only_champ = int((champion.exited & ~candidate.exited).sum())
+    n = only_cand + only_champ
+    if n == 0:
+        return 1.0
+    # P(X >= only_cand), X ~ Binomial(n, 1/2): exact in integers, then one division
+    return sum(math.comb(n, k) for k in range(only_cand, n + 1)) / 2 ** n
 
 
 def _safety_reasons(candidate: EvalResult, champion: EvalResult,
-                    protected: Sequence[str]) -> list[str]:
+                    protected: Sequence[str], exit_confidence: float) -> list[str]:
     """Why ``candidate`` is less safe than ``champion`` (empty: it is not)."""
     reasons = []
-    if candidate.completed.sum() < champion.completed.sum():
-        reasons.append(f"completes fewer laps ({int(candidate.completed.sum())} vs "
-                       f"{int(champion.completed.sum())})")
-    if candidate.exited.sum() > champion.exited.sum():
-        reasons.append(f"leaves the track more often ({int(candidate.exited.sum())} vs "
-                       f"{int(champion.exited.sum())} runs)")
+    cand_laps, champ_laps = int(candidate.completed.sum()), int(champion.completed.sum())
+    if cand_laps < champ_laps:
+        reasons.append(f"completes fewer laps ({cand_laps} vs {champ_laps})")
+    cand_exits, champ_exits = int(candidate.exited.sum()), int(champion.exited.sum())
+    if cand_exits > champ_exits:
+        if exit_confidence <= 0.0:
+            reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} runs)")
+        elif cand_laps <= champ_laps:
+            reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} runs) "
+                           "without finishing more laps")
+        else:
+            p = exits_more_p(candidate, champion)
+            if p < 1.0 - exit_confidence:
+                reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} "
+                               f"runs; p = {p:.3f} < {1.0 - exit_confidence:.2f})")
     if candidate.progress_frac.mean() < champion.progress_frac.mean() - 1e-9:
         reasons.append("drives less far")
     reasons += [f"completes fewer laps on {family} tracks"

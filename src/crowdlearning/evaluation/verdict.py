@@ -103,6 +103,11 @@ class VerdictConfig:
     # placebos drive play tracks of the suite's families, in its proportions, from random
     # starts (False: easy play tracks from the start line, as before)
     null_follows_suite: bool = False
+    # a placebo's champion that leaves the track is put back on the centreline where it left
+    # and drives on, so placebos have a run's length of states whatever the champion's
+    # survival (False: a placebo ends with the champion's first exit; docs/verdict.md
+    # "Placebos as long as runs")
+    null_full_runs: bool = False
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1 or not 0.5 < self.penalty_confidence < 1:
@@ -137,7 +142,8 @@ class VerdictConfig:
                    focus_lead_ticks=settings.verdict_focus_lead_ticks,
                    focus_lead_step_ticks=settings.verdict_focus_lead_step_ticks,
                    focus_pool=settings.verdict_focus_pool,
-                   null_follows_suite=settings.verdict_null_follows_suite)
+                   null_follows_suite=settings.verdict_null_follows_suite,
+                   null_full_runs=settings.verdict_null_full_runs)
 
     @property
     def looks(self) -> int:
@@ -477,7 +483,16 @@ class Judge:
             obs = sim.observe()
             for i in np.flatnonzero(sim.alive):
                 obs_rows[i].append(obs[i])
-            sim.step(self.champion_policy.act(obs))
+            out = sim.step(self.champion_policy.act(obs))
+            if cfg.null_full_runs:
+                # a champion that fails fast would give placebos of a few rows, far smaller
+                # than the crowd's runs, and a null made of tiny-sample fine-tune chaos
+                again = np.flatnonzero(out.terminated & (np.array([len(r) for r in obs_rows])
+                                                         < cfg.null_ticks))
+                if again.size:
+                    sim.reset_cars(again, track_index=again, start_s_m=sim.frenet[again, 0],
+                                   speed_mps=self.suite.start_speed_mps)
+                    sim.steps[again] = [len(obs_rows[i]) for i in again]
         out = []
         for i, rows in enumerate(obs_rows):
             # contributions range from a few dozen takeover ticks (weighted) to a whole run of
