@@ -98,7 +98,9 @@ def test_exits_weighed_against_laps_at_a_stated_confidence() -> None:
 
     candidate, champion = _w5_like()
     assert exits_more_p(candidate, champion) == pytest.approx(0.25)  # 2 of 2 discordant
-    assert promotion(candidate, champion, exit_confidence=0.9).promoted
+    passed = promotion(candidate, champion, exit_confidence=0.9)
+    assert passed.promoted and passed.to_dict()["exits_more_p"] == pytest.approx(0.25)
+    assert "exits_more_p" not in promotion(candidate, champion, exit_confidence=0.0).to_dict()
     # four exits more than a champion that never left: p = 1/16 < 0.1, refused
     exited = candidate.exited.copy()
     exited[[3, 4]] = True

@@ -54,11 +54,17 @@ class Promotion:
     reason: str  # why not (empty when promoted)
     champion_lap_s: float | None  # mean lap time on the runs both complete
     candidate_lap_s: float | None
+    # the sign test's p-value when the candidate exits more and exits are weighed against laps
+    # (``exit_confidence`` > 0); None otherwise
+    exits_more_p: float | None = None
 
     def to_dict(self) -> dict:
-        return {"promoted": self.promoted, "reason": self.reason,
-                "champion_common_lap_s": self.champion_lap_s,
-                "candidate_common_lap_s": self.candidate_lap_s}
+        out = {"promoted": self.promoted, "reason": self.reason,
+               "champion_common_lap_s": self.champion_lap_s,
+               "candidate_common_lap_s": self.candidate_lap_s}
+        if self.exits_more_p is not None:
+            out["exits_more_p"] = self.exits_more_p
+        return out
 
 
 def promotion(candidate: EvalResult, champion: EvalResult, *,
@@ -84,7 +90,10 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
             and cand_lap > champ_lap * (1.0 + pace_tolerance):
         reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
                        "finish")
-    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap)
+    weighed = (exit_confidence > 0.0
+               and int(candidate.exited.sum()) > int(champion.exited.sum()))
+    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap,
+                     exits_more_p(candidate, champion) if weighed else None)
 
 
 def as_safe(candidate: EvalResult, champion: EvalResult,
