@@ -191,7 +191,7 @@ def test_the_lead_step_is_recorded_only_when_on(champion) -> None:
 def test_placebos_of_a_champion_that_fails_fast_are_as_long_as_runs(champion) -> None:
     """A champion that leaves the track within seconds gave placebos of a few rows, whose
     fine-tunes swing the score far more than a run's worth of data does: a null too wide to
-    pay anyone (docs/verdict.md, "Placebos as long as runs")."""
+    pay anyone (docs/verdict.md, "placebos as long as runs")."""
     import copy
 
     import torch

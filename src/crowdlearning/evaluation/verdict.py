@@ -105,8 +105,8 @@ class VerdictConfig:
     null_follows_suite: bool = False
     # a placebo's champion that leaves the track is put back on the centreline where it left
     # and drives on, so placebos have a run's length of states whatever the champion's
-    # survival (False: a placebo ends with the champion's first exit; docs/verdict.md
-    # "Placebos as long as runs")
+    # survival (False: a placebo ends with the champion's first exit; measured in
+    # docs/verdict.md "Exits weighed against laps, strict pace, and placebos as long as runs")
     null_full_runs: bool = False
 
     def __post_init__(self) -> None:
@@ -461,7 +461,9 @@ class Judge:
         ``salt`` keys their generator: the null's placebos use the default; an A/A check
         (``placebo_decisions``) draws fresh ones with another salt. Where they drive: easy play
         tracks from the start line, or (``null_follows_suite``) play tracks of the suite's
-        families in its proportions from random places.
+        families in its proportions from random places. A placebo ends at the champion's first
+        exit, or (``null_full_runs``) the champion is put back on the centreline and drives
+        on for ``null_ticks``.
         """
         cfg = self.config
         rng = np.random.default_rng([self.seed, salt])
@@ -483,12 +485,12 @@ class Judge:
             obs = sim.observe()
             for i in np.flatnonzero(sim.alive):
                 obs_rows[i].append(obs[i])
-            out = sim.step(self.champion_policy.act(obs))
+            step = sim.step(self.champion_policy.act(obs))
             if cfg.null_full_runs:
                 # a champion that fails fast would give placebos of a few rows, far smaller
                 # than the crowd's runs, and a null made of tiny-sample fine-tune chaos
-                again = np.flatnonzero(out.terminated & (np.array([len(r) for r in obs_rows])
-                                                         < cfg.null_ticks))
+                again = np.flatnonzero(step.terminated & (np.array([len(r) for r in obs_rows])
+                                                          < cfg.null_ticks))
                 if again.size:
                     sim.reset_cars(again, track_index=again, start_s_m=sim.frenet[again, 0],
                                    speed_mps=self.suite.start_speed_mps)
