@@ -207,8 +207,28 @@ def test_placebos_of_a_champion_that_fails_fast_are_as_long_as_runs(champion) ->
     assert max(len(p) for p in short) < 100  # a run ends at the first exit
     # back on the centreline after each exit: every placebo cut from 400 ticks (5-100% of it)
     assert min(len(p) for p in full) >= int(0.05 * 400)
+    assert max(len(p) for p in full) <= 400  # never beyond null_ticks, however many resets
     assert sum(len(p) for p in full) > 3 * sum(len(p) for p in short)
     # still a placebo: the champion's own actions (full lock) plus noise, on its own states
     for p in full:
         np.testing.assert_allclose(p.targets[:, 0].mean(), 1.0, atol=0.1)
     assert VerdictConfig().null_full_runs is False
+    # recorded only when on: verdicts published before it existed still verify
+    assert "null_full_runs" not in _judge((crasher, data), config).config_record()["verdict"]
+    on = _judge((crasher, data), dataclasses.replace(config, null_full_runs=True))
+    record = on.config_record()
+    assert record["verdict"]["null_full_runs"] is True
+    assert Judge.from_config_record(record, crasher, 0, data, on.seed).config == on.config
+
+
+def test_the_full_run_null_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdlearning.config import get_settings
+
+    monkeypatch.setenv("CROWDLEARNING_VERDICT_NULL_FULL_RUNS", "true")
+    get_settings.cache_clear()
+    try:
+        assert VerdictConfig.from_settings(get_settings()).null_full_runs is True
+    finally:
+        monkeypatch.delenv("CROWDLEARNING_VERDICT_NULL_FULL_RUNS")
+        get_settings.cache_clear()
+    assert VerdictConfig.from_settings(get_settings()).null_full_runs is False

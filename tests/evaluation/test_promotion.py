@@ -81,7 +81,8 @@ def _w5_like(n: int = 32) -> tuple[EvalResult, EvalResult]:
     champ_exit = np.zeros(n, bool)
     cand_done = np.ones(n, bool)
     cand_exit = np.zeros(n, bool)
-    cand_exit[[1, 2]] = True  # it left the track twice and still finished
+    cand_exit[[1, 2]] = True  # it left the track twice (an exit ends the run)
+    cand_done[[1, 2]] = False  # and still finishes 30 laps against 24
     return (_result(list(cand_done), [40.0] * n, list(cand_exit)),
             _result(list(champ_done), [40.0] * n, list(champ_exit)))
 
@@ -101,6 +102,9 @@ def test_exits_weighed_against_laps_at_a_stated_confidence() -> None:
     passed = promotion(candidate, champion, exit_confidence=0.9)
     assert passed.promoted and passed.to_dict()["exits_more_p"] == pytest.approx(0.25)
     assert "exits_more_p" not in promotion(candidate, champion, exit_confidence=0.0).to_dict()
+    for bad in (-0.1, 1.0):  # 1 would never refuse a candidate for its exits
+        with pytest.raises(ValueError, match="exit_confidence"):
+            promotion(candidate, champion, exit_confidence=bad)
     # four exits more than a champion that never left: p = 1/16 < 0.1, refused
     exited = candidate.exited.copy()
     exited[[3, 4]] = True

@@ -276,7 +276,9 @@ def _promotion_record(result: RoundResult) -> dict | None:
             "candidate_common_lap_s": cand.get("candidate_common_lap_s"),
             # the throttle bias of a pace-calibrated candidate (evaluation/pace.py), 0: none
             "throttle_bias": calibration.get("throttle_bias", 0.0)
-            if "calibrated_version" in calibration else 0.0}
+            if "calibrated_version" in calibration else 0.0,
+            # the sign test's p-value when exits were weighed against laps, else None
+            "exits_more_p": cand.get("exits_more_p")}
 
 
 def _aa_check(service: VerdictService, count: int, round_no: int) -> dict:

@@ -78,8 +78,7 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
     docstring)."""
     if pace_tolerance is None:
         pace_tolerance = get_settings().promotion_pace_tolerance
-    if exit_confidence is None:
-        exit_confidence = get_settings().promotion_exit_confidence
+    exit_confidence = _exit_confidence(exit_confidence)
     if len(candidate.completed) != len(champion.completed):
         raise ValueError("candidate and champion must be evaluated on the same runs")
     common = candidate.completed & champion.completed
@@ -101,9 +100,16 @@ def as_safe(candidate: EvalResult, champion: EvalResult,
     """``candidate`` passes the safety half of ``promotion`` against ``champion`` (laps,
     exits, progress over the whole suite), whatever its pace; ``exit_confidence`` as in
     ``promotion``."""
-    if exit_confidence is None:
-        exit_confidence = get_settings().promotion_exit_confidence
-    return not _safety_reasons(candidate, champion, (), exit_confidence)
+    return not _safety_reasons(candidate, champion, (), _exit_confidence(exit_confidence))
+
+
+def _exit_confidence(value: float | None) -> float:
+    """``value``, or the settings' when None; checked: in [0, 1) (1 would never refuse)."""
+    if value is None:
+        value = get_settings().promotion_exit_confidence
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"exit_confidence must be in [0, 1), got {value}")
+    return value
 
 
 def exits_more_p(candidate: EvalResult, champion: EvalResult) -> float:

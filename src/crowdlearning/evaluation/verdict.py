@@ -593,6 +593,8 @@ class Judge:
             del verdict["families"]  # easy only: the record verdicts always had
         if not verdict["focus_lead_step_ticks"]:
             del verdict["focus_lead_step_ticks"]  # off: as records were before it existed
+        if not verdict["null_full_runs"]:
+            del verdict["null_full_runs"]  # off: as records were before it existed
         record = {"verdict": verdict, "labels": asdict(self.label_config),
                   "prices": asdict(self.prices)}
         # as JSON has it (tuples become lists): a published record and a re-judged one compare
