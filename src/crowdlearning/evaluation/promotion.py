@@ -84,15 +84,12 @@ def promotion(candidate: EvalResult, champion: EvalResult, *,
     common = candidate.completed & champion.completed
     cand_lap = float(np.mean(candidate.lap_time_s[common])) if common.any() else None
     champ_lap = float(np.mean(champion.lap_time_s[common])) if common.any() else None
-    reasons = _safety_reasons(candidate, champion, protected, exit_confidence)
+    reasons, exits_p = _safety(candidate, champion, protected, exit_confidence)
     if cand_lap is not None and champ_lap is not None \
             and cand_lap > champ_lap * (1.0 + pace_tolerance):
         reasons.append(f"slower: {cand_lap:.1f} s a lap vs {champ_lap:.1f} s on the laps both "
                        "finish")
-    weighed = (exit_confidence > 0.0
-               and int(candidate.exited.sum()) > int(champion.exited.sum()))
-    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap,
-                     exits_more_p(candidate, champion) if weighed else None)
+    return Promotion(not reasons, "; ".join(reasons), champ_lap, cand_lap, exits_p)
 
 
 def as_safe(candidate: EvalResult, champion: EvalResult,
@@ -100,7 +97,7 @@ def as_safe(candidate: EvalResult, champion: EvalResult,
     """``candidate`` passes the safety half of ``promotion`` against ``champion`` (laps,
     exits, progress over the whole suite), whatever its pace; ``exit_confidence`` as in
     ``promotion``."""
-    return not _safety_reasons(candidate, champion, (), _exit_confidence(exit_confidence))
+    return not _safety(candidate, champion, (), _exit_confidence(exit_confidence))[0]
 
 
 def _exit_confidence(value: float | None) -> float:
@@ -125,30 +122,31 @@ def exits_more_p(candidate: EvalResult, champion: EvalResult) -> float:
     return sum(math.comb(n, k) for k in range(only_cand, n + 1)) / 2 ** n
 
 
-def _safety_reasons(candidate: EvalResult, champion: EvalResult,
-                    protected: Sequence[str], exit_confidence: float) -> list[str]:
-    """Why ``candidate`` is less safe than ``champion`` (empty: it is not)."""
-    reasons = []
+def _safety(candidate: EvalResult, champion: EvalResult, protected: Sequence[str],
+            exit_confidence: float) -> tuple[list[str], float | None]:
+    """Why ``candidate`` is less safe than ``champion`` (empty: it is not); second, the sign
+    test's p-value when it exits more and exits are weighed (``exit_confidence`` > 0; else
+    None)."""
+    reasons, p = [], None
     cand_laps, champ_laps = int(candidate.completed.sum()), int(champion.completed.sum())
     if cand_laps < champ_laps:
         reasons.append(f"completes fewer laps ({cand_laps} vs {champ_laps})")
     cand_exits, champ_exits = int(candidate.exited.sum()), int(champion.exited.sum())
     if cand_exits > champ_exits:
+        more = f"leaves the track more often ({cand_exits} vs {champ_exits} runs"
         if exit_confidence <= 0.0:
-            reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} runs)")
-        elif cand_laps <= champ_laps:
-            reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} runs) "
-                           "without finishing more laps")
+            reasons.append(f"{more})")
         else:
             p = exits_more_p(candidate, champion)
-            if p < 1.0 - exit_confidence:
-                reasons.append(f"leaves the track more often ({cand_exits} vs {champ_exits} "
-                               f"runs; p = {p:.3f} < {1.0 - exit_confidence:.2f})")
+            if cand_laps <= champ_laps:
+                reasons.append(f"{more}) without finishing more laps")
+            elif p < 1.0 - exit_confidence:
+                reasons.append(f"{more}; p = {p:.3f} < {1.0 - exit_confidence:.2f})")
     if candidate.progress_frac.mean() < champion.progress_frac.mean() - 1e-9:
         reasons.append("drives less far")
     reasons += [f"completes fewer laps on {family} tracks"
                 for family in _less_safe_in(candidate, champion, protected)]
-    return reasons
+    return reasons, p
 
 
 def _less_safe_in(candidate: EvalResult, champion: EvalResult,

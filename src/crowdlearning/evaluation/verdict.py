@@ -489,12 +489,14 @@ class Judge:
             if cfg.null_full_runs:
                 # a champion that fails fast would give placebos of a few rows, far smaller
                 # than the crowd's runs, and a null made of tiny-sample fine-tune chaos
-                again = np.flatnonzero(step.terminated & (np.array([len(r) for r in obs_rows])
-                                                          < cfg.null_ticks))
+                # (a car's ``steps`` is its rows so far: kept across the reset, so the run
+                # still ends at ``null_ticks``)
+                again = np.flatnonzero(step.terminated & (sim.steps < cfg.null_ticks))
                 if again.size:
+                    driven = sim.steps[again].copy()
                     sim.reset_cars(again, track_index=again, start_s_m=sim.frenet[again, 0],
                                    speed_mps=self.suite.start_speed_mps)
-                    sim.steps[again] = [len(obs_rows[i]) for i in again]
+                    sim.steps[again] = driven
         out = []
         for i, rows in enumerate(obs_rows):
             # contributions range from a few dozen takeover ticks (weighted) to a whole run of
