@@ -9,6 +9,12 @@ was paid, and the last champion's lap completion on the learning curve's easy su
 unlocked family and on the mastered ones (and the mastered ones' lowest in any round).
 `--rounds` adds one line per round. With several reports, a last line totals them (the
 comparison of two settings over the same seeds) with each honest persona's mean HBAR a run.
+
+Totals only mean something over reports of one program: the same code and the same settings,
+seeds aside. Reports record theirs (`config.provenance`, `crowdlearning.provenance`); reports of
+different programs are not totalled unless `--mixed` is given (reports written before it
+existed have none and count as one unknown program). Each report's line ends with its code's
+digest (12 characters) and the settings it ran with.
 """
 
 from __future__ import annotations
@@ -85,6 +91,16 @@ def totals(summaries: list[dict]) -> str:
             f"unlocked {total('families')}; HBAR a run {' / '.join(HONEST)}: {hbar}")
 
 
+def program(report: dict) -> str:
+    """The program a report ran: its code digest and settings ("unknown" before reports
+    recorded them)."""
+    prov = report.get("config", {}).get("provenance")
+    if not prov:
+        return "unknown"
+    settings = " ".join(f"{k}={v}" for k, v in sorted(prov["settings"].items()))
+    return f"code {prov['code']['source_sha256'][:12]} {settings or '(defaults)'}"
+
+
 def _round_line(r: dict) -> str:
     p = r.get("promotion") or {}
     pace = (f"{p['candidate_common_lap_s']:.1f} vs {p['champion_common_lap_s']:.1f} s"
@@ -101,8 +117,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--rounds", action="store_true", help="one line per round too")
+    parser.add_argument("--mixed", action="store_true",
+                        help="total reports of different programs (code or settings) anyway")
     args = parser.parse_args()
-    summaries = []
+    summaries, programs = [], {}
     for path in args.reports:
         report = json.loads(path.read_text())
         s = summary(report)
@@ -115,11 +133,18 @@ def main() -> None:
               f"{s['random_paid_rounds']}, last champion: easy {s['last_easy']:.0%} unlocked "
               f"{s['last_unlocked']:.0%} mastered {mastered} (lowest in any round "
               f"{'-' if s['min_mastered'] is None else format(s['min_mastered'], '.0%')}), "
-              f"frontier {s['frontier']} ({s['families']} families unlocked)")
+              f"frontier {s['frontier']} ({s['families']} families unlocked); "
+              f"{program(report)}")
+        programs.setdefault(program(report), []).append(path.name)
         if args.rounds:
             for r in report["learning_curve"][1:]:
                 print(_round_line(r))
     if len(summaries) > 1:
+        if len(programs) > 1 and not args.mixed:
+            print(f"not totalled: {len(programs)} programs (pass --mixed to total anyway):")
+            for name, paths in programs.items():
+                print(f"  {name}: {', '.join(paths)}")
+            raise SystemExit(2)
         print(totals(summaries))
 
 

@@ -7,12 +7,14 @@ Usage (the market's verdict settings in the environment, as the run had them):
     CROWDLEARNING_VERDICT_FRONTIER_SHARE=0.75 CROWDLEARNING_VERDICT_FOCUS_STARTS=0.75 \\
     CROWDLEARNING_VERDICT_NULL_NOISE=0.15 CROWDLEARNING_VERDICT_NULL_FOLLOWS_SUITE=true \\
     .venv/bin/python bench/placebo_null.py RUN.json:ROUND [RUN.json:ROUND ...] \\
-        [--aa 16] [--rejudge 9]
+        [--aa 16] [--rejudge 9] [--null-ticks 600]
 
 RUN.json is a `crowdlearning demo --json` report whose `--out` folder still exists; ROUND the
 round whose judge is rebuilt (the champion and unlocked families after the round before).
 `--rejudge N` rejudges the first N judged contributions of that champion from the run's archive
-under both nulls. Figures of 2026-11-30 in docs/verdict.md ("placebos as long as runs").
+under both nulls. `--null-ticks` sets the placebos' run length (`VerdictConfig.null_ticks`, 1200
+as the game's runs; the market's sessions are `session_ticks`, 600). Figures of 2026-11-30 in
+docs/verdict.md ("placebos as long as runs").
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--aa", type=int, default=0, help="fresh placebos judged per null")
     parser.add_argument("--rejudge", type=int, default=0,
                         help="judged contributions of that champion rejudged per null")
+    parser.add_argument("--null-ticks", type=int, default=0,
+                        help="placebo run length [ticks] (0: the judge's, 1200)")
     args = parser.parse_args()
     aa_total: Counter = Counter()
     for spec in args.specs:
@@ -69,6 +73,8 @@ def main() -> None:
         data = AggregatedDataset(run / "dataset").load(registry.contributions_in(version))
         config = VerdictConfig.from_settings(get_settings())
         config = replace(config, rotation=config.rotation + version)
+        if args.null_ticks:
+            config = replace(config, null_ticks=args.null_ticks)
         if families != ("easy",):
             config = replace(config, families=families)
         judged = [json.loads(line) for line in (run / "verdicts.jsonl").open()]

@@ -44,6 +44,7 @@ from crowdlearning.payments.local_network.server import running_local_network
 from crowdlearning.payments.sdk_transport import SdkHederaTransport
 from crowdlearning.payments.settlement import Settler, reconcile
 from crowdlearning.platform.service import Outcome, RoundResult, VerdictService
+from crowdlearning.provenance import run_provenance
 from crowdlearning.sim.params import CONTROL_RATE_HZ
 from crowdlearning.sim.track import Track
 
@@ -225,7 +226,9 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
                    "eval_tracks": cfg.eval_tracks, "seed": cfg.seed,
                    "verdict": {"confidence": cfg.verdict.confidence,
                                "margin_pct": cfg.verdict.margin_pct,
-                               "suite_size": cfg.verdict.suite_size}},
+                               "suite_size": cfg.verdict.suite_size},
+                   # which code and settings made this run (reports compare like with like)
+                   "provenance": run_provenance(settings)},
         "learning_curve": curve,
         "personas": {name: book.as_dict() for name, book in books.items()},
         "verdict_latency_s": {"median": float(np.median(latencies)),

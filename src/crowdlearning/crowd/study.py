@@ -55,6 +55,7 @@ from crowdlearning.learning.session import PlayerInputs, SessionBatch, SessionSp
 from crowdlearning.ledger import Ledger, open_ledger, player_account
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.platform.service import Outcome, VerdictService
+from crowdlearning.provenance import run_provenance
 from crowdlearning.sim.track import Track
 from crowdlearning.sim.track_gen import generate_track
 
@@ -183,7 +184,9 @@ def run_study(cfg: StudyConfig, work: Path) -> dict:
                    "verdict": {"confidence": cfg.verdict.confidence,
                                "margin_pct": cfg.verdict.margin_pct,
                                "finetune_seeds": cfg.verdict.finetune_seeds,
-                               "null_runs": cfg.verdict.null_runs}},
+                               "null_runs": cfg.verdict.null_runs},
+                   # which code and settings made this study (reports compare like with like)
+                   "provenance": run_provenance(settings)},
         "champion_versions": versions,
         "personas": {f"{p}|{m}": t.summary() for (p, m), t in sorted(tallies.items())},
         "gambler_curve": _gambler_curve(tallies, cfg.modes, cfg.honest),
