@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         "the champion fails (verdict_focus_starts > 0) use 0.15: it moves the model about as "
         "much as a real player's corrections do (docs/verdict.md, \"Measuring where the "
         "champion fails\").")
+    verdict_null_ticks: int = Field(
+        default=1200, ge=20, le=36_000,
+        description="Length of each placebo run of the verdict's null [ticks]: the length of "
+        "the runs judged (the game's server_run_ticks, 1200; the demo market's sessions are "
+        "600, measured in docs/verdict.md \"A baseline at the code as it stands\").")
     # curriculum (docs/verdict.md "Curriculum"): track families unlock one by one, easiest first
     curriculum_mastery: float = Field(
         default=0.95, gt=0, le=1.0,

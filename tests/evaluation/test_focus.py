@@ -232,3 +232,18 @@ def test_the_full_run_null_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delenv("CROWDLEARNING_VERDICT_NULL_FULL_RUNS")
         get_settings.cache_clear()
     assert VerdictConfig.from_settings(get_settings()).null_full_runs is False
+
+
+def test_the_placebo_run_length_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdlearning.config import get_settings
+
+    monkeypatch.setenv("CROWDLEARNING_VERDICT_NULL_TICKS", "600")
+    get_settings.cache_clear()
+    try:
+        assert VerdictConfig.from_settings(get_settings()).null_ticks == 600
+    finally:
+        monkeypatch.delenv("CROWDLEARNING_VERDICT_NULL_TICKS")
+        get_settings.cache_clear()
+    assert VerdictConfig.from_settings(get_settings()).null_ticks == 1200
+    with pytest.raises(ValueError, match="null_ticks"):
+        VerdictConfig(null_ticks=0)

@@ -118,6 +118,8 @@ class VerdictConfig:
             raise ValueError(f"null_runs must be >= 3 to estimate the noise, got {self.null_runs}")
         if not 0 < self.null_noise <= 1:
             raise ValueError(f"null_noise must be in (0, 1], got {self.null_noise}")
+        if self.null_ticks < 1:
+            raise ValueError(f"null_ticks must be >= 1, got {self.null_ticks}")
         if not 0 <= self.frontier_share < 1 or not 0 <= self.focus_starts <= 1:
             raise ValueError("frontier_share must be in [0, 1) and focus_starts in [0, 1]")
         if (self.focus_lead_ticks < 0 or self.focus_lead_step_ticks < 0
@@ -137,6 +139,7 @@ class VerdictConfig:
                    finetune=FinetuneConfig(updates=settings.verdict_finetune_updates),
                    finetune_seeds=settings.verdict_finetune_seeds,
                    null_runs=settings.verdict_null_runs, null_noise=settings.verdict_null_noise,
+                   null_ticks=settings.verdict_null_ticks,
                    frontier_share=settings.verdict_frontier_share,
                    focus_starts=settings.verdict_focus_starts,
                    focus_lead_ticks=settings.verdict_focus_lead_ticks,
