@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,8 +54,6 @@ def test_the_installed_package_has_a_digest_and_its_commit_in_a_checkout() -> No
 
 
 def test_changed_settings_lists_what_differs_and_never_a_credential(monkeypatch) -> None:
-    import os
-
     for name in [n for n in os.environ if n.startswith("CROWDLEARNING_")]:
         monkeypatch.delenv(name)  # only what the test sets differs from the defaults
     key = "302e020100300506032b657004220420" + "ab" * 32
@@ -91,9 +90,9 @@ def test_market_targets_does_not_total_reports_of_different_programs(tmp_path: P
     other_code = report("c.json", "c", {"verdict_focus_starts": 0.75})
     other_settings = report("d.json", "a", {})
 
-    def run(*paths: Path) -> subprocess.CompletedProcess:
+    def run(*args: Path | str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(REPO / "bench" / "market_targets.py"),
-                               *map(str, paths)], capture_output=True, text=True)
+                               *map(str, args)], capture_output=True, text=True)
 
     ok = run(*same)
     assert ok.returncode == 0 and "total of 2" in ok.stdout
@@ -102,7 +101,5 @@ def test_market_targets_does_not_total_reports_of_different_programs(tmp_path: P
         refused = run(*same, odd)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "not totalled: 2 programs" in refused.stdout and "total of" not in refused.stdout
-    forced = subprocess.run([sys.executable, str(REPO / "bench" / "market_targets.py"),
-                             *map(str, [*same, other_code]), "--mixed"],
-                            capture_output=True, text=True)
+    forced = run(*same, other_code, "--mixed")
     assert forced.returncode == 0 and "total of 3" in forced.stdout
