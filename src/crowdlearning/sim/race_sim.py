@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crowdlearning.errors import SimulationError
-from crowdlearning.sim import kernels
+from crowdlearning.sim import kernels, portable_math
 from crowdlearning.sim.observation import assemble, observation_space
 from crowdlearning.sim.params import DT_S, CarParams, SensorParams
 from crowdlearning.sim.track import Track
@@ -136,7 +136,7 @@ class RaceSim:
         local = np.round((s0 % b.length[tracks]) / b.spacing[tracks]).astype(np.int64)
         local %= b.count[tracks]
         g = b.start[tracks] + local
-        heading = np.arctan2(b.tangent[g, 1], b.tangent[g, 0])
+        heading = portable_math.arctan2(b.tangent[g, 1], b.tangent[g, 0])
         self.pose[cars, 0:2] = b.centre[g] + lat0[:, None] * b.normal[g]
         self.pose[cars, 2] = (heading + dyaw0 + np.pi) % (2 * np.pi) - np.pi
         self.pose[cars, 3] = np.clip(v0, 0.0, self.car.max_speed_mps)

@@ -90,8 +90,10 @@ class Track:
 
     @cached_property
     def segment_lengths_m(self) -> np.ndarray:
+        from crowdlearning.sim import portable_math  # numba, loaded on first use
+
         delta = np.roll(self.centreline_m, -1, axis=0) - self.centreline_m
-        return np.hypot(delta[:, 0], delta[:, 1])
+        return portable_math.hypot(delta[:, 0], delta[:, 1])
 
     @cached_property
     def length_m(self) -> float:
@@ -110,12 +112,16 @@ class Track:
     @cached_property
     def heading_rad(self) -> np.ndarray:
         """Direction of travel at each point (central difference) [rad]."""
+        from crowdlearning.sim import portable_math  # numba, loaded on first use
+
         ahead = np.roll(self.centreline_m, -1, axis=0) - np.roll(self.centreline_m, 1, axis=0)
-        return np.arctan2(ahead[:, 1], ahead[:, 0])
+        return portable_math.arctan2(ahead[:, 1], ahead[:, 0])
 
     @cached_property
     def tangent(self) -> np.ndarray:
-        return np.stack([np.cos(self.heading_rad), np.sin(self.heading_rad)], axis=1)
+        from crowdlearning.sim import portable_math  # numba, loaded on first use
+
+        return portable_math.cos_sin(self.heading_rad)
 
     @cached_property
     def normal_left(self) -> np.ndarray:
@@ -126,8 +132,10 @@ class Track:
     @cached_property
     def curvature_1pm(self) -> np.ndarray:
         """Signed curvature at each point [1/m], positive turning left."""
+        from crowdlearning.sim import portable_math  # numba, loaded on first use
+
         delta = np.roll(self.centreline_m, -1, axis=0) - self.centreline_m
-        seg_heading = np.arctan2(delta[:, 1], delta[:, 0])
+        seg_heading = portable_math.arctan2(delta[:, 1], delta[:, 0])
         turn = wrap_angle(seg_heading - np.roll(seg_heading, 1))
         mean_len = 0.5 * (self.segment_lengths_m + np.roll(self.segment_lengths_m, 1))
         return np.asarray(turn / mean_len, dtype=np.float64)
