@@ -14,7 +14,9 @@ Totals only mean something over reports of one program: the same code and the sa
 seeds aside. Reports record theirs (`config.provenance`, `crowdlearning.provenance`); reports of
 different programs are not totalled unless `--mixed` is given (reports written before it
 existed have none and count as one unknown program). Each report's line ends with its code's
-digest (12 characters) and the settings it ran with.
+digest (12 characters), the settings it ran with, and the kind of CPU it ran on (numpy's and
+torch's SIMD level): a rerun reproduces a report only on the same kind, but reports of one
+program from different kinds are totalled (they are equally valid samples).
 """
 
 from __future__ import annotations
@@ -101,6 +103,15 @@ def program(report: dict) -> str:
     return f"code {prov['code']['source_sha256'][:12]} {settings or '(defaults)'}"
 
 
+def machine(report: dict) -> str:
+    """The kind of CPU a report ran on (a rerun reproduces it only on the same kind)."""
+    m = report.get("config", {}).get("provenance", {}).get("machine")
+    if not m:
+        return "machine unknown"
+    simd = "+".join(m.get("numpy_simd") or []) or "baseline"
+    return f"on {m.get('arch')} numpy {simd} torch {m.get('torch_cpu') or '-'}"
+
+
 def _round_line(r: dict) -> str:
     p = r.get("promotion") or {}
     pace = (f"{p['candidate_common_lap_s']:.1f} vs {p['champion_common_lap_s']:.1f} s"
@@ -134,7 +145,7 @@ def main() -> None:
               f"{s['last_unlocked']:.0%} mastered {mastered} (lowest in any round "
               f"{'-' if s['min_mastered'] is None else format(s['min_mastered'], '.0%')}), "
               f"frontier {s['frontier']} ({s['families']} families unlocked); "
-              f"{program(report)}")
+              f"{program(report)}; {machine(report)}")
         programs.setdefault(program(report), []).append(path.name)
         if args.rounds:
             for r in report["learning_curve"][1:]:

@@ -11,7 +11,13 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from crowdlearning.config import Settings
-from crowdlearning.provenance import PACKAGE_DIR, changed_settings, code_identity
+from crowdlearning.provenance import (
+    PACKAGE_DIR,
+    changed_settings,
+    code_identity,
+    machine_identity,
+    run_provenance,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +77,27 @@ def test_changed_settings_lists_what_differs_and_never_a_credential(monkeypatch)
     assert changed_settings(Settings()) == {}
 
 
+_MACHINE = ("import json; from crowdlearning.provenance import machine_identity; "
+            "print(json.dumps(machine_identity()))")
+
+
+def test_a_report_names_the_kind_of_cpu_its_floats_came_from() -> None:
+    # GIVEN this interpreter, and one told to keep numpy off its AVX-512 and AVX2 code
+    here = machine_identity()
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"}
+    out = subprocess.run([sys.executable, "-c", _MACHINE], capture_output=True, text=True,
+                         check=True, env=env)
+    narrowed = json.loads(out.stdout)
+    # THEN both name the architecture and CPU, and numpy's dispatch as numpy itself reports it
+    assert here["arch"] == narrowed["arch"] and here["cpu"] == narrowed["cpu"] != ""
+    assert isinstance(here["numpy_simd"], list)
+    assert not {"X86_V3", "X86_V4"} & set(narrowed["numpy_simd"])
+    from numpy._core._multiarray_umath import __cpu_features__
+    assert set(here["numpy_simd"]) <= {k for k, on in __cpu_features__.items() if on}
+    # and a market report's provenance carries it
+    assert run_provenance(Settings())["machine"] == here
+
+
 def test_market_targets_does_not_total_reports_of_different_programs(tmp_path: Path) -> None:
     curve = [{"round": 0, "version": 0, "lap_completion": 1.0, "unlocked_lap_completion": 1.0,
               "hbar_per_run": {}, "decisions": {}},
@@ -78,15 +105,16 @@ def test_market_targets_does_not_total_reports_of_different_programs(tmp_path: P
               "unlocked_lap_completion": 1.0, "hbar_per_run": {"expert": 0.1},
               "decisions": {"expert": {"improved": 1}}}]
 
-    def report(name: str, sha: str, settings: dict) -> Path:
+    def report(name: str, sha: str, settings: dict, simd: tuple[str, ...] = ("X86_V3",)) -> Path:
         path = tmp_path / name
-        prov = {"code": {"source_sha256": sha * 64}, "settings": settings}
+        prov = {"code": {"source_sha256": sha * 64}, "settings": settings,
+                "machine": {"arch": "x86_64", "numpy_simd": list(simd), "torch_cpu": "AVX2"}}
         path.write_text(json.dumps({"config": {"provenance": prov}, "learning_curve": curve,
                                     "personas": {}}))
         return path
 
     same = [report("a.json", "a", {"verdict_focus_starts": 0.75}),
-            report("b.json", "a", {"verdict_focus_starts": 0.75})]
+            report("b.json", "a", {"verdict_focus_starts": 0.75}, simd=("X86_V3", "X86_V4"))]
     other_code = report("c.json", "c", {"verdict_focus_starts": 0.75})
     other_settings = report("d.json", "a", {})
 
@@ -97,6 +125,9 @@ def test_market_targets_does_not_total_reports_of_different_programs(tmp_path: P
     ok = run(*same)
     assert ok.returncode == 0 and "total of 2" in ok.stdout
     assert "verdict_focus_starts=0.75" in ok.stdout
+    # each line names its CPU kind, which is not part of the program: both kinds are totalled
+    assert "on x86_64 numpy X86_V3 torch AVX2" in ok.stdout
+    assert "on x86_64 numpy X86_V3+X86_V4 torch AVX2" in ok.stdout
     for odd in (other_code, other_settings):
         refused = run(*same, odd)
         assert refused.returncode == 2, refused.stdout + refused.stderr

@@ -5,19 +5,27 @@ were once produced by different code without saying so (docs/verdict.md, "A base
 code as it stands"): every report of a long run now records which source and which settings
 made it, so two reports can be checked to compare like with like
 (``bench/market_targets.py`` refuses to total reports of different programs unless told).
+
+The same program replays a run exactly only on the same kind of CPU: numpy and torch pick their
+arithmetic by the CPU (AVX-512 or AVX2), which moves the scripted players' and the policy's
+actions by an ulp and a chaotic run onto another path (``docs/simulator.md``, "The same
+trajectory on every CPU"). Reports therefore also record ``machine``: not part of the program
+(runs on two kinds are equally valid samples), but what a rerun must match to reproduce one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import platform
 import subprocess
+import sys
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from crowdlearning.config import Settings
 
-__all__ = ["changed_settings", "code_identity", "run_provenance"]
+__all__ = ["changed_settings", "code_identity", "machine_identity", "run_provenance"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # setting names that may carry a credential even when not typed as a secret (database URLs
@@ -66,7 +74,33 @@ def changed_settings(settings: Settings) -> dict[str, object]:
     return out
 
 
+def machine_identity() -> dict[str, object]:
+    """The kind of CPU a run's floats depend on: ``arch``, ``cpu`` (its model name where the
+    system says), ``numpy_simd`` (the SIMD targets numpy dispatches to here, beyond its
+    baseline) and ``torch_cpu`` (torch's kernel capability, when torch is loaded)."""
+    out: dict[str, object] = {"arch": platform.machine(), "cpu": _cpu_model()}
+    try:  # numpy's own record of its dispatch (what ``np.show_runtime()`` prints)
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        out["numpy_simd"] = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    except ImportError:
+        out["numpy_simd"] = None
+    torch = sys.modules.get("torch")  # never imported here just to ask
+    out["torch_cpu"] = torch.backends.cpu.get_cpu_capability() if torch is not None else None
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def run_provenance(settings: Settings) -> dict[str, object]:
-    """The block a report carries: ``code`` (``code_identity``) and ``settings``
-    (``changed_settings``)."""
-    return {"code": code_identity(), "settings": changed_settings(settings)}
+    """The block a report carries: ``code`` (``code_identity``), ``settings``
+    (``changed_settings``) and ``machine`` (``machine_identity``)."""
+    return {"code": code_identity(), "settings": changed_settings(settings),
+            "machine": machine_identity()}
