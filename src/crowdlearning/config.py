@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     price_penalty_cap_tinybar: int = Field(
         default=60_000_000, ge=0, description="Largest penalty of one run; at most the hold "
         "(ledger_hold_tinybar) [tinybar].")
+    price_penalty_basis: Literal["effect", "confident"] = Field(
+        default="confident",
+        description="What a penalty charges: 'confident', the harm beyond the training noise "
+        "(beyond both the paired interval's upper end and the placebos' null: an honest run "
+        "judged worse at the edge of the noise pays little, a sabotage far beyond it about its "
+        "whole harm); 'effect', the whole measured harm (docs/verdict.md, 'Price').")
     price_label_noise_ref: float = Field(
         default=0.1, ge=0.0, le=2.0,
         description="A reward is multiplied by its labels' precision ref^2 / (ref^2 + s^2), s "

@@ -100,6 +100,24 @@ def test_a_penalty_is_explained_and_says_when_the_hold_limited_it() -> None:
     assert held["money"]["amount_tinybar"] == priced // 2
 
 
+def test_a_confident_penalty_says_how_much_of_the_harm_it_charges() -> None:
+    # GIVEN a run 5 m a run worse (interval upper end -3.1 m, placebos' null down to -1.3 m),
+    # priced on the harm beyond the training noise
+    confident = PriceSchedule(penalty_basis="confident")
+    config = {**JUDGE_CONFIG, "prices": dataclasses.asdict(confident)}
+    v = dataclasses.replace(verdict(Decision.WORSE, diff=-5.0), judge_config=config)
+    sure = v.confident_harm_bp
+    v = dataclasses.replace(v, price_tinybar=confident.price(v.decision, v.effect_bp,
+                                                             confident_harm_bp=sure))
+    # WHEN it is explained with the penalty booked
+    e = explain(v, None, paid_mode=True, reward_tinybar=0, penalty_tinybar=-v.price_tinybar)
+    # THEN the text names the basis points charged and the measured ones, and they differ
+    assert 0 < sure < -v.effect_bp
+    assert (f"× {sure} bp of harm beyond the training noise (measured {-v.effect_bp} bp"
+            in e["money"]["text"])
+    assert e["money"]["amount_tinybar"] == sure * confident.penalty_tinybar_per_bp
+
+
 @pytest.mark.parametrize(("decision", "reason", "runs", "paid", "why"), [
     (Decision.NO_EFFECT, "", 8, True, "no_effect"),
     (Decision.NO_EFFECT, "labels copy the policy's own actions: nothing to learn", 0, True,

@@ -10,7 +10,13 @@ import pytest
 
 from crowdlearning.crowd.personas import make_persona
 from crowdlearning.evaluation.screening import ScreenConfig, Screener
-from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, VerdictConfig
+from crowdlearning.evaluation.verdict import (
+    Decision,
+    Judge,
+    PriceSchedule,
+    VerdictConfig,
+    confident_harm_bp,
+)
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
     INITIAL_DEMO_TRACKS,
@@ -238,6 +244,58 @@ def test_a_shaky_hand_is_paid_its_labels_precision_and_reproducibly(judge: Judge
                                       * v.label_precision)
         paid[contribution.contribution_id] = v.price_tinybar
     assert paid["expert"] > 2 * paid["shaky"] > 0
+
+
+def test_confident_harm_is_what_lies_beyond_both_the_interval_and_the_null() -> None:
+    # twin drives 100 m a run; the run's mean is -50 m, its interval's upper end -20 m
+    assert confident_harm_bp(-50.0, -20.0, -40.0, 100.0) == 1000  # 10 m beyond the null
+    assert confident_harm_bp(-50.0, -5.0, -10.0, 100.0) == 500  # the interval is closer to 0
+    assert confident_harm_bp(-50.0, 3.0, -60.0, 100.0) == 0  # nothing it is sure of
+
+
+def test_a_confident_penalty_charges_only_the_harm_beyond_the_noise() -> None:
+    prices = PriceSchedule(penalty_tinybar_per_bp=20, penalty_cap_tinybar=30_000,
+                           reward_tinybar_per_bp=10, penalty_basis="confident")
+    # harm measured 1,000 bp of which 200 lie beyond the noise: 200 bp are charged
+    assert prices.price(Decision.WORSE, -1000, confident_harm_bp=200) == -4_000
+    # never more than the measured harm, and the cap still holds
+    assert prices.price(Decision.WORSE, -100, confident_harm_bp=5_000) == -2_000
+    assert prices.price(Decision.WORSE, -9_000, confident_harm_bp=8_000) == -30_000
+    # rewards are priced as before
+    assert prices.price(Decision.IMPROVED, 30, confident_harm_bp=0) == 300
+    with pytest.raises(ValueError, match="confident_harm_bp"):
+        prices.price(Decision.WORSE, -1000)
+    with pytest.raises(ValueError, match="penalty_basis"):
+        PriceSchedule(penalty_basis="half")
+    # the whole harm as before with the record's old basis
+    assert PriceSchedule(penalty_tinybar_per_bp=20, penalty_cap_tinybar=30_000).price(
+        Decision.WORSE, -1000, confident_harm_bp=200) == -20_000
+
+
+def test_a_confident_penalty_is_recorded_and_rejudged_bit_for_bit(judge: Judge, plays) -> None:
+    # GIVEN the same judge, pricing penalties on the whole harm and on the confident harm
+    # (no cap, so that the two amounts show)
+    uncapped = dataclasses.replace(judge.prices, penalty_cap_tinybar=10**12)
+    judges = [Judge(judge.champion, 0, judge.base, config=CONFIG, null_diffs_m=judge.null_diffs_m,
+                    prices=dataclasses.replace(uncapped, penalty_basis=basis))
+              for basis in ("effect", "confident")]
+    c = plays["random"]
+    # WHEN both judge a run that harms the model
+    whole, sure = (j.judge(c) for j in judges)
+    # THEN the decision is the same and the penalty charges only the harm beyond the noise
+    assert (sure.decision, sure.effect_bp) == (whole.decision, whole.effect_bp)
+    assert sure.decision is Decision.WORSE and 0 < sure.confident_harm_bp < -sure.effect_bp
+    rate = judge.prices.penalty_tinybar_per_bp
+    assert sure.price_tinybar == -sure.confident_harm_bp * rate
+    assert whole.price_tinybar == whole.effect_bp * rate < sure.price_tinybar
+    # the basis is in the published configuration (records priced on the whole harm keep
+    # theirs without it, as before it existed), and a re-judge reproduces the record
+    assert sure.judge_config["prices"]["penalty_basis"] == "confident"
+    assert "penalty_basis" not in whole.judge_config["prices"]
+    for v in (whole, sure):
+        again = Judge.from_config_record(v.judge_config, judge.champion, 0, judge.base,
+                                         v.seed).judge(c)
+        assert again.sha256 == v.sha256
 
 
 def test_the_configuration_record_compares_equal_after_json(judge: Judge) -> None:

@@ -150,10 +150,13 @@ def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str) ->
                    if v.label_precision < 1.0 else "") + ".")
         return {"kind": "reward", "amount_tinybar": reward, "why": "improved", "text": text}
     if penalty > 0:
-        capped = bp * p.penalty_tinybar_per_bp > p.penalty_cap_tinybar
+        charged = (min(bp, v.confident_harm_bp) if p.penalty_basis == "confident" else bp)
+        capped = charged * p.penalty_tinybar_per_bp > p.penalty_cap_tinybar
         priced = -v.price_tinybar
+        beyond = (f" of harm beyond the training noise (measured {bp} bp; the part placebos "
+                  "or chance could explain is not charged)" if charged < bp else "")
         text = (f"Penalty {_hbar(penalty)}: {p.penalty_tinybar_per_bp:,} tinybar per basis point "
-                f"(0.01% of distance) × {bp} bp"
+                f"(0.01% of distance) × {charged} bp{beyond}"
                 + (f", capped at {_hbar(p.penalty_cap_tinybar)}" if capped else "")
                 + (f", limited to the stake this run held (priced {_hbar(priced)})"
                    if priced > penalty else "")

@@ -61,7 +61,8 @@ from crowdlearning.sim.families import family_track
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig", "label_params_of"]
+__all__ = ["PENALTY_BASES", "Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig",
+           "confident_harm_bp", "label_params_of"]
 
 
 class Decision(StrEnum):
@@ -177,6 +178,10 @@ class PriceSchedule:
     # a reward is multiplied by the labels' precision factor (``learning.label_noise``): the
     # steering noise at which a label is paid half; 0 = off (every reward paid whole)
     label_noise_ref: float = 0.0
+    # what a penalty charges: "effect", the whole measured harm (as records before 2026-11-30
+    # were priced); "confident", only the harm beyond the training noise, i.e. beyond both the
+    # paired interval's upper end and the placebos' null (``confident_harm_bp``)
+    penalty_basis: str = "effect"
 
     def __post_init__(self) -> None:
         for name in ("reward_tinybar_per_bp", "reward_cap_tinybar", "penalty_tinybar_per_bp",
@@ -188,6 +193,9 @@ class PriceSchedule:
                 0.0 <= self.label_noise_ref <= 2.0):
             raise ValueError(f"label_noise_ref must be in [0, 2] (steering units), got "
                              f"{self.label_noise_ref!r}")
+        if self.penalty_basis not in PENALTY_BASES:
+            raise ValueError(f"penalty_basis must be one of {', '.join(PENALTY_BASES)}, got "
+                             f"{self.penalty_basis!r}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceSchedule:
@@ -195,13 +203,17 @@ class PriceSchedule:
                    reward_cap_tinybar=settings.price_reward_cap_tinybar,
                    penalty_tinybar_per_bp=settings.price_penalty_tinybar_per_bp,
                    penalty_cap_tinybar=settings.price_penalty_cap_tinybar,
-                   label_noise_ref=settings.price_label_noise_ref)
+                   label_noise_ref=settings.price_label_noise_ref,
+                   penalty_basis=settings.price_penalty_basis)
 
-    def price(self, decision: Decision, effect_bp: int, precision: float = 1.0) -> int:
+    def price(self, decision: Decision, effect_bp: int, precision: float = 1.0,
+              confident_harm_bp: int | None = None) -> int:
         """Signed amount: > 0 reward, < 0 penalty, 0 for no effect or rejection.
 
         ``precision`` (0..1, ``learning.label_noise.precision_factor``) scales a reward only:
         a penalty is never reduced by noisy labels (noise must not shield harm).
+        ``confident_harm_bp`` (``confident_harm_bp()``) is what a "confident" penalty basis
+        charges, never more than the measured harm; it must be given with that basis.
         """
         if not 0.0 <= precision <= 1.0:
             raise ValueError(f"precision must be in [0, 1], got {precision!r}")
@@ -209,9 +221,33 @@ class PriceSchedule:
             whole = min(self.reward_cap_tinybar, max(effect_bp, 0) * self.reward_tinybar_per_bp)
             return int(whole * precision)  # rounded down to the tinybar
         if decision is Decision.WORSE:
-            return -min(self.penalty_cap_tinybar, max(-effect_bp, 0)
-                        * self.penalty_tinybar_per_bp)
+            harm = max(-effect_bp, 0)
+            if self.penalty_basis == "confident":
+                if confident_harm_bp is None:
+                    raise ValueError("a confident penalty needs confident_harm_bp")
+                harm = min(harm, max(confident_harm_bp, 0))
+            return -min(self.penalty_cap_tinybar, harm * self.penalty_tinybar_per_bp)
         return 0
+
+
+PENALTY_BASES = ("effect", "confident")
+
+
+def confident_harm_bp(mean_diff_m: float, ci_high_m: float, null_low_m: float,
+                      twin_mean_m: float) -> int:
+    """The harm [bp of the twin's mean distance] a "worse" verdict is sure of: the smaller of
+    the paired interval's upper end below 0 and the mean's distance below the placebos' null.
+
+    A run is judged worse when its whole interval lies below 0 and its mean below the null's
+    lower end; the measured mean then also carries the part of the harm that training noise
+    alone produces in placebos, and the part the interval cannot exclude. Charging only what is
+    beyond both keeps a false penalty (an honest run at the edge of the noise, docs/verdict.md)
+    small, and a sabotage far beyond the noise still pays about its whole harm.
+    """
+    twin = max(twin_mean_m, 1e-9)
+    beyond_null = (null_low_m - mean_diff_m) / twin * 10_000
+    interval = -ci_high_m / twin * 10_000
+    return max(int(np.trunc(min(beyond_null, interval))), 0)
 
 
 @dataclass(frozen=True)
@@ -255,6 +291,14 @@ class Verdict:
     # the judge's configuration (verdict, labels, prices): what re-judging needs
     judge_config: dict = field(default_factory=dict)
     elapsed_s: float = field(default=0.0, compare=False)
+
+    @property
+    def confident_harm_bp(self) -> int:
+        """``confident_harm_bp`` of this verdict's figures (0 without paired runs)."""
+        if not self.scores_without_m:
+            return 0
+        return confident_harm_bp(self.mean_diff_m, self.ci_high_m, self.null_low_m,
+                                 float(np.mean(self.scores_without_m)))
 
     def record(self) -> dict:
         """The decision's inputs and outputs, without timing (what is hashed and published)."""
@@ -326,7 +370,7 @@ class Judge:
         precision = precision_factor(noise.sigma, ref)
         return replace(verdict, label_noise=noise.sigma, label_precision=precision,
                        price_tinybar=self.prices.price(verdict.decision, verdict.effect_bp,
-                                                       precision))
+                                                       precision, verdict.confident_harm_bp))
 
     def twin_of(self, labels: LabelSet) -> LabelSet:
         """The same rows labelled by the champion itself (same mask, weights and sources)."""
@@ -578,6 +622,7 @@ class Judge:
         null_low, null_high = self.null_interval(n) if n else (0.0, 0.0)
         mean = float(diffs.mean()) if n else 0.0
         effect_bp = int(np.trunc(mean / max(float(twin.mean()), 1e-9) * 10_000)) if n else 0
+        sure_bp = confident_harm_bp(mean, high, null_low, float(twin.mean())) if n else 0
         return Verdict(
             contribution_id=c.contribution_id, contributor_id=c.contributor_id,
             contribution_digest=c.digest, decision=decision, reason=reason,
@@ -587,7 +632,7 @@ class Judge:
             scores_without_m=[float(s) for s in twin_scores],
             mean_diff_m=mean, ci_low_m=low, ci_high_m=high, effect_bp=effect_bp,
             confidence=self.config.confidence, labels=n_labels,
-            price_tinybar=self.prices.price(decision, effect_bp),
+            price_tinybar=self.prices.price(decision, effect_bp, confident_harm_bp=sure_bp),
             null_low_m=null_low, null_high_m=null_high, label_params=label_params_of(c),
             judge_config=self.config_record(), elapsed_s=time.perf_counter() - started)
 
@@ -600,8 +645,10 @@ class Judge:
             del verdict["focus_lead_step_ticks"]  # off: as records were before it existed
         if not verdict["null_full_runs"]:
             del verdict["null_full_runs"]  # off: as records were before it existed
-        record = {"verdict": verdict, "labels": asdict(self.label_config),
-                  "prices": asdict(self.prices)}
+        prices = asdict(self.prices)
+        if prices["penalty_basis"] == "effect":
+            del prices["penalty_basis"]  # the whole harm: as records were before it existed
+        record = {"verdict": verdict, "labels": asdict(self.label_config), "prices": prices}
         # as JSON has it (tuples become lists): a published record and a re-judged one compare
         # equal field by field, not only by hash
         return json.loads(json.dumps(record))
