@@ -108,7 +108,8 @@ def machine(report: dict) -> str:
     m = report.get("config", {}).get("provenance", {}).get("machine")
     if not m:
         return "machine unknown"
-    simd = "+".join(m.get("numpy_simd") or []) or "baseline"
+    found = m.get("numpy_simd")
+    simd = "unknown" if found is None else ("+".join(found) or "baseline")
     return f"on {m.get('arch')} numpy {simd} torch {m.get('torch_cpu') or '-'}"
 
 

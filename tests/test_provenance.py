@@ -91,9 +91,12 @@ def test_a_report_names_the_kind_of_cpu_its_floats_came_from() -> None:
     # THEN both name the architecture and CPU, and numpy's dispatch as numpy itself reports it
     assert here["arch"] == narrowed["arch"] and here["cpu"] == narrowed["cpu"] != ""
     assert isinstance(here["numpy_simd"], list)
-    assert not {"X86_V3", "X86_V4"} & set(narrowed["numpy_simd"])
-    from numpy._core._multiarray_umath import __cpu_features__
-    assert set(here["numpy_simd"]) <= {k for k, on in __cpu_features__.items() if on}
+    wide = {"X86_V3", "X86_V4"} & set(here["numpy_simd"])
+    if wide:  # this CPU has them: the narrowed interpreter reports them gone
+        assert set(narrowed["numpy_simd"]) < set(here["numpy_simd"])
+        assert not wide & set(narrowed["numpy_simd"])
+    else:
+        assert narrowed["numpy_simd"] == here["numpy_simd"]
     # and a market report's provenance carries it
     assert run_provenance(Settings())["machine"] == here
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from crowdlearning.config import Settings
 
-__all__ = ["changed_settings", "code_identity", "machine_identity", "run_provenance"]
+__all__ = ["changed_settings", "code_identity", "machine_identity", "numpy_simd", "run_provenance"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # setting names that may carry a credential even when not typed as a secret (database URLs
@@ -79,14 +79,27 @@ def machine_identity() -> dict[str, object]:
     system says), ``numpy_simd`` (the SIMD targets numpy dispatches to here, beyond its
     baseline) and ``torch_cpu`` (torch's kernel capability, when torch is loaded)."""
     out: dict[str, object] = {"arch": platform.machine(), "cpu": _cpu_model()}
-    try:  # numpy's own record of its dispatch (what ``np.show_runtime()`` prints)
-        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-        out["numpy_simd"] = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-    except ImportError:
-        out["numpy_simd"] = None
+    out["numpy_simd"] = numpy_simd()
     torch = sys.modules.get("torch")  # never imported here just to ask
     out["torch_cpu"] = torch.backends.cpu.get_cpu_capability() if torch is not None else None
     return out
+
+
+def numpy_simd() -> list[str] | None:
+    """The SIMD targets numpy dispatches to on this CPU beyond its baseline, as numpy itself
+    records them (what ``np.show_runtime()`` prints); None where numpy does not say."""
+    try:  # numpy 2 moved its core to ``numpy._core``
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:
+        try:
+            from numpy.core import _multiarray_umath as umath  # numpy 1.x
+        except ImportError:
+            return None
+    dispatch = getattr(umath, "__cpu_dispatch__", None)
+    features = getattr(umath, "__cpu_features__", None)
+    if dispatch is None or features is None:
+        return None
+    return [f for f in dispatch if features.get(f)]
 
 
 def _cpu_model() -> str:

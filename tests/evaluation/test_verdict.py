@@ -261,6 +261,8 @@ def test_a_confident_penalty_charges_only_the_harm_beyond_the_noise() -> None:
     # never more than the measured harm, and the cap still holds
     assert prices.price(Decision.WORSE, -100, confident_harm_bp=5_000) == -2_000
     assert prices.price(Decision.WORSE, -9_000, confident_harm_bp=8_000) == -30_000
+    # a run judged worse by less than 1 bp beyond the noise is still charged 1 bp, not nothing
+    assert prices.price(Decision.WORSE, -500, confident_harm_bp=0) == -20
     # rewards are priced as before
     assert prices.price(Decision.IMPROVED, 30, confident_harm_bp=0) == 300
     with pytest.raises(ValueError, match="confident_harm_bp"):

@@ -39,6 +39,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -181,7 +182,7 @@ class PriceSchedule:
     # what a penalty charges: "effect", the whole measured harm (as records before 2026-11-30
     # were priced); "confident", only the harm beyond the training noise, i.e. beyond both the
     # paired interval's upper end and the placebos' null (``confident_harm_bp``)
-    penalty_basis: str = "effect"
+    penalty_basis: Literal["effect", "confident"] = "effect"
 
     def __post_init__(self) -> None:
         for name in ("reward_tinybar_per_bp", "reward_cap_tinybar", "penalty_tinybar_per_bp",
@@ -213,7 +214,8 @@ class PriceSchedule:
         ``precision`` (0..1, ``learning.label_noise.precision_factor``) scales a reward only:
         a penalty is never reduced by noisy labels (noise must not shield harm).
         ``confident_harm_bp`` (``confident_harm_bp()``) is what a "confident" penalty basis
-        charges, never more than the measured harm; it must be given with that basis.
+        charges, never more than the measured harm and at least 1 bp (a run judged worse is
+        never charged nothing); it must be given with that basis.
         """
         if not 0.0 <= precision <= 1.0:
             raise ValueError(f"precision must be in [0, 1], got {precision!r}")
@@ -225,7 +227,7 @@ class PriceSchedule:
             if self.penalty_basis == "confident":
                 if confident_harm_bp is None:
                     raise ValueError("a confident penalty needs confident_harm_bp")
-                harm = min(harm, max(confident_harm_bp, 0))
+                harm = min(harm, max(confident_harm_bp, 1))
             return -min(self.penalty_cap_tinybar, harm * self.penalty_tinybar_per_bp)
         return 0
 

@@ -1,7 +1,9 @@
 """Elementwise trigonometry that gives the same bits on every CPU the simulator runs on.
 
-Why not numpy: numpy picks its ``arctan2``/``sin``/``cos`` code by the CPU at import (SVML on
-AVX-512, other code on AVX2), and the two differ in the last bit for some inputs. Measured on
+Why not numpy: numpy picks its transcendental functions' code by the CPU at import (SVML on
+AVX-512, other code on AVX2). In numpy 2.4.6 ``arctan2`` differs in the last bit for some
+inputs (``sin``/``cos``/``hypot`` agreed on 200k random inputs, but what numpy dispatches may
+change with its version, so all four take the scalar path here). Measured on
 2026-11-30: a track's start heading differed by one ulp with numpy's AVX-512 path switched off
 (``NPY_DISABLE_CPU_FEATURES=X86_V4``), and a 400-tick replay of the same action log then ended on
 another trajectory digest, so a judge on another CPU than the game server would have rejected an
@@ -47,7 +49,7 @@ def _flat(a: np.ndarray) -> np.ndarray:
 
 
 def arctan2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``np.arctan2`` for 1-D float arrays of one shape, the same bits on every CPU."""
+    """``np.arctan2`` of float arrays (broadcast together), the same bits on every CPU."""
     y, x = np.broadcast_arrays(np.asarray(y, np.float64), np.asarray(x, np.float64))
     out = np.empty(y.size, np.float64)
     _arctan2(_flat(y), _flat(x), out)
@@ -55,7 +57,7 @@ def arctan2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``np.hypot`` for float arrays of one shape, the same bits on every CPU."""
+    """``np.hypot`` of float arrays (broadcast together), the same bits on every CPU."""
     x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
     out = np.empty(x.size, np.float64)
     _hypot(_flat(x), _flat(y), out)
@@ -63,7 +65,7 @@ def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def cos_sin(angle: np.ndarray) -> np.ndarray:
-    """``np.stack([cos(a), sin(a)], axis=-1)`` for a 1-D array, the same bits on every CPU."""
+    """``np.stack([cos(a), sin(a)], axis=-1)`` of a float array, the same bits on every CPU."""
     a = _flat(angle)
     out = np.empty((a.size, 2), np.float64)
     _cos_sin(a, out)
