@@ -78,11 +78,9 @@ def machine_identity() -> dict[str, object]:
     """The kind of CPU a run's floats depend on: ``arch``, ``cpu`` (its model name where the
     system says), ``numpy_simd`` (the SIMD targets numpy dispatches to here, beyond its
     baseline) and ``torch_cpu`` (torch's kernel capability, when torch is loaded)."""
-    out: dict[str, object] = {"arch": platform.machine(), "cpu": _cpu_model()}
-    out["numpy_simd"] = numpy_simd()
     torch = sys.modules.get("torch")  # never imported here just to ask
-    out["torch_cpu"] = torch.backends.cpu.get_cpu_capability() if torch is not None else None
-    return out
+    return {"arch": platform.machine(), "cpu": _cpu_model(), "numpy_simd": numpy_simd(),
+            "torch_cpu": torch.backends.cpu.get_cpu_capability() if torch is not None else None}
 
 
 def numpy_simd() -> list[str] | None:

@@ -150,7 +150,7 @@ def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str) ->
                    if v.label_precision < 1.0 else "") + ".")
         return {"kind": "reward", "amount_tinybar": reward, "why": "improved", "text": text}
     if penalty > 0:
-        charged = (min(bp, v.confident_harm_bp) if p.penalty_basis == "confident" else bp)
+        charged = p.charged_harm_bp(v.effect_bp, v.confident_harm_bp)
         capped = charged * p.penalty_tinybar_per_bp > p.penalty_cap_tinybar
         priced = -v.price_tinybar
         beyond = (f" of harm beyond the training noise (measured {bp} bp; the part placebos "

@@ -39,7 +39,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import stats
@@ -64,6 +64,11 @@ from crowdlearning.sim.track_gen import generate_track
 
 __all__ = ["PENALTY_BASES", "Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig",
            "confident_harm_bp", "label_params_of"]
+
+
+# what a penalty charges (``PriceSchedule.penalty_basis``; the setting is price_penalty_basis)
+PenaltyBasis = Literal["effect", "confident"]
+PENALTY_BASES: tuple[str, ...] = get_args(PenaltyBasis)
 
 
 class Decision(StrEnum):
@@ -182,7 +187,7 @@ class PriceSchedule:
     # what a penalty charges: "effect", the whole measured harm (as records before 2026-11-30
     # were priced); "confident", only the harm beyond the training noise, i.e. beyond both the
     # paired interval's upper end and the placebos' null (``confident_harm_bp``)
-    penalty_basis: Literal["effect", "confident"] = "effect"
+    penalty_basis: PenaltyBasis = "effect"
 
     def __post_init__(self) -> None:
         for name in ("reward_tinybar_per_bp", "reward_cap_tinybar", "penalty_tinybar_per_bp",
@@ -223,16 +228,20 @@ class PriceSchedule:
             whole = min(self.reward_cap_tinybar, max(effect_bp, 0) * self.reward_tinybar_per_bp)
             return int(whole * precision)  # rounded down to the tinybar
         if decision is Decision.WORSE:
-            harm = max(-effect_bp, 0)
-            if self.penalty_basis == "confident":
-                if confident_harm_bp is None:
-                    raise ValueError("a confident penalty needs confident_harm_bp")
-                harm = min(harm, max(confident_harm_bp, 1))
+            harm = self.charged_harm_bp(effect_bp, confident_harm_bp)
             return -min(self.penalty_cap_tinybar, harm * self.penalty_tinybar_per_bp)
         return 0
 
+    def charged_harm_bp(self, effect_bp: int, confident_harm_bp: int | None) -> int:
+        """The basis points of harm a penalty charges under this basis (see ``price``)."""
+        harm = max(-effect_bp, 0)
+        if self.penalty_basis == "confident":
+            if confident_harm_bp is None:
+                raise ValueError("a confident penalty needs confident_harm_bp")
+            harm = min(harm, max(confident_harm_bp, 1))
+        return harm
 
-PENALTY_BASES = ("effect", "confident")
+
 
 
 def confident_harm_bp(mean_diff_m: float, ci_high_m: float, null_low_m: float,

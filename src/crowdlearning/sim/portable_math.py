@@ -48,20 +48,22 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
 
 
+def _elementwise(kernel, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``kernel(a, b, out)`` over ``a`` and ``b`` broadcast together, shaped like them."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    out = np.empty(a.size, np.float64)
+    kernel(_flat(a), _flat(b), out)
+    return out.reshape(a.shape)
+
+
 def arctan2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``np.arctan2`` of float arrays (broadcast together), the same bits on every CPU."""
-    y, x = np.broadcast_arrays(np.asarray(y, np.float64), np.asarray(x, np.float64))
-    out = np.empty(y.size, np.float64)
-    _arctan2(_flat(y), _flat(x), out)
-    return out.reshape(y.shape)
+    return _elementwise(_arctan2, y, x)
 
 
 def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``np.hypot`` of float arrays (broadcast together), the same bits on every CPU."""
-    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
-    out = np.empty(x.size, np.float64)
-    _hypot(_flat(x), _flat(y), out)
-    return out.reshape(x.shape)
+    return _elementwise(_hypot, x, y)
 
 
 def cos_sin(angle: np.ndarray) -> np.ndarray:
