@@ -154,6 +154,14 @@ class Settings(BaseSettings):
         description="A placebo's champion that leaves the track is put back on the centreline "
         "and drives on, so placebos are as long as runs even at a champion that fails fast "
         "(false: a placebo ends at the champion's first exit; docs/verdict.md).")
+    verdict_pooled: bool = Field(
+        default=False,
+        description="At a round's close, the round's runs judged 'no effect' that pointed the "
+        "right way are judged together as one pool, against placebos pooled alike; a pool "
+        "judged improved is merged and paid, shared by each member's own effect "
+        "(evaluation/pooled.py).")
+    verdict_pooled_min_members: int = Field(
+        default=2, ge=2, description="Fewest runs a round's pool is judged with.")
     # pricing (docs/verdict.md "Pricing"): harm costs 3x what the same gain earns, and the hold
     # (the largest penalty) is 3x the largest reward, so mixing sabotage into honest play loses
     price_reward_tinybar_per_bp: int = Field(

@@ -152,6 +152,18 @@ def test_why_no_money_moved(decision: Decision, reason: str, runs: int, paid: bo
         assert "No measurable effect" in e["decision_text"]
 
 
+def test_a_run_that_may_join_the_rounds_pool_is_told_so_and_one_that_harmed_is_not() -> None:
+    right_way = verdict(Decision.NO_EFFECT, diff=0.2, runs=8)
+    wrong_way = verdict(Decision.NO_EFFECT, diff=-0.2, runs=8)
+    told = explain(right_way, None, paid_mode=True, reward_tinybar=0, penalty_tinybar=0,
+                   pooled=True)
+    assert told["money"]["why"] == "pool" and "round's pool" in told["money"]["text"]
+    assert "+0.2 m" in told["money"]["text"]
+    for v, pooled in ((wrong_way, True), (right_way, False)):
+        e = explain(v, None, paid_mode=True, reward_tinybar=0, penalty_tinybar=0, pooled=pooled)
+        assert e["money"]["why"] == "no_effect"
+
+
 def test_the_stretches_are_the_largest_differences_at_their_ticks() -> None:
     # GIVEN a run where the player differs from the car by 0.2 at 10-19, by 0.8 at 40-44,
     # by 0.5 at 70-79, by 0.3 at 90-95 (and by 0.02, noise, at 50-59)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 
 from crowdlearning.cli import main
 from crowdlearning.crowd.personas import make_persona
+from crowdlearning.evaluation.pooled import pooled_verdict
 from crowdlearning.evaluation.screening import Screener
-from crowdlearning.evaluation.verdict import PriceSchedule, VerdictConfig
+from crowdlearning.evaluation.verdict import Judge, PriceSchedule, VerdictConfig
 from crowdlearning.evaluation.verify import Verifier
 from crowdlearning.learning.bootstrap import (
     INITIAL_DEMO_TICKS,
@@ -82,3 +84,31 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["verify-verdict", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert main(["verify-verdict", "--data-dir", str(tmp_path)]) == 2
     assert "no verdict log" in capsys.readouterr().err
+
+
+def test_a_pools_verdict_is_judged_again_from_its_members(judged: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    # GIVEN the round's two judged runs pooled by the judge that judged them alone
+    root = tmp_path / "data"
+    shutil.copytree(judged, root)
+    verifier = Verifier(root)
+    first = _records(root)[0]["verdict"]
+    net, _ = verifier.registry.load(0)
+    judge = Judge.from_config_record(first["judge_config"], net, 0,
+                                     verifier.dataset.load(verifier.registry.contributions_in(0)),
+                                     first["seed"])
+    members = [verifier._archived(r["verdict"]["contribution_id"]) for r in _records(root)]
+    pool = pooled_verdict(judge, members)
+    assert pool.label_params["members"] == [m.contribution_id for m in members]
+    with (root / "pools.jsonl").open("w") as fh:
+        fh.write(json.dumps({"verdict": json.loads(pool.to_json()), "sha256": pool.sha256}) + "\n")
+    # WHEN verify-verdict checks it THEN it is judged again from the kept members, bit for bit
+    assert main(["verify-verdict", "--data-dir", str(root), "--contribution",
+                 pool.contribution_id]) == 0
+    assert "1 of 1 verdicts reproduced" in capsys.readouterr().out
+    # AND a pool claimed with its members in another order (other minibatches) is named
+    swapped = json.loads(pool.to_json())
+    swapped["label_params"]["members"] = swapped["label_params"]["members"][::-1]
+    check = Verifier(root).check(swapped)
+    assert not check.reproduced
+    assert any(d.startswith("scores_with_m") for d in check.differences), check.differences

@@ -89,6 +89,13 @@ class PersonaBook:
     rejected: int = 0
     earned_tinybar: int = 0
     penalties_tinybar: int = 0
+    pooled: int = 0  # runs paid a share of their round's pool (``evaluation.pooled``)
+
+    def add_pool_share(self, tinybar: int) -> None:
+        """A share of the round's pool, paid to a run its own verdict left unpaid."""
+        self.pooled += 1
+        self.paid += 1
+        self.earned_tinybar += tinybar
 
     def add(self, outcome: Outcome) -> None:
         self.contributions += 1
@@ -103,7 +110,8 @@ class PersonaBook:
     def as_dict(self) -> dict:
         return {"contributions": self.contributions, "paid": self.paid,
                 "penalized": self.penalized, "no_effect": self.no_effect,
-                "rejected": self.rejected, "earned_tinybar": self.earned_tinybar,
+                "rejected": self.rejected, "pooled": self.pooled,
+                "earned_tinybar": self.earned_tinybar,
                 "penalties_tinybar": self.penalties_tinybar,
                 "net_tinybar": self.earned_tinybar - self.penalties_tinybar}
 
@@ -167,7 +175,9 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         labels=labels, champion_suite=suite, ledger=ledger, settler=settler, transport=transport,
         hedera_account_of=accounts.get, verdict_log=work / "verdicts.jsonl", audit=journal,
         curriculum=Curriculum.from_settings(settings, trainer.registry.root),
-        pace_calibration=settings.promotion_pace_calibration)
+        pace_calibration=settings.promotion_pace_calibration,
+        pooled_verdict=settings.verdict_pooled,
+        pooled_min_members=settings.verdict_pooled_min_members)
     books = {_persona(m.contributor_id): PersonaBook() for m in crowd}
     curve = [_point(trainer, 0, suite, families=service.unlocked_families,
                     eval_tracks=cfg.eval_tracks)]
@@ -191,7 +201,7 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
         aa = (_aa_check(service, cfg.aa_placebos, r)
               if cfg.aa_placebos and version not in aa_done else None)
         aa_done.add(version)
-        earned: dict[str, list[int]] = {}  # this round: persona -> net tinybar per run
+        earned: dict[str, int] = {}  # this round: contribution id -> net tinybar
         decisions: dict[str, dict[str, int]] = {}  # this round: persona -> decision -> runs
         for c in contributions:
             outcome = service.submit(c)
@@ -199,10 +209,16 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
             key = outcome.verdict.decision.value
             tally[key] = tally.get(key, 0) + 1
             books[_persona(c.contributor_id)].add(outcome)
-            earned.setdefault(_persona(c.contributor_id), []).append(
-                outcome.reward_tinybar - outcome.penalty_tinybar)
+            earned[c.contribution_id] = outcome.reward_tinybar - outcome.penalty_tinybar
             latencies.append(outcome.verdict.elapsed_s)
         result = service.close_round()
+        owner = {c.contribution_id: c.contributor_id for c in contributions}
+        for cid, share in (result.pool or {}).get("shares", {}).items():
+            books[_persona(owner[cid])].add_pool_share(share)
+            earned[cid] += share
+        per_persona: dict[str, list[int]] = {}
+        for cid, net in earned.items():
+            per_persona.setdefault(_persona(owner[cid]), []).append(net)
         service.settle()
         publisher.drain()
         curve.append(_point(trainer, r + 1, suite, families=result.unlocked_families,
@@ -214,8 +230,9 @@ def _run(cfg: MarketConfig, work: Path, rng: np.random.Generator,
                             aa=aa,
                             promotion=_promotion_record(result),
                             decisions=decisions,
+                            pool=result.pool,
                             hbar_per_run={p: float(np.mean(v)) / 1e8
-                                          for p, v in sorted(earned.items())}))
+                                          for p, v in sorted(per_persona.items())}))
     final = settler.run_until_settled(max_runs=20, pause_s=0.05)
     service.settle()  # journals what settled last for the audit
     audited = publisher.drain()

@@ -59,12 +59,14 @@ def _market_md(report: dict) -> str:
         f"{cfg['verdict']['margin_pct']}% margin on {cfg['verdict']['suite_size']} hidden "
         f"tracks; seed {cfg['seed']}.", "",
         "![learning curve](learning_curve.png)", "",
-        "| persona | contributions | paid | penalized | no effect | rejected | net HBAR |",
+        "| persona | contributions | paid (of them from the round's pool) | penalized | "
+        "no effect | rejected | net HBAR |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, b in report["personas"].items():
-        lines.append(f"| {name} | {b['contributions']} | {b['paid']} | {b['penalized']} | "
-                     f"{b['no_effect']} | {b['rejected']} | {b['net_tinybar'] / 1e8:+.4f} |")
+        lines.append(f"| {name} | {b['contributions']} | {b['paid']} ({b.get('pooled', 0)}) | "
+                     f"{b['penalized']} | {b['no_effect']} | {b['rejected']} | "
+                     f"{b['net_tinybar'] / 1e8:+.4f} |")
     lines += ["", "| round | champion | labels | lap completion | mean progress | "
               "mean lap time [s] | laps, unlocked families | lap time, unlocked [s] | "
               "merged | promoted (common laps [s]: champion -> candidate) | "
@@ -96,12 +98,13 @@ def _market_md(report: dict) -> str:
     if rounds:
         lines += ["", "Earnings per run by round (HBAR; the champion the round was played "
                   "against), and why a candidate was not promoted:", "",
-                  "| round | played on | " + " | ".join(personas) + " | not promoted because |",
-                  "|---:|---:|" + "---:|" * len(personas) + "---|"]
+                  "| round | played on | " + " | ".join(personas) + " | the round's pool | "
+                  "not promoted because |",
+                  "|---:|---:|" + "---:|" * len(personas) + "---|---|"]
         for p in rounds:
             cells = " | ".join(f"{p['hbar_per_run'].get(name, 0.0):+.4f}" for name in personas)
-            lines.append(f"| {p['round']} | v{p['played_on']} | {cells} | "
-                         f"{p.get('why_not') or '-'} |")
+            lines.append(f"| {p['round']} | v{p['played_on']} | {cells} | {_pool(p.get('pool'))} "
+                         f"| {p.get('why_not') or '-'} |")
     lat, st = report["verdict_latency_s"], report["settlement"]
     lines += ["", f"Verdict latency: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s "
               f"over {lat['count']} contributions.", "",
@@ -109,6 +112,15 @@ def _market_md(report: dict) -> str:
               f"accounts; transactions still live: {st['live_after']}; books: {st['books']}; "
               f"reconciliation: {st['reconciliation']}."]
     return "\n".join(lines) + "\n"
+
+
+def _pool(pool: dict | None) -> str:
+    """A round's pool in a table cell: its decision, its runs and what it paid."""
+    if not pool:
+        return "-"
+    paid = sum(pool.get("shares", {}).values()) / 1e8
+    return (f"{pool['decision'].replace('_', ' ')}, {len(pool['members'])} runs"
+            f"{f', {paid:.4f} HBAR shared' if paid else ''}")
 
 
 def _dagger_md(report: dict) -> str:

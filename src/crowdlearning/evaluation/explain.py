@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crowdlearning.evaluation.pooled import may_join
 from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.labels import MIN_CORRECTION
@@ -39,8 +40,10 @@ EXPLANATION_KEYS = ("decision", "evaluated", "runs", "window_s", "with_mean_m", 
 
 
 def explain(verdict: Verdict, contribution: Contribution | None, *, paid_mode: bool,
-            reward_tinybar: int, penalty_tinybar: int, note: str = "") -> dict:
-    """The ``explanation`` object of a verdict (see the module docstring)."""
+            reward_tinybar: int, penalty_tinybar: int, note: str = "",
+            pooled: bool = False) -> dict:
+    """The ``explanation`` object of a verdict (see the module docstring); ``pooled``: the
+    service judges the round's pool (``evaluation.pooled``), which this run may join."""
     cfg = verdict.judge_config.get("verdict", {})
     window_s = float(cfg.get("window_ticks", 400)) / CONTROL_RATE_HZ
     with_m, without_m = np.asarray(verdict.scores_with_m), np.asarray(verdict.scores_without_m)
@@ -65,7 +68,8 @@ def explain(verdict: Verdict, contribution: Contribution | None, *, paid_mode: b
         "comparison": _comparison(verdict, with_m, without_m, window_s) if evaluated else "",
         "confidence_text": _confidence(verdict) if evaluated else "",
         "decision_text": _decision(verdict, evaluated),
-        "money": _money(verdict, paid_mode, reward_tinybar, penalty_tinybar, note),
+        "money": _money(verdict, paid_mode, reward_tinybar, penalty_tinybar, note,
+                        pooled and may_join(verdict)),
         "stretches": stretches,
         "stretches_text": _stretches_text(stretches, contribution),
     }
@@ -137,7 +141,8 @@ def _prices(v: Verdict) -> PriceSchedule:
         return PriceSchedule()
 
 
-def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str) -> dict:
+def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str,
+           in_pool: bool = False) -> dict:
     """What moved (integer tinybars) and why, in words; ``why`` names the case."""
     p, bp = _prices(v), abs(v.effect_bp)
     if reward > 0:
@@ -162,11 +167,12 @@ def _money(v: Verdict, paid_mode: bool, reward: int, penalty: int, note: str) ->
                    if priced > penalty else "")
                 + "; taken from the stake held behind this run, the rest released.")
         return {"kind": "penalty", "amount_tinybar": penalty, "why": "worse", "text": text}
-    why, text = _no_money(v, paid_mode, note)
+    why, text = _no_money(v, paid_mode, note, in_pool)
     return {"kind": "none", "amount_tinybar": 0, "why": why, "text": text}
 
 
-def _no_money(v: Verdict, paid_mode: bool, note: str) -> tuple[str, str]:
+def _no_money(v: Verdict, paid_mode: bool, note: str, in_pool: bool = False
+              ) -> tuple[str, str]:
     if not paid_mode:
         would = ("" if v.price_tinybar == 0 else
                  f" As a paid run it would have {'earned' if v.price_tinybar > 0 else 'cost'} "
@@ -184,6 +190,12 @@ def _no_money(v: Verdict, paid_mode: bool, note: str) -> tuple[str, str]:
                         "charged.")
     if v.reason.startswith("no labels"):
         return "no_labels", "No money moved: the run carried no labels."
+    if in_pool:
+        return "pool", (f"No money moved yet: your labels pointed the right way "
+                        f"({v.mean_diff_m:+.1f} m) but within the training noise. The run joins "
+                        "this round's pool, judged when the round closes with the other runs "
+                        "like it: if the pool improves the model, it is merged and you are paid "
+                        "a share by your run's own effect (saying nothing new stays free).")
     return "no_effect", ("No money moved: no measurable effect is neither paid nor charged "
                          "(saying nothing new is always free).")
 

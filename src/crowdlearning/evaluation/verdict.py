@@ -34,6 +34,7 @@ mixing sabotage into honest play loses money).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -62,8 +63,8 @@ from crowdlearning.sim.families import family_track
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["PENALTY_BASES", "Decision", "Judge", "PriceSchedule", "Verdict", "VerdictConfig",
-           "confident_harm_bp", "label_params_of"]
+__all__ = ["PENALTY_BASES", "POOL_CONTRIBUTOR", "Decision", "Judge", "PriceSchedule", "Verdict",
+           "VerdictConfig", "confident_harm_bp", "label_params_of"]
 
 
 # what a penalty charges (``PriceSchedule.penalty_basis``; the setting is price_penalty_basis)
@@ -354,6 +355,7 @@ class Judge:
         # given when measured once for many workers (``JudgeSpec.with_null``)
         self.null_diffs_m = (self._null_diffs() if null_diffs_m is None
                              else np.asarray(null_diffs_m, np.float64))
+        self._pooled_nulls: dict[int, np.ndarray] = {}  # pool size -> its null (judge_pooled)
         if self.null_diffs_m.shape != (self.config.null_runs, self.suite.num_runs):
             raise ValueError(f"null_diffs_m has shape {self.null_diffs_m.shape}, expected "
                              f"{(self.config.null_runs, self.suite.num_runs)}")
@@ -382,6 +384,48 @@ class Judge:
         return replace(verdict, label_noise=noise.sigma, label_precision=precision,
                        price_tinybar=self.prices.price(verdict.decision, verdict.effect_bp,
                                                        precision, verdict.confident_harm_bp))
+
+    def judge_pooled(self, labels: LabelSet, members: int, *, pool_id: str, digest: str
+                     ) -> Verdict:
+        """Decide the pooled labels of ``members`` runs as one contribution (``pool_id``,
+        contributor ``pool``; ``evaluation.pooled``).
+
+        A pool is ``members`` contributions among many, as it will be when merged: its
+        fine-tunes give it ``members`` times one contribution's rows of every minibatch (at most
+        the champion's own share). Its null is measured the same way, each of ``null_runs``
+        placebos being ``members`` placebos concatenated, so the training noise a pool must
+        clear is that of data its size. Priced as one contribution (``evaluation.pooled``
+        scales the cap and shares it out)."""
+        started = time.perf_counter()
+        if members < 1 or len(labels) == 0:
+            raise ValueError("a pool needs at least one member and some labels")
+        pooled = self._pooled_judge(members)
+        with_scores, twin_scores, looks, decision = pooled._compare(labels)
+        subject = _Subject(pool_id, POOL_CONTRIBUTOR, digest)
+        verdict = pooled._verdict(subject, decision, "", with_scores, twin_scores, looks,
+                                  len(labels), started)
+        return replace(verdict, label_params={
+            "pool_members": members, "member_extra_batch": self.config.finetune.extra_batch})
+
+    def _pooled_judge(self, members: int) -> Judge:
+        """This judge for a pool of ``members`` runs: its fine-tune share and its null
+        (``judge_pooled``); the null is measured once per size and kept."""
+        if members == 1:
+            return self
+        tune = self.config.finetune
+        pooled = copy.copy(self)
+        pooled.config = replace(self.config, finetune=replace(
+            tune, extra_batch=min(tune.extra_batch * members, tune.base_batch)))
+        if members not in self._pooled_nulls:
+            runs = self.config.null_runs
+            # fresh placebos (another salt than the null's), ``members`` to a pooled placebo
+            singles = self.placebos(runs * members, salt=0x9001 + members)
+            pools = [LabelSet.concat(singles[k * members:(k + 1) * members])
+                     for k in range(runs)]
+            self._pooled_nulls[members] = np.asarray(
+                [np.subtract(*pooled._all_scores(p)) for p in pools])
+        pooled.null_diffs_m = self._pooled_nulls[members]
+        return pooled
 
     def twin_of(self, labels: LabelSet) -> LabelSet:
         """The same rows labelled by the champion itself (same mask, weights and sources)."""
@@ -623,7 +667,7 @@ class Judge:
             return Decision.WORSE, True
         return Decision.NO_EFFECT, (-margin <= low and high <= margin)
 
-    def _verdict(self, c: Contribution, decision: Decision, reason: str,
+    def _verdict(self, c: Contribution | _Subject, decision: Decision, reason: str,
                  with_scores: list[float], twin_scores: list[float], looks: int, n_labels: int,
                  started: float) -> Verdict:
         twin = np.asarray(twin_scores)
@@ -676,7 +720,20 @@ class Judge:
                    labels=LabelConfig(**record["labels"]), seed=seed)
 
 
-def label_params_of(contribution: Contribution) -> dict:
+POOL_CONTRIBUTOR = "pool"  # the contributor of a pooled verdict (``Judge.judge_pooled``)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What a verdict names of what it judged, for a pool (a contribution has these too)."""
+
+    contribution_id: str
+    contributor_id: str
+    digest: str
+    meta: dict = field(default_factory=dict)
+
+
+def label_params_of(contribution: Contribution | _Subject) -> dict:
     """What of a contribution's meta decides how its input becomes labels (the reaction delay,
     the device model's parameters, the ticks already covered this round), and the secret seed
     the server drew the run's start from: recorded in its verdict."""

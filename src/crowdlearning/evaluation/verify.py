@@ -9,7 +9,11 @@ champion with the data it was trained on (model registry and dataset of the data
 judges it again and compares field by field. Judging is deterministic on a CPU, so an honest
 record is reproduced bit for bit.
 
+A round's pool (``evaluation.pooled``, contributor ``pool``) is judged again from its members,
+kept the same way, in the order its record names, by the judge they were judged with alone.
+
 ``crowdlearning verify-verdict --data-dir DIR`` checks every verdict in ``DIR/verdicts.jsonl``
+and every pool in ``DIR/pools.jsonl``
 (or ``--contribution ID`` one of them, or ``--record FILE`` a record given as JSON).
 Exit code 0 when all are reproduced, 1 when any differs, 2 on a usage error.
 """
@@ -19,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from crowdlearning.cli_args import usage_error
-from crowdlearning.evaluation.verdict import Decision, Judge, Verdict
+from crowdlearning.evaluation.pooled import pool_digest, pooled_verdict
+from crowdlearning.evaluation.verdict import POOL_CONTRIBUTOR, Decision, Judge, Verdict
 from crowdlearning.evaluation.verify_cli import PROG, verify_main
 from crowdlearning.learning.contribution import Contribution, ContributionError
 from crowdlearning.learning.dataset import AggregatedDataset
@@ -59,8 +64,6 @@ class Verifier:
 
     def check(self, record: dict, published_sha256: str | None = None) -> Check:
         """Re-check one verdict record (``Verdict.record()`` or ``to_json()`` as a dict)."""
-        from crowdlearning.platform.service import archived_path
-
         fields = {k: v for k, v in record.items() if k != "elapsed_s"}
         try:
             claimed = Verdict(**{**fields, "decision": Decision(fields["decision"])})
@@ -73,22 +76,30 @@ class Verifier:
                          f"{published_sha256[:16]}...")
         if claimed.decision is Decision.REJECTED:
             return Check(cid, not diffs, diffs)  # screening's refusal: nothing was judged
-        path = archived_path(self.data_dir, cid)
+        pool = claimed.contributor_id == POOL_CONTRIBUTOR
         try:
-            contribution = Contribution.from_bytes(path.read_bytes())
-        except (OSError, ContributionError) as exc:
+            members = ([self._archived(m) for m in claimed.label_params["members"]] if pool
+                       else [self._archived(cid)])
+        except (OSError, ContributionError, KeyError, TypeError) as exc:
             return Check(cid, False, [*diffs, f"judged contribution not found ({exc})"])
-        if contribution.digest != claimed.contribution_digest:
+        digest = pool_digest(members) if pool else members[0].digest
+        if digest != claimed.contribution_digest:
             diffs.append("the kept contribution's digest is not the one in the record")
         try:
-            judge = self._judge(claimed)
+            judge = self._judge(_as_judged_alone(claimed) if pool else claimed)
         except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
             return Check(cid, False, [*diffs, f"cannot rebuild the judge: {exc}"])
-        again = judge.judge(contribution)
+        again = pooled_verdict(judge, members) if pool else judge.judge(members[0])
         mine, theirs = again.record(), claimed.record()
         diffs += [f"{k}: recorded {_short(theirs.get(k))}, re-judged {_short(mine.get(k))}"
                   for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
         return Check(cid, not diffs, diffs)
+
+    def _archived(self, contribution_id: str) -> Contribution:
+        from crowdlearning.platform.service import archived_path
+
+        path = archived_path(self.data_dir, contribution_id)
+        return Contribution.from_bytes(path.read_bytes())
 
     def _judge(self, claimed: Verdict) -> Judge:
         key = json.dumps([claimed.champion_version, claimed.seed, claimed.judge_config],
@@ -100,6 +111,14 @@ class Verifier:
             self._judges[key] = Judge.from_config_record(claimed.judge_config, net, version,
                                                          data, claimed.seed)
         return self._judges[key]
+
+
+def _as_judged_alone(pool: Verdict) -> Verdict:
+    """A pool's verdict with the judge configuration its members were judged with alone (one
+    contribution's share of a minibatch): the judge ``Judge.judge_pooled`` started from."""
+    config = json.loads(json.dumps(pool.judge_config))
+    config["verdict"]["finetune"]["extra_batch"] = pool.label_params["member_extra_batch"]
+    return replace(pool, judge_config=config)
 
 
 def _short(value: object) -> str:
@@ -129,7 +148,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             return usage_error(PROG, f"cannot read {args.record}: {exc}")
     else:
         log = data_dir / "verdicts.jsonl"
-        records = [(r, h) for r, h in _log_records(log)
+        pools = data_dir / "pools.jsonl"  # the rounds' pools (evaluation/pooled.py), if any
+        found = [*_log_records(log), *(_log_records(pools) if pools.is_file() else [])]
+        records = [(r, h) for r, h in found
                    if args.contribution is None or r.get("contribution_id") == args.contribution]
         if not records:
             which = f"of {args.contribution} " if args.contribution else "s "

@@ -90,7 +90,8 @@ class LocalJudge:
     def _message(self, spec: RunSpec, contribution: Contribution, outcome: Outcome) -> dict:
         explanation = explain(outcome.verdict, contribution, paid_mode=outcome.paid_mode,
                               reward_tinybar=outcome.reward_tinybar,
-                              penalty_tinybar=outcome.penalty_tinybar, note=outcome.note)
+                              penalty_tinybar=outcome.penalty_tinybar, note=outcome.note,
+                              pooled=self.service.pooled_verdict)
         self.store.add_run(_record(spec, contribution, outcome, explanation))
         balances = self.ledger.player_balances(spec.player_id)
         return verdict_message(outcome, contribution.num_ticks, explanation) | {

@@ -93,6 +93,8 @@ def verdict_service(settings: Settings, ledger: Ledger, transport: HederaTranspo
         champion_suite=EvalSuite.hidden(settings.server_eval_tracks),
         curriculum=Curriculum.from_settings(settings, trainer.registry.root),
         pace_calibration=settings.promotion_pace_calibration,
+        pooled_verdict=settings.verdict_pooled,
+        pooled_min_members=settings.verdict_pooled_min_members,
         hedera_account_of=store.hedera_account_of_player,
         # only the judging service writes (and, at start, reads back) the verdicts and the round
         verdict_log=settings.data_dir / "verdicts.jsonl" if judging else None,

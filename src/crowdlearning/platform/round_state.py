@@ -6,6 +6,7 @@ paid again (the screen's memory of digests and fingerprints would be empty). Lay
 ``root``::
 
     pending/<n>.npz     an improved contribution awaiting the round's merge (Contribution bytes)
+    pool/<n>.npz        a "no effect" run that may join the round's pool (``evaluation.pooled``)
     screened.jsonl      one line per contribution the screen let through: its digest and the
                         fingerprints of its labelled states (hex of little-endian uint64s)
 
@@ -29,29 +30,25 @@ from crowdlearning.learning.contribution import Contribution
 __all__ = ["RoundState"]
 
 
-class RoundState:
-    """See the module docstring."""
+class _Folder:
+    """Contributions kept one file each, named by a counter, in the order they were added."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self._pending_dir = self.root / "pending"
-        self._pending_dir.mkdir(parents=True, exist_ok=True)
-        self._screened = self.root / "screened.jsonl"
-        self._files: dict[str, Path] = {}  # contribution id -> its pending file
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, Path] = {}  # contribution id -> its file
 
-    # --- the round's improved contributions -----------------------------------------------
-    def pending(self) -> list[Contribution]:
-        """The improved contributions not merged yet, in the order they were judged."""
+    def load(self) -> list[Contribution]:
         found = []
-        for path in sorted(self._pending_dir.glob("*.npz"), key=lambda p: int(p.stem)):
+        for path in sorted(self.root.glob("*.npz"), key=lambda p: int(p.stem)):
             c = Contribution.from_bytes(path.read_bytes())
             self._files[c.contribution_id] = path
             found.append(c)
         return found
 
-    def add_pending(self, contribution: Contribution) -> None:
-        numbers = [int(p.stem) for p in self._pending_dir.glob("*.npz")]
-        path = self._pending_dir / f"{max(numbers, default=-1) + 1}.npz"
+    def add(self, contribution: Contribution) -> None:
+        numbers = [int(p.stem) for p in self.root.glob("*.npz")]
+        path = self.root / f"{max(numbers, default=-1) + 1}.npz"
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
             fh.write(contribution.to_bytes())
@@ -60,12 +57,45 @@ class RoundState:
         os.replace(tmp, path)
         self._files[contribution.contribution_id] = path
 
-    def drop_pending(self, contribution_ids: Iterable[str]) -> None:
-        """Forget contributions whose merge is registered."""
+    def drop(self, contribution_ids: Iterable[str]) -> None:
         for cid in contribution_ids:
             path = self._files.pop(cid, None)
             if path is not None:
                 path.unlink(missing_ok=True)
+
+
+class RoundState:
+    """See the module docstring."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._pending = _Folder(self.root / "pending")
+        self._pool = _Folder(self.root / "pool")
+        self._screened = self.root / "screened.jsonl"
+
+    # --- the round's improved contributions -----------------------------------------------
+    def pending(self) -> list[Contribution]:
+        """The improved contributions not merged yet, in the order they were judged."""
+        return self._pending.load()
+
+    def add_pending(self, contribution: Contribution) -> None:
+        self._pending.add(contribution)
+
+    def drop_pending(self, contribution_ids: Iterable[str]) -> None:
+        """Forget contributions whose merge is registered."""
+        self._pending.drop(contribution_ids)
+
+    # --- the round's pool candidates (``evaluation.pooled``) ------------------------------
+    def pool_candidates(self) -> list[Contribution]:
+        """The runs that may join this round's pool, as judged, in the order they were."""
+        return self._pool.load()
+
+    def add_pool_candidate(self, contribution: Contribution) -> None:
+        self._pool.add(contribution)
+
+    def drop_pool_candidates(self, contribution_ids: Iterable[str]) -> None:
+        """Forget candidates once their round's pool was decided (and merged, if improved)."""
+        self._pool.drop(contribution_ids)
 
     # --- the screen's memory --------------------------------------------------------------
     def add_screened(self, digest: str, fingerprints: set[int]) -> None:

@@ -52,10 +52,17 @@ from crowdlearning.evaluation.pace import (
     calibration_suite,
     is_slower_but_safe,
 )
+from crowdlearning.evaluation.pooled import PoolMember, PoolResult, judge_pool, may_join
 from crowdlearning.evaluation.promotion import Promotion, promotion
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalResult, EvalSuite, evaluate
-from crowdlearning.evaluation.verdict import Decision, PriceSchedule, Verdict, VerdictConfig
+from crowdlearning.evaluation.verdict import (
+    Decision,
+    Judge,
+    PriceSchedule,
+    Verdict,
+    VerdictConfig,
+)
 from crowdlearning.hedera.transport import HederaTransport
 from crowdlearning.learning.anchors import ANCHOR_TRACKS_PER_FAMILY
 from crowdlearning.learning.contribution import Contribution
@@ -110,6 +117,8 @@ class RoundResult:
     unlocked_families: tuple[str, ...] = ("easy",)
     unlocked_now: str | None = None  # the family this round unlocked, if any
     mastery: dict | None = None  # the mastery check made this round (``MasteryCheck.to_dict``)
+    # the round's pool (``evaluation.pooled``, ``PoolResult.to_dict``), None when none was judged
+    pool: dict | None = None
 
 
 @dataclass
@@ -136,10 +145,17 @@ class VerdictService:
     curriculum: Curriculum | None = None
     # a slower but safer candidate's throttle is tuned to the champion's pace (evaluation/pace)
     pace_calibration: bool = False
+    # the round's "no effect" runs that pointed the right way are judged together at its close
+    # (``evaluation.pooled``); a pool needs ``pooled_min_members`` runs
+    pooled_verdict: bool = False
+    pooled_min_members: int = 2
+    # how a pool is judged and shared (``evaluation.pooled.judge_pool``; replaced in tests)
+    judge_pooled: Callable[[Judge, Sequence[PoolMember]], PoolResult] = judge_pool
     _spec: JudgeSpec | None = field(default=None, init=False)
     _spec_families: tuple[str, ...] = field(default=(), init=False)
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _judged: int = field(default=0, init=False)  # judged on their merits this round
+    _pool_candidates: list[Contribution] = field(default_factory=list, init=False)
     # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
     # judged or booked again (older retries are answered from the game server's run records)
     _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
@@ -158,6 +174,13 @@ class VerdictService:
                       if registry.version_of_contribution(c.contribution_id) is not None}
             self.state.drop_pending(merged)
             self._accepted = [c for c in pending if c.contribution_id not in merged]
+            # a pool's members are made pending before their candidates are forgotten: a crash
+            # in between leaves both, and they are accepted ones now
+            taken = merged | {c.contribution_id for c in pending}
+            candidates = self.state.pool_candidates()
+            self.state.drop_pool_candidates(c.contribution_id for c in candidates
+                                            if c.contribution_id in taken)
+            self._pool_candidates = [c for c in candidates if c.contribution_id not in taken]
         self._audit_decided()
 
     # ------------------------------------------------------------------ judging
@@ -339,12 +362,17 @@ class VerdictService:
             archive_contribution(self.verdict_log.parent, contribution)  # to re-judge it later
         if verdict.decision is Decision.IMPROVED and self.state is not None:
             self.state.add_pending(contribution)  # kept before any money moves for it
+        may_pool = self.pooled_verdict and may_join(verdict)
+        if may_pool and self.state is not None:
+            self.state.add_pool_candidate(contribution)
         try:
             outcome = (self._book(verdict, paid_mode) if paid_mode
                        else Outcome(verdict, False))
         except Exception:  # nothing was settled for it
             if verdict.decision is Decision.IMPROVED and self.state is not None:
                 self.state.drop_pending([contribution.contribution_id])
+            if may_pool and self.state is not None:
+                self.state.drop_pool_candidates([contribution.contribution_id])
             if paid_mode and self.ledger is not None:  # release the stake held behind it
                 try:
                     self.ledger.settle_contribution(contribution.contribution_id,
@@ -355,6 +383,8 @@ class VerdictService:
             raise
         if verdict.decision is Decision.IMPROVED:
             self._accepted.append(contribution)
+        if may_pool:
+            self._pool_candidates.append(contribution)
         if verdict.decision is not Decision.REJECTED:
             self._judged += 1
         if learnt is not None and self.state is not None:
@@ -513,13 +543,23 @@ class VerdictService:
         suite = self.promotion_suite()
         champion_result = evaluate(self.trainer.policy(), suite)
         champion_metrics = champion_result.summary()
+        pool = self._pooled()
+        pooled = pool.to_dict() if pool is not None else None
         accepted, self._accepted = self._accepted, []
+        if pool is not None and pool.improved:
+            members = set(pool.members)
+            joined = [c for c in self._pool_candidates if c.contribution_id in members]
+            if self.state is not None:  # merged as accepted ones are, kept until registered
+                for c in joined:
+                    self.state.add_pending(c)
+            accepted += joined
         judged, self._judged = self._judged, 0
+        self._forget_pool_candidates()
         if not accepted:
             if judged:  # the crowd played and moved nothing (an idle round counts for nothing)
                 check = self._stalled(champion_meta.version) or check
             return self._round_result([], None, False, champion_meta.version, champion_metrics,
-                                      check=check)
+                                      check=check, pool=pooled)
         # labels already appended by a merge that then failed are in the dataset: that merge's
         # retry picks them up from there (``DaggerTrainer.merge`` trains on all unseen data)
         in_dataset = set(self.trainer.dataset.contribution_ids)
@@ -555,7 +595,87 @@ class VerdictService:
         return self._round_result([c.contribution_id for c in accepted], meta.version,
                                   decision.promoted,
                                   meta.version if decision.promoted else champion_meta.version,
-                                  champion_metrics, metrics, decision.reason, check=check)
+                                  champion_metrics, metrics, decision.reason, check=check,
+                                  pool=pooled)
+
+    # ------------------------------------------------------------------ the round's pool
+    def _pooled(self) -> PoolResult | None:
+        """Judge this round's pool (``evaluation.pooled``) and pay its shares if it improved
+        the model; None when pooling is off or too few runs may join.
+
+        Paid before the members are merged or forgotten: a crash in between judges the same
+        pool again at the next close (its candidates are kept in the round state) and books
+        nothing twice (every share is one transfer under an id of its run)."""
+        if not self.pooled_verdict:
+            return None
+        version = self.trainer.champion[1].version
+        members = []
+        for c in self._pool_candidates:
+            outcome = self._decided.get(c.contribution_id)
+            if (outcome is not None and outcome.verdict.champion_version == version
+                    and may_join(outcome.verdict)):
+                members.append(PoolMember(c, outcome.verdict, outcome.paid_mode))
+        if len(members) < self.pooled_min_members:
+            return None
+        spec = self.judge_spec()
+        judge = (self.pool.judge_for(spec) if isinstance(self.pool, InlineJudgePool)
+                 else spec.build())
+        result = self.judge_pooled(judge, members)
+        v = result.verdict
+        log.info("pool %s of %d runs: %s (%+.1f m, null up to %+.1f m)", v.contribution_id,
+                 len(members), v.decision.value, v.mean_diff_m, v.null_high_m)
+        paid = self._pay_pool(result, {m.contribution.contribution_id: m for m in members})
+        self._audit(v.contribution_id, verdict_record(v.contribution_id, v.sha256,
+                                                      sum(paid.values()), 0, None))
+        self._log_pool(result, paid)
+        return replace(result, shares=paid)
+
+    def _pay_pool(self, result: PoolResult, members: dict[str, PoolMember]) -> dict[str, int]:
+        """Book each share from the reward budget to its player (idempotent per run: a run is
+        paid from a pool once, whatever pool a retried close judges) and request its payout;
+        what was booked, per contribution id."""
+        if self.ledger is None:
+            return {}
+        paid: dict[str, int] = {}
+        pool_id = result.verdict.contribution_id
+        for cid, amount in result.shares.items():
+            player = members[cid].contribution.contributor_id
+            transfer_id = f"pool-reward:{cid}"  # a run is paid from a pool once, ever
+            try:
+                self.ledger.move(transfer_id, AccountKind.REWARD_BUDGET.value,
+                                 player_account(player, AccountKind.AVAILABLE), amount,
+                                 memo=f"share of the round's pool {pool_id} (run {cid})")
+            except CrowdLearningError:
+                log.exception("the pool share of %s was not booked", cid)
+                continue
+            paid[cid] = amount
+            destination = self.hedera_account_of(player)
+            if destination is not None:
+                try:
+                    self.ledger.request_payout(
+                        f"reward:{cid}:pool", player_account(player, AccountKind.AVAILABLE),
+                        destination, amount)
+                except CrowdLearningError:  # the share is in the player's wallet all the same
+                    log.exception("payout request for the pool share of %s failed", cid)
+        return paid
+
+    def _forget_pool_candidates(self) -> None:
+        """The round's pool is decided (and paid): its candidates go."""
+        candidates, self._pool_candidates = self._pool_candidates, []
+        if self.state is not None:
+            self.state.drop_pool_candidates(c.contribution_id for c in candidates)
+
+    def _log_pool(self, result: PoolResult, paid: dict[str, int]) -> None:
+        """The pool's verdict and what was booked, in ``pools.jsonl`` beside the verdict log."""
+        if self.verdict_log is None:
+            return
+        path = self.verdict_log.parent / "pools.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"verdict": json.loads(result.verdict.to_json()),
+                  "sha256": result.verdict.sha256, "members": list(result.members),
+                  "paid_tinybar": paid}
+        with path.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def _calibrated(self, meta: ModelMeta, net: PolicyNet, suite: EvalSuite,
                     champion_result: EvalResult
@@ -602,7 +722,7 @@ class VerdictService:
     def _round_result(self, merged: list[str], candidate_version: int | None, promoted: bool,
                       champion_version: int, champion_metrics: dict,
                       candidate_metrics: dict | None = None, why_not: str = "", *,
-                      check: MasteryCheck | None) -> RoundResult:
+                      check: MasteryCheck | None, pool: dict | None = None) -> RoundResult:
         """The round's result, with the unlocked families (and what this round unlocked)."""
         if check is not None and check.unlocked:
             log.info("champion v%d mastered %s (%.0f%% of laps): %s unlocked", check.version,
@@ -611,7 +731,7 @@ class VerdictService:
                            champion_metrics, candidate_metrics, why_not,
                            unlocked_families=self.unlocked_families,
                            unlocked_now=check.unlocked if check is not None else None,
-                           mastery=check.to_dict() if check is not None else None)
+                           mastery=check.to_dict() if check is not None else None, pool=pool)
 
 
 def archived_path(root: Path, contribution_id: str) -> Path:

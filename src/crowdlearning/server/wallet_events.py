@@ -65,6 +65,8 @@ _RUN_EVENTS = {
     "release": _run_event("stake_released", "stake released after the verdict on run {run}"),
     "void": _run_event("stake_returned", "stake returned: run {run} was never judged"),
     "reward": _run_event("reward", "reward for run {run}"),
+    # a run judged "no effect" whose round's pool improved the model (evaluation/pooled.py)
+    "pool-reward": _run_event("reward", "share of the round's pool for run {run}"),
 }
 _SIMPLE_EVENTS: dict[str, tuple[EventKind, str]] = {
     "deposit": ("deposit", "deposit from Hedera"),
@@ -110,17 +112,21 @@ def describe(transfer: Transfer, player_id: str,
 def _payout(transfer: Transfer, rest: str, destination_of: Callable[[str], str | None]
             ) -> tuple[EventKind, str, str | None, str | None]:
     """``payout:<payout id>`` (reserved: money leaves) or ``payout:<payout id>:void`` (not
-    sent: it comes back); payout ids are ``reward:<run>`` or ``withdraw:<player>:<hex>``."""
+    sent: it comes back); payout ids are ``reward:<run>``, ``reward:<run>:pool`` (a share of
+    the round's pool) or ``withdraw:<player>:<hex>``."""
     returned = rest.endswith(":void")
     payout_id = rest.removesuffix(":void")
+    pool = payout_id.endswith(":pool")
     memo = transfer.spec.memo
     destination = (memo.removeprefix("payout to ").strip() if memo.startswith("payout to ")
                    else destination_of(payout_id))
     to = f" to {destination}" if destination else ""
-    run_id = payout_id.removeprefix("reward:") if payout_id.startswith("reward:") else None
-    what = f"reward for run {short_id(run_id)}" if run_id else "withdrawal"
+    run_id = (payout_id.removeprefix("reward:").removesuffix(":pool")
+              if payout_id.startswith("reward:") else None)
+    reward = "pool share" if pool else "reward"
+    what = f"{reward} for run {short_id(run_id)}" if run_id else "withdrawal"
     if returned:
         return "payout_returned", f"{what}{to} not sent: back in your balance", run_id, destination
     if run_id:
-        return "reward_sent", f"reward for run {short_id(run_id)} sent{to}", run_id, destination
+        return "reward_sent", f"{reward} for run {short_id(run_id)} sent{to}", run_id, destination
     return "withdrawal", f"withdrawal{to}", None, destination
