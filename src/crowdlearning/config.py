@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         "and drives on, so placebos are as long as runs even at a champion that fails fast "
         "(false: a placebo ends at the champion's first exit; docs/verdict.md).")
     verdict_pooled: bool = Field(
-        default=False,
+        default=True,
         description="At a round's close, the round's runs judged 'no effect' that pointed the "
         "right way are judged together as one pool, against placebos pooled alike; a pool "
         "judged improved is merged and paid, shared by each member's own effect "
