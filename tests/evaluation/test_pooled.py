@@ -18,6 +18,8 @@ from crowdlearning.evaluation.pooled import (
 )
 from crowdlearning.evaluation.verdict import (
     POOL_CONTRIBUTOR,
+    POOL_ROTATION,
+    POOL_SEED,
     Decision,
     Judge,
     PriceSchedule,
@@ -117,28 +119,27 @@ def test_a_pool_is_measured_as_its_members_among_many_against_pooled_placebos(
     members = [PoolMember(c, judge.judge(c), True) for c in runs]
     result = judge_pool(judge, members)
     v = result.verdict
-    # judged as one contribution of the pool's size: two runs' share of every minibatch, and
-    # a null of placebos pooled two at a time (measured once for that size, kept)
     assert v.contributor_id == POOL_CONTRIBUTOR and v.contribution_id == pool_id_of(
         0, [c.contribution_id for c in runs])
-    assert v.label_params == {"pool_members": 2, "member_extra_batch": CONFIG.finetune.extra_batch,
-                              "members": [c.contribution_id for c in runs]}
-    assert v.judge_config["verdict"]["finetune"]["extra_batch"] == 2 * CONFIG.finetune.extra_batch
     assert v.labels == sum(m.verdict.labels for m in members)
-    null = judge._pooled_nulls[2]
-    assert null.shape == (CONFIG.null_runs, judge.suite.num_runs)
-    assert not np.array_equal(null, judge.null_diffs_m)
-    # the null interval the pool was held to is the pooled placebos'
+    # judged as one contribution of the pool's size (two runs' share of every minibatch), on
+    # hidden tracks and fine-tune seeds the members were not chosen on
+    assert v.judge_config["verdict"]["finetune"]["extra_batch"] == 2 * CONFIG.finetune.extra_batch
+    assert v.judge_config["verdict"]["rotation"] == CONFIG.rotation + POOL_ROTATION
+    assert v.seed == judge.seed + POOL_SEED
+    assert not set(v.suite_seeds) & set(judge.suite.track_seeds)
+    assert v.label_params == {"pool_members": 2, "member_extra_batch": CONFIG.finetune.extra_batch,
+                              "member_rotation": CONFIG.rotation, "member_seed": judge.seed,
+                              "members": [c.contribution_id for c in runs]}
+    # against a null of placebos pooled two at a time, on the pool's own suite
     pooled = judge._pooled_judge(2)
+    assert pooled.null_diffs_m.shape == (CONFIG.null_runs, pooled.suite.num_runs)
     assert (v.null_low_m, v.null_high_m) == pytest.approx(pooled.null_interval(v.runs))
-    # the price and shares follow the decision
-    if v.decision is Decision.IMPROVED:
-        assert v.price_tinybar > 0 and result.shares
-    else:
-        assert v.price_tinybar == 0 and result.shares == {}
-    # the same pool judged again gives the same verdict (a retried round close pays it once)
-    same = judge_pool(judge, members)
-    assert same.verdict == v
+    assert v.price_tinybar == pool_price(judge.prices, v, 2)
+    assert sum(result.shares.values()) <= v.price_tinybar
+    # a judge rebuilt from scratch (a restarted service, verify-verdict) judges it the same
+    fresh = Judge(judge.champion, 0, judge.base, config=CONFIG)
+    assert judge_pool(fresh, members).verdict == v
 
 
 def test_a_run_joins_a_pool_once(judge: Judge, runs: list[Contribution]) -> None:

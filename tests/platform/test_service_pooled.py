@@ -141,18 +141,75 @@ def test_a_pool_that_improved_the_model_is_paid_by_effect_and_merged(
 def test_a_runs_pool_share_is_booked_once_whatever_pool_a_retry_judges(
         trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path) -> None:
     service = _service(trainer, ledger, tmp_path)
-    service.submit_many([(c, None) for c in _runs(trainer)])
-    members = {c.contribution_id: PoolMember(c, service._decided[c.contribution_id].verdict,
-                                             True)
-               for c in service._pool_candidates}
-    judge = service.pool.judge_for(service.judge_spec())  # type: ignore[attr-defined]
-    result = improved_pool(judge, list(members.values()))
-    first = service._pay_pool(result, members)
     before = _available(ledger, "alice")
-    # a retried close that judged a pool of other members books nothing for alice again
-    again = service._pay_pool(dataclasses.replace(result, shares={"run-alice": 7}), members)
-    assert first["run-alice"] == 2_000_000 and "run-alice" not in again
-    assert _available(ledger, "alice") == before
+    assert service._pay_pool({"run-alice": 2_000_000}, {"run-alice": "alice"}) == {
+        "run-alice": 2_000_000}
+    # the same share again books nothing more; another amount for the same run is refused
+    assert service._pay_pool({"run-alice": 2_000_000}, {"run-alice": "alice"}) == {
+        "run-alice": 2_000_000}
+    assert service._pay_pool({"run-alice": 7}, {"run-alice": "alice"}) == {}
+    assert _available(ledger, "alice") - before == 2_000_000
+    ledger.check_books()
+
+
+class CrashError(Exception):
+    pass
+
+
+def test_a_close_stopped_while_paying_its_pool_pays_and_merges_it_once_at_the_next_start(
+        trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(trainer, ledger, tmp_path)
+    before = {p: _available(ledger, p) for p in MEANS}
+    service.submit_many([(c, None) for c in _runs(trainer)])
+    # GIVEN a close that decided an improved pool and stopped before paying any of it
+    def stop(shares: dict, players: dict) -> dict:
+        raise CrashError
+    monkeypatch.setattr(service, "_pay_pool", stop)
+    with pytest.raises(CrashError):
+        service.close_round()
+    assert _available(ledger, "alice") == before["alice"]
+    # WHEN the service starts again
+    restarted = _service(trainer, ledger, tmp_path)
+    # THEN the decided shares are paid (once) and the members wait for the merge as accepted
+    # runs, not as pool candidates to be judged again
+    assert _available(ledger, "alice") - before["alice"] == 2_000_000
+    assert _available(ledger, "bob") - before["bob"] == 1_000_000
+    assert restarted.state.pool_decision() is None  # type: ignore[union-attr]
+    assert restarted._pool_candidates == []
+    assert {c.contribution_id for c in restarted._accepted} == {"run-alice", "run-bob"}
+    result = restarted.close_round()
+    assert set(result.merged) == {"run-alice", "run-bob"} and result.pool is None
+    # AND a third start finds nothing left to pay or merge
+    again = _service(trainer, ledger, tmp_path)
+    assert again._accepted == [] and again._pool_candidates == []
+    assert _available(ledger, "alice") - before["alice"] == 2_000_000
+    ledger.check_books()
+
+
+def test_a_run_is_a_pool_candidate_once_and_a_near_replay_does_not_join(
+        trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path) -> None:
+    service = _service(trainer, ledger, tmp_path)
+    runs = _runs(trainer)
+    service.submit_many([(c, None) for c in runs])
+    state = service.state
+    assert state is not None
+    state.add_pool_candidate(runs[0])  # kept again (a retry after a crash): still one file
+    assert [c.contribution_id for c in RoundState(tmp_path / "round").pool_candidates()] == [
+        "run-alice", "run-bob"]
+    # a replay of alice's data under another id, judged like hers, does not join her pool
+    replay = dataclasses.replace(service._pool_candidates[0], contribution_id="run-replay",
+                                 contributor_id="dave")
+    service._pool_candidates.append(replay)
+    service._decided["run-replay"] = service._decided["run-alice"]
+    judged: list[list[str]] = []
+
+    def record(judge: Judge, members: Sequence[PoolMember]) -> PoolResult:
+        judged.append([m.contribution.contribution_id for m in members])
+        return improved_pool(judge, members)
+    service.judge_pooled = record
+    service.close_round()
+    assert judged == [["run-alice", "run-bob"]]
 
 
 def test_pool_candidates_survive_a_restart_and_pooling_off_keeps_none(

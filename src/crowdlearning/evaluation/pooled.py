@@ -41,6 +41,8 @@ from crowdlearning.evaluation.verdict import Decision, Judge, PriceSchedule, Ver
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.labels import LabelSet, extract_labels
 
+PPM = 1_000_000  # a label precision in millionths (``pool_shares``)
+
 __all__ = ["PoolMember", "PoolResult", "judge_pool", "may_join", "pool_digest", "pool_id_of",
            "pool_price", "pool_shares", "pooled_verdict"]
 
@@ -64,14 +66,6 @@ class PoolResult:
     @property
     def improved(self) -> bool:
         return self.verdict.decision is Decision.IMPROVED
-
-    def to_dict(self) -> dict:
-        v = self.verdict
-        return {"pool_id": v.contribution_id, "decision": v.decision.value,
-                "members": list(self.members), "labels": v.labels,
-                "mean_diff_m": v.mean_diff_m, "ci_low_m": v.ci_low_m,
-                "null_high_m": v.null_high_m, "effect_bp": v.effect_bp,
-                "price_tinybar": v.price_tinybar, "shares": dict(self.shares)}
 
 
 def may_join(verdict: Verdict) -> bool:
@@ -129,8 +123,9 @@ def pool_price(prices: PriceSchedule, verdict: Verdict, members: int) -> int:
 
 def pool_shares(total_tinybar: int, members: Sequence[PoolMember]) -> dict[str, int]:
     """Each paid member's share of ``total_tinybar``: its own effect over the members' total,
-    times its labels' precision, rounded down (module docstring); practice members get none."""
-    weights = [max(m.verdict.mean_diff_m, 0.0) for m in members]
+    times its labels' precision, rounded down (module docstring); practice members get none.
+    In integers: effects in whole millimetres, precision in millionths."""
+    weights = [max(round(m.verdict.mean_diff_m * 1000), 0) for m in members]
     whole = sum(weights)
     if total_tinybar <= 0 or whole <= 0:
         return {}
@@ -138,7 +133,8 @@ def pool_shares(total_tinybar: int, members: Sequence[PoolMember]) -> dict[str, 
     for m, w in zip(members, weights, strict=True):
         if not m.paid_mode or w <= 0:
             continue
-        share = int(total_tinybar * (w / whole) * min(max(m.verdict.label_precision, 0.0), 1.0))
+        ppm = round(min(max(m.verdict.label_precision, 0.0), 1.0) * PPM)
+        share = total_tinybar * w * ppm // (whole * PPM)
         if share > 0:
             out[m.contribution.contribution_id] = share
     return out

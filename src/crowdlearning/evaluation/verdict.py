@@ -63,8 +63,8 @@ from crowdlearning.sim.families import family_track
 from crowdlearning.sim.race_sim import RaceSim
 from crowdlearning.sim.track_gen import generate_track
 
-__all__ = ["PENALTY_BASES", "POOL_CONTRIBUTOR", "Decision", "Judge", "PriceSchedule", "Verdict",
-           "VerdictConfig", "confident_harm_bp", "label_params_of"]
+__all__ = ["PENALTY_BASES", "POOL_CONTRIBUTOR", "POOL_ROTATION", "POOL_SEED", "Decision", "Judge",
+           "PriceSchedule", "Verdict", "VerdictConfig", "confident_harm_bp", "label_params_of"]
 
 
 # what a penalty charges (``PriceSchedule.penalty_basis``; the setting is price_penalty_basis)
@@ -355,7 +355,7 @@ class Judge:
         # given when measured once for many workers (``JudgeSpec.with_null``)
         self.null_diffs_m = (self._null_diffs() if null_diffs_m is None
                              else np.asarray(null_diffs_m, np.float64))
-        self._pooled_nulls: dict[int, np.ndarray] = {}  # pool size -> its null (judge_pooled)
+        self._pooled_judges: dict[int, Judge] = {}  # pool size -> its judge (judge_pooled)
         if self.null_diffs_m.shape != (self.config.null_runs, self.suite.num_runs):
             raise ValueError(f"null_diffs_m has shape {self.null_diffs_m.shape}, expected "
                              f"{(self.config.null_runs, self.suite.num_runs)}")
@@ -390,12 +390,18 @@ class Judge:
         """Decide the pooled labels of ``members`` runs as one contribution (``pool_id``,
         contributor ``pool``; ``evaluation.pooled``).
 
-        A pool is ``members`` contributions among many, as it will be when merged: its
-        fine-tunes give it ``members`` times one contribution's rows of every minibatch (at most
-        the champion's own share). Its null is measured the same way, each of ``null_runs``
-        placebos being ``members`` placebos concatenated, so the training noise a pool must
-        clear is that of data its size. Priced as one contribution (``evaluation.pooled``
-        scales the cap and shares it out)."""
+        - On hidden tracks of its own (``POOL_ROTATION`` further on) and fine-tune seeds of its
+          own: the members were chosen for a positive effect on this judge's suite and seeds,
+          and a test on the same ones would count that selection as evidence.
+        - As the merge will treat it, ``members`` contributions among many: its fine-tunes give
+          it ``members`` times one contribution's rows of every minibatch (at most the
+          champion's own share).
+        - Against a null measured the same way, each of ``null_runs`` placebos being
+          ``members`` placebos concatenated: the training noise of data its size.
+
+        Priced as one contribution (``evaluation.pooled`` scales the cap and shares it out); the
+        record names what the members were judged with alone, so that ``verify`` can rebuild
+        this judge."""
         started = time.perf_counter()
         if members < 1 or len(labels) == 0:
             raise ValueError("a pool needs at least one member and some labels")
@@ -405,27 +411,32 @@ class Judge:
         verdict = pooled._verdict(subject, decision, "", with_scores, twin_scores, looks,
                                   len(labels), started)
         return replace(verdict, label_params={
-            "pool_members": members, "member_extra_batch": self.config.finetune.extra_batch})
+            "pool_members": members, "member_extra_batch": self.config.finetune.extra_batch,
+            "member_rotation": self.config.rotation, "member_seed": self.seed})
 
     def _pooled_judge(self, members: int) -> Judge:
-        """This judge for a pool of ``members`` runs: its fine-tune share and its null
-        (``judge_pooled``); the null is measured once per size and kept."""
-        if members == 1:
-            return self
-        tune = self.config.finetune
-        pooled = copy.copy(self)
-        pooled.config = replace(self.config, finetune=replace(
-            tune, extra_batch=min(tune.extra_batch * members, tune.base_batch)))
-        if members not in self._pooled_nulls:
+        """This judge for a pool of ``members`` runs (``judge_pooled``): its own suite, seeds,
+        fine-tune share and null; built once per size and kept."""
+        if members not in self._pooled_judges:
+            tune = self.config.finetune
+            pooled = copy.copy(self)
+            pooled.config = replace(
+                self.config, rotation=self.config.rotation + POOL_ROTATION,
+                finetune=replace(tune, extra_batch=min(tune.extra_batch * members,
+                                                       tune.base_batch)))
+            pooled.seed = self.seed + POOL_SEED
+            pooled.suite = pooled._focused(pooled.config.suite())
+            pooled.parts = pooled._parts()
+            pooled._pooled_judges = {}
             runs = self.config.null_runs
             # fresh placebos (another salt than the null's), ``members`` to a pooled placebo
-            singles = self.placebos(runs * members, salt=0x9001 + members)
+            singles = pooled.placebos(runs * members, salt=0x9001 + members)
             pools = [LabelSet.concat(singles[k * members:(k + 1) * members])
                      for k in range(runs)]
-            self._pooled_nulls[members] = np.asarray(
-                [np.subtract(*pooled._all_scores(p)) for p in pools])
-        pooled.null_diffs_m = self._pooled_nulls[members]
-        return pooled
+            pooled.null_diffs_m = np.asarray([np.subtract(*pooled._all_scores(p))
+                                              for p in pools])
+            self._pooled_judges[members] = pooled
+        return self._pooled_judges[members]
 
     def twin_of(self, labels: LabelSet) -> LabelSet:
         """The same rows labelled by the champion itself (same mask, weights and sources)."""
@@ -721,6 +732,10 @@ class Judge:
 
 
 POOL_CONTRIBUTOR = "pool"  # the contributor of a pooled verdict (``Judge.judge_pooled``)
+# a pool is judged on the hidden suite this many rotations further on, with fine-tune seeds this
+# much further on, than its members were (``Judge.judge_pooled``)
+POOL_ROTATION = 3_000_000
+POOL_SEED = 104_729
 
 
 @dataclass(frozen=True)

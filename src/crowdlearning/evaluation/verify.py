@@ -114,11 +114,14 @@ class Verifier:
 
 
 def _as_judged_alone(pool: Verdict) -> Verdict:
-    """A pool's verdict with the judge configuration its members were judged with alone (one
-    contribution's share of a minibatch): the judge ``Judge.judge_pooled`` started from."""
+    """A pool's verdict with the judge its members were judged with alone (one contribution's
+    share of a minibatch, their suite and seed): the judge ``Judge.judge_pooled`` started
+    from."""
+    params = pool.label_params
     config = json.loads(json.dumps(pool.judge_config))
-    config["verdict"]["finetune"]["extra_batch"] = pool.label_params["member_extra_batch"]
-    return replace(pool, judge_config=config)
+    config["verdict"]["finetune"]["extra_batch"] = params["member_extra_batch"]
+    config["verdict"]["rotation"] = params["member_rotation"]
+    return replace(pool, judge_config=config, seed=params["member_seed"])
 
 
 def _short(value: object) -> str:

@@ -7,6 +7,8 @@ paid again (the screen's memory of digests and fingerprints would be empty). Lay
 
     pending/<n>.npz     an improved contribution awaiting the round's merge (Contribution bytes)
     pool/<n>.npz        a "no effect" run that may join the round's pool (``evaluation.pooled``)
+    pool_decision.json  an improved pool whose shares are being paid (written before any money
+                        moves, removed once they are booked)
     screened.jsonl      one line per contribution the screen let through: its digest and the
                         fingerprints of its labelled states (hex of little-endian uint64s)
 
@@ -47,6 +49,9 @@ class _Folder:
         return found
 
     def add(self, contribution: Contribution) -> None:
+        """Keep ``contribution`` (once: a run already kept is not written again)."""
+        if contribution.contribution_id in self._files:
+            return
         numbers = [int(p.stem) for p in self.root.glob("*.npz")]
         path = self.root / f"{max(numbers, default=-1) + 1}.npz"
         tmp = path.with_suffix(".tmp")
@@ -71,6 +76,7 @@ class RoundState:
         self.root = Path(root)
         self._pending = _Folder(self.root / "pending")
         self._pool = _Folder(self.root / "pool")
+        self._pool_decision = self.root / "pool_decision.json"
         self._screened = self.root / "screened.jsonl"
 
     # --- the round's improved contributions -----------------------------------------------
@@ -96,6 +102,24 @@ class RoundState:
     def drop_pool_candidates(self, contribution_ids: Iterable[str]) -> None:
         """Forget candidates once their round's pool was decided (and merged, if improved)."""
         self._pool.drop(contribution_ids)
+
+    def save_pool_decision(self, record: dict) -> None:
+        """Keep an improved pool's decision and shares until ``clear_pool_decision``."""
+        tmp = self._pool_decision.with_suffix(".tmp")
+        with tmp.open("w") as fh:
+            fh.write(json.dumps(record, sort_keys=True))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._pool_decision)
+
+    def pool_decision(self) -> dict | None:
+        """The improved pool whose shares were being paid when the service stopped, if any."""
+        if not self._pool_decision.is_file():
+            return None
+        return json.loads(self._pool_decision.read_text())
+
+    def clear_pool_decision(self) -> None:
+        self._pool_decision.unlink(missing_ok=True)
 
     # --- the screen's memory --------------------------------------------------------------
     def add_screened(self, digest: str, fingerprints: set[int]) -> None:

@@ -117,7 +117,8 @@ class RoundResult:
     unlocked_families: tuple[str, ...] = ("easy",)
     unlocked_now: str | None = None  # the family this round unlocked, if any
     mastery: dict | None = None  # the mastery check made this round (``MasteryCheck.to_dict``)
-    # the round's pool (``evaluation.pooled``, ``PoolResult.to_dict``), None when none was judged
+    # the round's pool (``evaluation.pooled``; ``VerdictService._finish_pool``), None when none
+    # was judged
     pool: dict | None = None
 
 
@@ -174,13 +175,22 @@ class VerdictService:
                       if registry.version_of_contribution(c.contribution_id) is not None}
             self.state.drop_pending(merged)
             self._accepted = [c for c in pending if c.contribution_id not in merged]
+            candidates = self.state.pool_candidates()
+            saved = self.state.pool_decision()  # an improved pool stopped while being paid
+            if saved is not None:  # its members are merged like accepted runs, once
+                taken = merged | {c.contribution_id for c in pending}
+                for c in candidates:
+                    if c.contribution_id in saved["members"] and c.contribution_id not in taken:
+                        self.state.add_pending(c)
+                        self._accepted.append(c)
             # a pool's members are made pending before their candidates are forgotten: a crash
             # in between leaves both, and they are accepted ones now
-            taken = merged | {c.contribution_id for c in pending}
-            candidates = self.state.pool_candidates()
+            taken = merged | {c.contribution_id for c in self._accepted}
             self.state.drop_pool_candidates(c.contribution_id for c in candidates
                                             if c.contribution_id in taken)
             self._pool_candidates = [c for c in candidates if c.contribution_id not in taken]
+            if saved is not None:
+                self._finish_pool(saved)
         self._audit_decided()
 
     # ------------------------------------------------------------------ judging
@@ -383,7 +393,8 @@ class VerdictService:
             raise
         if verdict.decision is Decision.IMPROVED:
             self._accepted.append(contribution)
-        if may_pool:
+        if may_pool and all(c.contribution_id != contribution.contribution_id
+                            for c in self._pool_candidates):
             self._pool_candidates.append(contribution)
         if verdict.decision is not Decision.REJECTED:
             self._judged += 1
@@ -544,9 +555,13 @@ class VerdictService:
         champion_result = evaluate(self.trainer.policy(), suite)
         champion_metrics = champion_result.summary()
         pool = self._pooled()
-        pooled = pool.to_dict() if pool is not None else None
+        record = self._pool_record(pool) if pool is not None else None
         accepted, self._accepted = self._accepted, []
-        if pool is not None and pool.improved:
+        if pool is not None and pool.improved and record is not None:
+            # the decision first: a crash from here on pays the same shares and merges the
+            # same members at the next start (``__post_init__``), never a pool judged again
+            if self.state is not None:
+                self.state.save_pool_decision(record)
             members = set(pool.members)
             joined = [c for c in self._pool_candidates if c.contribution_id in members]
             if self.state is not None:  # merged as accepted ones are, kept until registered
@@ -555,6 +570,7 @@ class VerdictService:
             accepted += joined
         judged, self._judged = self._judged, 0
         self._forget_pool_candidates()
+        pooled = self._finish_pool(record) if record is not None else None
         if not accepted:
             if judged:  # the crowd played and moved nothing (an idle round counts for nothing)
                 check = self._stalled(champion_meta.version) or check
@@ -600,21 +616,26 @@ class VerdictService:
 
     # ------------------------------------------------------------------ the round's pool
     def _pooled(self) -> PoolResult | None:
-        """Judge this round's pool (``evaluation.pooled``) and pay its shares if it improved
-        the model; None when pooling is off or too few runs may join.
-
-        Paid before the members are merged or forgotten: a crash in between judges the same
-        pool again at the next close (its candidates are kept in the round state) and books
-        nothing twice (every share is one transfer under an id of its run)."""
+        """Judge this round's pool (``evaluation.pooled``); None when pooling is off or too
+        few runs may join. A candidate refused by the round's coverage against the paid
+        accepted runs and the candidates before it (a near replay of data already in) does
+        not join: the pool is paid once per information, as runs are."""
         if not self.pooled_verdict:
             return None
         version = self.trainer.champion[1].version
-        members = []
+        members: list[PoolMember] = []
+        paid = [c for c in self._accepted if self._was_paid(c.contribution_id)]
         for c in self._pool_candidates:
             outcome = self._decided.get(c.contribution_id)
-            if (outcome is not None and outcome.verdict.champion_version == version
-                    and may_join(outcome.verdict)):
-                members.append(PoolMember(c, outcome.verdict, outcome.paid_mode))
+            if (outcome is None or outcome.verdict.champion_version != version
+                    or not may_join(outcome.verdict)
+                    or any(m.contribution.contribution_id == c.contribution_id for m in members)):
+                continue
+            _, reason = self.coverage.mark(c, paid + [m.contribution for m in members])
+            if reason:
+                log.info("%s does not join the round's pool: %s", c.contribution_id, reason)
+                continue
+            members.append(PoolMember(c, outcome.verdict, outcome.paid_mode))
         if len(members) < self.pooled_min_members:
             return None
         spec = self.judge_spec()
@@ -624,37 +645,54 @@ class VerdictService:
         v = result.verdict
         log.info("pool %s of %d runs: %s (%+.1f m, null up to %+.1f m)", v.contribution_id,
                  len(members), v.decision.value, v.mean_diff_m, v.null_high_m)
-        paid = self._pay_pool(result, {m.contribution.contribution_id: m for m in members})
-        self._audit(v.contribution_id, verdict_record(v.contribution_id, v.sha256,
-                                                      sum(paid.values()), 0, None))
-        self._log_pool(result, paid)
-        return replace(result, shares=paid)
+        return result
 
-    def _pay_pool(self, result: PoolResult, members: dict[str, PoolMember]) -> dict[str, int]:
-        """Book each share from the reward budget to its player (idempotent per run: a run is
-        paid from a pool once, whatever pool a retried close judges) and request its payout;
-        what was booked, per contribution id."""
+    def _pool_record(self, result: PoolResult) -> dict:
+        """What a pool's close keeps and pays from: its verdict, members and shares, and each
+        paid member's player."""
+        players = {c.contribution_id: c.contributor_id for c in self._pool_candidates}
+        return {"verdict": json.loads(result.verdict.to_json()),
+                "sha256": result.verdict.sha256, "members": list(result.members),
+                "shares": dict(result.shares),
+                "players": {cid: players[cid] for cid in result.shares}}
+
+    def _finish_pool(self, record: dict) -> dict:
+        """Pay a decided pool's shares (idempotent), keep its record (``pools.jsonl``), journal
+        it for the audit, forget the saved decision; the pool as ``RoundResult.pool`` has it."""
+        paid = self._pay_pool(record["shares"], record["players"])
+        v = record["verdict"]
+        self._audit(v["contribution_id"], verdict_record(
+            v["contribution_id"], record["sha256"], sum(paid.values()), 0, None))
+        self._log_pool(record, paid)
+        if self.state is not None:
+            self.state.clear_pool_decision()
+        return {"pool_id": v["contribution_id"], "decision": v["decision"],
+                "members": record["members"], "labels": v["labels"],
+                "mean_diff_m": v["mean_diff_m"], "ci_low_m": v["ci_low_m"],
+                "null_high_m": v["null_high_m"], "effect_bp": v["effect_bp"],
+                "price_tinybar": v["price_tinybar"], "shares": paid}
+
+    def _pay_pool(self, shares: dict[str, int], players: dict[str, str]) -> dict[str, int]:
+        """Book each share from the reward budget to its player and request its payout; what
+        was booked, per run. One transfer per run, ``pool-reward:<run id>``, of the decided
+        amount: booking it again (a restart in the middle) books nothing twice."""
         if self.ledger is None:
             return {}
         paid: dict[str, int] = {}
-        pool_id = result.verdict.contribution_id
-        for cid, amount in result.shares.items():
-            player = members[cid].contribution.contributor_id
-            transfer_id = f"pool-reward:{cid}"  # a run is paid from a pool once, ever
+        for cid, amount in shares.items():
+            player = players[cid]
+            account = player_account(player, AccountKind.AVAILABLE)
             try:
-                self.ledger.move(transfer_id, AccountKind.REWARD_BUDGET.value,
-                                 player_account(player, AccountKind.AVAILABLE), amount,
-                                 memo=f"share of the round's pool {pool_id} (run {cid})")
-            except CrowdLearningError:
+                self.ledger.move(f"pool-reward:{cid}", AccountKind.REWARD_BUDGET.value, account,
+                                 amount, memo=f"share of the round's pool (run {cid})")
+            except CrowdLearningError:  # e.g. the reward budget is spent: logged, not paid
                 log.exception("the pool share of %s was not booked", cid)
                 continue
             paid[cid] = amount
             destination = self.hedera_account_of(player)
             if destination is not None:
                 try:
-                    self.ledger.request_payout(
-                        f"reward:{cid}:pool", player_account(player, AccountKind.AVAILABLE),
-                        destination, amount)
+                    self.ledger.request_payout(f"reward:{cid}:pool", account, destination, amount)
                 except CrowdLearningError:  # the share is in the player's wallet all the same
                     log.exception("payout request for the pool share of %s failed", cid)
         return paid
@@ -665,17 +703,16 @@ class VerdictService:
         if self.state is not None:
             self.state.drop_pool_candidates(c.contribution_id for c in candidates)
 
-    def _log_pool(self, result: PoolResult, paid: dict[str, int]) -> None:
+    def _log_pool(self, record: dict, paid: dict[str, int]) -> None:
         """The pool's verdict and what was booked, in ``pools.jsonl`` beside the verdict log."""
         if self.verdict_log is None:
             return
         path = self.verdict_log.parent / "pools.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"verdict": json.loads(result.verdict.to_json()),
-                  "sha256": result.verdict.sha256, "members": list(result.members),
-                  "paid_tinybar": paid}
+        line = {"verdict": record["verdict"], "sha256": record["sha256"],
+                "members": record["members"], "paid_tinybar": paid}
         with path.open("a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.write(json.dumps(line, sort_keys=True) + "\n")
 
     def _calibrated(self, meta: ModelMeta, net: PolicyNet, suite: EvalSuite,
                     champion_result: EvalResult
