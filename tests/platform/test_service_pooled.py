@@ -228,3 +228,28 @@ def test_pool_candidates_survive_a_restart_and_pooling_off_keeps_none(
     assert off.state.pool_candidates() == []  # type: ignore[union-attr]
     result = off.close_round()
     assert result.pool is None and result.merged == []
+
+
+class ElsewherePool:
+    """A judge pool that is not this process's (as a Ray pool): verdicts as ``NoEffectPool``."""
+
+    def __init__(self) -> None:
+        self.inner = NoEffectPool()
+
+    def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
+        return self.inner.judge(spec, contributions)
+
+    def rejected(self, spec: JudgeSpec, contribution: Contribution, reason: str) -> Verdict:
+        return self.inner.rejected(spec, contribution, reason)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_with_a_pool_judging_elsewhere_the_pools_judge_is_built_here_once_per_champion(
+        trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path) -> None:
+    service = _service(trainer, ledger, tmp_path)
+    service.pool = ElsewherePool()
+    first = service._pool_judge()
+    assert service._pool_judge() is first  # kept: its pooled judges (nulls) with it
+    assert first.champion_version == trainer.champion[1].version

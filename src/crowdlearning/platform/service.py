@@ -45,7 +45,7 @@ from crowdlearning.audit.records import verdict_record
 from crowdlearning.errors import CrowdLearningError
 from crowdlearning.evaluation.coverage import Coverage
 from crowdlearning.evaluation.curriculum import Curriculum, MasteryCheck, play_tracks
-from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec
+from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgePool, JudgeSpec, judge_key
 from crowdlearning.evaluation.pace import (
     CALIBRATION_ROTATION,
     calibrate_pace,
@@ -157,6 +157,7 @@ class VerdictService:
     _accepted: list[Contribution] = field(default_factory=list, init=False)
     _judged: int = field(default=0, init=False)  # judged on their merits this round
     _pool_candidates: list[Contribution] = field(default_factory=list, init=False)
+    _own_judge: tuple[tuple, Judge] | None = field(default=None, init=False)  # ``_pool_judge``
     # contribution id -> its outcome (the most recent DECIDED_KEPT): a retry is answered, never
     # judged or booked again (older retries are answered from the game server's run records)
     _decided: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, init=False)
@@ -638,14 +639,23 @@ class VerdictService:
             members.append(PoolMember(c, outcome.verdict, outcome.paid_mode))
         if len(members) < self.pooled_min_members:
             return None
-        spec = self.judge_spec()
-        judge = (self.pool.judge_for(spec) if isinstance(self.pool, InlineJudgePool)
-                 else spec.build())
-        result = self.judge_pooled(judge, members)
+        result = self.judge_pooled(self._pool_judge(), members)
         v = result.verdict
         log.info("pool %s of %d runs: %s (%+.1f m, null up to %+.1f m)", v.contribution_id,
                  len(members), v.decision.value, v.mean_diff_m, v.null_high_m)
         return result
+
+    def _pool_judge(self) -> Judge:
+        """The current champion's judge in this process, for its pools: the inline pool's, or
+        (a Ray pool judges elsewhere) one built here and kept while the champion and the
+        judge's configuration stay (with its pooled judges, one per pool size)."""
+        spec = self.judge_spec()
+        if isinstance(self.pool, InlineJudgePool):
+            return self.pool.judge_for(spec)
+        key = judge_key(spec)
+        if self._own_judge is None or self._own_judge[0] != key:
+            self._own_judge = (key, spec.build())
+        return self._own_judge[1]
 
     def _pool_record(self, result: PoolResult) -> dict:
         """What a pool's close keeps and pays from: its verdict, members and shares, and each
