@@ -117,8 +117,12 @@ def runs(judge: Judge) -> list[Contribution]:
 def test_a_pool_is_measured_as_its_members_among_many_against_pooled_placebos(
         judge: Judge, runs: list[Contribution]) -> None:
     members = [PoolMember(c, judge.judge(c), True) for c in runs]
+    suite, seed, config = judge.suite, judge.seed, judge.config
     result = judge_pool(judge, members)
     v = result.verdict
+    # the members' judge is left as it was: it judges a run as before
+    assert (judge.suite, judge.seed, judge.config) == (suite, seed, config)
+    assert judge.judge(runs[0]) == members[0].verdict
     assert v.contributor_id == POOL_CONTRIBUTOR and v.contribution_id == pool_id_of(
         0, [c.contribution_id for c in runs])
     assert v.labels == sum(m.verdict.labels for m in members)

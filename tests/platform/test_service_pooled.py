@@ -187,6 +187,59 @@ def test_a_close_stopped_while_paying_its_pool_pays_and_merges_it_once_at_the_ne
     ledger.check_books()
 
 
+def test_a_close_stopped_before_its_members_were_kept_merges_and_pays_them_once_at_the_next_start(
+        trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(trainer, ledger, tmp_path)
+    before = {p: _available(ledger, p) for p in MEANS}
+    service.submit_many([(c, None) for c in _runs(trainer)])
+    state = service.state
+    assert state is not None
+    # GIVEN a close that kept its pool's decision and stopped before keeping its members
+    def stop(contribution: Contribution) -> None:
+        raise CrashError
+    monkeypatch.setattr(state, "add_pending", stop)
+    with pytest.raises(CrashError):
+        service.close_round()
+    assert state.pool_decision() is not None and state.pending() == []
+    # WHEN the service starts again
+    restarted = _service(trainer, ledger, tmp_path)
+    rstate = restarted.state
+    assert rstate is not None
+    # THEN each member is kept once for the merge, no candidate of that round is left (carol's
+    # run did not join and its round is over), and the shares are paid once
+    assert sorted(c.contribution_id for c in rstate.pending()) == ["run-alice", "run-bob"]
+    assert len(list((tmp_path / "round" / "pending").glob("*.npz"))) == 2
+    assert rstate.pool_candidates() == [] and restarted._pool_candidates == []
+    assert _available(ledger, "alice") - before["alice"] == 2_000_000
+    result = restarted.close_round()
+    assert set(result.merged) == {"run-alice", "run-bob"}
+    assert _available(ledger, "alice") - before["alice"] == 2_000_000
+    ledger.check_books()
+
+
+def test_a_close_whose_payment_failed_is_finished_by_the_next_close_in_the_same_process(
+        trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(trainer, ledger, tmp_path)
+    before = _available(ledger, "alice")
+    service.submit_many([(c, None) for c in _runs(trainer)])
+    # GIVEN a close whose payment failed with an error the service does not expect
+    def fail(shares: dict, players: dict) -> dict:
+        raise CrashError
+    monkeypatch.setattr(service, "_pay_pool", fail)
+    with pytest.raises(CrashError):
+        service.close_round()
+    # THEN the round's runs wait for the next close, which pays the decided shares first
+    assert {c.contribution_id for c in service._accepted} == {"run-alice", "run-bob"}
+    monkeypatch.undo()
+    result = service.close_round()
+    assert _available(ledger, "alice") - before == 2_000_000
+    assert set(result.merged) == {"run-alice", "run-bob"}
+    assert service.state.pool_decision() is None  # type: ignore[union-attr]
+    ledger.check_books()
+
+
 def test_a_run_is_a_pool_candidate_once_and_a_near_replay_does_not_join(
         trainer: DaggerTrainer, ledger: Ledger, tmp_path: Path) -> None:
     service = _service(trainer, ledger, tmp_path)

@@ -124,8 +124,8 @@ def pool_price(prices: PriceSchedule, verdict: Verdict, members: int) -> int:
 def pool_shares(total_tinybar: int, members: Sequence[PoolMember]) -> dict[str, int]:
     """Each paid member's share of ``total_tinybar``: its own effect over the members' total,
     times its labels' precision, rounded down (module docstring); practice members get none.
-    In integers: effects in whole millimetres, precision in millionths."""
-    weights = [max(round(m.verdict.mean_diff_m * 1000), 0) for m in members]
+    In integers: effects in micrometres, precision in millionths."""
+    weights = [max(round(m.verdict.mean_diff_m * 1_000_000), 0) for m in members]
     whole = sum(weights)
     if total_tinybar <= 0 or whole <= 0:
         return {}

@@ -39,11 +39,15 @@ class _Folder:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, Path] = {}  # contribution id -> its file
+        self.load()  # so that ``add`` knows what is kept from the start
 
     def load(self) -> list[Contribution]:
         found = []
         for path in sorted(self.root.glob("*.npz"), key=lambda p: int(p.stem)):
             c = Contribution.from_bytes(path.read_bytes())
+            if c.contribution_id in self._files and self._files[c.contribution_id] != path:
+                path.unlink(missing_ok=True)  # a second copy (kept before ``add`` checked)
+                continue
             self._files[c.contribution_id] = path
             found.append(c)
         return found

@@ -178,15 +178,18 @@ class VerdictService:
             self._accepted = [c for c in pending if c.contribution_id not in merged]
             candidates = self.state.pool_candidates()
             saved = self.state.pool_decision()  # an improved pool stopped while being paid
+            decided_round: set[str] = set()
             if saved is not None:  # its members are merged like accepted runs, once
                 taken = merged | {c.contribution_id for c in pending}
                 for c in candidates:
                     if c.contribution_id in saved["members"] and c.contribution_id not in taken:
                         self.state.add_pending(c)
                         self._accepted.append(c)
+                # that round is over for the candidates that did not join too
+                decided_round = set(saved.get("candidates", saved["members"]))
             # a pool's members are made pending before their candidates are forgotten: a crash
             # in between leaves both, and they are accepted ones now
-            taken = merged | {c.contribution_id for c in self._accepted}
+            taken = merged | {c.contribution_id for c in self._accepted} | decided_round
             self.state.drop_pool_candidates(c.contribution_id for c in candidates
                                             if c.contribution_id in taken)
             self._pool_candidates = [c for c in candidates if c.contribution_id not in taken]
@@ -555,23 +558,30 @@ class VerdictService:
         suite = self.promotion_suite()
         champion_result = evaluate(self.trainer.policy(), suite)
         champion_metrics = champion_result.summary()
+        saved = self.state.pool_decision() if self.state is not None else None
+        if saved is not None:  # an earlier close stopped while paying its pool: finished first
+            self._finish_pool(saved)
         pool = self._pooled()
         record = self._pool_record(pool) if pool is not None else None
         accepted, self._accepted = self._accepted, []
-        if pool is not None and pool.improved and record is not None:
-            # the decision first: a crash from here on pays the same shares and merges the
-            # same members at the next start (``__post_init__``), never a pool judged again
-            if self.state is not None:
-                self.state.save_pool_decision(record)
-            members = set(pool.members)
-            joined = [c for c in self._pool_candidates if c.contribution_id in members]
-            if self.state is not None:  # merged as accepted ones are, kept until registered
-                for c in joined:
-                    self.state.add_pending(c)
-            accepted += joined
+        try:
+            if pool is not None and pool.improved and record is not None:
+                # the decision first: a stop from here on pays the same shares and merges the
+                # same members (next close, or next start), never a pool judged again
+                if self.state is not None:
+                    self.state.save_pool_decision(record)
+                members = set(pool.members)
+                joined = [c for c in self._pool_candidates if c.contribution_id in members]
+                if self.state is not None:  # merged as accepted ones are, kept until registered
+                    for c in joined:
+                        self.state.add_pending(c)
+                accepted += joined
+            self._forget_pool_candidates()
+            pooled = self._finish_pool(record) if record is not None else None
+        except Exception:
+            self._accepted = accepted + self._accepted  # merged at the next close
+            raise
         judged, self._judged = self._judged, 0
-        self._forget_pool_candidates()
-        pooled = self._finish_pool(record) if record is not None else None
         if not accepted:
             if judged:  # the crowd played and moved nothing (an idle round counts for nothing)
                 check = self._stalled(champion_meta.version) or check
@@ -632,7 +642,9 @@ class VerdictService:
                     or not may_join(outcome.verdict)
                     or any(m.contribution.contribution_id == c.contribution_id for m in members)):
                 continue
-            _, reason = self.coverage.mark(c, paid + [m.contribution for m in members])
+            # as in ``_prepare``: only paid data makes a later run a near duplicate
+            _, reason = self.coverage.mark(
+                c, paid + [m.contribution for m in members if m.paid_mode])
             if reason:
                 log.info("%s does not join the round's pool: %s", c.contribution_id, reason)
                 continue
@@ -663,6 +675,7 @@ class VerdictService:
         players = {c.contribution_id: c.contributor_id for c in self._pool_candidates}
         return {"verdict": json.loads(result.verdict.to_json()),
                 "sha256": result.verdict.sha256, "members": list(result.members),
+                "candidates": list(players),
                 "shares": dict(result.shares),
                 "players": {cid: players[cid] for cid in result.shares}}
 
