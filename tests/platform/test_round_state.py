@@ -14,18 +14,9 @@ from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgeSpec
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite
 from crowdlearning.evaluation.verdict import Decision, Verdict, VerdictConfig
-from crowdlearning.learning.bootstrap import (
-    INITIAL_DEMO_TICKS,
-    INITIAL_DEMO_TRACKS,
-    expert_demonstrations,
-    train_initial_model,
-)
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.learning.dataset import AggregatedDataset
 from crowdlearning.learning.finetune import FinetuneConfig
-from crowdlearning.learning.registry import ModelRegistry
-from crowdlearning.learning.train import TrainConfig
 from crowdlearning.ledger import make_engine
 from crowdlearning.platform.round_state import RoundState
 from crowdlearning.platform.service import VerdictService
@@ -46,15 +37,6 @@ class ImprovingPool(InlineJudgePool):
     def judge(self, spec: JudgeSpec, contributions: Sequence[Contribution]) -> list[Verdict]:
         return [dataclasses.replace(v, decision=Decision.IMPROVED)
                 for v in super().judge(spec, contributions)]
-
-
-@pytest.fixture
-def trainer(tmp_path: Path) -> DaggerTrainer:
-    t = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"),
-                      train=TrainConfig(updates=20))
-    net, training = train_initial_model(0)
-    t.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
-    return t
 
 
 def service(trainer: DaggerTrainer, root: Path) -> VerdictService:

@@ -16,17 +16,8 @@ from crowdlearning.evaluation.pooled import PoolMember, PoolResult, pool_id_of, 
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite
 from crowdlearning.evaluation.verdict import Decision, Judge, Verdict, VerdictConfig
-from crowdlearning.learning.bootstrap import (
-    INITIAL_DEMO_TICKS,
-    INITIAL_DEMO_TRACKS,
-    expert_demonstrations,
-    train_initial_model,
-)
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.learning.dataset import AggregatedDataset
-from crowdlearning.learning.registry import ModelRegistry
-from crowdlearning.learning.train import TrainConfig
 from crowdlearning.ledger import Ledger, make_engine, player_account
 from crowdlearning.ledger.accounts import AccountKind
 from crowdlearning.platform.round_state import RoundState
@@ -57,15 +48,6 @@ def improved_pool(judge: Judge, members: Sequence[PoolMember]) -> PoolResult:
             judge.champion_version, ids), contributor_id="pool", decision=Decision.IMPROVED,
         price_tinybar=POOL_PRICE)
     return PoolResult(verdict, tuple(ids), pool_shares(POOL_PRICE, members))
-
-
-@pytest.fixture
-def trainer(tmp_path: Path) -> DaggerTrainer:
-    t = DaggerTrainer(ModelRegistry(tmp_path / "m"), AggregatedDataset(tmp_path / "d"),
-                      train=TrainConfig(updates=20))
-    net, training = train_initial_model(0)
-    t.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
-    return t
 
 
 @pytest.fixture

@@ -15,22 +15,14 @@ from crowdlearning.evaluation.judge_pool import InlineJudgePool, JudgeSpec
 from crowdlearning.evaluation.screening import Screener
 from crowdlearning.evaluation.suite import EvalSuite
 from crowdlearning.evaluation.verdict import Decision, Verdict, VerdictConfig
-from crowdlearning.learning.bootstrap import (
-    INITIAL_DEMO_TICKS,
-    INITIAL_DEMO_TRACKS,
-    expert_demonstrations,
-    train_initial_model,
-)
 from crowdlearning.learning.contribution import Contribution
 from crowdlearning.learning.dagger import DaggerTrainer
-from crowdlearning.learning.dataset import AggregatedDataset
-from crowdlearning.learning.registry import ModelRegistry
-from crowdlearning.learning.train import TrainConfig
 from crowdlearning.ledger import Ledger, make_engine
 from crowdlearning.platform.service import VerdictService
 from crowdlearning.sim.track_gen import named_track
 from tests.learning.factories import play
 from tests.ledger.factories import HOLD, STAKE_MINIMUM, funded_player, new_ledger
+from tests.platform.conftest import started_trainer
 
 TRACK = named_track("hairpin-valley")
 PLAYER = "player-1"  # who ``tests.learning.factories.play`` plays as
@@ -47,12 +39,7 @@ class WorsePool(InlineJudgePool):
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory: pytest.TempPathFactory) -> DaggerTrainer:
-    root = tmp_path_factory.mktemp("platform")
-    t = DaggerTrainer(ModelRegistry(root / "m"), AggregatedDataset(root / "d"),
-                      train=TrainConfig(updates=20))
-    net, training = train_initial_model(0)
-    t.start(net, expert_demonstrations(INITIAL_DEMO_TRACKS, INITIAL_DEMO_TICKS), training)
-    return t
+    return started_trainer(tmp_path_factory.mktemp("platform"))
 
 
 @pytest.fixture(scope="module")
